@@ -1,0 +1,717 @@
+# cython: language_level=3
+"""DCIMG header parsing: the only code in the package that knows byte offsets.
+
+:func:`parse_layout` reads a DCIMG file's headers from a read-only buffer of
+the whole file and returns one :class:`Layout` record that describes where
+everything lives (frames, rows, per-frame counters, time stamps and stored
+pixels) as offsets and strides.  Everything downstream works from the record.
+
+Every offset is checked against the file size before it is read, and every
+field is checked against the others; a failure raises
+:class:`dcimg.errors.DCIMGFormatError` naming the field and its values.
+Offsets follow ``FORMAT.md`` in the project's shared notes.
+"""
+
+from libc.stdint cimport int64_t, uint8_t, uint64_t
+
+from dcimg.errors import DCIMGFormatError
+
+# Layout kinds, numbered as the historical ``DCIMGFile.FMT_*`` constants.
+FMT_OLD = 1  # packed: frames back to back, per-frame data in a footer
+FMT_NEW = 2  # framed: every frame followed by a trailer
+
+VERSION_PACKED = 0x7
+VERSION_FRAMED = 0x1000000
+VERSION_FRAMED_2 = 0x2000000
+
+MAGIC = b"DCIMG\0\0\0"
+FILE_HEADER_SIZE = 0x48
+PACKED_SESSION_HEADER_SIZE = 0x50
+FRAMED_SESSION_HEADER_SIZE = 0x80
+# Framed files: the block table starts here, block offsets count from
+# BLOCK_BASE (both relative to the session header).
+BLOCK_TABLE = 0xF0
+BLOCK_BASE = 0xA0
+BLOCK_CAMERA = 3
+BLOCK_STORED_PIXELS = 4
+CAMERA_BLOCK_SIZE = 0xF8
+# Where older readers expect the camera block when there is no block table.
+FIXED_CAMERA_BLOCK = 0x200
+# Fields of the camera block (relative to its start) and of each trailer.
+_CAMERA_TEXT_FIELDS = {
+    "version_0": (0x00, 0x20),
+    "version_1": (0x20, 0x20),
+    "model": (0x40, 0x40),
+    "version_2": (0x80, 0x10),
+    "serial": (0x90, 0x38),
+}
+_CAMERA_SUBARRAY = 0xC8
+TRAILER_COUNTER = 0
+TRAILER_SECONDS = 4
+TRAILER_MICROSECONDS = 8
+TRAILER_STORED_PIXELS = 12
+# The sensor row that ORCA-Flash cameras overwrite when the file does not say.
+SENSOR_CENTRE_ROW = 1023
+# A sanity bound for the block table walk; real files have three or four.
+MAX_BLOCKS = 256
+
+
+cdef class Layout:
+    """Where everything in one DCIMG file lives.
+
+    All offsets are absolute byte offsets in the file; strides are in bytes.
+    Built by :func:`parse_layout`; immutable.
+    """
+
+    cdef readonly int version
+    cdef readonly int fmt
+    cdef readonly Py_ssize_t file_size
+    cdef readonly Py_ssize_t recorded_file_size
+    cdef readonly int nsessions
+    cdef readonly Py_ssize_t header_frames
+    cdef readonly Py_ssize_t session_offset
+    cdef readonly Py_ssize_t session_size
+    cdef readonly Py_ssize_t declared_frames
+    cdef readonly Py_ssize_t frames
+    cdef readonly bint truncated
+    cdef readonly int byte_depth
+    cdef readonly Py_ssize_t width
+    cdef readonly Py_ssize_t height
+    cdef readonly Py_ssize_t bytes_per_row
+    cdef readonly Py_ssize_t bytes_per_image
+    cdef readonly Py_ssize_t data_offset
+    cdef readonly Py_ssize_t frame_stride
+    cdef readonly Py_ssize_t trailer_size
+    cdef readonly Py_ssize_t footer_offset
+    cdef readonly bint has_frame_data
+    cdef readonly Py_ssize_t counter_offset
+    cdef readonly Py_ssize_t counter_stride
+    cdef readonly Py_ssize_t seconds_offset
+    cdef readonly Py_ssize_t microseconds_offset
+    cdef readonly Py_ssize_t time_stride
+    cdef readonly Py_ssize_t stored_bytes
+    cdef readonly Py_ssize_t stored_offset
+    cdef readonly Py_ssize_t stored_stride
+    cdef readonly Py_ssize_t stored_row
+    cdef readonly Py_ssize_t stored_column
+    cdef readonly str stored_source
+    cdef readonly bint stored_lost
+    cdef readonly str camera_model
+    cdef readonly str camera_serial
+    cdef readonly tuple camera_versions
+    cdef readonly Py_ssize_t camera_block_offset
+    cdef readonly tuple sub_array
+    cdef readonly str sub_array_source
+    cdef readonly object binning
+    cdef readonly tuple notes
+
+    @property
+    def stored_pixels(self):
+        """Number of stored (overwritten) pixels per frame; 0 when none."""
+        return self.stored_bytes // self.byte_depth
+
+    def as_dict(self):
+        """Return every field as a plain ``dict``."""
+        return {name: getattr(self, name) for name in _FIELDS}
+
+    def __reduce__(self):
+        return (_layout_from_dict, (self.as_dict(),))
+
+    def __eq__(self, other):
+        if not isinstance(other, Layout):
+            return NotImplemented
+        return self.as_dict() == other.as_dict()
+
+    def __hash__(self):
+        return hash(tuple(self.as_dict().items()))
+
+    def __repr__(self):
+        return (
+            f"Layout(version={self.version:#x}, frames={self.frames}, "
+            f"height={self.height}, width={self.width}, "
+            f"byte_depth={self.byte_depth})"
+        )
+
+
+_FIELDS = (
+    "version", "fmt", "file_size", "recorded_file_size", "nsessions",
+    "header_frames", "session_offset", "session_size", "declared_frames",
+    "frames", "truncated", "byte_depth", "width", "height", "bytes_per_row",
+    "bytes_per_image", "data_offset", "frame_stride", "trailer_size",
+    "footer_offset", "has_frame_data", "counter_offset", "counter_stride",
+    "seconds_offset", "microseconds_offset", "time_stride", "stored_bytes",
+    "stored_offset", "stored_stride", "stored_row", "stored_column",
+    "stored_source", "stored_lost", "camera_model", "camera_serial",
+    "camera_versions", "camera_block_offset", "sub_array", "sub_array_source",
+    "binning", "notes",
+)
+
+
+def _layout_from_dict(dict fields):
+    cdef Layout layout = Layout.__new__(Layout)
+    _fill(layout, fields)
+    return layout
+
+
+cdef _fill(Layout r, dict f):
+    r.version = f["version"]
+    r.fmt = f["fmt"]
+    r.file_size = f["file_size"]
+    r.recorded_file_size = f["recorded_file_size"]
+    r.nsessions = f["nsessions"]
+    r.header_frames = f["header_frames"]
+    r.session_offset = f["session_offset"]
+    r.session_size = f["session_size"]
+    r.declared_frames = f["declared_frames"]
+    r.frames = f["frames"]
+    r.truncated = f["truncated"]
+    r.byte_depth = f["byte_depth"]
+    r.width = f["width"]
+    r.height = f["height"]
+    r.bytes_per_row = f["bytes_per_row"]
+    r.bytes_per_image = f["bytes_per_image"]
+    r.data_offset = f["data_offset"]
+    r.frame_stride = f["frame_stride"]
+    r.trailer_size = f["trailer_size"]
+    r.footer_offset = f["footer_offset"]
+    r.has_frame_data = f["has_frame_data"]
+    r.counter_offset = f["counter_offset"]
+    r.counter_stride = f["counter_stride"]
+    r.seconds_offset = f["seconds_offset"]
+    r.microseconds_offset = f["microseconds_offset"]
+    r.time_stride = f["time_stride"]
+    r.stored_bytes = f["stored_bytes"]
+    r.stored_offset = f["stored_offset"]
+    r.stored_stride = f["stored_stride"]
+    r.stored_row = f["stored_row"]
+    r.stored_column = f["stored_column"]
+    r.stored_source = f["stored_source"]
+    r.stored_lost = f["stored_lost"]
+    r.camera_model = f["camera_model"]
+    r.camera_serial = f["camera_serial"]
+    r.camera_versions = tuple(f["camera_versions"])
+    r.camera_block_offset = f["camera_block_offset"]
+    r.sub_array = None if f["sub_array"] is None else tuple(f["sub_array"])
+    r.sub_array_source = f["sub_array_source"]
+    r.binning = f["binning"]
+    r.notes = tuple(f["notes"])
+
+
+cdef class _Bytes:
+    """Bounds-checked little-endian reads from the file buffer."""
+
+    cdef const uint8_t[::1] buf
+    cdef Py_ssize_t size
+
+    def __cinit__(self, const uint8_t[::1] buf):
+        self.buf = buf
+        self.size = buf.shape[0]
+
+    cdef bint has(self, int64_t pos, int64_t nbytes) noexcept:
+        return pos >= 0 and nbytes >= 0 and pos <= self.size - nbytes
+
+    cdef _need(self, int64_t pos, int64_t nbytes, str what):
+        if not self.has(pos, nbytes):
+            raise DCIMGFormatError(
+                f"{what}: bytes {pos:#x}..{pos + nbytes:#x} lie outside the "
+                f"file ({self.size} bytes)",
+                what,
+            )
+
+    cdef uint64_t u16(self, int64_t pos, str what) except? 0xFFFFFFFFFFFFFFFF:
+        self._need(pos, 2, what)
+        return <uint64_t>self.buf[pos] | (<uint64_t>self.buf[pos + 1] << 8)
+
+    cdef uint64_t u32(self, int64_t pos, str what) except? 0xFFFFFFFFFFFFFFFF:
+        cdef uint64_t v = 0
+        cdef int i
+        self._need(pos, 4, what)
+        for i in range(4):
+            v |= (<uint64_t>self.buf[pos + i]) << (8 * i)
+        return v
+
+    cdef uint64_t u64(self, int64_t pos, str what) except? 0xFFFFFFFFFFFFFFFF:
+        cdef uint64_t v = 0
+        cdef int i
+        self._need(pos, 8, what)
+        for i in range(8):
+            v |= (<uint64_t>self.buf[pos + i]) << (8 * i)
+        return v
+
+    cdef str text(self, int64_t pos, int64_t length):
+        """NUL-terminated ASCII text of at most ``length`` bytes, or ''."""
+        cdef int64_t end = pos
+        if not self.has(pos, length):
+            return ""
+        while end < pos + length and self.buf[end] != 0:
+            end += 1
+        raw = bytes(self.buf[pos:end])
+        return raw.decode("ascii", errors="replace").strip()
+
+
+cdef int64_t _offset(uint64_t value, str what, Py_ssize_t size) except -1:
+    """An offset or size field as a signed integer no larger than the file."""
+    if value > <uint64_t>size:
+        raise DCIMGFormatError(
+            f"{what} = {value} ({value:#x}) is larger than the file "
+            f"({size} bytes)",
+            what,
+        )
+    return <int64_t>value
+
+
+def _fail(str what, str message):
+    raise DCIMGFormatError(f"{what}: {message}", what)
+
+
+def parse_layout(const uint8_t[::1] buf):
+    """Parse a DCIMG file's headers into a :class:`Layout`.
+
+    Parameters
+    ----------
+    buf : buffer
+        A read-only buffer holding the whole file (typically an ``mmap``).
+
+    Returns
+    -------
+    Layout
+        The validated description of the file.
+
+    Raises
+    ------
+    dcimg.errors.DCIMGFormatError
+        If the file is not DCIMG or any header field is inconsistent.
+    """
+    cdef _Bytes b = _Bytes(buf)
+    cdef Py_ssize_t size = b.size
+    f = {}
+    notes = []
+
+    if size < len(MAGIC) or bytes(buf[:len(MAGIC)]) != MAGIC:
+        head = bytes(buf[:len(MAGIC)])
+        raise DCIMGFormatError(
+            f"magic: not a DCIMG file (starts with {head!r}, "
+            f"expected {MAGIC!r})",
+            "magic",
+        )
+    if size < FILE_HEADER_SIZE:
+        raise DCIMGFormatError(
+            f"file header: the file is {size} bytes, shorter than the "
+            f"{FILE_HEADER_SIZE}-byte DCIMG file header",
+            "file_header",
+        )
+
+    version = b.u32(0x08, "format_version")
+    if version == VERSION_PACKED:
+        fmt = FMT_OLD
+    elif version in (VERSION_FRAMED, VERSION_FRAMED_2):
+        fmt = FMT_NEW
+    else:
+        raise DCIMGFormatError(
+            f"format_version: unsupported DCIMG format version {version:#x} "
+            f"(this reader knows 0x7, 0x1000000 and 0x2000000)",
+            "format_version",
+        )
+    f["version"] = version
+    f["fmt"] = fmt
+    f["file_size"] = size
+
+    nsess = b.u32(0x20, "nsess")
+    if nsess == 0:
+        _fail("nsess", "the file header declares 0 sessions")
+    if nsess > 1:
+        notes.append(
+            f"the file declares {nsess} sessions; only the first is read "
+            "(the layout of further sessions is unknown)"
+        )
+    f["nsessions"] = nsess
+    f["header_frames"] = b.u32(0x24, "nfrms")
+    recorded = b.u64(0x30, "file_size")
+    f["recorded_file_size"] = recorded
+    # A file shorter than the camera software wrote is an interrupted
+    # acquisition or an incomplete copy: keep what is whole.
+    truncated = recorded > <uint64_t>size
+    f["truncated"] = truncated
+
+    s = b.u32(0x28, "header_size")
+    if s < FILE_HEADER_SIZE:
+        _fail("header_size", f"{s} is smaller than the {FILE_HEADER_SIZE}-byte "
+              "file header")
+    f["session_offset"] = s
+
+    if fmt == FMT_OLD:
+        _parse_packed(b, s, f, notes)
+    else:
+        _parse_framed(b, s, f, notes)
+
+    f["notes"] = tuple(notes)
+    cdef Layout layout = Layout.__new__(Layout)
+    _fill(layout, f)
+    return layout
+
+
+cdef _check_geometry(_Bytes b, dict f, int64_t s, int64_t header_len):
+    """Checks common to both layouts; fills byte depth and image geometry."""
+    cdef int64_t size = b.size
+    depth = f["byte_depth"]
+    width = f["width"]
+    height = f["height"]
+    bpr = f["bytes_per_row"]
+    bpi = f["bytes_per_image"]
+    if depth not in (1, 2):
+        _fail("byte_depth", f"{depth} bytes per pixel (expected 1 or 2)")
+    if width == 0 or height == 0:
+        _fail("xsize/ysize", f"the image is {width} x {height} pixels")
+    if bpr < width * depth:
+        _fail("bytes_per_row", f"{bpr} is less than width {width} x byte "
+              f"depth {depth} = {width * depth}")
+    if bpi != bpr * height:
+        _fail("bytes_per_img", f"{bpi} differs from bytes_per_row {bpr} x "
+              f"height {height} = {bpr * height}")
+    if bpi > size:
+        _fail("bytes_per_img", f"{bpi} is larger than the file ({size} bytes)")
+    if f["data_offset"] < s + header_len:
+        _fail("offset_to_data", f"frame data at {f['data_offset']:#x} would "
+              f"overlap the session header at {s:#x}")
+    if f["data_offset"] > size:
+        _fail("offset_to_data", f"frame data at {f['data_offset']:#x} lies past "
+              f"the end of the file ({size} bytes)")
+
+
+cdef _no_frame_data(dict f):
+    f["has_frame_data"] = False
+    f["counter_offset"] = 0
+    f["counter_stride"] = 0
+    f["seconds_offset"] = 0
+    f["microseconds_offset"] = 0
+    f["time_stride"] = 0
+
+
+cdef _no_stored(dict f, bint lost=False):
+    f["stored_bytes"] = 0
+    f["stored_offset"] = 0
+    f["stored_stride"] = 0
+    f["stored_row"] = -1
+    f["stored_column"] = -1
+    f["stored_source"] = None
+    f["stored_lost"] = lost
+
+
+cdef _stored_position(dict f, uint64_t count, uint64_t in_frame, str source):
+    """Validate and record where the overwritten pixels sit in each frame."""
+    depth = f["byte_depth"]
+    bpr = f["bytes_per_row"]
+    if count % depth or count > f["width"] * depth:
+        _fail("stored_pixels_size", f"{count} stored bytes do not fit a row of "
+              f"{f['width']} pixels of {depth} bytes")
+    row = in_frame // bpr
+    within = in_frame % bpr
+    if row >= f["height"] or within % depth or within + count > f["width"] * depth:
+        _fail("stored_pixels_offset", f"in-frame byte offset {in_frame} "
+              f"(row {row}, byte {within} of the row) with {count} stored "
+              f"bytes lies outside the {f['height']} x {f['width']} image")
+    f["stored_bytes"] = count
+    f["stored_row"] = row
+    f["stored_column"] = within // depth
+    f["stored_source"] = source
+    f["stored_lost"] = False
+
+
+cdef _parse_packed(_Bytes b, int64_t s, dict f, list notes):
+    cdef int64_t size = b.size
+    b._need(s, PACKED_SESSION_HEADER_SIZE, "session header")
+    f["session_size"] = b.u64(s + 0x00, "session_size")
+    nframes = b.u32(s + 0x20, "nfrms")
+    f["byte_depth"] = b.u32(s + 0x24, "byte_depth")
+    f["width"] = b.u32(s + 0x2C, "xsize")
+    f["bytes_per_row"] = b.u32(s + 0x30, "bytes_per_row")
+    f["height"] = b.u32(s + 0x34, "ysize")
+    f["bytes_per_image"] = b.u32(s + 0x38, "bytes_per_img")
+    f["data_offset"] = s + b.u32(s + 0x44, "offset_to_data")
+    f["frame_stride"] = f["bytes_per_image"]
+    f["trailer_size"] = 0
+    f["declared_frames"] = nframes
+    _check_geometry(b, f, s, PACKED_SESSION_HEADER_SIZE)
+    cdef int64_t data = f["data_offset"]
+    cdef int64_t bpi = f["bytes_per_image"]
+    data_size = b.u64(s + 0x48, "session_data_size")
+    if data_size < <uint64_t>(data - s) + <uint64_t>nframes * <uint64_t>bpi:
+        _fail("session_data_size", f"{data_size} bytes cannot hold the "
+              f"{nframes} frames of {bpi} bytes that start {data - s} bytes "
+              "into the session")
+    complete = min(nframes, (size - data) // bpi)
+    f["frames"] = complete
+    footer = s + <int64_t>min(data_size, <uint64_t>size + 1)
+    f["footer_offset"] = footer
+    _no_frame_data(f)
+    _no_stored(f)
+    f["camera_model"] = ""
+    f["camera_serial"] = ""
+    f["camera_versions"] = ()
+    f["camera_block_offset"] = -1
+    f["sub_array"] = None
+    f["sub_array_source"] = None
+    f["binning"] = None
+    if complete < nframes or not b.has(footer, 0x30):
+        # Interrupted: the footer tables that follow the last frame are gone.
+        f["truncated"] = True
+        f["footer_offset"] = -1
+        _no_stored(f, lost=True)
+        notes.append(
+            f"the file holds {complete} of the {nframes} declared frames and "
+            "its footer is missing: frame counters, time stamps and the "
+            "stored pixels are lost, so pixels are returned as stored"
+        )
+        return
+    f["truncated"] = False
+    marker = b.u32(footer, "footer marker")
+    if marker != VERSION_PACKED:
+        _fail("footer marker", f"found {marker:#x} at {footer:#x}, expected 0x7 "
+              f"(session_data_size {data_size} may be wrong)")
+    f2 = footer + _offset(b.u64(footer + 0x08, "footer2_offset"),
+                          "footer2_offset", size)
+    cdef int64_t n = nframes
+    counters = footer + _offset(b.u64(f2 + 0x30, "framestamp_table_offset"),
+                                "framestamp_table_offset", size)
+    times = footer + _offset(b.u64(f2 + 0x40, "timestamp_table_offset"),
+                             "timestamp_table_offset", size)
+    b._need(counters, 4 * n, "framestamp table")
+    b._need(times, 8 * n, "timestamp table")
+    f["has_frame_data"] = True
+    f["counter_offset"] = counters
+    f["counter_stride"] = 4
+    f["seconds_offset"] = times
+    f["microseconds_offset"] = times + 4
+    f["time_stride"] = 8
+    stored_size = b.u64(f2 + 0x68, "stored_pixels_size")
+    if stored_size:
+        in_frame = b.u32(f2 + 0x64, "stored_pixels_offset")
+        _stored_position(f, stored_size, in_frame, "footer")
+        table = footer + _offset(b.u64(f2 + 0x58, "stored_pixels_table_offset"),
+                                 "stored_pixels_table_offset", size)
+        b._need(table, <int64_t>stored_size * n, "stored pixels table")
+        f["stored_offset"] = table
+        f["stored_stride"] = stored_size
+
+
+cdef _parse_framed(_Bytes b, int64_t s, dict f, list notes):
+    cdef int64_t size = b.size
+    b._need(s, FRAMED_SESSION_HEADER_SIZE, "session header")
+    f["session_size"] = b.u64(s + 0x00, "session_size")
+    nframes = b.u32(s + 0x3C, "nfrms")
+    f["byte_depth"] = b.u32(s + 0x40, "byte_depth")
+    f["width"] = b.u32(s + 0x48, "xsize")
+    f["height"] = b.u32(s + 0x4C, "ysize")
+    f["bytes_per_row"] = b.u32(s + 0x50, "bytes_per_row")
+    f["bytes_per_image"] = b.u32(s + 0x54, "bytes_per_img")
+    f["data_offset"] = s + _offset(b.u64(s + 0x60, "offset_to_data"),
+                                   "offset_to_data", size)
+    stride = b.u32(s + 0x74, "frame_stride")
+    trailer = b.u32(s + 0x7C, "frame_footer_size")
+    f["frame_stride"] = stride
+    f["trailer_size"] = trailer
+    f["declared_frames"] = nframes
+    _check_geometry(b, f, s, FRAMED_SESSION_HEADER_SIZE)
+    cdef int64_t bpi = f["bytes_per_image"]
+    if trailer < TRAILER_STORED_PIXELS:
+        _fail("frame_footer_size", f"{trailer} bytes cannot hold a frame "
+              f"counter and a time stamp ({TRAILER_STORED_PIXELS} bytes)")
+    if stride != bpi + trailer:
+        _fail("frame_stride", f"{stride} differs from bytes_per_img {bpi} + "
+              f"frame_footer_size {trailer} = {bpi + trailer}")
+    f["footer_offset"] = -1
+    _read_blocks(b, s, f, notes)
+
+    # Where the overwritten pixels are, if anywhere.
+    version = f["version"]
+    kind4 = f.pop("_kind4", None)
+    _no_stored(f)
+    if kind4 is not None:
+        count, in_frame = kind4
+        if count:
+            if TRAILER_STORED_PIXELS + count > trailer:
+                _fail("stored_pixels_size", f"the kind-4 block declares "
+                      f"{count} stored bytes but the {trailer}-byte trailer "
+                      f"has room for {trailer - TRAILER_STORED_PIXELS}")
+            _stored_position(f, count, in_frame, "kind-4 block")
+    elif trailer == 32 or trailer >= 512:
+        # No kind-4 block: the historical rules (FORMAT.md section 5).
+        if version == VERSION_FRAMED_2:
+            row = 0
+            source = "fallback: row 0 (version 0x2000000)"
+        else:
+            y0 = f["sub_array"][1] if f["sub_array"] else 0
+            binning = f["binning"] or 1
+            row = (SENSOR_CENTRE_ROW - y0) // binning
+            source = "fallback: sensor row 1023"
+        if 0 <= row < f["height"] and 8 <= f["width"] * f["byte_depth"]:
+            _stored_position(f, 8, row * f["bytes_per_row"], source)
+
+    # Frames whose pixels and per-frame data (counter, time, stored pixels)
+    # lie wholly inside the file; the rest of an interrupted file is lost.
+    cdef int64_t data = f["data_offset"]
+    cdef int64_t per_frame = bpi + TRAILER_STORED_PIXELS + f["stored_bytes"]
+    complete = 0 if size - data < per_frame else (size - data - per_frame) // stride + 1
+    complete = min(nframes, complete)
+    f["frames"] = complete
+    if complete < nframes:
+        f["truncated"] = True
+        notes.append(
+            f"interrupted acquisition: the file holds {complete} complete "
+            f"frames of the {nframes} its header declares"
+        )
+    trailer0 = data + bpi
+    f["has_frame_data"] = True
+    f["counter_offset"] = trailer0 + TRAILER_COUNTER
+    f["counter_stride"] = stride
+    f["seconds_offset"] = trailer0 + TRAILER_SECONDS
+    f["microseconds_offset"] = trailer0 + TRAILER_MICROSECONDS
+    f["time_stride"] = stride
+    if f["stored_bytes"]:
+        f["stored_offset"] = trailer0 + TRAILER_STORED_PIXELS
+        f["stored_stride"] = stride
+
+
+cdef _read_blocks(_Bytes b, int64_t s, dict f, list notes):
+    """Walk the block table; fill camera fields, sub-array and ``_kind4``."""
+    cdef int64_t size = b.size
+    cdef int64_t table = s + BLOCK_TABLE
+    cdef int64_t data = f["data_offset"]
+    cdef int64_t end = data
+    cdef int64_t pos = table
+    cdef int64_t start
+    camera = -1
+    kind4 = None
+    nblocks = 0
+    while pos + 16 <= end and b.has(pos, 16):
+        kind = b.u32(pos, "block kind")
+        bsize = b.u32(pos + 4, "block size")
+        boff = b.u64(pos + 8, "block offset")
+        if kind == 0 and bsize == 0 and boff == 0:
+            break
+        nblocks += 1
+        if nblocks > MAX_BLOCKS:
+            _fail("block table", f"more than {MAX_BLOCKS} entries")
+        start = s + BLOCK_BASE + _offset(boff, "block offset", size)
+        if start < pos + 16 or start + <int64_t>bsize > data:
+            _fail("block table", f"block {nblocks} (kind {kind}, {bsize} "
+                  f"bytes) at {start:#x} overlaps the table or the frame data "
+                  f"at {data:#x}")
+        # The table ends where the first block begins.
+        end = min(end, start)
+        if kind == BLOCK_CAMERA and bsize >= _CAMERA_SUBARRAY + 8:
+            camera = start
+        elif kind == BLOCK_STORED_PIXELS and bsize >= 20:
+            kind4 = (b.u32(start + 12, "stored_pixels_size"),
+                     b.u32(start + 16, "stored_pixels_offset"))
+        pos += 16
+    f["_kind4"] = kind4
+    source = "block table"
+    if nblocks == 0:
+        # No table: older writers put the camera block at a fixed place.
+        source = "fixed offset"
+        if s + FIXED_CAMERA_BLOCK + CAMERA_BLOCK_SIZE <= data:
+            camera = s + FIXED_CAMERA_BLOCK
+    f["camera_block_offset"] = camera
+    if camera < 0:
+        f["camera_model"] = ""
+        f["camera_serial"] = ""
+        f["camera_versions"] = ()
+        f["sub_array"] = None
+        f["sub_array_source"] = None
+        f["binning"] = None
+        return
+    text = {name: b.text(camera + off, length)
+            for name, (off, length) in _CAMERA_TEXT_FIELDS.items()}
+    serial = text["serial"]
+    if serial.upper().startswith("S/N:"):
+        serial = serial[4:].strip()
+    f["camera_model"] = text["model"]
+    f["camera_serial"] = serial
+    f["camera_versions"] = (text["version_0"], text["version_1"],
+                            text["version_2"])
+    x0 = b.u16(camera + _CAMERA_SUBARRAY, "sub-array x0")
+    sw = b.u16(camera + _CAMERA_SUBARRAY + 2, "sub-array width")
+    y0 = b.u16(camera + _CAMERA_SUBARRAY + 4, "sub-array y0")
+    sh = b.u16(camera + _CAMERA_SUBARRAY + 6, "sub-array height")
+    if sw == 0 or sh == 0:
+        f["sub_array"] = None
+        f["sub_array_source"] = None
+        f["binning"] = None
+        return
+    f["sub_array"] = (x0, y0, sw, sh)
+    f["sub_array_source"] = source
+    width = f["width"]
+    height = f["height"]
+    if sw % width == 0 and sh % height == 0 and sw // width == sh // height:
+        f["binning"] = sw // width
+    else:
+        f["binning"] = None
+        notes.append(
+            f"the sub-array ({sw} x {sh} sensor pixels) is not a whole "
+            f"multiple of the frame ({width} x {height}): binning unknown"
+        )
+
+
+# The historical structured dtypes of the headers (as exposed by earlier
+# readers as ``DCIMGFile.*_DTYPE``), for users who decode headers themselves.
+FILE_HDR_DTYPE = [
+    ("file_format", "S8"),
+    ("format_version", "<u4"),  # 0x08
+    ("skip", "5<u4"),
+    ("nsess", "<u4"),  # 0x20
+    ("nfrms", "<u4"),  # 0x24
+    ("header_size", "<u4"),  # 0x28
+    ("skip2", "<u4"),
+    ("file_size", "<u8"),  # 0x30
+    ("skip3", "2<u4"),
+    ("file_size2", "<u8"),  # 0x40
+]
+SESS_HDR_DTYPE = [
+    ("session_size", "<u8"),  # 0x00
+    ("skip1", "6<u4"),
+    ("nfrms", "<u4"),  # 0x20
+    ("byte_depth", "<u4"),  # 0x24
+    ("skip2", "<u4"),
+    ("xsize", "<u4"),  # 0x2c
+    ("bytes_per_row", "<u4"),  # 0x30
+    ("ysize", "<u4"),  # 0x34
+    ("bytes_per_img", "<u4"),  # 0x38
+    ("skip3", "2<u4"),
+    ("offset_to_data", "<u4"),  # 0x44
+    ("session_data_size", "<u8"),  # 0x48
+]
+NEW_SESSION_HEADER_DTYPE = [
+    ("session_size", "<u8"),  # 0x00
+    ("skip1", "13<u4"),
+    ("nfrms", "<u4"),  # 0x3c
+    ("byte_depth", "<u4"),  # 0x40
+    ("skip2", "<u4"),
+    ("xsize", "<u4"),  # 0x48
+    ("ysize", "<u4"),  # 0x4c
+    ("bytes_per_row", "<u4"),  # 0x50
+    ("bytes_per_img", "<u4"),  # 0x54
+    ("skip3", "2<u4"),
+    ("offset_to_data", "<u8"),  # 0x60
+    ("skip4", "3<u4"),
+    ("bytes_per_frame", "<u4"),  # 0x74
+    ("skip5", "<u4"),
+    ("frame_footer_size", "<u4"),  # 0x7c
+]
+SESSION_FOOTER2_DTYPE = [
+    ("skip0", "12<u4"),
+    ("framestamps_offset", "<u8"),  # 0x30
+    ("skip1", "2<u4"),
+    ("timestamps_offset", "<u8"),  # 0x40
+    ("skip2", "4<u4"),
+    ("4px_offset", "<u8"),  # 0x58
+    ("skip3", "<u4"),
+    ("4px_offset_in_frame", "<u4"),  # 0x64
+    ("4px_size", "<u8"),  # 0x68
+]
+NEW_CROP_INFO = [
+    ("x0", "<u2"),
+    ("xsize", "<u2"),
+    ("y0", "<u2"),
+    ("ysize", "<u2"),
+]

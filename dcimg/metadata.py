@@ -1,0 +1,196 @@
+"""Typed, immutable descriptions of a DCIMG file (``DCIMGFile.metadata``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Camera", "Metadata", "StoredPixels", "SubArray"]
+
+
+@dataclass(frozen=True)
+class Camera:
+    """The camera that recorded the file, from the file's camera block.
+
+    Attributes
+    ----------
+    model : str
+        Camera model, e.g. ``"C11440-22C"`` (ORCA-Flash4.0 V2); ``""`` if unknown.
+    serial : str
+        Serial number without the ``"S/N:"`` prefix; ``""`` if unknown.
+    versions : tuple of str
+        The version strings stored with the camera block (firmware, driver,
+        software); empty when the file has no camera block.
+    """
+
+    model: str
+    serial: str
+    versions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SubArray:
+    """The sensor region that was read out, in sensor pixels.
+
+    Attributes
+    ----------
+    x0, y0 : int
+        Top-left corner on the sensor.
+    width, height : int
+        Size on the sensor (before binning).
+    source : str
+        ``"block table"`` when found through the file's block table,
+        ``"fixed offset"`` when read from the historical fixed position.
+    """
+
+    x0: int
+    y0: int
+    width: int
+    height: int
+    source: str
+
+
+@dataclass(frozen=True)
+class StoredPixels:
+    """Where the camera overwrote pixels, and where the real values are kept.
+
+    Some cameras (ORCA-Flash4.0) replace 8 bytes of one row of every frame
+    with a ``0, max, 0, max`` pattern and store the real values elsewhere in
+    the file; :class:`dcimg.DCIMGFile` puts them back.
+
+    Attributes
+    ----------
+    row : int
+        Image row holding the overwritten pixels.
+    column : int
+        First overwritten pixel column.
+    count : int
+        Number of overwritten pixels (4 at 16 bit, 8 at 8 bit).
+    source : str
+        How the position was found: ``"footer"`` (packed files), ``"kind-4
+        block"`` (framed files), or a ``"fallback: ..."`` rule.
+    available : bool
+        False when the stored values were lost (a cut packed file): pixels
+        are then returned as stored.
+    """
+
+    row: int
+    column: int
+    count: int
+    source: str
+    available: bool
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """Everything known about a DCIMG file apart from its pixels.
+
+    Attributes
+    ----------
+    path : str
+        The file's path.
+    format_version : int
+        The header's format version: ``0x7``, ``0x1000000`` or ``0x2000000``.
+    layout : str
+        ``"packed"`` (version 0x7: frames back to back, per-frame data in a
+        footer) or ``"framed"`` (a trailer after every frame).
+    shape : tuple of int
+        ``(frames, height, width)`` of the readable stack.
+    dtype : str
+        ``"uint8"`` or ``"uint16"``.
+    byte_depth, bytes_per_row, bytes_per_image : int
+        Stored geometry; ``bytes_per_row`` may exceed ``width * byte_depth``
+        (row padding).
+    trailer_size : int
+        Bytes after each frame in framed files (16, 32, or 512 and more); 0
+        for packed files.
+    declared_frames : int
+        Frames the header declares.
+    frames : int
+        Frames wholly present in the file (fewer than declared when an
+        acquisition was interrupted).
+    truncated : bool
+        True when the file is shorter than the camera software wrote it.
+    file_size, recorded_file_size : int
+        Size on disk, and the size the header records.
+    nsessions : int
+        Sessions the header declares (only the first is read).
+    camera : Camera
+        Camera model, serial and version strings.
+    sub_array : SubArray or None
+        Sensor region read out, when the file records it.
+    binning : int or None
+        Sub-array width divided by frame width, when that is a whole number.
+    stored_pixels : StoredPixels or None
+        Position of the overwritten pixels, or None when the file has none.
+    frame_data_available : bool
+        False when frame counters and time stamps were lost (cut packed file).
+    dropped_frames : tuple of int
+        Indices ``i`` such that the camera's frame counter jumps by more than
+        one between frame ``i`` and ``i + 1``: frames were dropped there.
+    dropped_frame_count : int
+        Total number of frames missing according to the counter jumps.
+    first_timestamp, last_timestamp : str or None
+        ISO 8601 time stamps (UTC, microseconds) of the first and last frame.
+    frame_interval_s : float or None
+        Median time between consecutive frames, in seconds.
+    notes : tuple of str
+        Remarks about unusual content (also issued as warnings on opening).
+    """
+
+    path: str
+    format_version: int
+    layout: str
+    shape: tuple[int, int, int]
+    dtype: str
+    byte_depth: int
+    bytes_per_row: int
+    bytes_per_image: int
+    trailer_size: int
+    declared_frames: int
+    frames: int
+    truncated: bool
+    file_size: int
+    recorded_file_size: int
+    nsessions: int
+    camera: Camera
+    sub_array: SubArray | None
+    binning: int | None
+    stored_pixels: StoredPixels | None
+    frame_data_available: bool
+    dropped_frames: tuple[int, ...]
+    dropped_frame_count: int
+    first_timestamp: str | None
+    last_timestamp: str | None
+    frame_interval_s: float | None
+    notes: tuple[str, ...]
+
+    @property
+    def frame_rate_hz(self) -> float | None:
+        """Frames per second from the median interval, or None."""
+        if not self.frame_interval_s:
+            return None
+        return 1.0 / self.frame_interval_s
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the metadata as plain Python types (JSON-serialisable).
+
+        Returns
+        -------
+        dict
+            Nested dicts, lists, strings and numbers; ``format_version`` also
+            appears as a hex string under ``format_version_hex``.
+        """
+        out = dataclasses.asdict(self)
+        out["format_version_hex"] = f"{self.format_version:#x}"
+        out["frame_rate_hz"] = self.frame_rate_hz
+
+        def plain(value: Any) -> Any:
+            if isinstance(value, dict):
+                return {key: plain(item) for key, item in value.items()}
+            if isinstance(value, (list, tuple)):
+                return [plain(item) for item in value]
+            return value
+
+        return plain(out)
