@@ -6,6 +6,7 @@ import mmap
 import operator
 import os
 import stat
+import sys
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -185,14 +186,15 @@ class DCIMGFile:
         if self._buf is not None:
             self._buf.release()
             self._buf = None
-        if self._map is not None:
-            try:
-                self._map.close()
-            except BufferError:
-                # Views handed out to the caller still use the mapping; it is
-                # unmapped when they are garbage-collected.
-                pass
-            self._map = None
+        file_map, self._map = self._map, None
+        # NumPy arrays built on the mapping keep a reference to the mmap
+        # object but no buffer export, so mmap.close() would succeed under
+        # them and leave them dangling.  Unmap now only when nothing else
+        # refers to the mapping (the local name and getrefcount's argument
+        # are the two references counted); otherwise the views handed out
+        # with copy=False keep it alive and it is unmapped with the last one.
+        if file_map is not None and sys.getrefcount(file_map) <= 2:
+            file_map.close()
 
     @property
     def closed(self) -> bool:
