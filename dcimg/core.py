@@ -8,8 +8,6 @@ import os
 import stat
 import sys
 import warnings
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from typing import Any
 
@@ -21,23 +19,17 @@ from dcimg.metadata import Camera, Metadata, StoredPixels, SubArray
 
 __all__ = ["DCIMGFile"]
 
-# A selection along one axis: (first index, step, count).
-_Axis = tuple[int, int, int]
-
-# Copies larger than this are split across threads (the kernels release the
-# GIL).  Below it, thread start-up costs more than it saves.
-_PARALLEL_BYTES = 32 << 20
-_POOL: ThreadPoolExecutor | None = None
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(
-            max_workers=max(1, min(8, os.cpu_count() or 1)),
-            thread_name_prefix="dcimg-copy",
-        )
-    return _POOL
+# Large copies are split across this many threads inside the kernel (which
+# releases the GIL); small ones run on the calling thread.
+_MAX_THREADS = max(1, min(8, os.cpu_count() or 1))
+# What the kernel does with the overwritten pixels, per correction setting.
+_PATCH_MODE = {
+    True: _kernels.PATCH_RESTORE,
+    False: _kernels.PATCH_ZERO,
+    None: _kernels.PATCH_LEAVE,
+}
+# Result types the kernel writes directly, by dtype.
+_KERNEL_KINDS = {np.dtype(name): kind for name, kind in _kernels.DST_KINDS.items()}
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -107,7 +99,7 @@ class DCIMGFile:
         self.file_path = None if file_path is None else os.fspath(file_path)
         self._layout: Any = None
         self._map: mmap.mmap | None = None
-        self._buf: memoryview | None = None
+        self._image: Any = None
         self._mma: np.ndarray | None = None
         self._mm: np.memmap | None = None
         self._deep_copy_enabled = True
@@ -161,7 +153,6 @@ class DCIMGFile:
             file_map.close()
             raise
         self._map = file_map
-        self._buf = memoryview(file_map)
         self._layout = layout
         for note in layout.notes:
             warnings.warn(f"{self.file_path}: {note}", DCIMGWarning, stacklevel=3)
@@ -173,6 +164,25 @@ class DCIMGFile:
             offset=layout.data_offset,
             strides=(layout.frame_stride, layout.bytes_per_row, layout.byte_depth),
         )
+        patch = None
+        if layout.stored_bytes:
+            patch = (
+                layout.stored_row,
+                layout.stored_column,
+                layout.stored_pixels,
+                layout.stored_offset,
+                layout.stored_stride,
+            )
+        self._image = _kernels.StridedImage(
+            file_map,
+            layout.data_offset,
+            (layout.frames, layout.height, layout.width),
+            (layout.frame_stride, layout.bytes_per_row, layout.byte_depth),
+            layout.byte_depth,
+            patch,
+            max_threads=_MAX_THREADS,
+        )
+        self._native_kind = _KERNEL_KINDS[self.dtype]
 
     def close(self) -> None:
         """Release the memory mapping.  Safe to call more than once.
@@ -183,9 +193,7 @@ class DCIMGFile:
         self._mma = None
         self._mm = None
         self._layout = None
-        if self._buf is not None:
-            self._buf.release()
-            self._buf = None
+        self._image = None
         file_map, self._map = self._map, None
         # NumPy arrays built on the mapping keep a reference to the mmap
         # object but no buffer export, so mmap.close() would succeed under
@@ -364,6 +372,7 @@ class DCIMGFile:
                 f"not {value!r}"
             )
         self._correction = value
+        self._patch_mode = _PATCH_MODE[value]
 
     @property
     def mm(self) -> np.memmap:
@@ -549,175 +558,6 @@ class DCIMGFile:
             )
         return i % frames
 
-    def _selection(
-        self, key: Any
-    ) -> tuple[tuple[_Axis, _Axis, _Axis], tuple[int, ...]]:
-        """Turn a basic index into per-axis (start, step, count) and a shape."""
-        shape = self.shape
-        if not isinstance(key, tuple):
-            key = (key,)
-        n_ellipsis = 0
-        n_axes = 0
-        for item in key:
-            if item is Ellipsis:
-                n_ellipsis += 1
-            elif item is not None:
-                n_axes += 1
-        if n_ellipsis > 1:
-            raise IndexError("an index can only have a single ellipsis ('...')")
-        if n_axes > 3:
-            raise IndexError(
-                "too many indices for array: array is 3-dimensional, but "
-                f"{n_axes} were indexed"
-            )
-        axes: list[_Axis] = []
-        out_shape: list[int] = []
-        for item in key:
-            if item is None:
-                out_shape.append(1)
-                continue
-            if item is Ellipsis:
-                for _ in range(3 - n_axes):
-                    size = shape[len(axes)]
-                    axes.append((0, 1, size))
-                    out_shape.append(size)
-                continue
-            size = shape[len(axes)]
-            if isinstance(item, slice):
-                start, stop, step = item.indices(size)
-                count = len(range(start, stop, step))
-                axes.append((start, step, count))
-                out_shape.append(count)
-                continue
-            if isinstance(item, (bool, np.bool_)):
-                raise IndexError(
-                    "boolean indices are not supported by DCIMGFile; read the "
-                    "frames first (f[...]) and index the array"
-                )
-            try:
-                i = operator.index(item)
-            except TypeError:
-                raise IndexError(
-                    "only integers, slices (`:`), ellipsis (`...`) and "
-                    f"numpy.newaxis (`None`) are valid indices, not "
-                    f"{type(item).__name__}; for fancy indexing read the "
-                    "frames first (f[...]) and index the array"
-                ) from None
-            if not -size <= i < size:
-                raise IndexError(
-                    f"index {i} is out of bounds for axis {len(axes)} with size {size}"
-                )
-            axes.append((i % size, 1, 1))
-        while len(axes) < 3:
-            size = shape[len(axes)]
-            axes.append((0, 1, size))
-            out_shape.append(size)
-        return (axes[0], axes[1], axes[2]), tuple(out_shape)
-
-    def _touches_stored(self, sel: Sequence[_Axis]) -> tuple[int, int, int] | None:
-        """Where the stored pixels land in a selection's output, if anywhere.
-
-        Returns ``(output row, first output column, number of columns)``.
-        """
-        layout = self._layout
-        if not layout.stored_bytes:
-            return None
-        (_, _, nf), (r0, rstep, nr), (c0, cstep, nc) = sel
-        if nf == 0 or nr == 0 or nc == 0:
-            return None
-        rows_from_start = layout.stored_row - r0
-        if rows_from_start % rstep:
-            return None
-        out_row = rows_from_start // rstep
-        if not 0 <= out_row < nr:
-            return None
-        lo = layout.stored_column
-        hi = lo + layout.stored_pixels - 1
-        # Output columns j select file columns c0 + j * cstep; keep those
-        # inside [lo, hi].
-        if cstep > 0:
-            j_lo, j_hi = _ceil_div(lo - c0, cstep), (hi - c0) // cstep
-        else:
-            j_lo, j_hi = _ceil_div(hi - c0, cstep), (lo - c0) // cstep
-        j_lo = max(j_lo, 0)
-        j_hi = min(j_hi, nc - 1)
-        if j_lo > j_hi:
-            return None
-        return out_row, j_lo, j_hi - j_lo + 1
-
-    def _read_into(self, sel: Sequence[_Axis], out: np.ndarray, kind: int) -> None:
-        """Copy a selection into ``out`` (C-contiguous, kernel dtype ``kind``)."""
-        layout = self._layout
-        (f0, fstep, nf), (r0, rstep, nr), (c0, cstep, nc) = sel
-        if nf == 0 or nr == 0 or nc == 0:
-            return
-        depth = layout.byte_depth
-        offset = (
-            layout.data_offset
-            + f0 * layout.frame_stride
-            + r0 * layout.bytes_per_row
-            + c0 * depth
-        )
-        s0 = fstep * layout.frame_stride
-        s1 = rstep * layout.bytes_per_row
-        s2 = cstep * depth
-        dst = memoryview(out).cast("B")
-        buf = self._buf
-        if out.nbytes >= _PARALLEL_BYTES and nf > 1:
-            # Split the frames across threads: each kernel call runs without
-            # the GIL on its own part of the output.
-            workers = min(_pool()._max_workers, nf)
-            bounds = [nf * k // workers for k in range(workers + 1)]
-            per_frame = out.nbytes // nf
-            jobs = [
-                _pool().submit(
-                    _kernels.copy_convert,
-                    buf,
-                    offset + a * s0,
-                    b - a,
-                    nr,
-                    nc,
-                    s0,
-                    s1,
-                    s2,
-                    depth,
-                    dst[a * per_frame : b * per_frame],
-                    kind,
-                )
-                for a, b in zip(bounds[:-1], bounds[1:], strict=True)
-                if b > a
-            ]
-            for job in jobs:
-                job.result()
-        else:
-            _kernels.copy_convert(buf, offset, nf, nr, nc, s0, s1, s2, depth, dst, kind)
-        mode = self._correction
-        if mode is None:
-            return
-        hit = self._touches_stored(sel)
-        if hit is None:
-            return
-        out_row, j_lo, count = hit
-        first_col = c0 + j_lo * cstep
-        _kernels.put_stored_pixels(
-            dst,
-            kind,
-            nf,
-            nr,
-            nc,
-            out_row,
-            j_lo,
-            count,
-            buf,
-            layout.stored_offset + f0 * layout.stored_stride,
-            fstep * layout.stored_stride,
-            first_col - layout.stored_column,
-            cstep,
-            layout.stored_pixels,
-            depth,
-            mode is False,
-        )
-
     def read(
         self,
         key: Any = Ellipsis,
@@ -751,9 +591,16 @@ class DCIMGFile:
         -------
         numpy.ndarray or numpy scalar
             Equal to NumPy's indexing of the corrected image.
+
+        Raises
+        ------
+        IndexError
+            For an index NumPy would refuse on an array of this shape, and for
+            advanced (array or boolean) indices.
         """
         self._require_open()
-        sel, shape = self._selection(key)
+        image = self._image
+        mode = _PATCH_MODE[self._correction]
         if out is not None:
             if dtype is not None and np.dtype(dtype) != out.dtype:
                 raise ValueError(
@@ -765,38 +612,28 @@ class DCIMGFile:
             not copy
             and out is None
             and dtype == self.dtype
-            and (self._correction is None or self._touches_stored(sel) is None)
+            and (mode == _kernels.PATCH_LEAVE or not image.touches_patch(key))
         ):
             return self._mma[key]
-        full = tuple(axis[2] for axis in sel)
-        if out is not None:
-            if out.shape != shape:
-                raise ValueError(f"out has shape {out.shape}, expected {shape}")
-            if not out.flags.c_contiguous or not out.flags.writeable:
-                raise ValueError("out must be a writable C-contiguous array")
-            target = out.reshape(full)
-        else:
-            target = None
-        kind = _kernels.DST_KINDS.get(dtype.name) if dtype.isnative else None
+        kind = _KERNEL_KINDS.get(dtype)
         if kind is not None:
-            result = np.empty(full, dtype) if target is None else target
-            self._read_into(sel, result, kind)
-        else:
-            # Types the kernel does not write: read natively, let NumPy cast.
-            native = np.empty(full, self.dtype)
-            self._read_into(sel, native, _kernels.DST_KINDS[self.dtype.name])
-            if target is None:
-                result = native.astype(dtype)
-            else:
-                np.copyto(target, native, casting="unsafe")
-                result = target
-        if out is not None:
-            return out
-        result = result.reshape(shape)
-        return result[()] if not shape else result
+            return image.take(key, kind, out, mode)
+        # Types the kernel does not write: read natively, let NumPy cast.
+        native = np.asarray(image.take(key, self._native_kind, None, mode))
+        if out is None:
+            result = native.astype(dtype)
+            return result[()] if result.ndim == 0 else result
+        if out.shape != native.shape:
+            raise ValueError(f"out has shape {out.shape}, expected {native.shape}")
+        np.copyto(out, native, casting="unsafe")
+        return out
 
     def __getitem__(self, key: Any) -> np.ndarray:
         """Read pixels with NumPy basic indexing; see :meth:`read`."""
+        image = self._image
+        if image is not None and self._deep_copy_enabled:
+            # The common case, kept short: one call into the kernel.
+            return image.take(key, self._native_kind, None, self._patch_mode)
         return self.read(key, copy=self._deep_copy_enabled)
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
