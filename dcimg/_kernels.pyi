@@ -2,36 +2,32 @@
 
 from typing import Any
 
-DST_KINDS: dict[str, int]
+import numpy as np
 
-def copy_convert(
-    src: Any,
-    offset: int,
-    n0: int,
-    n1: int,
-    n2: int,
-    s0: int,
-    s1: int,
-    s2: int,
-    depth: int,
-    dst: Any,
-    kind: int,
-) -> None: ...
-def put_stored_pixels(
-    dst: Any,
-    kind: int,
-    n0: int,
-    n1: int,
-    n2: int,
-    out_row: int,
-    out_col: int,
-    count: int,
-    src: Any,
-    stored_offset: int,
-    stored_stride: int,
-    p0: int,
-    pstep: int,
-    npx: int,
-    depth: int,
-    zero: bool,
-) -> None: ...
+DST_KINDS: dict[str, int]
+PATCH_LEAVE: int
+PATCH_RESTORE: int
+PATCH_ZERO: int
+
+class StridedImage:
+    """A 3-D image in a read-only byte buffer, read with basic indexing."""
+
+    offset: int
+    depth: int
+    def __init__(
+        self,
+        buffer: Any,
+        offset: int,
+        shape: tuple[int, int, int],
+        strides: tuple[int, int, int],
+        depth: int,
+        patch: tuple[int, int, int, int, int] | None = None,
+        max_threads: int = 1,
+        parallel_bytes: int = ...,
+    ) -> None: ...
+    @property
+    def shape(self) -> tuple[int, int, int]: ...
+    def take(
+        self, key: Any, kind: int, out: np.ndarray | None = None, mode: int = ...
+    ) -> Any: ...
+    def touches_patch(self, key: Any) -> bool: ...

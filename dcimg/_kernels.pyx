@@ -319,7 +319,7 @@ cdef class StridedImage:
         cdef tuple items = key if isinstance(key, tuple) else (key,)
         cdef Py_ssize_t n_items = len(items)
         cdef Py_ssize_t i, start, stop, step, index, size
-        cdef int axis = 0, n_axes = 0, n_ellipsis = 0, fill
+        cdef int axis = 0, n_axes = 0, n_ellipsis = 0
         for i in range(n_items):
             item = items[i]
             if item is Ellipsis:
@@ -339,7 +339,7 @@ cdef class StridedImage:
             if item is None:
                 self._add_dim(sel, 1)
             elif item is Ellipsis:
-                for fill in range(3 - n_axes):
+                for _ in range(3 - n_axes):
                     self._full_axis(sel, axis)
                     axis += 1
             elif isinstance(item, slice):
@@ -441,7 +441,6 @@ cdef class StridedImage:
             sel.start[0] * self.strides[0] + sel.start[1] * self.strides[1]
             + sel.start[2] * self.strides[2])
         cdef Py_ssize_t rows = n0 * n1, part, r0, r1
-        cdef Py_ssize_t row_bytes = n2 * _ITEMSIZE[kind]
         cdef Py_ssize_t out_row, first, count
         if threads <= 1:
             _rows(src, 0, rows, n1, n2, s0, s1, s2, self.depth, dst, kind)
