@@ -72,3 +72,19 @@ def imread(
             array = f.as_dask_array(chunks=chunks, dtype=dtype)
             return array if index is Ellipsis else array[index]
         return f.read(index, dtype=dtype)
+
+
+def _register_imageio_plugin() -> None:
+    """Let imageio read ``.dcimg`` files (``plugin="DCIMG"``).
+
+    Registers the plugin now if imageio is loaded, else when it is imported;
+    imageio itself is never imported here (it is an optional dependency).
+    """
+    try:
+        import _dcimg_imageio_hook
+    except ImportError:  # pragma: no cover - installed without the hook module
+        return
+    _dcimg_imageio_hook.install(force=True)
+
+
+_register_imageio_plugin()
