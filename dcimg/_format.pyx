@@ -54,6 +54,8 @@ TRAILER_STORED_PIXELS = 12
 SENSOR_CENTRE_ROW = 1023
 # A sanity bound for the block table walk; real files have three or four.
 MAX_BLOCKS = 256
+# Sizes recorded in u64 fields must fit the record's signed integers.
+MAX_SIZE = 0x7FFFFFFFFFFFFFFF
 
 
 cdef class Layout:
@@ -319,6 +321,9 @@ def parse_layout(const uint8_t[::1] buf):
     nsess = b.u32(0x20, "nsess")
     if nsess == 0:
         _fail("nsess", "the file header declares 0 sessions")
+    if nsess > size // PACKED_SESSION_HEADER_SIZE:
+        _fail("nsess", f"the file header declares {nsess} sessions; a {size}-byte "
+              "file cannot hold that many session headers")
     if nsess > 1:
         notes.append(
             f"the file declares {nsess} sessions; only the first is read "
@@ -327,6 +332,8 @@ def parse_layout(const uint8_t[::1] buf):
     f["nsessions"] = nsess
     f["header_frames"] = b.u32(0x24, "nfrms")
     recorded = b.u64(0x30, "file_size")
+    if recorded > MAX_SIZE:
+        _fail("file_size", f"{recorded} ({recorded:#x}) is not a possible file size")
     f["recorded_file_size"] = recorded
     # A file shorter than the camera software wrote is an interrupted
     # acquisition or an incomplete copy: keep what is whole.
@@ -353,6 +360,9 @@ def parse_layout(const uint8_t[::1] buf):
 cdef _check_geometry(_Bytes b, dict f, int64_t s, int64_t header_len):
     """Checks common to both layouts; fills byte depth and image geometry."""
     cdef int64_t size = b.size
+    if f["session_size"] > MAX_SIZE:
+        _fail("session_size", f"{f['session_size']} ({f['session_size']:#x}) is "
+              "not a possible session size")
     depth = f["byte_depth"]
     width = f["width"]
     height = f["height"]
@@ -370,12 +380,14 @@ cdef _check_geometry(_Bytes b, dict f, int64_t s, int64_t header_len):
               f"height {height} = {bpr * height}")
     if bpi > size:
         _fail("bytes_per_img", f"{bpi} is larger than the file ({size} bytes)")
-    if f["data_offset"] < s + header_len:
-        _fail("offset_to_data", f"frame data at {f['data_offset']:#x} would "
-              f"overlap the session header at {s:#x}")
-    if f["data_offset"] > size:
-        _fail("offset_to_data", f"frame data at {f['data_offset']:#x} lies past "
-              f"the end of the file ({size} bytes)")
+    data = f["data_offset"]
+    if data < s + header_len:
+        _fail("offset_to_data", f"{data - s} ({data - s:#x}) puts the frame data "
+              f"at {data:#x}, inside the {header_len:#x}-byte session header "
+              f"at {s:#x}")
+    if data > size:
+        _fail("offset_to_data", f"{data - s} ({data - s:#x}) puts the frame data "
+              f"at {data:#x}, past the end of the file ({size} bytes)")
 
 
 cdef _no_frame_data(dict f):
@@ -452,16 +464,12 @@ cdef _parse_packed(_Bytes b, int64_t s, dict f, list notes):
     f["sub_array"] = None
     f["sub_array_source"] = None
     f["binning"] = None
+    cut = f["truncated"]
     if complete < nframes or not b.has(footer, 0x30):
         # Interrupted: the footer tables that follow the last frame are gone.
-        f["truncated"] = True
-        f["footer_offset"] = -1
-        _no_stored(f, lost=True)
-        notes.append(
-            f"the file holds {complete} of the {nframes} declared frames and "
-            "its footer is missing: frame counters, time stamps and the "
-            "stored pixels are lost, so pixels are returned as stored"
-        )
+        _footer_lost(f, notes, f"interrupted acquisition: the file holds "
+                     f"{complete} complete frames of the {nframes} its header "
+                     "declares, and its footer is missing")
         return
     f["truncated"] = False
     marker = b.u32(footer, "footer marker")
@@ -471,10 +479,18 @@ cdef _parse_packed(_Bytes b, int64_t s, dict f, list notes):
     f2 = footer + _offset(b.u64(footer + 0x08, "footer2_offset"),
                           "footer2_offset", size)
     cdef int64_t n = nframes
+    if cut and not b.has(f2, 0x70):
+        _footer_lost(f, notes, f"the file holds all {nframes} complete frames "
+                     "its header declares but is cut inside its footer")
+        return
     counters = footer + _offset(b.u64(f2 + 0x30, "framestamp_table_offset"),
                                 "framestamp_table_offset", size)
     times = footer + _offset(b.u64(f2 + 0x40, "timestamp_table_offset"),
                              "timestamp_table_offset", size)
+    if cut and not (b.has(counters, 4 * n) and b.has(times, 8 * n)):
+        _footer_lost(f, notes, f"the file holds all {nframes} complete frames "
+                     "its header declares but is cut inside its footer tables")
+        return
     b._need(counters, 4 * n, "framestamp table")
     b._need(times, 8 * n, "timestamp table")
     f["has_frame_data"] = True
@@ -489,9 +505,32 @@ cdef _parse_packed(_Bytes b, int64_t s, dict f, list notes):
         _stored_position(f, stored_size, in_frame, "footer")
         table = footer + _offset(b.u64(f2 + 0x58, "stored_pixels_table_offset"),
                                  "stored_pixels_table_offset", size)
+        if cut and not b.has(table, <int64_t>stored_size * n):
+            # Counters and time stamps survived; the stored pixels did not.
+            f["truncated"] = True
+            _no_stored(f, lost=True)
+            notes.append(
+                f"the file holds all {nframes} complete frames its header "
+                "declares, with their frame counters and time stamps, but is cut "
+                "inside its stored-pixel table: the stored pixels are lost, so "
+                "pixels are returned as stored"
+            )
+            return
         b._need(table, <int64_t>stored_size * n, "stored pixels table")
         f["stored_offset"] = table
         f["stored_stride"] = stored_size
+
+
+cdef _footer_lost(dict f, list notes, str what):
+    """Record that a packed file lost its footer (an interrupted acquisition)."""
+    f["truncated"] = True
+    f["footer_offset"] = -1
+    _no_frame_data(f)
+    _no_stored(f, lost=True)
+    notes.append(
+        f"{what}: frame counters, time stamps and the stored pixels are lost, "
+        "so pixels are returned as stored"
+    )
 
 
 cdef _parse_framed(_Bytes b, int64_t s, dict f, list notes):
@@ -560,6 +599,12 @@ cdef _parse_framed(_Bytes b, int64_t s, dict f, list notes):
             f"interrupted acquisition: the file holds {complete} complete "
             f"frames of the {nframes} its header declares"
         )
+    elif f["truncated"]:
+        notes.append(
+            f"the file is {size} bytes, shorter than the "
+            f"{f['recorded_file_size']} bytes its header records, but it holds "
+            f"all {nframes} complete frames its header declares"
+        )
     trailer0 = data + bpi
     f["has_frame_data"] = True
     f["counter_offset"] = trailer0 + TRAILER_COUNTER
@@ -570,6 +615,10 @@ cdef _parse_framed(_Bytes b, int64_t s, dict f, list notes):
     if f["stored_bytes"]:
         f["stored_offset"] = trailer0 + TRAILER_STORED_PIXELS
         f["stored_stride"] = stride
+    if complete == 0:
+        # No frame in the file, so no trailer either: no counters or time
+        # stamps (their offsets would lie past the end of the file).
+        _no_frame_data(f)
 
 
 cdef _read_blocks(_Bytes b, int64_t s, dict f, list notes):

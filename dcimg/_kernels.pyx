@@ -281,10 +281,12 @@ cdef class StridedImage:
             raise ValueError(f"offset {offset} outside the buffer")
         if self.shape[0] and self.shape[1] and self.shape[2]:
             for a in range(3):
-                if self.strides[a] > (buffer.shape[0] - last) // max(
-                        self.shape[a] - 1, 1):
-                    raise ValueError("the image does not fit in the buffer")
-                last += (self.shape[a] - 1) * self.strides[a]
+                # Division first, so a corrupt stride cannot overflow.
+                if self.shape[a] > 1:
+                    if self.strides[a] > (buffer.shape[0] - last) // (
+                            self.shape[a] - 1):
+                        raise ValueError("the image does not fit in the buffer")
+                    last += (self.shape[a] - 1) * self.strides[a]
             if last + depth > buffer.shape[0]:
                 raise ValueError("the image does not fit in the buffer")
         self.buf = buffer

@@ -465,6 +465,11 @@ class DCIMGFile:
         micro = self._timestamps_us
         if index is None:
             return micro / 1e6
+        if not micro.size and self.nfrms:
+            raise ValueError(
+                f"{self.file_path}: the time stamps were lost with the footer of "
+                "this interrupted acquisition"
+            )
         return float(micro[self._frame_index(index)]) / 1e6
 
     def compute_target_line(self) -> int | None:
