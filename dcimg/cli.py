@@ -1,22 +1,33 @@
-"""The ``dcimg`` command line: ``dcimg info`` (and ``python -m dcimg``)."""
+"""The ``dcimg`` command line: ``dcimg info`` and ``dcimg convert``.
+
+Also run as ``python -m dcimg``. Every error is reported as one line on
+standard error with a non-zero exit status: 1 when a file cannot be read or
+written, 2 for a usage error, 130 when interrupted.
+"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import json
+import os
+import re
+import signal
 import sys
 import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 
 from dcimg import __version__
 from dcimg.core import DCIMGFile
 from dcimg.errors import DCIMGError, DCIMGWarning
 from dcimg.metadata import Metadata
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
+
+_EXAMPLE_LABEL = "built-in example"
 
 
 @contextlib.contextmanager
@@ -48,6 +59,8 @@ def _describe(meta: Metadata) -> list[str]:
             f"sub-array      x0={sub.x0} y0={sub.y0} {sub.width} x {sub.height} "
             f"sensor pixels, binning {binning}"
         )
+    else:
+        lines.append("sub-array      not recorded")
     if meta.first_timestamp is not None:
         lines.append(f"first frame    {meta.first_timestamp}")
         lines.append(f"last frame     {meta.last_timestamp}")
@@ -67,6 +80,8 @@ def _describe(meta: Metadata) -> list[str]:
         )
     elif meta.frame_data_available:
         lines.append("dropped frames none")
+    else:
+        lines.append("dropped frames unknown (frame counters not available)")
     stored = meta.stored_pixels
     if stored is None:
         lines.append("stored pixels  none (no pixels overwritten by the camera)")
@@ -83,32 +98,53 @@ def _describe(meta: Metadata) -> list[str]:
         )
     else:
         lines.append("truncated      no")
+    for note in meta.notes:
+        lines.append(f"note           {note}")
     return lines
 
 
+def _reason(error: BaseException, path: str | os.PathLike[str] = "") -> str:
+    """One line saying why a path could not be used."""
+    if isinstance(error, FileNotFoundError):
+        return "no such file"
+    if isinstance(error, IsADirectoryError) or (path and os.path.isdir(path)):
+        return "is a directory, not a DCIMG file"
+    if isinstance(error, PermissionError):
+        return "permission denied"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _say(command: str, message: str) -> None:
+    """One line on standard error, prefixed with the command."""
+    print(f"dcimg {command}: {message}", file=sys.stderr)
+
+
 def _info(args: argparse.Namespace) -> int:
-    paths = list(args.paths)
+    paths: list[str | Path] = list(args.paths)
     if not paths and not args.example:
-        raise _UsageError("info: give at least one PATH, or --example")
+        raise _UsageError("give at least one PATH, or --example")
     with contextlib.ExitStack() as stack:
         if args.example:
             paths.insert(0, stack.enter_context(_example_path()))
         reports = []
         status = 0
-        for path in paths:
+        for number, path in enumerate(paths):
             try:
                 with warnings.catch_warnings():
+                    # Everything a warning says is in the report ("note" lines).
                     warnings.simplefilter("ignore", DCIMGWarning)
                     with DCIMGFile(path) as f:
                         meta = f.metadata
             except (OSError, DCIMGError) as error:
-                print(f"dcimg info: {path}: {_reason(error)}", file=sys.stderr)
+                _say("info", f"{path}: {_reason(error, path)}")
                 status = 1
                 continue
             reports.append(meta)
             if not args.json:
-                label = "built-in example" if args.example and path == paths[0] else ""
-                print(f"{path}{'  (' + label + ')' if label else ''}")
+                label = f"  ({_EXAMPLE_LABEL})" if args.example and number == 0 else ""
+                print(f"{path}{label}")
                 for line in _describe(meta):
                     print(f"  {line}")
         if args.json:
@@ -117,14 +153,70 @@ def _info(args: argparse.Namespace) -> int:
     return status
 
 
-def _reason(error: BaseException) -> str:
-    if isinstance(error, FileNotFoundError):
-        return "no such file"
-    if isinstance(error, IsADirectoryError):
-        return "is a directory"
-    if isinstance(error, PermissionError):
-        return "permission denied"
-    return str(error)
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C, so that partial output is cleaned up."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except (ValueError, OSError):  # not the main thread, or no SIGTERM
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from dcimg import _convert as conversion
+
+    expected = 1 if args.example else 2
+    if len(args.paths) != expected:
+        raise _UsageError(
+            "give OUT after --example" if args.example else "give PATH and OUT"
+        )
+    try:
+        frames = None if args.frames is None else conversion.parse_frames(args.frames)
+        conversion.output_format(args.paths[-1])
+    except conversion.ConversionError as error:
+        raise _UsageError(str(error)) from None
+    out = Path(args.paths[-1])
+    with contextlib.ExitStack() as stack:
+        source = stack.enter_context(_example_path()) if args.example else args.paths[0]
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", DCIMGWarning)
+                f = stack.enter_context(DCIMGFile(source))
+        except (OSError, DCIMGError) as error:
+            _say("convert", f"{source}: {_reason(error, source)}")
+            return 1
+        if not args.quiet:
+            for warning in caught:
+                _say("convert", f"warning: {warning.message}")
+        try:
+            with _terminate_as_interrupt():
+                conversion.convert(
+                    f,
+                    out,
+                    frames=frames,
+                    dtype=args.dtype,
+                    overwrite=args.overwrite,
+                    progress=False if args.quiet else None,
+                )
+        except conversion.ConversionError as error:
+            _say("convert", str(error))
+            return 1
+        except (OSError, DCIMGError) as error:
+            _say("convert", f"{out}: {_reason(error)}")
+            return 1
+    if not args.quiet:
+        what = _EXAMPLE_LABEL if args.example else str(source)
+        _say("convert", f"wrote {out} from {what}")
+    return 0
 
 
 class _UsageError(Exception):
@@ -141,10 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
     """
     parser = argparse.ArgumentParser(
         prog="dcimg",
-        description="Inspect Hamamatsu DCIMG files.",
+        description="Inspect and convert Hamamatsu DCIMG files.",
+        epilog="Run 'dcimg COMMAND --help' for the options of each command.",
     )
     parser.add_argument("--version", action="version", version=__version__)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
     info = commands.add_parser(
         "info",
         help="describe DCIMG files",
@@ -159,8 +253,81 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also describe a built-in synthetic acquisition",
     )
-    info.set_defaults(run=_info)
+    info.set_defaults(run=_info, parser=info)
+
+    convert = commands.add_parser(
+        "convert",
+        help="convert a DCIMG file to TIFF, OME-TIFF, Zarr or OME-Zarr",
+        usage="dcimg convert [options] PATH OUT\n"
+        "       dcimg convert [options] --example OUT",
+        description="Write the corrected frames of PATH to OUT. The format "
+        "follows OUT's name: .tif/.tiff (TIFF; BigTIFF above 4 GiB), "
+        ".btf/.tf8 (BigTIFF), .ome.tif/.ome.tiff (OME-TIFF with per-frame "
+        "time stamps and camera metadata), .zarr (a Zarr array) or .ome.zarr "
+        "(OME-Zarr 0.4, chunked by frames). Frames are streamed in blocks, so "
+        "files larger than memory convert. OUT appears only once complete. "
+        "Needs the 'convert' extra: pip install 'dcimg[convert]'.",
+    )
+    convert.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH OUT",
+        help="the DCIMG file and the output (only OUT with --example)",
+    )
+    convert.add_argument(
+        "--frames",
+        metavar="START:STOP:STEP",
+        help="convert only these frames (Python slice syntax, e.g. 100:, "
+        "::2, -50:, or one index)",
+    )
+    convert.add_argument(
+        "--dtype",
+        choices=_dtype_choices(),
+        help="pixel type of the output (default: the file's, uint8 or uint16); "
+        "must hold every value of the file's type",
+    )
+    convert.add_argument(
+        "--overwrite", action="store_true", help="replace OUT if it exists"
+    )
+    convert.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress bar, warnings or summary line",
+    )
+    convert.add_argument(
+        "--example",
+        action="store_true",
+        help="convert the built-in synthetic acquisition instead of PATH",
+    )
+    convert.set_defaults(run=_convert, parser=convert)
     return parser
+
+
+def _join_negative_frames(argv: Sequence[str] | None) -> list[str]:
+    """Let ``--frames -50:`` through: argparse takes ``-50:`` for an option."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    joined: list[str] = []
+    i = 0
+    while i < len(args):
+        if (
+            args[i] == "--frames"
+            and i + 1 < len(args)
+            and re.fullmatch(r"-\d+(:-?\d*){0,2}", args[i + 1])
+        ):
+            joined.append(f"--frames={args[i + 1]}")
+            i += 2
+        else:
+            joined.append(args[i])
+            i += 1
+    return joined
+
+
+def _dtype_choices() -> tuple[str, ...]:
+    # The list is kept in the converter; importing it needs no optional package.
+    from dcimg._convert import DTYPES
+
+    return DTYPES
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -174,19 +341,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        The exit status: 0 on success, 1 when a file could not be read, 2 on
-        a usage error.
+        The exit status: 0 on success, 1 when a file could not be read or
+        written, 2 on a usage error, 130 when interrupted.
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_negative_frames(argv))
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
     try:
         return args.run(args)
     except _UsageError as error:
-        parser.error(str(error))
+        args.parser.error(str(error))  # exits with status 2
         return 2
     except KeyboardInterrupt:
         print("dcimg: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of our output went away (``dcimg info ... | head``).
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return 1
