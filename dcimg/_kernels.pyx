@@ -522,6 +522,23 @@ cdef class StridedImage:
             self._fill(&sel, dst, kind, mode, threads)
         return _finish(result, out, sel.out_ndim)
 
+    def selection(self, key):
+        """Per-axis ``(start, step, count)`` that a basic index selects.
+
+        Parameters
+        ----------
+        key : index
+            A basic index, as for :meth:`take`.
+
+        Returns
+        -------
+        tuple of 3 tuples
+            ``((start, step, count), ...)`` for frames, rows and columns.
+        """
+        cdef Selection sel
+        self._parse(key, &sel)
+        return tuple((sel.start[a], sel.step[a], sel.count[a]) for a in range(3))
+
     def touches_patch(self, key):
         """Whether reading ``key`` covers any patched pixel.
 

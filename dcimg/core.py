@@ -145,6 +145,7 @@ class DCIMGFile:
                 )
             # A read-only shared mapping: the file on disk can never be written.
             file_map = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+            self._identity = (info.st_dev, info.st_ino, info.st_size)
         finally:
             os.close(fd)
         try:
@@ -589,8 +590,10 @@ class DCIMGFile:
             C-contiguous, writable array of the result's shape to fill instead
             of allocating; its dtype is used when ``dtype`` is not given.
         copy : bool, default True
-            When False and no pixel needs correcting and no conversion is
-            asked for, return a read-only view of the mapping instead.
+            When False and no conversion is asked for, return a read-only
+            view instead of a copy: of the shared mapping where no pixel needs
+            correcting, else of a private copy-on-write mapping in which only
+            the page holding each selected frame's stored pixels is copied.
 
         Returns
         -------
@@ -613,13 +616,12 @@ class DCIMGFile:
                 )
             dtype = out.dtype
         dtype = self.dtype if dtype is None else np.dtype(dtype)
-        if (
-            not copy
-            and out is None
-            and dtype == self.dtype
-            and (mode == _kernels.PATCH_LEAVE or not image.touches_patch(key))
-        ):
-            return self._mma[key]
+        if not copy and out is None and dtype == self.dtype:
+            if mode == _kernels.PATCH_LEAVE or not image.touches_patch(key):
+                return self._mma[key]
+            view = self._corrected_view(key, mode)
+            if view is not None:
+                return view
         kind = _KERNEL_KINDS.get(dtype)
         if kind is not None:
             return image.take(key, kind, out, mode)
@@ -632,6 +634,55 @@ class DCIMGFile:
             raise ValueError(f"out has shape {out.shape}, expected {native.shape}")
         np.copyto(out, native, casting="unsafe")
         return out
+
+    def _corrected_view(self, key: Any, mode: int) -> np.ndarray | None:
+        """Return a read-only view of ``key`` with the stored pixels written in.
+
+        The view lies on a private copy-on-write mapping of the file: writing
+        the stored values copies only the page that holds them in each
+        selected frame, never the rest of the pixels, and never reaches the
+        file.  Returns None when the file on disk is no longer the one opened
+        (the caller then copies from the mapping already open).
+        """
+        layout = self._layout
+        (f0, fstep, nf), _, _ = self._image.selection(key)
+        try:
+            fd = os.open(self.file_path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        except OSError:
+            return None
+        try:
+            info = os.fstat(fd)
+            if (info.st_dev, info.st_ino, info.st_size) != self._identity:
+                return None
+            private = mmap.mmap(fd, 0, access=mmap.ACCESS_COPY)
+        finally:
+            os.close(fd)
+        stack = np.ndarray(
+            self._mma.shape,
+            dtype=self._mma.dtype,
+            buffer=private,
+            offset=layout.data_offset,
+            strides=self._mma.strides,
+        )
+        frames = np.arange(f0, f0 + fstep * nf, fstep) if nf else np.empty(0, int)
+        columns = slice(
+            layout.stored_column, layout.stored_column + layout.stored_pixels
+        )
+        if mode == _kernels.PATCH_ZERO:
+            stack[frames, layout.stored_row, columns] = 0
+        else:
+            stored = np.ndarray(
+                (layout.frames, layout.stored_pixels),
+                dtype=self._mma.dtype,
+                buffer=self._map,
+                offset=layout.stored_offset,
+                strides=(layout.stored_stride, layout.byte_depth),
+            )
+            stack[frames, layout.stored_row, columns] = stored[frames]
+        view = stack[key]
+        if isinstance(view, np.ndarray):
+            view.flags.writeable = False
+        return view
 
     def __getitem__(self, key: Any) -> np.ndarray:
         """Read pixels with NumPy basic indexing; see :meth:`read`."""

@@ -257,8 +257,11 @@ def test_copy_false_views_and_deep_copy(tmp_path):
     path = write_dcimg(tmp_path / "a.dcimg", truth, stored_pixels_row=2)
     with DCIMGFile(path) as f:
         view = f.zslice(0, 2, copy=False)
-        np.testing.assert_array_equal(view, truth[:2])  # corrected: a copy
-        assert view.flags.writeable  # a corrected copy, not the read-only map
+        np.testing.assert_array_equal(view, truth[:2])  # corrected, yet a view
+        assert not view.flags.owndata and not view.flags.writeable
+        f.first_4px_correction_enabled = False
+        assert not f.read(np.s_[1, 2], copy=False)[:4].any()
+        f.first_4px_correction_enabled = True
         untouched = f.read(np.s_[:, 3:, :], copy=False)
         assert not untouched.flags.owndata and not untouched.flags.writeable
         np.testing.assert_array_equal(untouched, truth[:, 3:, :])
@@ -387,6 +390,8 @@ def test_file_never_modified(tmp_path):
             f[...]
             f.whole(dtype=np.float32)
             f[:, ::-1, ::-2]
+            f.read(..., copy=False)
+            f.zslice(1, 3, copy=False)
             with pytest.raises(ValueError):
                 f.mma[0, 0, 0] = 1
             with pytest.raises((ValueError, TypeError)):

@@ -128,7 +128,11 @@ class _HeapMap:
         done = 0
         while done < size:
             done += os.preadv(fd, [view[done:]], done)
-        block.flags.writeable = False
+        # Like mmap: ACCESS_COPY mappings are private and writable, the
+        # others read-only.
+        import mmap
+
+        block.flags.writeable = kwargs.get("access") == mmap.ACCESS_COPY
         _HeapMap.opened += 1
         return block.view(_HeapArray)
 
