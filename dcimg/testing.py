@@ -22,6 +22,7 @@ PosixPath('a.dcimg')
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 import os
 import pathlib
@@ -42,6 +43,7 @@ __all__ = [
     "fallback_stored_pixels_row",
     "write_dcimg",
     "write_example",
+    "write_sparse_dcimg",
 ]
 
 #: Format version of the packed layout.
@@ -242,11 +244,121 @@ def _frame_bytes(
         return frames, None
     span = slice(stored_offset, stored_offset + _STORED_BYTES)
     stored = frames[:, span].copy()
-    maximum = np.iinfo(images.dtype).max
-    pattern = np.zeros(_STORED_BYTES // depth, dtype=images.dtype.newbyteorder("<"))
-    pattern[1::2] = maximum
-    frames[:, span] = pattern.view(np.uint8)
+    frames[:, span] = np.frombuffer(_stored_pattern(images.dtype), dtype=np.uint8)
     return frames, stored
+
+
+def _stored_pattern(dtype: np.dtype) -> bytes:
+    """Return the 8 bytes a camera writes over the stored pixels: 0, max, ..."""
+    little = np.dtype(dtype).newbyteorder("<")
+    pattern = np.zeros(_STORED_BYTES // little.itemsize, dtype=little)
+    pattern[1::2] = np.iinfo(little).max
+    return pattern.tobytes()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Geometry:
+    """Validated image geometry and header placement shared by the writers."""
+
+    version: int
+    framed: bool
+    depth: int
+    width: int
+    height: int
+    bytes_per_row: int
+    bytes_per_image: int
+    sub_array: tuple[int, int, int, int]
+    binning: int
+    stored_offset: int | None
+    header_size: int
+
+
+def _geometry(
+    height: int,
+    width: int,
+    depth: int,
+    *,
+    version: int,
+    bytes_per_row: int | None,
+    binning: int,
+    sub_array: tuple[int, int, int, int] | None,
+    stored_pixels_row: int | None,
+    stored_pixels_column: int,
+    header_size: int | None,
+) -> _Geometry:
+    """Validate the geometry options of the writers (see :func:`write_dcimg`)."""
+    version = _as_int("version", version)
+    framed = version in FRAMED_VERSIONS
+    if version != PACKED_VERSION and not framed:
+        raise ValueError(
+            f"version must be 0x7, 0x1000000 or 0x2000000, got {version:#x}"
+        )
+
+    row_bytes = width * depth
+    if bytes_per_row is None:
+        bytes_per_row = row_bytes
+    bytes_per_row = _as_int("bytes_per_row", bytes_per_row)
+    if bytes_per_row < row_bytes:
+        raise ValueError(
+            f"bytes_per_row ({bytes_per_row}) must be at least width * byte "
+            f"depth ({width} * {depth} = {row_bytes})"
+        )
+    bytes_per_image = bytes_per_row * height
+
+    binning = _as_int("binning", binning)
+    if binning < 1:
+        raise ValueError(f"binning must be at least 1, got {binning}")
+    if sub_array is None:
+        sub_array = (0, 0, width * binning, height * binning)
+    if len(sub_array) != 4:
+        raise ValueError(f"sub_array must be (x0, y0, width, height), got {sub_array}")
+    x0, y0, sub_w, sub_h = (_as_int("sub_array", v) for v in sub_array)
+    if min(x0, y0, sub_w, sub_h) < 0 or max(x0, y0, sub_w, sub_h) > 0xFFFF:
+        raise ValueError(f"sub_array values must fit in uint16, got {sub_array}")
+    if (sub_w, sub_h) != (width * binning, height * binning):
+        raise ValueError(
+            f"sub_array size {sub_w}x{sub_h} must equal the frame size "
+            f"{width}x{height} times binning {binning}"
+        )
+
+    # Stored ("4px") pixels.
+    stored_offset = None
+    if stored_pixels_row is not None:
+        row = _as_int("stored_pixels_row", stored_pixels_row)
+        col = _as_int("stored_pixels_column", stored_pixels_column)
+        if not 0 <= row < height:
+            raise ValueError(
+                f"stored_pixels_row {row} is outside the frame (height {height})"
+            )
+        if col < 0 or col * depth + _STORED_BYTES > row_bytes:
+            raise ValueError(
+                f"stored_pixels_column {col}: the {_STORED_BYTES} stored bytes "
+                f"must fit in a row of {width} pixels of {depth} byte(s)"
+            )
+        stored_offset = row * bytes_per_row + col * depth
+
+    if header_size is None:
+        header_size = _FRAMED_HEADER_SIZE if framed else _PACKED_HEADER_SIZE
+    header_size = _as_int("header_size", header_size)
+    if header_size < _FH_END or header_size % 8:
+        raise ValueError(
+            f"header_size must be a multiple of 8 and at least {_FH_END:#x}, "
+            f"got {header_size:#x}"
+        )
+
+    return _Geometry(
+        version=version,
+        framed=framed,
+        depth=depth,
+        width=width,
+        height=height,
+        bytes_per_row=bytes_per_row,
+        bytes_per_image=bytes_per_image,
+        sub_array=(x0, y0, sub_w, sub_h),
+        binning=binning,
+        stored_offset=stored_offset,
+        header_size=header_size,
+    )
 
 
 def write_dcimg(
@@ -366,24 +478,18 @@ def write_dcimg(
         raise ValueError(f"data must not be empty, got shape {data.shape}")
     depth = data.dtype.itemsize
 
-    version = _as_int("version", version)
-    framed = version in FRAMED_VERSIONS
-    if version != PACKED_VERSION and not framed:
-        raise ValueError(
-            f"version must be 0x7, 0x1000000 or 0x2000000, got {version:#x}"
-        )
-
-    row_bytes = width * depth
-    if bytes_per_row is None:
-        bytes_per_row = row_bytes
-    bytes_per_row = _as_int("bytes_per_row", bytes_per_row)
-    if bytes_per_row < row_bytes:
-        raise ValueError(
-            f"bytes_per_row ({bytes_per_row}) must be at least width * byte "
-            f"depth ({width} * {depth} = {row_bytes})"
-        )
-    bytes_per_image = bytes_per_row * height
-
+    geometry = _geometry(
+        height,
+        width,
+        depth,
+        version=version,
+        bytes_per_row=bytes_per_row,
+        binning=binning,
+        sub_array=sub_array,
+        stored_pixels_row=stored_pixels_row,
+        stored_pixels_column=stored_pixels_column,
+        header_size=header_size,
+    )
     if declared_frames is None:
         declared_frames = n
     declared_frames = _as_int("declared_frames", declared_frames)
@@ -395,47 +501,6 @@ def write_dcimg(
     nsessions = _as_int("nsessions", nsessions)
     if nsessions < 1:
         raise ValueError(f"nsessions must be at least 1, got {nsessions}")
-
-    binning = _as_int("binning", binning)
-    if binning < 1:
-        raise ValueError(f"binning must be at least 1, got {binning}")
-    if sub_array is None:
-        sub_array = (0, 0, width * binning, height * binning)
-    if len(sub_array) != 4:
-        raise ValueError(f"sub_array must be (x0, y0, width, height), got {sub_array}")
-    x0, y0, sub_w, sub_h = (_as_int("sub_array", v) for v in sub_array)
-    if min(x0, y0, sub_w, sub_h) < 0 or max(x0, y0, sub_w, sub_h) > 0xFFFF:
-        raise ValueError(f"sub_array values must fit in uint16, got {sub_array}")
-    if (sub_w, sub_h) != (width * binning, height * binning):
-        raise ValueError(
-            f"sub_array size {sub_w}x{sub_h} must equal the frame size "
-            f"{width}x{height} times binning {binning}"
-        )
-
-    # Stored ("4px") pixels.
-    stored_offset = None
-    if stored_pixels_row is not None:
-        row = _as_int("stored_pixels_row", stored_pixels_row)
-        col = _as_int("stored_pixels_column", stored_pixels_column)
-        if not 0 <= row < height:
-            raise ValueError(
-                f"stored_pixels_row {row} is outside the frame (height {height})"
-            )
-        if col < 0 or col * depth + _STORED_BYTES > row_bytes:
-            raise ValueError(
-                f"stored_pixels_column {col}: the {_STORED_BYTES} stored bytes "
-                f"must fit in a row of {width} pixels of {depth} byte(s)"
-            )
-        stored_offset = row * bytes_per_row + col * depth
-
-    if header_size is None:
-        header_size = _FRAMED_HEADER_SIZE if framed else _PACKED_HEADER_SIZE
-    header_size = _as_int("header_size", header_size)
-    if header_size < _FH_END or header_size % 8:
-        raise ValueError(
-            f"header_size must be a multiple of 8 and at least {_FH_END:#x}, "
-            f"got {header_size:#x}"
-        )
 
     # Per-frame counters and time stamps.
     if framestamps is None:
@@ -486,53 +551,27 @@ def write_dcimg(
     seconds = stamps // 1_000_000
     micros = stamps % 1_000_000
 
-    if framed:
-        buf = _framed_session(
-            header_size=header_size,
-            version=version,
-            images=images,
-            stored_offset=stored_offset,
-            counters=counters,
-            seconds=seconds,
-            micros=micros,
-            depth=depth,
-            width=width,
-            height=height,
-            bytes_per_row=bytes_per_row,
-            bytes_per_image=bytes_per_image,
-            trailer_size=trailer_size,
-            kind4_block=kind4_block,
-            block_table=block_table,
-            camera_block_offset=camera_block_offset,
-            camera_texts=(camera_model, camera_serial, tuple(camera_versions)),
-            sub_array=(x0, y0, sub_w, sub_h),
-            binning=binning,
-        )
-    else:
-        buf = _packed_session(
-            header_size=header_size,
-            images=images,
-            stored_offset=stored_offset,
-            counters=counters,
-            seconds=seconds,
-            micros=micros,
-            depth=depth,
-            width=width,
-            height=height,
-            bytes_per_row=bytes_per_row,
-            bytes_per_image=bytes_per_image,
-            footer_table_offset=footer_table_offset,
-        )
-
+    frames, stored = _frame_bytes(
+        images, geometry.bytes_per_row, geometry.stored_offset
+    )
+    plan = _plan(
+        geometry,
+        nframes=len(images),
+        stored=stored,
+        counters=counters,
+        seconds=seconds,
+        micros=micros,
+        declared_frames=declared_frames,
+        nsessions=nsessions,
+        trailer_size=trailer_size,
+        kind4_block=kind4_block,
+        block_table=block_table,
+        camera_block_offset=camera_block_offset,
+        camera_texts=(camera_model, camera_serial, tuple(camera_versions)),
+        footer_table_offset=footer_table_offset,
+    )
+    buf = plan.assemble(frames)
     file_size = len(buf)
-    buf[: len(_MAGIC)] = _MAGIC
-    _put(buf, _FH_VERSION, "I", version)
-    _put(buf, _FH_NSESS, "I", nsessions)
-    _put(buf, _FH_NFRAMES, "I", declared_frames)
-    _put(buf, _FH_HEADER_SIZE, "I", header_size)
-    _put(buf, _FH_FILE_SIZE, "Q", file_size)
-    _put(buf, _FH_FILE_SIZE2, "Q", file_size)
-    _put(buf, _FH_UNKNOWN_54, "I", 0x400)
 
     if truncate_to is not None:
         truncate_to = _as_int("truncate_to", truncate_to)
@@ -548,6 +587,119 @@ def write_dcimg(
     return path
 
 
+@dataclasses.dataclass
+class _Plan:
+    """Where every part of a file goes, without the pixels.
+
+    The file is ``head`` (file header, session header and blocks, up to the
+    first frame), then ``nframes`` frames ``stride`` bytes apart, each an
+    image of ``bytes_per_image`` bytes followed by its row of ``trailers``
+    (framed layout; zero-padded to the stride), then ``tail`` (the packed
+    footer, or the framed layout's zero bytes).
+    """
+
+    head: bytearray
+    first: int
+    stride: int
+    nframes: int
+    bytes_per_image: int
+    trailers: np.ndarray | None
+    tail: bytearray
+
+    @property
+    def size(self) -> int:
+        """Size of the complete file in bytes."""
+        return self.first + self.nframes * self.stride + len(self.tail)
+
+    def assemble(self, frames: np.ndarray) -> bytearray:
+        """Return the whole file given the stored frames ``(n, bytes per image)``."""
+        buf = bytearray(self.size)
+        buf[: len(self.head)] = self.head
+        end = self.first + self.nframes * self.stride
+        if self.trailers is None and self.stride == self.bytes_per_image:
+            body = np.ascontiguousarray(frames)
+        else:
+            body = np.zeros((self.nframes, self.stride), dtype=np.uint8)
+            body[:, : self.bytes_per_image] = frames
+            if self.trailers is not None:
+                at = self.bytes_per_image
+                body[:, at : at + self.trailers.shape[1]] = self.trailers
+        buf[self.first : end] = body.tobytes()
+        buf[end:] = self.tail
+        return buf
+
+
+def _plan(
+    geometry: _Geometry,
+    *,
+    nframes: int,
+    stored: np.ndarray | None,
+    counters: np.ndarray,
+    seconds: np.ndarray,
+    micros: np.ndarray,
+    declared_frames: int,
+    nsessions: int,
+    trailer_size: int,
+    kind4_block: bool,
+    block_table: bool,
+    camera_block_offset: int,
+    camera_texts: tuple[str, str, tuple[str, ...]],
+    footer_table_offset: int,
+) -> _Plan:
+    """Lay out a file (session and file header) for `nframes` frames."""
+    g = geometry
+    if g.framed:
+        plan = _framed_session(
+            header_size=g.header_size,
+            version=g.version,
+            nframes=nframes,
+            stored=stored,
+            stored_offset=g.stored_offset,
+            counters=counters,
+            seconds=seconds,
+            micros=micros,
+            depth=g.depth,
+            width=g.width,
+            height=g.height,
+            bytes_per_row=g.bytes_per_row,
+            bytes_per_image=g.bytes_per_image,
+            trailer_size=trailer_size,
+            kind4_block=kind4_block,
+            block_table=block_table,
+            camera_block_offset=camera_block_offset,
+            camera_texts=camera_texts,
+            sub_array=g.sub_array,
+            binning=g.binning,
+        )
+    else:
+        plan = _packed_session(
+            header_size=g.header_size,
+            nframes=nframes,
+            stored=stored,
+            stored_offset=g.stored_offset,
+            counters=counters,
+            seconds=seconds,
+            micros=micros,
+            depth=g.depth,
+            width=g.width,
+            height=g.height,
+            bytes_per_row=g.bytes_per_row,
+            bytes_per_image=g.bytes_per_image,
+            footer_table_offset=footer_table_offset,
+        )
+    buf = plan.head
+    file_size = plan.size
+    buf[: len(_MAGIC)] = _MAGIC
+    _put(buf, _FH_VERSION, "I", g.version)
+    _put(buf, _FH_NSESS, "I", nsessions)
+    _put(buf, _FH_NFRAMES, "I", declared_frames)
+    _put(buf, _FH_HEADER_SIZE, "I", g.header_size)
+    _put(buf, _FH_FILE_SIZE, "Q", file_size)
+    _put(buf, _FH_FILE_SIZE2, "Q", file_size)
+    _put(buf, _FH_UNKNOWN_54, "I", 0x400)
+    return plan
+
+
 def _check_u32(name: str, value: int) -> None:
     """Raise ``ValueError`` when a header field does not fit in a u32."""
     if value > _UINT32_MAX:
@@ -557,7 +709,8 @@ def _check_u32(name: str, value: int) -> None:
 def _packed_session(
     *,
     header_size: int,
-    images: np.ndarray,
+    nframes: int,
+    stored: np.ndarray | None,
     stored_offset: int | None,
     counters: np.ndarray,
     seconds: np.ndarray,
@@ -568,17 +721,15 @@ def _packed_session(
     bytes_per_row: int,
     bytes_per_image: int,
     footer_table_offset: int,
-) -> bytearray:
-    """Build a packed (version 0x7) file; the file header is left blank."""
+) -> _Plan:
+    """Lay out a packed (version 0x7) file; the file header is left blank."""
     footer_table_offset = _as_int("footer_table_offset", footer_table_offset)
     if footer_table_offset < MIN_FOOTER_TABLE_OFFSET or footer_table_offset % 4:
         raise ValueError(
             "footer_table_offset must be a multiple of 4 and at least "
             f"{MIN_FOOTER_TABLE_OFFSET}, got {footer_table_offset}"
         )
-    nframes = len(images)
     _check_u32("bytes per image", bytes_per_image)
-    frames, stored = _frame_bytes(images, bytes_per_row, stored_offset)
     start = header_size
     data_size = _PACKED_DATA_OFFSET + nframes * bytes_per_image
     counters_at = footer_table_offset
@@ -586,10 +737,10 @@ def _packed_session(
     stored_at = stamps_at + 8 * nframes
     footer_size = stored_at + (0 if stored is None else _STORED_BYTES * nframes)
     _check_u32("footer size", footer_size)
-    foot = start + data_size
-    buf = bytearray(foot + footer_size)
-
-    _put(buf, start + _PS_SIZE, "Q", len(buf) - start)
+    first = start + _PACKED_DATA_OFFSET
+    head = bytearray(first)
+    buf = head
+    _put(buf, start + _PS_SIZE, "Q", start + data_size + footer_size - start)
     _put(buf, start + _PS_NFRAMES, "I", nframes)
     _put(buf, start + _PS_BYTE_DEPTH, "I", depth)
     _put(buf, start + _PS_UNKNOWN_28, "I", 1)
@@ -599,9 +750,10 @@ def _packed_session(
     _put(buf, start + _PS_BYTES_PER_IMAGE, "I", bytes_per_image)
     _put(buf, start + _PS_DATA_OFFSET, "I", _PACKED_DATA_OFFSET)
     _put(buf, start + _PS_DATA_SIZE, "Q", data_size)
-    first = start + _PACKED_DATA_OFFSET
-    buf[first:foot] = frames.tobytes()
 
+    # The footer, at F = S + data size; offsets below are relative to F.
+    buf = bytearray(footer_size)
+    foot = 0
     _put(buf, foot + _PF_MARKER, "I", PACKED_VERSION)
     _put(buf, foot + _PF_F2_OFFSET, "Q", _PF_F2)
     _put(buf, foot + _PF_SIZE, "I", footer_size)
@@ -622,14 +774,23 @@ def _packed_session(
     buf[foot + stamps_at : foot + stored_at] = table[:, 1:].tobytes()
     if stored is not None:
         buf[foot + stored_at :] = stored.tobytes()
-    return buf
+    return _Plan(
+        head=head,
+        first=first,
+        stride=bytes_per_image,
+        nframes=nframes,
+        bytes_per_image=bytes_per_image,
+        trailers=None,
+        tail=buf,
+    )
 
 
 def _framed_session(
     *,
     header_size: int,
     version: int,
-    images: np.ndarray,
+    nframes: int,
+    stored: np.ndarray | None,
     stored_offset: int | None,
     counters: np.ndarray,
     seconds: np.ndarray,
@@ -646,8 +807,8 @@ def _framed_session(
     camera_texts: tuple[str, str, tuple[str, ...]],
     sub_array: tuple[int, int, int, int],
     binning: int,
-) -> bytearray:
-    """Build a framed (version 0x1000000/0x2000000) file; file header blank."""
+) -> _Plan:
+    """Lay out a framed (version 0x1000000/0x2000000) file; file header blank."""
     trailer_size = _as_int("trailer_size", trailer_size)
     if trailer_size not in (16, 32) and (trailer_size < 512 or trailer_size % 4):
         raise ValueError(
@@ -722,16 +883,14 @@ def _framed_session(
     end_of_blocks = camera_block_offset + _CAMERA_SIZE
     data_offset = -(-end_of_blocks // _DATA_ALIGN) * _DATA_ALIGN
 
-    nframes = len(images)
     stride = bytes_per_image + trailer_size
     _check_u32("bytes per image", bytes_per_image)
     _check_u32("frame stride", stride)
-    frames, stored = _frame_bytes(images, bytes_per_row, stored_offset)
     start = header_size
     first = start + data_offset
-    buf = bytearray(first + nframes * stride + _FRAMED_TAIL)
+    buf = bytearray(first)
 
-    _put(buf, start + _NS_SIZE, "Q", len(buf) - start)
+    _put(buf, start + _NS_SIZE, "Q", first + nframes * stride + _FRAMED_TAIL - start)
     _put(buf, start + _NS_NFRAMES, "I", nframes)
     _put(buf, start + _NS_BYTE_DEPTH, "I", depth)
     _put(buf, start + _NS_UNKNOWN_44, "I", 1)
@@ -762,18 +921,26 @@ def _framed_session(
     _put_text(buf, camera, _CAM_SERIAL, serial_text)
     _put(buf, camera + _CAM_SUBARRAY, "4H", x0, sub_w, y0, sub_h)
 
-    body = np.zeros((nframes, stride), dtype=np.uint8)
-    body[:, :bytes_per_image] = frames
-    trailer = np.zeros((nframes, 3), dtype="<u4")
-    trailer[:, 0] = counters
-    trailer[:, 1] = seconds
-    trailer[:, 2] = micros
-    body[:, bytes_per_image : bytes_per_image + 12] = trailer.view(np.uint8)
+    # The used start of every trailer: counter, seconds, microseconds and
+    # (when there are stored pixels) the true bytes; the rest stays zero.
+    used = _TR_STORED + (0 if stored is None else _STORED_BYTES)
+    trailers = np.zeros((nframes, used), dtype=np.uint8)
+    stamps = np.zeros((nframes, 3), dtype="<u4")
+    stamps[:, 0] = counters
+    stamps[:, 1] = seconds
+    stamps[:, 2] = micros
+    trailers[:, :_TR_STORED] = stamps.view(np.uint8)
     if stored is not None:
-        at = bytes_per_image + _TR_STORED
-        body[:, at : at + _STORED_BYTES] = stored
-    buf[first : first + body.size] = body.tobytes()
-    return buf
+        trailers[:, _TR_STORED:] = stored
+    return _Plan(
+        head=buf,
+        first=first,
+        stride=stride,
+        nframes=nframes,
+        bytes_per_image=bytes_per_image,
+        trailers=trailers,
+        tail=bytearray(_FRAMED_TAIL),
+    )
 
 
 def example_stack(
@@ -872,3 +1039,140 @@ def write_example(path: str | os.PathLike[str]) -> pathlib.Path:
         timestamps_us=DEFAULT_T0_US
         + np.round(counters * FRAME_PERIOD_US).astype(np.int64),
     )
+
+
+def write_sparse_dcimg(
+    path: str | os.PathLike[str],
+    nframes: int,
+    height: int,
+    width: int,
+    *,
+    dtype: npt.DTypeLike = np.uint16,
+    version: int = 0x1000000,
+    trailer_size: int = 32,
+    stored_pixels_row: int | None = None,
+    stored_pixels_column: int = 0,
+    bytes_per_row: int | None = None,
+    sub_array: tuple[int, int, int, int] | None = None,
+    binning: int = 1,
+) -> pathlib.Path:
+    """Write a large DCIMG file whose pixels are holes: all zero, no disk space.
+
+    The headers, blocks, per-frame trailers (framed layout) and footer
+    (packed layout) are laid out exactly as :func:`write_dcimg` lays them out
+    for an all-zero stack; only the bytes that are not zero are written, at
+    their offsets, and the file is extended to its full size with
+    ``truncate``. On file systems with sparse files (ext4, XFS, Btrfs, APFS,
+    tmpfs) a file of hundreds of gigabytes then occupies a few megabytes: one
+    block per frame for each trailer and for the overwritten pixels. Elsewhere
+    (NTFS without the sparse flag, FAT) the file takes its full size.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination file; it is overwritten.
+    nframes, height, width : int
+        Shape of the stack.
+    dtype : numpy dtype, optional
+        ``numpy.uint16`` (default) or ``numpy.uint8``.
+    version : int, optional
+        ``0x7`` (packed), ``0x1000000`` (default) or ``0x2000000`` (framed).
+    trailer_size : int, optional
+        Framed layout only: 16, 32 (default), or a multiple of 4 of at least
+        512.
+    stored_pixels_row : int, optional
+        Row whose 8 bytes the camera overwrote with ``0, max, 0, max, ...``
+        in every frame (the true values, zeros, go to the trailer or footer);
+        ``None`` for none.
+    stored_pixels_column : int, optional
+        Pixel column where the overwritten bytes start.
+    bytes_per_row : int, optional
+        Row stride in bytes; the padding is zero here (holes), unlike the
+        ``0xa5`` bytes of :func:`write_dcimg`.
+    sub_array : tuple of 4 int, optional
+        ``(x0, y0, width, height)`` on the sensor (see :func:`write_dcimg`).
+    binning : int, optional
+        Binning factor.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Raises
+    ------
+    ValueError
+        If an argument is invalid (the same rules as :func:`write_dcimg`).
+
+    Notes
+    -----
+    Frame ``k`` has frame counter ``k`` and the default time stamps of
+    :func:`write_dcimg`. A correct reader returns zeros for every pixel
+    (with ``first_4px_correction_enabled`` True or False); with the
+    correction off (``None``) the overwritten pixels show the camera's
+    pattern.
+
+    Examples
+    --------
+    >>> from dcimg.testing import write_sparse_dcimg
+    >>> write_sparse_dcimg(
+    ...     "big.dcimg", 12_800, 2048, 2048, stored_pixels_row=1023
+    ... )  # doctest: +SKIP
+    PosixPath('big.dcimg')
+    """
+    dtype = np.dtype(dtype)
+    if dtype not in (np.dtype(np.uint8), np.dtype(np.uint16)):
+        raise ValueError(f"dtype must be uint8 or uint16, got {dtype}")
+    for name, value in (("nframes", nframes), ("height", height), ("width", width)):
+        if _as_int(name, value) < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
+    nframes, height, width = int(nframes), int(height), int(width)
+    if nframes > _UINT32_MAX:
+        raise ValueError(f"nframes ({nframes}) does not fit in its 32-bit field")
+    geometry = _geometry(
+        height,
+        width,
+        dtype.itemsize,
+        version=version,
+        bytes_per_row=bytes_per_row,
+        binning=binning,
+        sub_array=sub_array,
+        stored_pixels_row=stored_pixels_row,
+        stored_pixels_column=stored_pixels_column,
+        header_size=None,
+    )
+    stamps = _default_timestamps(nframes)
+    offset = geometry.stored_offset
+    plan = _plan(
+        geometry,
+        nframes=nframes,
+        stored=None if offset is None else np.zeros((nframes, 8), np.uint8),
+        counters=np.arange(nframes, dtype=np.int64),
+        seconds=stamps // 1_000_000,
+        micros=stamps % 1_000_000,
+        declared_frames=nframes,
+        nsessions=1,
+        trailer_size=trailer_size,
+        kind4_block=True,
+        block_table=True,
+        camera_block_offset=FIXED_CAMERA_BLOCK_OFFSET,
+        camera_texts=("C11440-22C", "301234", ("4.11.523", "1.0", "2.0")),
+        footer_table_offset=272,
+    )
+    pattern = None if offset is None else _stored_pattern(dtype)
+    path = pathlib.Path(path)
+    with open(path, "wb") as fh:
+        fh.truncate(plan.size)
+        fh.write(plan.head)
+        if pattern is not None or plan.trailers is not None:
+            for k in range(nframes):
+                frame = plan.first + k * plan.stride
+                if pattern is not None:
+                    fh.seek(frame + offset)
+                    fh.write(pattern)
+                if plan.trailers is not None:
+                    fh.seek(frame + plan.bytes_per_image)
+                    fh.write(plan.trailers[k].tobytes())
+        fh.seek(plan.size - len(plan.tail))
+        fh.write(plan.tail)
+    return path

@@ -1,0 +1,558 @@
+"""Lazy access to DCIMG files with Dask and xarray.
+
+:func:`as_dask_array` turns a file into a :class:`dask.array.Array` whose
+graph holds nothing but the file's path, its size and modification time, and
+the reading options.  Every chunk task opens the file itself (once per
+process, see :func:`_cached_file`) and reads its block with
+:meth:`dcimg.DCIMGFile.read`, so the stored-pixel correction and any dtype
+conversion happen inside the copy kernel.  The graph is built with
+:func:`dask.array.from_array` around the tiny :class:`DCIMGSource`, so it has
+exactly one task per chunk and Dask pushes basic slices of the array into
+the read: ``arr[5, 100:200].compute()`` reads 100 rows of frame 5 only.
+
+:func:`to_xarray` wraps the same array (or the pixels in memory) in an
+:class:`xarray.DataArray` with a time coordinate and the file's metadata.
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+import threading
+import warnings
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dcimg.errors import DCIMGError, DCIMGWarning
+
+if TYPE_CHECKING:
+    from dcimg.core import DCIMGFile
+
+__all__ = ["DCIMGSource", "as_dask_array", "clear_cache", "to_xarray"]
+
+#: Files kept open per process by the chunk tasks (least recently used first
+#: out).  Each open file costs a memory mapping and a file header parse.
+CACHE_SIZE = 32
+
+_CACHE: OrderedDict[tuple[Any, ...], DCIMGFile] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+
+_DASK_HINT = 'Dask support needs the optional dependency: pip install "dcimg[dask]"'
+_XARRAY_HINT = (
+    'xarray support needs the optional dependency: pip install "dcimg[xarray]"'
+)
+
+
+def _import_dask_array() -> Any:
+    try:
+        import dask.array as da
+    except ImportError as exc:
+        raise ImportError(_DASK_HINT) from exc
+    return da
+
+
+def _cached_file(
+    path: str, size: int, mtime_ns: int, correction: bool | None
+) -> DCIMGFile:
+    """Return this process's open :class:`DCIMGFile` for one file version.
+
+    Parameters
+    ----------
+    path : str
+        Absolute path of the file.
+    size, mtime_ns : int
+        Size and modification time the file had when the Dask array was
+        made; a file that no longer matches them is refused.
+    correction : bool or None
+        The file's ``first_4px_correction_enabled``.
+
+    Returns
+    -------
+    dcimg.DCIMGFile
+        An open file, shared by the tasks of this process (reads are
+        thread-safe: they never change the object).
+
+    Raises
+    ------
+    dcimg.DCIMGError
+        If the file was modified or replaced since the array was made.
+    """
+    info = os.stat(path)
+    if info.st_size != size or info.st_mtime_ns != mtime_ns:
+        raise DCIMGError(
+            f"{path!r} changed since the Dask array was made (size {size} -> "
+            f"{info.st_size}, mtime_ns {mtime_ns} -> {info.st_mtime_ns}); "
+            "make a new array from the file"
+        )
+    key = (path, size, mtime_ns, correction)
+    with _CACHE_LOCK:
+        f = _CACHE.get(key)
+        if f is not None:
+            _CACHE.move_to_end(key)
+            return f
+    from dcimg.core import DCIMGFile
+
+    with warnings.catch_warnings():
+        # The warnings were shown when the array was made.
+        warnings.simplefilter("ignore", DCIMGWarning)
+        f = DCIMGFile(path, first_4px_correction_enabled=correction)
+    with _CACHE_LOCK:
+        other = _CACHE.get(key)
+        if other is not None:
+            # Another thread opened it meanwhile: keep one.
+            f.close()
+            _CACHE.move_to_end(key)
+            return other
+        _CACHE[key] = f
+        while len(_CACHE) > CACHE_SIZE:
+            _, old = _CACHE.popitem(last=False)
+            old.close()
+    return f
+
+
+def clear_cache() -> None:
+    """Close the files that Dask tasks opened in this process.
+
+    Chunk tasks keep the files they read open (at most :data:`CACHE_SIZE`),
+    so that the next chunk of the same file costs no header parse.  Arrays
+    returned by earlier computations stay valid: they are copies.
+    """
+    with _CACHE_LOCK:
+        files = list(_CACHE.values())
+        _CACHE.clear()
+    for f in files:
+        f.close()
+
+
+def _is_fancy(item: Any) -> bool:
+    return isinstance(item, (list, np.ndarray)) and not (
+        isinstance(item, np.ndarray) and item.ndim == 0
+    )
+
+
+def _split_fancy(key: tuple[Any, ...], shape: tuple[int, ...]) -> tuple[Any, Any]:
+    """Split an index with integer/boolean arrays into basic + relative parts.
+
+    The basic part reads the bounding box of the selection; the second part,
+    applied to that box with NumPy, has the same structure as ``key`` (so
+    NumPy places the fancy axes the same way) with positions made relative.
+    """
+    n_axes = sum(
+        np.asarray(item).ndim
+        if isinstance(item, np.ndarray) and item.dtype == bool
+        else 1
+        for item in key
+        if item is not None and item is not Ellipsis
+    )
+    basic: list[Any] = []
+    post: list[Any] = []
+    axis = 0
+    for item in key:
+        if item is None:
+            post.append(None)
+            continue
+        if item is Ellipsis:
+            for _ in range(len(shape) - n_axes):
+                basic.append(slice(None))
+                post.append(slice(None))
+                axis += 1
+            continue
+        if axis >= len(shape):
+            raise IndexError("too many indices for a 3-dimensional DCIMG stack")
+        size = shape[axis]
+        if isinstance(item, slice):
+            basic.append(item)
+            post.append(slice(None))
+        elif _is_fancy(item):
+            arr = np.asarray(item)
+            if arr.dtype == bool:
+                if arr.ndim != 1 or arr.shape[0] != size:
+                    raise IndexError(
+                        f"boolean index of shape {arr.shape} does not match axis "
+                        f"{axis} of size {size}"
+                    )
+                arr = np.flatnonzero(arr)
+            elif arr.size and arr.dtype.kind not in "iu":
+                raise IndexError(
+                    f"arrays used as indices must be integers, not {arr.dtype}"
+                )
+            arr = arr.astype(np.intp)
+            if arr.size and (arr.min() < -size or arr.max() >= size):
+                raise IndexError(
+                    f"index out of bounds for axis {axis} with size {size}"
+                )
+            arr = arr % size if size else arr
+            lo = int(arr.min()) if arr.size else 0
+            hi = int(arr.max()) + 1 if arr.size else 0
+            basic.append(slice(lo, hi))
+            post.append(arr - lo)
+        else:
+            i = operator.index(item)
+            if not -size <= i < size:
+                raise IndexError(
+                    f"index {i} is out of bounds for axis {axis} with size {size}"
+                )
+            i %= size
+            basic.append(slice(i, i + 1))
+            post.append(0)
+        axis += 1
+    return tuple(basic), tuple(post)
+
+
+class DCIMGSource:
+    """A picklable, array-like stand-in for a DCIMG file, for Dask graphs.
+
+    It holds the file's absolute path, size and modification time, the
+    stored-pixel correction mode and the output dtype, nothing else: no
+    mapping, no open file.  Indexing it opens the file in the current process
+    (cached, see :func:`clear_cache`) and returns
+    ``DCIMGFile.read(key, dtype=dtype)``.
+
+    Parameters
+    ----------
+    path : str
+        Absolute path of the file.
+    size, mtime_ns : int
+        ``st_size`` and ``st_mtime_ns`` of the file; reading a file that no
+        longer matches raises :class:`dcimg.DCIMGError`.
+    correction : bool or None
+        ``first_4px_correction_enabled`` of the reads.
+    shape : tuple of int
+        ``(frames, height, width)``.
+    dtype : numpy.dtype
+        Type of the pixels returned.
+    """
+
+    __slots__ = ("correction", "dtype", "mtime_ns", "path", "shape", "size")
+
+    def __init__(
+        self,
+        path: str,
+        size: int,
+        mtime_ns: int,
+        correction: bool | None,
+        shape: tuple[int, int, int],
+        dtype: Any,
+    ) -> None:
+        self.path = path
+        self.size = size
+        self.mtime_ns = mtime_ns
+        self.correction = correction
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
+
+    @classmethod
+    def from_file(cls, f: DCIMGFile, dtype: Any = None) -> DCIMGSource:
+        """Describe an open :class:`dcimg.DCIMGFile` (its current version).
+
+        Parameters
+        ----------
+        f : dcimg.DCIMGFile
+            An open file.
+        dtype : numpy dtype, optional
+            Type of the pixels returned; default the file's.
+
+        Returns
+        -------
+        DCIMGSource
+            The description.
+        """
+        shape = f.shape  # raises ValueError on a closed file
+        path = os.path.abspath(f.file_path)
+        info = os.stat(path)
+        dtype = f.dtype if dtype is None else np.dtype(dtype)
+        if dtype.kind not in "biufc":
+            raise TypeError(f"dtype must be a numeric NumPy type, not {dtype}")
+        return cls(
+            path,
+            info.st_size,
+            info.st_mtime_ns,
+            f.first_4px_correction_enabled,
+            shape,
+            dtype,
+        )
+
+    @property
+    def ndim(self) -> int:
+        """Always 3."""
+        return 3
+
+    @property
+    def token(self) -> tuple[Any, ...]:
+        """What identifies the pixels this source returns."""
+        return (
+            "dcimg",
+            self.path,
+            self.size,
+            self.mtime_ns,
+            self.correction,
+            self.shape,
+            self.dtype.str,
+        )
+
+    def __dask_tokenize__(self) -> tuple[Any, ...]:
+        return self.token
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            type(self),
+            (
+                self.path,
+                self.size,
+                self.mtime_ns,
+                self.correction,
+                self.shape,
+                self.dtype,
+            ),
+        )
+
+    def __repr__(self) -> str:
+        shape = "x".join(str(n) for n in self.shape)
+        return (
+            f"DCIMGSource({self.path!r}, shape={shape}, dtype={self.dtype}, "
+            f"correction={self.correction})"
+        )
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        f = _cached_file(self.path, self.size, self.mtime_ns, self.correction)
+        if not isinstance(key, tuple):
+            key = (key,)
+        # copy=False: without a dtype conversion the block is a read-only
+        # view of the file's pages (the stored pixels written into a private
+        # copy-on-write page per frame), so reductions never copy the pixels.
+        if any(_is_fancy(item) for item in key):
+            basic, post = _split_fancy(key, self.shape)
+            return np.asarray(f.read(basic, dtype=self.dtype, copy=False)[post])
+        return np.asarray(f.read(key, dtype=self.dtype, copy=False))
+
+
+def _normalize_chunks(
+    chunks: Any, shape: tuple[int, int, int], dtype: np.dtype
+) -> tuple[tuple[int, ...], ...]:
+    """Turn the ``chunks`` argument of :func:`as_dask_array` into block sizes."""
+    from dask.array.core import normalize_chunks
+    from dask.utils import parse_bytes
+
+    limit = None
+    if chunks is None or (isinstance(chunks, str) and chunks == "auto"):
+        spec: Any = ("auto", -1, -1)
+    elif isinstance(chunks, str):
+        spec = ("auto", -1, -1)
+        limit = parse_bytes(chunks)
+    elif isinstance(chunks, (bool, np.bool_)):
+        raise TypeError(f"chunks must be a frame count or a chunk spec, not {chunks!r}")
+    elif isinstance(chunks, (int, np.integer)):
+        if chunks < 1 and chunks != -1:
+            raise ValueError(
+                f"chunks must be a positive frame count or -1, got {chunks}"
+            )
+        spec = (int(chunks), -1, -1)
+    else:
+        spec = chunks
+    try:
+        return normalize_chunks(spec, shape, limit=limit, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"invalid chunks {chunks!r} for a stack of shape {shape}: {exc}"
+        ) from exc
+
+
+def as_dask_array(f: DCIMGFile, chunks: Any = "auto", dtype: Any = None) -> Any:
+    """Return the frames of a DCIMG file as a lazy :class:`dask.array.Array`.
+
+    The array reads the same pixels as ``f[...]`` (with ``f``'s
+    :attr:`~dcimg.DCIMGFile.first_4px_correction_enabled`), chunk by chunk.
+    Its graph holds only the path, the file's size and modification time and
+    the options, so it pickles to a few hundred bytes and runs on
+    ``dask.distributed`` workers in other processes; each process opens the
+    file once (memory-mapped) and keeps it open.
+
+    Parameters
+    ----------
+    f : dcimg.DCIMGFile
+        An open file; it may be closed once the array is made.
+    chunks : "auto", str, int, tuple or dict, default "auto"
+        ``"auto"``: whole frames per chunk, as many as fit Dask's
+        ``array.chunk-size`` setting (at least one).  A byte size such as
+        ``"64 MiB"``: the same with that limit.  An int ``n``: ``n`` frames
+        per chunk (``-1``: one chunk).  Anything else is a Dask chunk
+        specification for the three axes ``(t, y, x)``, e.g. ``(10, 512,
+        512)`` or ``{0: 10}``; splitting rows and columns is exact too.
+    dtype : numpy dtype, optional
+        Type of the pixels; default the file's.  The conversion happens in
+        the chunk read, in one pass.
+
+    Returns
+    -------
+    dask.array.Array
+        Shape ``f.shape``; one task per chunk.  Its name is the same for the
+        same file version and options, so it is deterministic.
+
+    Raises
+    ------
+    ImportError
+        If Dask is not installed.
+    ValueError
+        If ``f`` is closed or ``chunks`` is invalid.
+    TypeError
+        If ``dtype`` is not a numeric type.
+
+    Notes
+    -----
+    The file must not change while the array is in use: a chunk task that
+    finds a different size or modification time raises
+    :class:`dcimg.DCIMGError` instead of returning pixels of another file.
+
+    Slicing is pushed into the reads: once Dask optimises the graph (as
+    ``compute`` does by default), ``arr[5]`` reads frame 5 alone and
+    ``arr[:, 100:200, 300]`` reads only those pixels of every frame.  Steps
+    with a negative sign, ``None`` and index arrays still read whole
+    chunks, then slice.
+
+    Examples
+    --------
+    >>> import dcimg
+    >>> with dcimg.DCIMGFile(path) as f:
+    ...     arr = f.as_dask_array(chunks=8, dtype="float32")
+    >>> arr
+    dask.array<dcimg, shape=(20, 64, 80), dtype=float32, chunksize=(8, 64, 80), chunktype=numpy.ndarray>
+    >>> arr.mean(axis=0).compute().shape
+    (64, 80)
+    """  # noqa: E501
+    da = _import_dask_array()
+    from dask.base import tokenize
+
+    source = DCIMGSource.from_file(f, dtype)
+    blocks = _normalize_chunks(chunks, source.shape, source.dtype)
+    name = "dcimg-" + tokenize(*source.token, blocks)
+    return da.from_array(
+        source,
+        chunks=blocks,
+        name=name,
+        lock=False,
+        asarray=False,
+        # ``getter`` (fancy=True) is the getter whose index Dask fuses with
+        # later slices, so slices reach DCIMGSource.__getitem__.
+        fancy=True,
+        meta=np.empty((0, 0, 0), source.dtype),
+        inline_array=True,
+    )
+
+
+def _simple(value: Any) -> Any:
+    """Turn a metadata value into an attribute netCDF can store, or None."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return None
+        if all(isinstance(v, str) for v in value):
+            return "; ".join(value)
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            return list(value)
+    return str(value)
+
+
+def _attributes(f: DCIMGFile) -> dict[str, Any]:
+    """Flatten the metadata to ``name: simple value`` pairs."""
+    attrs: dict[str, Any] = {}
+
+    def walk(prefix: str, mapping: dict[str, Any]) -> None:
+        for key, value in mapping.items():
+            name = f"{prefix}{key}"
+            if isinstance(value, dict):
+                walk(name + "_", value)
+                continue
+            simple = _simple(value)
+            if simple is not None:
+                attrs[name] = simple
+
+    walk("", f.metadata.to_dict())
+    attrs["first_4px_correction_enabled"] = str(f.first_4px_correction_enabled)
+    return attrs
+
+
+def to_xarray(
+    f: DCIMGFile,
+    *,
+    dask: bool = True,
+    chunks: Any = "auto",
+    dtype: Any = None,
+    name: str | None = None,
+) -> Any:
+    """Return the frames as an :class:`xarray.DataArray` with time stamps.
+
+    Parameters
+    ----------
+    f : dcimg.DCIMGFile
+        An open file.
+    dask : bool, default True
+        Wrap a lazy Dask array (see :func:`as_dask_array`); False reads the
+        pixels into memory now.
+    chunks : optional
+        Chunking of the Dask array (only with ``dask=True``).
+    dtype : numpy dtype, optional
+        Type of the pixels; default the file's.
+    name : str, optional
+        Name of the array; default the file name without its extension.
+
+    Returns
+    -------
+    xarray.DataArray
+        Dimensions ``("t", "y", "x")``.  Coordinate ``t`` holds the frame
+        time stamps (``datetime64[us]``, UTC) or, when the file lost them,
+        the frame indices; coordinate ``framestamp`` (along ``t``) holds the
+        camera's frame counters when available.  ``attrs`` holds the
+        metadata flattened to strings, numbers and lists of numbers (nested
+        names joined with ``_``, e.g. ``camera_model``; booleans as 0/1;
+        missing values left out), so it can be written to netCDF.
+
+    Raises
+    ------
+    ImportError
+        If xarray (or, with ``dask=True``, Dask) is not installed.
+
+    Examples
+    --------
+    >>> with dcimg.DCIMGFile(path) as f:
+    ...     frames = f.to_xarray()
+    >>> frames.dims
+    ('t', 'y', 'x')
+    >>> frames.sel(t=slice("2024-09-05T16:53:17.3", None)).mean("t").shape
+    (64, 80)
+    """
+    try:
+        import xarray as xr
+    except ImportError as exc:
+        raise ImportError(_XARRAY_HINT) from exc
+    if dask:
+        data = as_dask_array(f, chunks=chunks, dtype=dtype)
+    else:
+        if chunks != "auto":
+            raise ValueError("chunks is only used with dask=True")
+        data = f.read(..., dtype=dtype)
+    nframes = f.nfrms
+    stamps = f.timestamps
+    coords: dict[str, Any] = {}
+    if stamps.shape == (nframes,):
+        coords["t"] = ("t", stamps)
+    else:
+        coords["t"] = ("t", np.arange(nframes))
+    counters = f.framestamps
+    if counters.shape == (nframes,):
+        coords["framestamp"] = ("t", counters)
+    if name is None:
+        name = os.path.splitext(os.path.basename(f.file_path))[0]
+    return xr.DataArray(
+        data,
+        dims=("t", "y", "x"),
+        coords=coords,
+        name=name,
+        attrs=_attributes(f),
+    )
