@@ -1,0 +1,66 @@
+"""Smoke test of the issue-6 benchmark: it runs and prints its table.
+
+No timing is checked: the machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+BENCH = ROOT / "tools" / "bench.py"
+
+OPERATIONS = [
+    "`whole()`",
+    "`whole(out=buf)`",
+    "`whole(dtype=np.float32)`",
+    "`frame(i)` for all",
+    "reads `f[i, y:y+10, 0:10]` across the stored row",
+    "`as_dask_array().sum().compute()`",
+    "open `DCIMGFile(path)`",
+    "`.timestamps`",
+]
+
+
+def test_bench_tiny_runs_and_prints_the_table(tmp_path):
+    out_json = tmp_path / "bench.json"
+    out_md = tmp_path / "bench.md"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH),
+            "--size",
+            "tiny",
+            "--tmpdir",
+            str(tmp_path),
+            "--json",
+            str(out_json),
+            "--markdown",
+            str(out_md),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    table = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
+    assert table[0].startswith("| operation | layout |")
+    for op in OPERATIONS:
+        rows = [line for line in table if op in line.split(" | ")[0]]
+        assert len(rows) == 2, (op, proc.stdout)  # one per layout
+        for line in rows:
+            assert "| packed |" in line or "| framed-32 |" in line
+            assert line.rstrip().endswith(
+                ("| PASS |", "| FAIL |", "| SKIP |", "| info |")
+            )
+    for word in ("python", "numpy", "dcimg", "dask", "cores", "GiB"):
+        assert word in proc.stdout
+    # The files written are removed afterwards.
+    assert not any(tmp_path.glob("dcimg-bench-*"))
+    assert out_md.read_text(encoding="utf-8") in proc.stdout
+    saved = json.loads(out_json.read_text(encoding="utf-8"))
+    assert len(saved["rows"]) == 2 * len(OPERATIONS)
