@@ -648,21 +648,25 @@ def _plan(
 ) -> _Plan:
     """Lay out a file (session and file header) for `nframes` frames."""
     g = geometry
+    # What both layouts' session writers need.
+    common = {
+        "header_size": g.header_size,
+        "nframes": nframes,
+        "stored": stored,
+        "stored_offset": g.stored_offset,
+        "counters": counters,
+        "seconds": seconds,
+        "micros": micros,
+        "depth": g.depth,
+        "width": g.width,
+        "height": g.height,
+        "bytes_per_row": g.bytes_per_row,
+        "bytes_per_image": g.bytes_per_image,
+    }
     if g.framed:
         plan = _framed_session(
-            header_size=g.header_size,
+            **common,
             version=g.version,
-            nframes=nframes,
-            stored=stored,
-            stored_offset=g.stored_offset,
-            counters=counters,
-            seconds=seconds,
-            micros=micros,
-            depth=g.depth,
-            width=g.width,
-            height=g.height,
-            bytes_per_row=g.bytes_per_row,
-            bytes_per_image=g.bytes_per_image,
             trailer_size=trailer_size,
             kind4_block=kind4_block,
             block_table=block_table,
@@ -672,21 +676,7 @@ def _plan(
             binning=g.binning,
         )
     else:
-        plan = _packed_session(
-            header_size=g.header_size,
-            nframes=nframes,
-            stored=stored,
-            stored_offset=g.stored_offset,
-            counters=counters,
-            seconds=seconds,
-            micros=micros,
-            depth=g.depth,
-            width=g.width,
-            height=g.height,
-            bytes_per_row=g.bytes_per_row,
-            bytes_per_image=g.bytes_per_image,
-            footer_table_offset=footer_table_offset,
-        )
+        plan = _packed_session(**common, footer_table_offset=footer_table_offset)
     buf = plan.head
     file_size = plan.size
     buf[: len(_MAGIC)] = _MAGIC
