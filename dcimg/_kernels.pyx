@@ -545,12 +545,15 @@ cdef class StridedImage:
 
         Returns
         -------
-        tuple of 3 tuples
-            ``((start, step, count), ...)`` for frames, rows and columns.
+        axes : tuple of 3 tuples
+            ``(start, step, count)`` for frames, rows and columns.
+        shape : tuple of int
+            Shape of the result (integer axes dropped, ``None`` axes added).
         """
         cdef Selection sel
         self._parse(key, &sel)
-        return tuple((sel.start[a], sel.step[a], sel.count[a]) for a in range(3))
+        axes = tuple((sel.start[a], sel.step[a], sel.count[a]) for a in range(3))
+        return axes, tuple(sel.out_shape[a] for a in range(sel.out_ndim))
 
     def touches_patch(self, key):
         """Whether reading ``key`` covers any patched pixel.

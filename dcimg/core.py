@@ -635,17 +635,27 @@ class DCIMGFile:
         np.copyto(out, native, casting="unsafe")
         return out
 
-    def _corrected_view(self, key: Any, mode: int) -> np.ndarray | None:
+    def _corrected_view(self, key: Any, mode: int) -> Any:
         """Return a read-only view of ``key`` with the stored pixels written in.
 
-        The view lies on a private copy-on-write mapping of the file: writing
-        the stored values copies only the page that holds them in each
-        selected frame, never the rest of the pixels, and never reaches the
-        file.  Returns None when the file on disk is no longer the one opened
-        (the caller then copies from the mapping already open).
+        The view lies on a private copy-on-write mapping of just the selected
+        frames' bytes: writing the stored values copies only the page that
+        holds them in each selected frame, never the rest of the pixels, and
+        never reaches the file.  (Mapping only that range keeps the kernel's
+        memory accounting to the selection, not to a 100 GB file.)  Returns
+        None when the file on disk is no longer the one opened; the caller
+        then copies from the mapping already open.
         """
         layout = self._layout
-        (f0, fstep, nf), _, _ = self._image.selection(key)
+        axes, shape = self._image.selection(key)
+        (f0, fstep, nf), (r0, rstep, nr), (c0, cstep, nc) = axes
+        if not (nf and nr and nc):
+            return self._mma[key]
+        first = min(f0, f0 + fstep * (nf - 1))
+        last = max(f0, f0 + fstep * (nf - 1))
+        start = layout.data_offset + first * layout.frame_stride
+        end = layout.data_offset + last * layout.frame_stride + layout.bytes_per_image
+        base = start - start % mmap.ALLOCATIONGRANULARITY
         try:
             fd = os.open(self.file_path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         except OSError:
@@ -654,22 +664,26 @@ class DCIMGFile:
             info = os.fstat(fd)
             if (info.st_dev, info.st_ino, info.st_size) != self._identity:
                 return None
-            private = mmap.mmap(fd, 0, access=mmap.ACCESS_COPY)
+            private = mmap.mmap(fd, end - base, access=mmap.ACCESS_COPY, offset=base)
+        except OSError:
+            return None
         finally:
             os.close(fd)
-        stack = np.ndarray(
-            self._mma.shape,
+        s0, s1, s2 = self._mma.strides
+        frames = np.ndarray(
+            (last - first + 1, layout.height, layout.width),
             dtype=self._mma.dtype,
             buffer=private,
-            offset=layout.data_offset,
-            strides=self._mma.strides,
+            offset=start - base,
+            strides=(s0, s1, s2),
         )
-        frames = np.arange(f0, f0 + fstep * nf, fstep) if nf else np.empty(0, int)
+        selected = np.arange(f0, f0 + fstep * nf, fstep)
+        row = layout.stored_row
         columns = slice(
             layout.stored_column, layout.stored_column + layout.stored_pixels
         )
         if mode == _kernels.PATCH_ZERO:
-            stack[frames, layout.stored_row, columns] = 0
+            frames[selected - first, row, columns] = 0
         else:
             stored = np.ndarray(
                 (layout.frames, layout.stored_pixels),
@@ -678,11 +692,16 @@ class DCIMGFile:
                 offset=layout.stored_offset,
                 strides=(layout.stored_stride, layout.byte_depth),
             )
-            stack[frames, layout.stored_row, columns] = stored[frames]
-        view = stack[key]
-        if isinstance(view, np.ndarray):
-            view.flags.writeable = False
-        return view
+            frames[selected - first, row, columns] = stored[selected]
+        view = np.ndarray(
+            (nf, nr, nc),
+            dtype=self._mma.dtype,
+            buffer=private,
+            offset=start - base + (f0 - first) * s0 + r0 * s1 + c0 * s2,
+            strides=(fstep * s0, rstep * s1, cstep * s2),
+        ).reshape(shape)
+        view.flags.writeable = False
+        return view[()] if not shape else view
 
     def __getitem__(self, key: Any) -> np.ndarray:
         """Read pixels with NumPy basic indexing; see :meth:`read`."""
