@@ -543,6 +543,11 @@ def _exercise_open(f: Any, rng: random.Random, selections: int) -> str:
             np.shape(got) == np.shape(want) and np.array_equal(got, want),
             f"f[{key!r}] (correction {mode}) differs from f[...][{key!r}]",
         )
+        view = f.read(key, copy=False)
+        _check(
+            np.shape(view) == np.shape(want) and np.array_equal(view, want),
+            f"read({key!r}, copy=False) (correction {mode}) differs from f[...]",
+        )
     return f"{shape} frames={layout.frames}/{layout.declared_frames}"
 
 
