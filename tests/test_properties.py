@@ -23,7 +23,7 @@ from hypothesis.extra.numpy import basic_indices
 from dcimg import DCIMGFile
 from dcimg.testing import fallback_stored_pixels_row, write_dcimg
 
-EXAMPLES = int(os.environ.get("DCIMG_HYPOTHESIS_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("DCIMG_HYPOTHESIS_EXAMPLES", "500"))
 SETTINGS = settings(
     max_examples=EXAMPLES,
     deadline=None,
