@@ -319,7 +319,11 @@ def main(argv: list[str] | None = None) -> int:
         "--trunc-every", type=int, default=12, help="keep 1 truncation in this many"
     )
     parser.add_argument("--seed", type=int, default=0, help="fuzz campaign seed")
-    parser.add_argument("--log", default="memcheck.log", help="valgrind log file")
+    parser.add_argument(
+        "--log",
+        default=os.path.join(tempfile.gettempdir(), "dcimg-memcheck.log"),
+        help="valgrind log file (default: in the temporary folder)",
+    )
     parser.add_argument(
         "--passes", nargs="+", default=["mmap", "heap"], choices=["mmap", "heap"]
     )
