@@ -260,15 +260,16 @@ class DCIMGSource:
             The description.
         """
         shape = f.shape  # raises ValueError on a closed file
-        path = os.path.abspath(f.file_path)
-        info = os.stat(path)
+        # The identity of the file that was opened, not a new stat of the
+        # path, which could already name another file.
+        path, size, mtime_ns = f.identity
         dtype = f.dtype if dtype is None else np.dtype(dtype)
         if dtype.kind not in "biufc":
             raise TypeError(f"dtype must be a numeric NumPy type, not {dtype}")
         return cls(
             path,
-            info.st_size,
-            info.st_mtime_ns,
+            size,
+            mtime_ns,
             f.first_4px_correction_enabled,
             shape,
             dtype,

@@ -146,6 +146,7 @@ class DCIMGFile:
             # A read-only shared mapping: the file on disk can never be written.
             file_map = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
             self._identity = (info.st_dev, info.st_ino, info.st_size)
+            self._mtime_ns = info.st_mtime_ns
         finally:
             os.close(fd)
         try:
@@ -340,6 +341,17 @@ class DCIMGFile:
     def file_size(self) -> int:
         """Size of the file on disk, in bytes."""
         return self._require_open().file_size
+
+    @property
+    def identity(self) -> tuple[str, int, int]:
+        """``(absolute path, size in bytes, modification time in ns)``.
+
+        Taken from the file that was opened (not from the path now), so a
+        program can tell later whether the path still holds the same data;
+        the Dask graph uses it.
+        """
+        self._require_open()
+        return (os.path.abspath(self.file_path), self._identity[2], self._mtime_ns)
 
     @property
     def deep_copy_enabled(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
 import struct
 import threading
@@ -155,6 +156,8 @@ def test_members_and_types(tmp_path):
         header = f.mm[:0x48].view(DCIMGFile.FILE_HDR_DTYPE)[0]
         assert header["format_version"] == 0x1000000
         assert header["file_size"] == f.file_size
+        info = path.stat()
+        assert f.identity == (os.path.abspath(path), info.st_size, info.st_mtime_ns)
         assert "shape=20x64x80" in repr(f) and "uint16" in repr(f)
         assert str(path) in repr(f)
         # Time stamps: vectorised datetime64, and ts() as float seconds.
