@@ -183,8 +183,11 @@ def test_extras_are_consistent(pyproject):
         any(name in item for item in extras["convert"])
         for name in ("tifffile", "zarr", "tqdm")
     )
-    # The documentation's examples convert files and run doctests.
-    assert "dcimg[convert]" in extras["docs"]
+    # The documentation's examples (run as doctests) convert files and read
+    # through imageio, Dask and xarray: the docs need every optional feature.
+    assert "dcimg[all]" in extras["docs"]
+    for feature in ("imageio", "dask", "xarray", "convert"):
+        assert feature in extras["all"][0]
     for tool in ("sphinx", "numpydoc", "furo", "matplotlib"):
         assert any(item.startswith(tool) for item in extras["docs"])
 
