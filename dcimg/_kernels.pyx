@@ -136,44 +136,6 @@ cdef void _rows_typed(
         dst += n2
 
 
-cdef void _rows_src(
-    const uint8_t* src, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n1,
-    Py_ssize_t n2, Py_ssize_t s0, Py_ssize_t s1, Py_ssize_t s2,
-    uint8_t* dst, int kind, src_t s,
-) noexcept nogil:
-    if kind == 0:
-        _rows_typed(src, r0, r1, n1, n2, s0, s1, s2, <uint8_t*>dst, s)
-    elif kind == 1:
-        _rows_typed(src, r0, r1, n1, n2, s0, s1, s2, <uint16_t*>dst, s)
-    elif kind == 2:
-        _rows_typed(src, r0, r1, n1, n2, s0, s1, s2, <int16_t*>dst, s)
-    elif kind == 3:
-        _rows_typed(src, r0, r1, n1, n2, s0, s1, s2, <int32_t*>dst, s)
-    elif kind == 4:
-        _rows_typed(src, r0, r1, n1, n2, s0, s1, s2, <uint32_t*>dst, s)
-    elif kind == 5:
-        _rows_typed(src, r0, r1, n1, n2, s0, s1, s2, <int64_t*>dst, s)
-    elif kind == 6:
-        _rows_typed(src, r0, r1, n1, n2, s0, s1, s2, <uint64_t*>dst, s)
-    elif kind == 7:
-        _rows_typed(src, r0, r1, n1, n2, s0, s1, s2, <float*>dst, s)
-    else:
-        _rows_typed(src, r0, r1, n1, n2, s0, s1, s2, <double*>dst, s)
-
-
-cdef void _rows(
-    const uint8_t* src, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n1,
-    Py_ssize_t n2, Py_ssize_t s0, Py_ssize_t s1, Py_ssize_t s2, int depth,
-    uint8_t* dst, int kind,
-) noexcept nogil:
-    cdef uint8_t byte = 0
-    cdef uint16_t word = 0
-    if depth == 1:
-        _rows_src(src, r0, r1, n1, n2, s0, s1, s2, dst, kind, byte)
-    else:
-        _rows_src(src, r0, r1, n1, n2, s0, s1, s2, dst, kind, word)
-
-
 cdef void _patch_typed(
     dst_t* dst, Py_ssize_t n0, Py_ssize_t frame_size, const uint8_t* stored,
     Py_ssize_t stored_stride, Py_ssize_t p0, Py_ssize_t pstep,
@@ -193,38 +155,65 @@ cdef void _patch_typed(
                 )
 
 
-cdef void _patch_src(
-    uint8_t* dst, int kind, Py_ssize_t n0, Py_ssize_t frame_size,
-    const uint8_t* stored, Py_ssize_t stored_stride, Py_ssize_t p0,
-    Py_ssize_t pstep, Py_ssize_t count, bint zero, src_t s,
-) noexcept nogil:
-    if kind == 0:
-        _patch_typed(<uint8_t*>dst, n0, frame_size, stored, stored_stride, p0,
-                     pstep, count, zero, s)
-    elif kind == 1:
-        _patch_typed(<uint16_t*>dst, n0, frame_size, stored, stored_stride, p0,
-                     pstep, count, zero, s)
-    elif kind == 2:
-        _patch_typed(<int16_t*>dst, n0, frame_size, stored, stored_stride, p0,
-                     pstep, count, zero, s)
-    elif kind == 3:
-        _patch_typed(<int32_t*>dst, n0, frame_size, stored, stored_stride, p0,
-                     pstep, count, zero, s)
-    elif kind == 4:
-        _patch_typed(<uint32_t*>dst, n0, frame_size, stored, stored_stride, p0,
-                     pstep, count, zero, s)
-    elif kind == 5:
-        _patch_typed(<int64_t*>dst, n0, frame_size, stored, stored_stride, p0,
-                     pstep, count, zero, s)
-    elif kind == 6:
-        _patch_typed(<uint64_t*>dst, n0, frame_size, stored, stored_stride, p0,
-                     pstep, count, zero, s)
-    elif kind == 7:
-        _patch_typed(<float*>dst, n0, frame_size, stored, stored_stride, p0,
-                     pstep, count, zero, s)
+cdef struct Plan:
+    # The copy: source of output pixel [0, 0, 0], counts and byte strides.
+    const uint8_t* src
+    Py_ssize_t n0, n1, n2, s0, s1, s2
+    int threads
+    # The patch, when it applies: where it lands in the output, where its
+    # values are (per output frame), and whether to write zeros instead.
+    bint patch
+    Py_ssize_t out_row, first, count
+    const uint8_t* stored
+    Py_ssize_t stored_stride, p0, pstep
+    bint zero
+
+
+cdef void _run_typed(Plan* p, dst_t* dst, src_t kind) noexcept nogil:
+    """Copy the rows (split across threads if asked), then put the patch."""
+    cdef Py_ssize_t rows = p.n0 * p.n1, part
+    if p.threads <= 1:
+        _rows_typed(p.src, 0, rows, p.n1, p.n2, p.s0, p.s1, p.s2, dst, kind)
     else:
-        _patch_typed(<double*>dst, n0, frame_size, stored, stored_stride, p0,
-                     pstep, count, zero, s)
+        for part in prange(p.threads, num_threads=p.threads, schedule="static"):
+            _rows_typed(p.src, rows * part // p.threads,
+                        rows * (part + 1) // p.threads, p.n1, p.n2, p.s0, p.s1,
+                        p.s2, dst, kind)
+    if p.patch:
+        _patch_typed(dst + p.out_row * p.n2 + p.first, p.n0, p.n1 * p.n2,
+                     p.stored, p.stored_stride, p.p0, p.pstep, p.count, p.zero,
+                     kind)
+
+
+cdef void _run_src(Plan* p, uint8_t* dst, int kind, src_t s) noexcept nogil:
+    # The one place that turns a result-type code into a C type.
+    if kind == 0:
+        _run_typed(p, <uint8_t*>dst, s)
+    elif kind == 1:
+        _run_typed(p, <uint16_t*>dst, s)
+    elif kind == 2:
+        _run_typed(p, <int16_t*>dst, s)
+    elif kind == 3:
+        _run_typed(p, <int32_t*>dst, s)
+    elif kind == 4:
+        _run_typed(p, <uint32_t*>dst, s)
+    elif kind == 5:
+        _run_typed(p, <int64_t*>dst, s)
+    elif kind == 6:
+        _run_typed(p, <uint64_t*>dst, s)
+    elif kind == 7:
+        _run_typed(p, <float*>dst, s)
+    else:
+        _run_typed(p, <double*>dst, s)
+
+
+cdef void _run(Plan* p, uint8_t* dst, int kind, int depth) noexcept nogil:
+    cdef uint8_t byte = 0
+    cdef uint16_t word = 0
+    if depth == 1:
+        _run_src(p, dst, kind, byte)
+    else:
+        _run_src(p, dst, kind, word)
 
 
 cdef inline object _finish(cnp.ndarray result, object out, int ndim):
@@ -447,39 +436,31 @@ cdef class StridedImage:
     cdef void _fill(
         self, Selection* sel, uint8_t* dst, int kind, int mode, int threads,
     ) noexcept nogil:
-        """Copy the selection into ``dst``, then apply the patch."""
-        cdef Py_ssize_t n0 = sel.count[0], n1 = sel.count[1], n2 = sel.count[2]
-        cdef Py_ssize_t s0 = sel.step[0] * self.strides[0]
-        cdef Py_ssize_t s1 = sel.step[1] * self.strides[1]
-        cdef Py_ssize_t s2 = sel.step[2] * self.strides[2]
-        cdef const uint8_t* src = self.base + self.offset + (
+        """Copy the selection into ``dst`` and apply the patch per ``mode``."""
+        cdef Plan p
+        cdef Py_ssize_t out_row, first, count
+        p.n0 = sel.count[0]
+        p.n1 = sel.count[1]
+        p.n2 = sel.count[2]
+        p.s0 = sel.step[0] * self.strides[0]
+        p.s1 = sel.step[1] * self.strides[1]
+        p.s2 = sel.step[2] * self.strides[2]
+        p.src = self.base + self.offset + (
             sel.start[0] * self.strides[0] + sel.start[1] * self.strides[1]
             + sel.start[2] * self.strides[2])
-        cdef Py_ssize_t rows = n0 * n1, part, r0, r1
-        cdef Py_ssize_t out_row, first, count
-        if threads <= 1:
-            _rows(src, 0, rows, n1, n2, s0, s1, s2, self.depth, dst, kind)
-        else:
-            for part in prange(threads, num_threads=threads, schedule="static"):
-                r0 = rows * part // threads
-                r1 = rows * (part + 1) // threads
-                _rows(src, r0, r1, n1, n2, s0, s1, s2, self.depth, dst, kind)
-        if mode == _LEAVE or not self._patch_hit(sel, &out_row, &first, &count):
-            return
-        cdef Py_ssize_t c = sel.start[2] + first * sel.step[2]
-        cdef const uint8_t* stored = self.base + self.patch_offset + (
-            sel.start[0] * self.patch_stride)
-        cdef uint8_t byte = 0
-        cdef uint16_t word = 0
-        dst += (out_row * n2 + first) * _ITEMSIZE[kind]
-        if self.depth == 1:
-            _patch_src(dst, kind, n0, n1 * n2, stored,
-                       sel.step[0] * self.patch_stride, c - self.patch_col,
-                       sel.step[2], count, mode == _ZERO, byte)
-        else:
-            _patch_src(dst, kind, n0, n1 * n2, stored,
-                       sel.step[0] * self.patch_stride, c - self.patch_col,
-                       sel.step[2], count, mode == _ZERO, word)
+        p.threads = threads
+        p.patch = mode != _LEAVE and self._patch_hit(sel, &out_row, &first, &count)
+        if p.patch:
+            p.out_row = out_row
+            p.first = first
+            p.count = count
+            p.stored = self.base + self.patch_offset + (
+                sel.start[0] * self.patch_stride)
+            p.stored_stride = sel.step[0] * self.patch_stride
+            p.p0 = sel.start[2] + first * sel.step[2] - self.patch_col
+            p.pstep = sel.step[2]
+            p.zero = mode == _ZERO
+        _run(&p, dst, kind, self.depth)
 
     def take(self, key, int kind, out=None, int mode=_RESTORE):
         """Read a basic index into a new array (or ``out``) in one pass.
