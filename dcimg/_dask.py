@@ -101,29 +101,28 @@ def _cached_file(
     with _CACHE_LOCK:
         other = _CACHE.get(key)
         if other is not None:
-            # Another thread opened it meanwhile: keep one.
-            f.close()
+            # Another thread opened it meanwhile: keep one (the other is
+            # released when this frame drops it).
             _CACHE.move_to_end(key)
             return other
         _CACHE[key] = f
         while len(_CACHE) > CACHE_SIZE:
-            _, old = _CACHE.popitem(last=False)
-            old.close()
+            # Only forget it: a task on another thread may still be reading
+            # it, and the file is released once nobody refers to it.
+            _CACHE.popitem(last=False)
     return f
 
 
 def clear_cache() -> None:
-    """Close the files that Dask tasks opened in this process.
+    """Forget the files that Dask tasks opened in this process.
 
     Chunk tasks keep the files they read open (at most :data:`CACHE_SIZE`),
-    so that the next chunk of the same file costs no header parse.  Arrays
-    returned by earlier computations stay valid: they are copies.
+    so that the next chunk of the same file costs no header parse.  Each
+    file is released as soon as no running task refers to it any more; open
+    files hold no file descriptor (on POSIX), only a memory map.
     """
     with _CACHE_LOCK:
-        files = list(_CACHE.values())
         _CACHE.clear()
-    for f in files:
-        f.close()
 
 
 def _is_fancy(item: Any) -> bool:
@@ -320,13 +319,13 @@ class DCIMGSource:
         f = _cached_file(self.path, self.size, self.mtime_ns, self.correction)
         if not isinstance(key, tuple):
             key = (key,)
-        # copy=False: without a dtype conversion the block is a read-only
-        # view of the file's pages (the stored pixels written into a private
-        # copy-on-write page per frame), so reductions never copy the pixels.
+        # A copy, never a view of the map: the copy kernel is guarded, so a
+        # file truncated during a computation fails the task with
+        # DCIMGChangedError instead of killing the worker with SIGBUS.
         if any(_is_fancy(item) for item in key):
             basic, post = _split_fancy(key, self.shape)
-            return np.asarray(f.read(basic, dtype=self.dtype, copy=False)[post])
-        return np.asarray(f.read(key, dtype=self.dtype, copy=False))
+            return np.asarray(f.read(basic, dtype=self.dtype)[post])
+        return np.asarray(f.read(key, dtype=self.dtype))
 
 
 def _normalize_chunks(

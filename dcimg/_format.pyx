@@ -1,10 +1,14 @@
-# cython: language_level=3
+# cython: language_level=3, boundscheck=False, wraparound=False
+# cython: cdivision=True, initializedcheck=False
 """DCIMG header parsing: the only code in the package that knows byte offsets.
 
-:func:`parse_layout` reads a DCIMG file's headers from a read-only buffer of
-the whole file and returns one :class:`Layout` record that describes where
-everything lives (frames, rows, per-frame counters, time stamps and stored
-pixels) as offsets and strides.  Everything downstream works from the record.
+:func:`parse_layout` reads a DCIMG file's headers through a ``fetch``
+callable (which returns the bytes at a given offset, from a memory map or a
+range reader alike) and returns one :class:`dcimg._layout.Layout` record that
+describes where everything lives (frames, rows, per-frame counters, time
+stamps and stored pixels) as offsets and strides.  Everything downstream
+works from the record.  Only the headers are fetched: the start of the file
+and, for packed files, the footer after the last frame.
 
 Every offset is checked against the file size before it is read, and every
 field is checked against the others; a failure raises
@@ -14,6 +18,7 @@ Offsets follow ``FORMAT.md`` in the project's shared notes.
 
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 
+from dcimg._layout import Layout
 from dcimg.errors import DCIMGFormatError
 
 # Layout kinds, numbered as the historical ``DCIMGFile.FMT_*`` constants.
@@ -58,156 +63,25 @@ MAX_BLOCKS = 256
 MAX_SIZE = 0x7FFFFFFFFFFFFFFF
 
 
-cdef class Layout:
-    """Where everything in one DCIMG file lives.
+cdef class _Bytes:
+    """Bounds-checked little-endian reads of a file known by its size.
 
-    All offsets are absolute byte offsets in the file; strides are in bytes.
-    Built by :func:`parse_layout`; immutable.
+    The bytes come from ``fetch(offset, length)``, which returns at least
+    ``length`` bytes starting at ``offset`` (more is welcome: they are kept
+    and serve later reads).  Only what the headers need is ever fetched.
     """
 
-    cdef readonly int version
-    cdef readonly int fmt
-    cdef readonly Py_ssize_t file_size
-    cdef readonly Py_ssize_t recorded_file_size
-    cdef readonly int nsessions
-    cdef readonly Py_ssize_t header_frames
-    cdef readonly Py_ssize_t session_offset
-    cdef readonly Py_ssize_t session_size
-    cdef readonly Py_ssize_t declared_frames
-    cdef readonly Py_ssize_t frames
-    cdef readonly bint truncated
-    cdef readonly int byte_depth
-    cdef readonly Py_ssize_t width
-    cdef readonly Py_ssize_t height
-    cdef readonly Py_ssize_t bytes_per_row
-    cdef readonly Py_ssize_t bytes_per_image
-    cdef readonly Py_ssize_t data_offset
-    cdef readonly Py_ssize_t frame_stride
-    cdef readonly Py_ssize_t trailer_size
-    cdef readonly Py_ssize_t footer_offset
-    cdef readonly bint has_frame_data
-    cdef readonly Py_ssize_t counter_offset
-    cdef readonly Py_ssize_t counter_stride
-    cdef readonly Py_ssize_t seconds_offset
-    cdef readonly Py_ssize_t microseconds_offset
-    cdef readonly Py_ssize_t time_stride
-    cdef readonly Py_ssize_t stored_bytes
-    cdef readonly Py_ssize_t stored_offset
-    cdef readonly Py_ssize_t stored_stride
-    cdef readonly Py_ssize_t stored_row
-    cdef readonly Py_ssize_t stored_column
-    cdef readonly str stored_source
-    cdef readonly bint stored_lost
-    cdef readonly str camera_model
-    cdef readonly str camera_serial
-    cdef readonly tuple camera_versions
-    cdef readonly Py_ssize_t camera_block_offset
-    cdef readonly tuple sub_array
-    cdef readonly str sub_array_source
-    cdef readonly object binning
-    cdef readonly tuple notes
-
-    @property
-    def stored_pixels(self):
-        """Number of stored (overwritten) pixels per frame; 0 when none."""
-        return self.stored_bytes // self.byte_depth
-
-    def as_dict(self):
-        """Return every field as a plain ``dict``."""
-        return {name: getattr(self, name) for name in _FIELDS}
-
-    def __reduce__(self):
-        return (_layout_from_dict, (self.as_dict(),))
-
-    def __eq__(self, other):
-        if not isinstance(other, Layout):
-            return NotImplemented
-        return self.as_dict() == other.as_dict()
-
-    def __hash__(self):
-        return hash(tuple(self.as_dict().items()))
-
-    def __repr__(self):
-        return (
-            f"Layout(version={self.version:#x}, frames={self.frames}, "
-            f"height={self.height}, width={self.width}, "
-            f"byte_depth={self.byte_depth})"
-        )
-
-
-_FIELDS = (
-    "version", "fmt", "file_size", "recorded_file_size", "nsessions",
-    "header_frames", "session_offset", "session_size", "declared_frames",
-    "frames", "truncated", "byte_depth", "width", "height", "bytes_per_row",
-    "bytes_per_image", "data_offset", "frame_stride", "trailer_size",
-    "footer_offset", "has_frame_data", "counter_offset", "counter_stride",
-    "seconds_offset", "microseconds_offset", "time_stride", "stored_bytes",
-    "stored_offset", "stored_stride", "stored_row", "stored_column",
-    "stored_source", "stored_lost", "camera_model", "camera_serial",
-    "camera_versions", "camera_block_offset", "sub_array", "sub_array_source",
-    "binning", "notes",
-)
-
-
-def _layout_from_dict(dict fields):
-    cdef Layout layout = Layout.__new__(Layout)
-    _fill(layout, fields)
-    return layout
-
-
-cdef _fill(Layout r, dict f):
-    r.version = f["version"]
-    r.fmt = f["fmt"]
-    r.file_size = f["file_size"]
-    r.recorded_file_size = f["recorded_file_size"]
-    r.nsessions = f["nsessions"]
-    r.header_frames = f["header_frames"]
-    r.session_offset = f["session_offset"]
-    r.session_size = f["session_size"]
-    r.declared_frames = f["declared_frames"]
-    r.frames = f["frames"]
-    r.truncated = f["truncated"]
-    r.byte_depth = f["byte_depth"]
-    r.width = f["width"]
-    r.height = f["height"]
-    r.bytes_per_row = f["bytes_per_row"]
-    r.bytes_per_image = f["bytes_per_image"]
-    r.data_offset = f["data_offset"]
-    r.frame_stride = f["frame_stride"]
-    r.trailer_size = f["trailer_size"]
-    r.footer_offset = f["footer_offset"]
-    r.has_frame_data = f["has_frame_data"]
-    r.counter_offset = f["counter_offset"]
-    r.counter_stride = f["counter_stride"]
-    r.seconds_offset = f["seconds_offset"]
-    r.microseconds_offset = f["microseconds_offset"]
-    r.time_stride = f["time_stride"]
-    r.stored_bytes = f["stored_bytes"]
-    r.stored_offset = f["stored_offset"]
-    r.stored_stride = f["stored_stride"]
-    r.stored_row = f["stored_row"]
-    r.stored_column = f["stored_column"]
-    r.stored_source = f["stored_source"]
-    r.stored_lost = f["stored_lost"]
-    r.camera_model = f["camera_model"]
-    r.camera_serial = f["camera_serial"]
-    r.camera_versions = tuple(f["camera_versions"])
-    r.camera_block_offset = f["camera_block_offset"]
-    r.sub_array = None if f["sub_array"] is None else tuple(f["sub_array"])
-    r.sub_array_source = f["sub_array_source"]
-    r.binning = f["binning"]
-    r.notes = tuple(f["notes"])
-
-
-cdef class _Bytes:
-    """Bounds-checked little-endian reads from the file buffer."""
-
-    cdef const uint8_t[::1] buf
     cdef Py_ssize_t size
+    cdef object fetch
+    cdef list segments  # (start, bytes) pairs fetched so far
+    cdef const uint8_t[::1] seg
+    cdef int64_t seg_start
 
-    def __cinit__(self, const uint8_t[::1] buf):
-        self.buf = buf
-        self.size = buf.shape[0]
+    def __cinit__(self, Py_ssize_t size, object fetch):
+        self.size = size
+        self.fetch = fetch
+        self.segments = []
+        self.seg_start = -1
 
     cdef bint has(self, int64_t pos, int64_t nbytes) noexcept:
         return pos >= 0 and nbytes >= 0 and pos <= self.size - nbytes
@@ -220,34 +94,60 @@ cdef class _Bytes:
                 what,
             )
 
+    cdef const uint8_t* at(self, int64_t pos, int64_t nbytes) except NULL:
+        """Pointer to ``nbytes`` bytes at ``pos`` (inside the file)."""
+        cdef int64_t start
+        if not (self.seg_start >= 0 and pos >= self.seg_start
+                and pos + nbytes <= self.seg_start + self.seg.shape[0]):
+            for start, data in self.segments:
+                if pos >= start and pos + nbytes <= start + len(data):
+                    break
+            else:
+                data = bytes(self.fetch(pos, nbytes))
+                if len(data) < nbytes:
+                    raise DCIMGFormatError(
+                        f"file size: {nbytes} bytes at {pos:#x} could not be "
+                        f"read; the file (said to be {self.size} bytes) "
+                        f"ends after {pos + len(data)}",
+                        "file_size",
+                    )
+                start = pos
+                self.segments.append((start, data))
+            self.seg = data
+            self.seg_start = start
+        if nbytes == 0:
+            return <const uint8_t*>"" if self.seg.shape[0] == 0 else &self.seg[0]
+        return &self.seg[pos - self.seg_start]
+
+    cdef uint64_t uint(self, int64_t pos, int nbytes, str what) except? 0xFFFFFFFFFFFFFFFF:
+        cdef uint64_t v = 0
+        cdef int i
+        cdef const uint8_t* p
+        self._need(pos, nbytes, what)
+        p = self.at(pos, nbytes)
+        for i in range(nbytes):
+            v |= (<uint64_t>p[i]) << (8 * i)
+        return v
+
     cdef uint64_t u16(self, int64_t pos, str what) except? 0xFFFFFFFFFFFFFFFF:
-        self._need(pos, 2, what)
-        return <uint64_t>self.buf[pos] | (<uint64_t>self.buf[pos + 1] << 8)
+        return self.uint(pos, 2, what)
 
     cdef uint64_t u32(self, int64_t pos, str what) except? 0xFFFFFFFFFFFFFFFF:
-        cdef uint64_t v = 0
-        cdef int i
-        self._need(pos, 4, what)
-        for i in range(4):
-            v |= (<uint64_t>self.buf[pos + i]) << (8 * i)
-        return v
+        return self.uint(pos, 4, what)
 
     cdef uint64_t u64(self, int64_t pos, str what) except? 0xFFFFFFFFFFFFFFFF:
-        cdef uint64_t v = 0
-        cdef int i
-        self._need(pos, 8, what)
-        for i in range(8):
-            v |= (<uint64_t>self.buf[pos + i]) << (8 * i)
-        return v
+        return self.uint(pos, 8, what)
+
+    cdef bytes raw(self, int64_t pos, int64_t length):
+        """The bytes at ``pos`` (fewer where the file ends)."""
+        length = max(0, min(length, self.size - pos))
+        return (<const char*>self.at(pos, length))[:length]
 
     cdef str text(self, int64_t pos, int64_t length):
         """NUL-terminated ASCII text of at most ``length`` bytes, or ''."""
-        cdef int64_t end = pos
         if not self.has(pos, length):
             return ""
-        while end < pos + length and self.buf[end] != 0:
-            end += 1
-        raw = bytes(self.buf[pos:end])
+        raw = self.raw(pos, length).split(b"\0", 1)[0]
         return raw.decode("ascii", errors="replace").strip()
 
 
@@ -266,13 +166,17 @@ def _fail(str what, str message):
     raise DCIMGFormatError(f"{what}: {message}", what)
 
 
-def parse_layout(const uint8_t[::1] buf):
-    """Parse a DCIMG file's headers into a :class:`Layout`.
+def parse_layout(Py_ssize_t size, fetch):
+    """Parse a DCIMG file's headers into a :class:`~dcimg._layout.Layout`.
 
     Parameters
     ----------
-    buf : buffer
-        A read-only buffer holding the whole file (typically an ``mmap``).
+    size : int
+        The file's size in bytes.
+    fetch : callable
+        ``fetch(offset, length)`` returns at least ``length`` bytes of the
+        file from ``offset`` (or fewer only where the file ends); a few
+        kilobytes more than asked saves later calls.
 
     Returns
     -------
@@ -284,13 +188,12 @@ def parse_layout(const uint8_t[::1] buf):
     dcimg.errors.DCIMGFormatError
         If the file is not DCIMG or any header field is inconsistent.
     """
-    cdef _Bytes b = _Bytes(buf)
-    cdef Py_ssize_t size = b.size
+    cdef _Bytes b = _Bytes(size, fetch)
     f = {}
     notes = []
 
-    if size < len(MAGIC) or bytes(buf[:len(MAGIC)]) != MAGIC:
-        head = bytes(buf[:len(MAGIC)])
+    head = b.raw(0, len(MAGIC))
+    if head != MAGIC[:len(head)] or not head:
         raise DCIMGFormatError(
             f"magic: not a DCIMG file (starts with {head!r}, "
             f"expected {MAGIC!r})",
@@ -298,24 +201,20 @@ def parse_layout(const uint8_t[::1] buf):
         )
     if size < FILE_HEADER_SIZE:
         raise DCIMGFormatError(
-            f"file header: the file is {size} bytes, shorter than the "
+            f"file header: incomplete header (file still being written or "
+            f"cut): the file is {size} bytes, shorter than the "
             f"{FILE_HEADER_SIZE}-byte DCIMG file header",
             "file_header",
         )
 
     version = b.u32(0x08, "format_version")
-    if version == VERSION_PACKED:
-        fmt = FMT_OLD
-    elif version in (VERSION_FRAMED, VERSION_FRAMED_2):
-        fmt = FMT_NEW
-    else:
+    if version not in (VERSION_PACKED, VERSION_FRAMED, VERSION_FRAMED_2):
         raise DCIMGFormatError(
             f"format_version: unsupported DCIMG format version {version:#x} "
             f"(this reader knows 0x7, 0x1000000 and 0x2000000)",
             "format_version",
         )
     f["version"] = version
-    f["fmt"] = fmt
     f["file_size"] = size
 
     nsess = b.u32(0x20, "nsess")
@@ -330,7 +229,6 @@ def parse_layout(const uint8_t[::1] buf):
             "(the layout of further sessions is unknown)"
         )
     f["nsessions"] = nsess
-    f["header_frames"] = b.u32(0x24, "nfrms")
     recorded = b.u64(0x30, "file_size")
     if recorded > MAX_SIZE:
         _fail("file_size", f"{recorded} ({recorded:#x}) is not a possible file size")
@@ -344,24 +242,34 @@ def parse_layout(const uint8_t[::1] buf):
     if s < FILE_HEADER_SIZE:
         _fail("header_size", f"{s} is smaller than the {FILE_HEADER_SIZE}-byte "
               "file header")
-    f["session_offset"] = s
 
-    if fmt == FMT_OLD:
+    if version == VERSION_PACKED:
         _parse_packed(b, s, f, notes)
     else:
         _parse_framed(b, s, f, notes)
 
     f["notes"] = tuple(notes)
-    cdef Layout layout = Layout.__new__(Layout)
-    _fill(layout, f)
-    return layout
+    return Layout(**f)
+
+
+cdef _need_header(_Bytes b, int64_t pos, int64_t nbytes, str what):
+    """Like ``b._need``, for a header that the file should hold whole."""
+    if pos >= 0 and pos < b.size and not b.has(pos, nbytes):
+        raise DCIMGFormatError(
+            f"{what}: incomplete header (file still being written or cut): "
+            f"bytes {pos:#x}..{pos + nbytes:#x} reach past the end of the "
+            f"file ({b.size} bytes)",
+            what,
+        )
+    b._need(pos, nbytes, what)
 
 
 cdef _check_geometry(_Bytes b, dict f, int64_t s, int64_t header_len):
     """Checks common to both layouts; fills byte depth and image geometry."""
     cdef int64_t size = b.size
-    if f["session_size"] > MAX_SIZE:
-        _fail("session_size", f"{f['session_size']} ({f['session_size']:#x}) is "
+    session_size = f.pop("session_size")
+    if session_size > MAX_SIZE:
+        _fail("session_size", f"{session_size} ({session_size:#x}) is "
               "not a possible session size")
     depth = f["byte_depth"]
     width = f["width"]
@@ -431,7 +339,7 @@ cdef _stored_position(dict f, uint64_t count, uint64_t in_frame, str source):
 
 cdef _parse_packed(_Bytes b, int64_t s, dict f, list notes):
     cdef int64_t size = b.size
-    b._need(s, PACKED_SESSION_HEADER_SIZE, "session header")
+    _need_header(b, s, PACKED_SESSION_HEADER_SIZE, "session header")
     f["session_size"] = b.u64(s + 0x00, "session_size")
     nframes = b.u32(s + 0x20, "nfrms")
     f["byte_depth"] = b.u32(s + 0x24, "byte_depth")
@@ -454,13 +362,11 @@ cdef _parse_packed(_Bytes b, int64_t s, dict f, list notes):
     complete = min(nframes, (size - data) // bpi)
     f["frames"] = complete
     footer = s + <int64_t>min(data_size, <uint64_t>size + 1)
-    f["footer_offset"] = footer
     _no_frame_data(f)
     _no_stored(f)
     f["camera_model"] = ""
     f["camera_serial"] = ""
     f["camera_versions"] = ()
-    f["camera_block_offset"] = -1
     f["sub_array"] = None
     f["sub_array_source"] = None
     f["binning"] = None
@@ -524,7 +430,6 @@ cdef _parse_packed(_Bytes b, int64_t s, dict f, list notes):
 cdef _footer_lost(dict f, list notes, str what):
     """Record that a packed file lost its footer (an interrupted acquisition)."""
     f["truncated"] = True
-    f["footer_offset"] = -1
     _no_frame_data(f)
     _no_stored(f, lost=True)
     notes.append(
@@ -535,7 +440,7 @@ cdef _footer_lost(dict f, list notes, str what):
 
 cdef _parse_framed(_Bytes b, int64_t s, dict f, list notes):
     cdef int64_t size = b.size
-    b._need(s, FRAMED_SESSION_HEADER_SIZE, "session header")
+    _need_header(b, s, FRAMED_SESSION_HEADER_SIZE, "session header")
     f["session_size"] = b.u64(s + 0x00, "session_size")
     nframes = b.u32(s + 0x3C, "nfrms")
     f["byte_depth"] = b.u32(s + 0x40, "byte_depth")
@@ -558,7 +463,6 @@ cdef _parse_framed(_Bytes b, int64_t s, dict f, list notes):
     if stride != bpi + trailer:
         _fail("frame_stride", f"{stride} differs from bytes_per_img {bpi} + "
               f"frame_footer_size {trailer} = {bpi + trailer}")
-    f["footer_offset"] = -1
     _read_blocks(b, s, f, notes)
 
     # Where the overwritten pixels are, if anywhere.
@@ -661,7 +565,6 @@ cdef _read_blocks(_Bytes b, int64_t s, dict f, list notes):
         source = "fixed offset"
         if s + FIXED_CAMERA_BLOCK + CAMERA_BLOCK_SIZE <= data:
             camera = s + FIXED_CAMERA_BLOCK
-    f["camera_block_offset"] = camera
     if camera < 0:
         f["camera_model"] = ""
         f["camera_serial"] = ""

@@ -5,9 +5,17 @@ from typing import Any
 import numpy as np
 
 DST_KINDS: dict[str, int]
-PATCH_LEAVE: int
-PATCH_RESTORE: int
-PATCH_ZERO: int
+LEAVE: int
+RESTORE: int
+ZERO: int
+
+class BufferFault(OSError):
+    """Pages of a mapped buffer went missing while it was read."""
+
+def install_fault_guard() -> None: ...
+def gather(
+    buffer: Any, offset: int, stride: int, count: int, itemsize: int
+) -> bytes: ...
 
 class StridedImage:
     """A 3-D image in a read-only byte buffer, read with basic indexing."""
@@ -21,7 +29,7 @@ class StridedImage:
         shape: tuple[int, int, int],
         strides: tuple[int, int, int],
         depth: int,
-        patch: tuple[int, int, int, int, int] | None = None,
+        stored: tuple[int, int, int, int, int] | None = None,
         max_threads: int = 1,
         parallel_bytes: int = ...,
     ) -> None: ...
@@ -30,7 +38,8 @@ class StridedImage:
     def take(
         self, key: Any, kind: int, out: np.ndarray | None = None, mode: int = ...
     ) -> Any: ...
+    def view(self, key: Any, keep_overwritten: bool = False) -> Any: ...
     def selection(
         self, key: Any
     ) -> tuple[tuple[tuple[int, int, int], ...], tuple[int, ...]]: ...
-    def touches_patch(self, key: Any) -> bool: ...
+    def touches_stored(self, key: Any) -> bool: ...

@@ -1,20 +1,39 @@
-# cython: language_level=3
+# cython: language_level=3, boundscheck=False, wraparound=False
+# cython: cdivision=True, initializedcheck=False
 """Pixel kernels: NumPy basic indexing of a strided image in a byte buffer.
 
 :class:`StridedImage` describes a 3-D image that lives in a read-only byte
 buffer (a start offset, three positive byte strides, a pixel size of 1 or 2
-bytes) plus an optional *patch*: a short run of pixels of one row whose true
-values are kept elsewhere in the buffer, one run per frame.  It knows buffers,
-offsets and strides, never files.
+bytes) plus, optionally, the *stored pixels*: a short run of pixels of one row
+that the camera overwrote in every frame, whose true values are kept elsewhere
+in the buffer, one run per frame.  It knows buffers, offsets and strides, never
+files.
 
 :meth:`StridedImage.take` reads any NumPy basic index in one pass: it parses
 the index, allocates (or checks) the C-contiguous result, copies with dtype
-conversion, and then puts the patch back (or zeros it) where the selection
-covers it.  The geometry is checked against the buffer once, when the object
-is built; every selection parsed afterwards lies inside that geometry, so the
-loops run without bounds checks, without Python objects and without the GIL.
-Large copies are split across OpenMP threads when the module is built with
-OpenMP.
+conversion, and then restores (or zeros) the overwritten pixels where the
+selection covers them.  The geometry is checked against the buffer once, when
+the object is built; every selection parsed afterwards lies inside that
+geometry, so the loops run without bounds checks, without Python objects and
+without the GIL.  Large copies are split across OpenMP threads when the module
+is built with OpenMP.
+
+Fault guard
+-----------
+A buffer that maps a file can lose pages under the reader: when the file is
+truncated, touching a page past its new end raises ``SIGBUS``, which kills the
+process.  Every read of the buffer here runs under a per-thread guard: a
+``SIGBUS`` raised while the guard is armed on that thread jumps back out of the
+copy, and the call raises :class:`BufferFault` instead.  A ``SIGBUS`` anywhere
+else goes on to the handler that was installed before (Python's faulthandler,
+or the default action).  The handler is installed with ``SA_NODEFER`` so the
+jump needs no signal-mask save or restore, which keeps an armed guard to a few
+nanoseconds.  (Windows cannot truncate a mapped file, so there is no guard
+there.)
+
+Integer division in this module is written ``//``; with ``cdivision`` it is
+C's truncating division, used only on non-negative values except in
+:func:`_floordiv`, which corrects the sign itself.
 """
 
 cimport numpy as cnp
@@ -42,17 +61,22 @@ cdef int[9] _TYPENUM = [
     cnp.NPY_FLOAT64,
 ]
 
-# What to do with the patch: leave the stored bytes, restore, or zero.
+# What to do with the overwritten pixels: leave them as stored, restore the
+# stored values, or set them to zero.
 cdef enum:
     _LEAVE = 0
     _RESTORE = 1
     _ZERO = 2
-PATCH_LEAVE = _LEAVE
-PATCH_RESTORE = _RESTORE
-PATCH_ZERO = _ZERO
+LEAVE = _LEAVE
+RESTORE = _RESTORE
+ZERO = _ZERO
 
 # Result dimensions allowed (``None`` in an index adds one each).
-DEF MAX_OUT_DIMS = 32
+cdef enum:
+    MAX_OUT_DIMS = 32
+# Threads one copy may be split across.
+cdef enum:
+    MAX_THREADS = 64
 
 ctypedef fused src_t:
     uint8_t
@@ -79,7 +103,8 @@ cdef struct Selection:
 
 
 cdef inline Py_ssize_t _floordiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
-    cdef Py_ssize_t q = a / b
+    # C division truncates towards zero; step down when the signs differ.
+    cdef Py_ssize_t q = a // b
     if (a % b != 0) and ((a < 0) != (b < 0)):
         q -= 1
     return q
@@ -136,11 +161,12 @@ cdef void _rows_typed(
         dst += n2
 
 
-cdef void _patch_typed(
+cdef void _stored_typed(
     dst_t* dst, Py_ssize_t n0, Py_ssize_t frame_size, const uint8_t* stored,
     Py_ssize_t stored_stride, Py_ssize_t p0, Py_ssize_t pstep,
     Py_ssize_t count, bint zero, src_t kind,
 ) noexcept nogil:
+    """Write each output frame's stored values (or zeros) over its row."""
     cdef Py_ssize_t i, t
     cdef dst_t* row
     for i in range(n0):
@@ -155,65 +181,193 @@ cdef void _patch_typed(
                 )
 
 
+cdef extern from *:
+    """
+    /* The fault guard (see the module docstring). */
+    #if defined(_WIN32)
+    static int dcimg_guard_install(void) { return 0; }
+    static int dcimg_guarded(void (*fn)(void *), void *arg) { fn(arg); return 0; }
+    #else
+    #include <setjmp.h>
+    #include <signal.h>
+    #include <string.h>
+
+    static _Thread_local sigjmp_buf *dcimg_jump = NULL;
+    static struct sigaction dcimg_previous;
+
+    static void dcimg_on_sigbus(int sig, siginfo_t *info, void *context) {
+        sigjmp_buf *jump = dcimg_jump;
+        if (jump != NULL) {
+            dcimg_jump = NULL;
+            siglongjmp(*jump, 1);
+        }
+        /* Not a guarded read: hand over to the handler installed before. */
+        if (dcimg_previous.sa_flags & SA_SIGINFO) {
+            dcimg_previous.sa_sigaction(sig, info, context);
+        } else if (dcimg_previous.sa_handler == SIG_DFL
+                   || dcimg_previous.sa_handler == SIG_IGN) {
+            /* Restore it: the faulting access runs again and gets it. */
+            sigaction(sig, &dcimg_previous, NULL);
+        } else {
+            dcimg_previous.sa_handler(sig);
+        }
+    }
+
+    /* Install the handler unless it is in place already (somebody, e.g.
+       faulthandler.enable(), may have replaced it since). */
+    static int dcimg_guard_install(void) {
+        struct sigaction now, ours;
+        if (sigaction(SIGBUS, NULL, &now) != 0) return -1;
+        if ((now.sa_flags & SA_SIGINFO) && now.sa_sigaction == dcimg_on_sigbus)
+            return 0;
+        memset(&ours, 0, sizeof ours);
+        ours.sa_sigaction = dcimg_on_sigbus;
+        ours.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
+        sigemptyset(&ours.sa_mask);
+        dcimg_previous = now;
+        return sigaction(SIGBUS, &ours, NULL);
+    }
+
+    /* Run fn(arg); return 0, or -1 when it hit a SIGBUS. */
+    static int dcimg_guarded(void (*fn)(void *), void *arg) {
+        sigjmp_buf jump;
+        sigjmp_buf *volatile outer = dcimg_jump;
+        if (sigsetjmp(jump, 0) != 0) {
+            dcimg_jump = outer;
+            return -1;
+        }
+        dcimg_jump = &jump;
+        fn(arg);
+        dcimg_jump = outer;
+        return 0;
+    }
+    #endif
+    """
+    int dcimg_guard_install() noexcept nogil
+    int dcimg_guarded(void (*fn)(void*) noexcept nogil, void* arg) noexcept nogil
+
+
+class BufferFault(OSError):
+    """The buffer could not be read: pages of a mapped file went missing.
+
+    Raised instead of a fatal ``SIGBUS`` when the file behind a mapping was
+    truncated while it was being read.  The caller knows which file it was.
+    """
+
+
+def install_fault_guard():
+    """(Re)install the ``SIGBUS`` handler behind the fault guard.
+
+    Called when the module is imported and whenever a buffer is wrapped, so
+    that a handler installed later by somebody else (and chained to ours)
+    cannot leave the guard without effect.
+    """
+    if dcimg_guard_install() != 0:
+        raise OSError("could not install the SIGBUS handler of the fault guard")
+
+
+install_fault_guard()
+
+
 cdef struct Plan:
     # The copy: source of output pixel [0, 0, 0], counts and byte strides.
     const uint8_t* src
     Py_ssize_t n0, n1, n2, s0, s1, s2
     int threads
-    # The patch, when it applies: where it lands in the output, where its
-    # values are (per output frame), and whether to write zeros instead.
-    bint patch
+    # The stored pixels, when the selection covers overwritten ones: where
+    # they land in the output, where their values are (per output frame),
+    # and whether to write zeros instead.
+    bint stored
     Py_ssize_t out_row, first, count
-    const uint8_t* stored
-    Py_ssize_t stored_stride, p0, pstep
+    const uint8_t* values
+    Py_ssize_t values_stride, p0, pstep
     bint zero
 
 
-cdef void _run_typed(Plan* p, dst_t* dst, src_t kind) noexcept nogil:
-    """Copy the rows (split across threads if asked), then put the patch."""
-    cdef Py_ssize_t rows = p.n0 * p.n1, part
-    if p.threads <= 1:
-        _rows_typed(p.src, 0, rows, p.n1, p.n2, p.s0, p.s1, p.s2, dst, kind)
+cdef struct Job:
+    # One guarded piece of work: output rows r0..r1 of a plan, or (with
+    # rows == False) the stored pixels of every output frame.
+    Plan* plan
+    uint8_t* dst
+    int kind, depth
+    bint rows
+    Py_ssize_t r0, r1
+
+
+cdef void _job_typed(Job* job, dst_t* dst, src_t kind) noexcept nogil:
+    cdef Plan* p = job.plan
+    if job.rows:
+        _rows_typed(p.src, job.r0, job.r1, p.n1, p.n2, p.s0, p.s1, p.s2, dst,
+                    kind)
     else:
-        for part in prange(p.threads, num_threads=p.threads, schedule="static"):
-            _rows_typed(p.src, rows * part // p.threads,
-                        rows * (part + 1) // p.threads, p.n1, p.n2, p.s0, p.s1,
-                        p.s2, dst, kind)
-    if p.patch:
-        _patch_typed(dst + p.out_row * p.n2 + p.first, p.n0, p.n1 * p.n2,
-                     p.stored, p.stored_stride, p.p0, p.pstep, p.count, p.zero,
-                     kind)
+        _stored_typed(dst + p.out_row * p.n2 + p.first, p.n0, p.n1 * p.n2,
+                      p.values, p.values_stride, p.p0, p.pstep, p.count, p.zero,
+                      kind)
 
 
-cdef void _run_src(Plan* p, uint8_t* dst, int kind, src_t s) noexcept nogil:
+cdef void _job_src(Job* job, src_t s) noexcept nogil:
     # The one place that turns a result-type code into a C type.
+    cdef int kind = job.kind
     if kind == 0:
-        _run_typed(p, <uint8_t*>dst, s)
+        _job_typed(job, <uint8_t*>job.dst, s)
     elif kind == 1:
-        _run_typed(p, <uint16_t*>dst, s)
+        _job_typed(job, <uint16_t*>job.dst, s)
     elif kind == 2:
-        _run_typed(p, <int16_t*>dst, s)
+        _job_typed(job, <int16_t*>job.dst, s)
     elif kind == 3:
-        _run_typed(p, <int32_t*>dst, s)
+        _job_typed(job, <int32_t*>job.dst, s)
     elif kind == 4:
-        _run_typed(p, <uint32_t*>dst, s)
+        _job_typed(job, <uint32_t*>job.dst, s)
     elif kind == 5:
-        _run_typed(p, <int64_t*>dst, s)
+        _job_typed(job, <int64_t*>job.dst, s)
     elif kind == 6:
-        _run_typed(p, <uint64_t*>dst, s)
+        _job_typed(job, <uint64_t*>job.dst, s)
     elif kind == 7:
-        _run_typed(p, <float*>dst, s)
+        _job_typed(job, <float*>job.dst, s)
     else:
-        _run_typed(p, <double*>dst, s)
+        _job_typed(job, <double*>job.dst, s)
 
 
-cdef void _run(Plan* p, uint8_t* dst, int kind, int depth) noexcept nogil:
+cdef void _job_entry(void* arg) noexcept nogil:
+    cdef Job* job = <Job*>arg
     cdef uint8_t byte = 0
     cdef uint16_t word = 0
-    if depth == 1:
-        _run_src(p, dst, kind, byte)
+    if job.depth == 1:
+        _job_src(job, byte)
     else:
-        _run_src(p, dst, kind, word)
+        _job_src(job, word)
+
+
+cdef int _run(Plan* p, uint8_t* dst, int kind, int depth) noexcept nogil:
+    """Copy the rows (split across threads if asked), then the stored pixels.
+
+    Returns 0, or -1 when a page of the buffer could not be read.
+    """
+    cdef Py_ssize_t rows = p.n0 * p.n1
+    cdef int part, faults = 0
+    cdef Job whole
+    cdef Job[MAX_THREADS] parts
+    whole.plan = p
+    whole.dst = dst
+    whole.kind = kind
+    whole.depth = depth
+    whole.rows = True
+    whole.r0 = 0
+    whole.r1 = rows
+    if p.threads <= 1:
+        faults = dcimg_guarded(_job_entry, &whole)
+    else:
+        for part in range(p.threads):
+            parts[part] = whole
+            parts[part].r0 = rows * part // p.threads
+            parts[part].r1 = rows * (part + 1) // p.threads
+        # Each thread arms its own guard around its own part.
+        for part in prange(p.threads, num_threads=p.threads, schedule="static"):
+            faults += dcimg_guarded(_job_entry, &parts[part])
+    if faults == 0 and p.stored:
+        whole.rows = False
+        faults = dcimg_guarded(_job_entry, &whole)
+    return -1 if faults else 0
 
 
 cdef inline object _finish(cnp.ndarray result, object out, int ndim):
@@ -229,7 +383,7 @@ cdef class StridedImage:
     Parameters
     ----------
     buffer : buffer
-        Read-only bytes (e.g. an ``mmap``) holding the image.
+        Read-only bytes (e.g. a memory map) holding the image.
     offset : int
         Byte offset of pixel ``[0, 0, 0]``.
     shape : tuple of 3 int
@@ -238,9 +392,9 @@ cdef class StridedImage:
         Positive byte strides between frames, rows and columns.
     depth : int
         Bytes per pixel: 1 (``uint8``) or 2 (little-endian ``uint16``).
-    patch : tuple of 5 int, optional
+    stored : tuple of 5 int, optional
         ``(row, column, count, offset, stride)``: in every frame ``i``,
-        pixels ``[i, row, column:column + count]`` hold placeholders and their
+        pixels ``[i, row, column:column + count]`` were overwritten and their
         true values are ``count`` pixels at byte ``offset + i * stride``.
     max_threads : int, default 1
         Threads a large copy may be split across.
@@ -250,7 +404,7 @@ cdef class StridedImage:
     Raises
     ------
     ValueError
-        If the geometry or the patch does not fit inside the buffer.
+        If the geometry or the stored pixels do not fit inside the buffer.
     """
 
     cdef const uint8_t[::1] buf
@@ -259,13 +413,14 @@ cdef class StridedImage:
     cdef Py_ssize_t shape[3]
     cdef Py_ssize_t strides[3]
     cdef readonly int depth
-    cdef Py_ssize_t patch_row, patch_col, patch_count, patch_offset, patch_stride
+    cdef Py_ssize_t stored_row, stored_col, stored_count
+    cdef Py_ssize_t stored_offset, stored_stride
     cdef int max_threads
     cdef Py_ssize_t parallel_bytes
 
     def __cinit__(
         self, const uint8_t[::1] buffer, Py_ssize_t offset, tuple shape,
-        tuple strides, int depth, tuple patch=None, int max_threads=1,
+        tuple strides, int depth, tuple stored=None, int max_threads=1,
         Py_ssize_t parallel_bytes=32 << 20,
     ):
         cdef int a
@@ -295,23 +450,25 @@ cdef class StridedImage:
         self.base = &buffer[0] if buffer.shape[0] else NULL
         self.offset = offset
         self.depth = depth
-        self.patch_count = 0
-        self.patch_row = -1
-        if patch is not None and patch[2] > 0 and self.shape[0] > 0:
-            row, col, count, poffset, pstride = patch
+        self.stored_count = 0
+        self.stored_row = -1
+        if stored is not None and stored[2] > 0 and self.shape[0] > 0:
+            row, col, count, soffset, sstride = stored
             if not (0 <= row < self.shape[1] and 0 <= col
                     and col + count <= self.shape[2]):
-                raise ValueError(f"patch {patch} lies outside the image")
-            if (poffset < 0 or pstride < 0 or poffset + (self.shape[0] - 1)
-                    * pstride + count * depth > buffer.shape[0]):
-                raise ValueError(f"patch values {patch} lie outside the buffer")
-            self.patch_row = row
-            self.patch_col = col
-            self.patch_count = count
-            self.patch_offset = poffset
-            self.patch_stride = pstride
-        self.max_threads = max(1, max_threads)
+                raise ValueError(f"stored pixels {stored} lie outside the image")
+            if (soffset < 0 or sstride < 0 or soffset + (self.shape[0] - 1)
+                    * sstride + count * depth > buffer.shape[0]):
+                raise ValueError(
+                    f"stored pixel values {stored} lie outside the buffer")
+            self.stored_row = row
+            self.stored_col = col
+            self.stored_count = count
+            self.stored_offset = soffset
+            self.stored_stride = sstride
+        self.max_threads = max(1, min(max_threads, MAX_THREADS))
         self.parallel_bytes = parallel_bytes
+        install_fault_guard()
 
     @property
     def shape(self):
@@ -397,25 +554,25 @@ cdef class StridedImage:
         sel.count[axis] = self.shape[axis]
         return self._add_dim(sel, self.shape[axis])
 
-    cdef bint _patch_hit(
+    cdef bint _stored_hit(
         self, Selection* sel, Py_ssize_t* out_row, Py_ssize_t* first,
         Py_ssize_t* count,
     ) noexcept nogil:
-        """Where the patch lands in the selection's output, if anywhere."""
+        """Where the overwritten pixels land in the selection's output."""
         cdef Py_ssize_t d, lo, hi, j_lo, j_hi
         cdef Py_ssize_t c0 = sel.start[2], cstep = sel.step[2]
-        if self.patch_count == 0 or sel.count[0] == 0:
+        if self.stored_count == 0 or sel.count[0] == 0:
             return False
         if sel.count[1] == 0 or sel.count[2] == 0:
             return False
-        d = self.patch_row - sel.start[1]
+        d = self.stored_row - sel.start[1]
         if d % sel.step[1] != 0:
             return False
-        out_row[0] = d / sel.step[1]
+        out_row[0] = d // sel.step[1]
         if out_row[0] < 0 or out_row[0] >= sel.count[1]:
             return False
-        lo = self.patch_col
-        hi = lo + self.patch_count - 1
+        lo = self.stored_col
+        hi = lo + self.stored_count - 1
         # Output column j reads column c0 + j * cstep; keep those in [lo, hi].
         if cstep > 0:
             j_lo = _ceildiv(lo - c0, cstep)
@@ -433,10 +590,13 @@ cdef class StridedImage:
         count[0] = j_hi - j_lo + 1
         return True
 
-    cdef void _fill(
+    cdef int _fill(
         self, Selection* sel, uint8_t* dst, int kind, int mode, int threads,
     ) noexcept nogil:
-        """Copy the selection into ``dst`` and apply the patch per ``mode``."""
+        """Copy the selection into ``dst``, then handle the stored pixels.
+
+        Returns 0, or -1 when the buffer could not be read (see the guard).
+        """
         cdef Plan p
         cdef Py_ssize_t out_row, first, count
         p.n0 = sel.count[0]
@@ -449,18 +609,19 @@ cdef class StridedImage:
             sel.start[0] * self.strides[0] + sel.start[1] * self.strides[1]
             + sel.start[2] * self.strides[2])
         p.threads = threads
-        p.patch = mode != _LEAVE and self._patch_hit(sel, &out_row, &first, &count)
-        if p.patch:
+        p.stored = mode != _LEAVE and self._stored_hit(
+            sel, &out_row, &first, &count)
+        if p.stored:
             p.out_row = out_row
             p.first = first
             p.count = count
-            p.stored = self.base + self.patch_offset + (
-                sel.start[0] * self.patch_stride)
-            p.stored_stride = sel.step[0] * self.patch_stride
-            p.p0 = sel.start[2] + first * sel.step[2] - self.patch_col
+            p.values = self.base + self.stored_offset + (
+                sel.start[0] * self.stored_stride)
+            p.values_stride = sel.step[0] * self.stored_stride
+            p.p0 = sel.start[2] + first * sel.step[2] - self.stored_col
             p.pstep = sel.step[2]
             p.zero = mode == _ZERO
-        _run(&p, dst, kind, self.depth)
+        return _run(&p, dst, kind, self.depth)
 
     def take(self, key, int kind, out=None, int mode=_RESTORE):
         """Read a basic index into a new array (or ``out``) in one pass.
@@ -474,17 +635,23 @@ cdef class StridedImage:
         out : numpy.ndarray, optional
             Native-endian, C-contiguous, writable array of the result's shape
             and type to fill.
-        mode : int, default PATCH_RESTORE
-            :data:`PATCH_RESTORE`, :data:`PATCH_ZERO` or :data:`PATCH_LEAVE`.
+        mode : int, default RESTORE
+            :data:`RESTORE`, :data:`ZERO` or :data:`LEAVE`.
 
         Returns
         -------
         numpy.ndarray or numpy scalar
             ``out`` when given; a scalar when every axis is an integer.
+
+        Raises
+        ------
+        BufferFault
+            If pages of the buffer went missing during the copy (a mapped
+            file was truncated); ``out`` is then partly written.
         """
         cdef Selection sel
         cdef cnp.ndarray result
-        cdef int a, threads = 1
+        cdef int a, threads = 1, status
         if kind < 0 or kind > 8:
             raise ValueError(f"unknown element kind {kind}")
         self._parse(key, &sel)
@@ -513,8 +680,57 @@ cdef class StridedImage:
         if n * _ITEMSIZE[kind] >= self.parallel_bytes:
             threads = min(self.max_threads, sel.count[0] * sel.count[1])
         with nogil:
-            self._fill(&sel, dst, kind, mode, threads)
+            status = self._fill(&sel, dst, kind, mode, threads)
+        if status != 0:
+            raise BufferFault("pages of the buffer could not be read")
         return _finish(result, out, sel.out_ndim)
+
+    def view(self, key, bint keep_overwritten=False):
+        """Return a read-only view of ``key`` in the buffer, or None.
+
+        The view shows the pixels as stored; unless ``keep_overwritten``, it
+        is None when the selection covers overwritten pixels (the caller then
+        copies with :meth:`take`).  Built from the same parse of the index as
+        :meth:`take`, so every step that NumPy accepts works.  A view is not
+        guarded: reading it after the mapped file shrank raises ``SIGBUS``.
+
+        Parameters
+        ----------
+        key : index
+            A basic index, as for :meth:`take`.
+        keep_overwritten : bool, default False
+            Return the view even where it shows overwritten pixels.
+
+        Returns
+        -------
+        numpy.ndarray or None
+        """
+        cdef Selection sel
+        cdef Py_ssize_t out_row, first, count, start = self.offset
+        cdef int a
+        self._parse(key, &sel)
+        if not keep_overwritten and self._stored_hit(
+                &sel, &out_row, &first, &count):
+            return None
+        shape = []
+        strides = []
+        for a in range(3):
+            if sel.count[a]:
+                start += sel.start[a] * self.strides[a]
+            shape.append(sel.count[a])
+            # A single element needs no real stride (and a huge step times
+            # the stride could overflow one).
+            strides.append(sel.step[a] * self.strides[a] if sel.count[a] > 1
+                           else self.strides[a])
+        dtype = np.dtype("<u2" if self.depth == 2 else "u1")
+        if sel.count[0] * sel.count[1] * sel.count[2] == 0:
+            start = self.offset
+        result = np.ndarray(tuple(shape), dtype=dtype, buffer=self.buf,
+                            offset=start, strides=tuple(strides))
+        result.flags.writeable = False
+        result = result.reshape(
+            tuple(sel.out_shape[a] for a in range(sel.out_ndim)))
+        return result[()] if sel.out_ndim == 0 else result
 
     def selection(self, key):
         """Per-axis ``(start, step, count)`` that a basic index selects.
@@ -536,8 +752,8 @@ cdef class StridedImage:
         axes = tuple((sel.start[a], sel.step[a], sel.count[a]) for a in range(3))
         return axes, tuple(sel.out_shape[a] for a in range(sel.out_ndim))
 
-    def touches_patch(self, key):
-        """Whether reading ``key`` covers any patched pixel.
+    def touches_stored(self, key):
+        """Whether reading ``key`` covers any overwritten pixel.
 
         Parameters
         ----------
@@ -551,4 +767,63 @@ cdef class StridedImage:
         cdef Selection sel
         cdef Py_ssize_t out_row, first, count
         self._parse(key, &sel)
-        return self._patch_hit(&sel, &out_row, &first, &count)
+        return self._stored_hit(&sel, &out_row, &first, &count)
+
+
+cdef struct Gather:
+    const uint8_t* src
+    uint8_t* dst
+    Py_ssize_t count, stride, itemsize
+
+
+cdef void _gather_entry(void* arg) noexcept nogil:
+    cdef Gather* g = <Gather*>arg
+    cdef Py_ssize_t i
+    for i in range(g.count):
+        memcpy(g.dst + i * g.itemsize, g.src + i * g.stride, g.itemsize)
+
+
+def gather(const uint8_t[::1] buffer, Py_ssize_t offset, Py_ssize_t stride,
+           Py_ssize_t count, Py_ssize_t itemsize):
+    """Copy ``count`` items of ``itemsize`` bytes, ``stride`` bytes apart.
+
+    Parameters
+    ----------
+    buffer : buffer
+        Read-only bytes.
+    offset, stride, count, itemsize : int
+        Where the first item is, the distance between items, how many there
+        are and how long each is, in bytes.
+
+    Returns
+    -------
+    bytes
+        The items back to back (``count * itemsize`` bytes).
+
+    Raises
+    ------
+    ValueError
+        If the items do not lie inside the buffer.
+    BufferFault
+        If pages of the buffer went missing during the copy.
+    """
+    cdef Gather g
+    cdef int status
+    if count < 0 or itemsize < 0 or stride < 0 or offset < 0:
+        raise ValueError("negative offset, stride, count or item size")
+    if count and (offset + (count - 1) * stride + itemsize > buffer.shape[0]):
+        raise ValueError("the items do not lie inside the buffer")
+    result = bytearray(count * itemsize)
+    if not count or not itemsize:
+        return bytes(result)
+    cdef uint8_t[::1] dst = result
+    g.src = &buffer[offset]
+    g.dst = &dst[0]
+    g.count = count
+    g.stride = stride
+    g.itemsize = itemsize
+    with nogil:
+        status = dcimg_guarded(_gather_entry, &g)
+    if status != 0:
+        raise BufferFault("pages of the buffer could not be read")
+    return bytes(result)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import mmap
 import operator
 import os
-import stat
-import sys
 import warnings
 from functools import cached_property
 from typing import Any
@@ -14,20 +11,19 @@ from typing import Any
 import numpy as np
 
 from dcimg import _format, _kernels
-from dcimg.errors import DCIMGFormatError, DCIMGWarning
-from dcimg.metadata import Camera, Metadata, StoredPixels, SubArray
+from dcimg._source import Source, open_source
+from dcimg.errors import DCIMGWarning
+from dcimg.metadata import Metadata
 
 __all__ = ["DCIMGFile"]
 
-# Large copies are split across this many threads inside the kernel (which
-# releases the GIL); small ones run on the calling thread.
-_MAX_THREADS = max(1, min(8, os.cpu_count() or 1))
 # What the kernel does with the overwritten pixels, per correction setting.
-_PATCH_MODE = {
-    True: _kernels.PATCH_RESTORE,
-    False: _kernels.PATCH_ZERO,
-    None: _kernels.PATCH_LEAVE,
+_CORRECTION_MODES = {
+    True: _kernels.RESTORE,
+    False: _kernels.ZERO,
+    None: _kernels.LEAVE,
 }
+_CORRECTIONS = {mode: setting for setting, mode in _CORRECTION_MODES.items()}
 # Result types the kernel writes directly, by dtype.
 _KERNEL_KINDS = {np.dtype(name): kind for name, kind in _kernels.DST_KINDS.items()}
 
@@ -97,9 +93,9 @@ class DCIMGFile:
         first_4px_correction_enabled: bool | None = True,
     ) -> None:
         self.file_path = None if file_path is None else os.fspath(file_path)
+        self._source: Source | None = None
         self._layout: Any = None
-        self._map: mmap.mmap | None = None
-        self._image: Any = None
+        self._take: Any = None
         self._mma: np.ndarray | None = None
         self._mm: np.memmap | None = None
         self._deep_copy_enabled = True
@@ -130,81 +126,76 @@ class DCIMGFile:
             self.file_path = os.fspath(file_path)
         if self.file_path is None:
             raise ValueError("no file path given")
+        source = open_source(self.file_path)
+        try:
+            layout = source.parse()
+        except BaseException:
+            source.close()
+            raise
+        self._use(source, layout)
+        for note in layout.notes:
+            warnings.warn(f"{self.file_path}: {note}", DCIMGWarning, stacklevel=3)
+
+    def _use(self, source: Source, layout: Any) -> None:
+        """Read from ``source`` (parsed as ``layout``) from now on."""
         # Clear cached per-file values from a previous open.
         for name in ("metadata", "framestamps", "_timestamps_us"):
             self.__dict__.pop(name, None)
-        fd = os.open(self.file_path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise DCIMGFormatError(f"{self.file_path!r} is not a regular file")
-            if info.st_size == 0:
-                raise DCIMGFormatError(
-                    f"magic: {self.file_path!r} is empty (0 bytes), not a DCIMG file",
-                    "magic",
-                )
-            # A read-only shared mapping: the file on disk can never be written.
-            file_map = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
-            self._identity = (info.st_dev, info.st_ino, info.st_size)
-            self._mtime_ns = info.st_mtime_ns
-        finally:
-            os.close(fd)
-        try:
-            layout = _format.parse_layout(file_map)
-        except BaseException:
-            file_map.close()
-            raise
-        self._map = file_map
+        self._mma = self._mm = None
+        self._source = source
         self._layout = layout
-        for note in layout.notes:
-            warnings.warn(f"{self.file_path}: {note}", DCIMGWarning, stacklevel=3)
-        # Built only now that every offset has been validated.
-        self._mma = np.ndarray(
-            (layout.frames, layout.height, layout.width),
-            dtype=np.dtype("<u2" if layout.byte_depth == 2 else "u1"),
-            buffer=file_map,
-            offset=layout.data_offset,
-            strides=(layout.frame_stride, layout.bytes_per_row, layout.byte_depth),
-        )
-        patch = None
-        if layout.stored_bytes:
-            patch = (
-                layout.stored_row,
-                layout.stored_column,
-                layout.stored_pixels,
-                layout.stored_offset,
-                layout.stored_stride,
-            )
-        self._image = _kernels.StridedImage(
-            file_map,
-            layout.data_offset,
-            (layout.frames, layout.height, layout.width),
-            (layout.frame_stride, layout.bytes_per_row, layout.byte_depth),
-            layout.byte_depth,
-            patch,
-            max_threads=_MAX_THREADS,
-        )
+        self._take = source.take
         self._native_kind = _KERNEL_KINDS[self.dtype]
 
-    def close(self) -> None:
-        """Release the memory mapping.  Safe to call more than once.
+    def refresh(self) -> int:
+        """Read the header and size again, for a file that is still growing.
 
-        Arrays returned earlier with ``copy=False`` stay valid: the mapping is
-        then released when the last of them is garbage-collected.
+        A framed file grows frame by frame while it is written, each frame
+        with its trailer, so every complete frame becomes readable with its
+        counter and time stamp.  A packed file keeps its counters, time
+        stamps and stored pixels in a footer written after the last frame:
+        until then its complete frames are readable as stored, without them.
+
+        Returns
+        -------
+        int
+            The number of complete frames now (:attr:`nfrms`).
+
+        Raises
+        ------
+        dcimg.DCIMGChangedError
+            If the path now holds another file.
+        dcimg.DCIMGFormatError
+            If the header is (now) corrupt.
+        """
+        self._require_open()
+        source = self._source.reopen()
+        try:
+            with warnings.catch_warnings():
+                # Fewer frames than declared is expected while writing.
+                warnings.simplefilter("ignore", DCIMGWarning)
+                layout = source.parse()
+        except BaseException:
+            source.close()
+            raise
+        old, self._source = self._source, None
+        old.close()
+        self._use(source, layout)
+        return layout.frames
+
+    def close(self) -> None:
+        """Release the file.  Safe to call more than once.
+
+        Arrays returned earlier with ``copy=False`` stay valid: the memory
+        map is released when the last of them is garbage-collected.
         """
         self._mma = None
         self._mm = None
         self._layout = None
-        self._image = None
-        file_map, self._map = self._map, None
-        # NumPy arrays built on the mapping keep a reference to the mmap
-        # object but no buffer export, so mmap.close() would succeed under
-        # them and leave them dangling.  Unmap now only when nothing else
-        # refers to the mapping (the local name and getrefcount's argument
-        # are the two references counted); otherwise the views handed out
-        # with copy=False keep it alive and it is unmapped with the last one.
-        if file_map is not None and sys.getrefcount(file_map) <= 2:
-            file_map.close()
+        self._take = None
+        source, self._source = self._source, None
+        if source is not None:
+            source.close()
 
     @property
     def closed(self) -> bool:
@@ -270,7 +261,7 @@ class DCIMGFile:
     @property
     def fmt_version(self) -> int:
         """Layout code: :attr:`FMT_OLD` (packed) or :attr:`FMT_NEW` (framed)."""
-        return self._require_open().fmt
+        return self.FMT_OLD if self._require_open().packed else self.FMT_NEW
 
     @property
     def byte_depth(self) -> int:
@@ -351,7 +342,7 @@ class DCIMGFile:
         the Dask graph uses it.
         """
         self._require_open()
-        return (os.path.abspath(self.file_path), self._identity[2], self._mtime_ns)
+        return self._source.identity()
 
     @property
     def deep_copy_enabled(self) -> bool:
@@ -375,7 +366,7 @@ class DCIMGFile:
         ``True`` (default) puts each frame's stored values back; ``False``
         sets those pixels to 0; ``None`` leaves the bytes as stored.
         """
-        return self._correction
+        return _CORRECTIONS[self._mode]
 
     @first_4px_correction_enabled.setter
     def first_4px_correction_enabled(self, value: bool | None) -> None:
@@ -384,19 +375,33 @@ class DCIMGFile:
                 "first_4px_correction_enabled must be True, False or None, "
                 f"not {value!r}"
             )
-        self._correction = value
-        self._patch_mode = _PATCH_MODE[value]
+        self._mode = _CORRECTION_MODES[value]
+
+    def _raw_map(self) -> Any:
+        self._require_open()
+        raw = self._source.raw
+        if raw is None:
+            raise ValueError(
+                f"{self.file_path}: no memory map: this file is read through a "
+                "range reader; use read() or indexing"
+            )
+        return raw
 
     @property
     def mm(self) -> np.memmap:
-        """Read-only :class:`numpy.memmap` (``uint8``) of the whole raw file."""
-        self._require_open()
+        """Read-only :class:`numpy.memmap` (``uint8``) of the whole raw file.
+
+        Not protected against the file shrinking under it (reading a lost
+        page kills the process with ``SIGBUS``); :meth:`read` is.
+        """
+        file_map = self._raw_map()
         if self._mm is None:
             # A memmap over the mapping already open (no second mapping).
             raw = np.ndarray.__new__(
-                np.memmap, (self._layout.file_size,), np.uint8, buffer=self._map
+                np.memmap, (self._layout.file_size,), np.uint8, buffer=file_map
             )
-            raw._mmap = self._map
+            raw.flags.writeable = False
+            raw._mmap = None
             raw.filename = os.path.abspath(self.file_path)
             raw.offset = 0
             raw.mode = "r"
@@ -408,9 +413,21 @@ class DCIMGFile:
         """Read-only memory-mapped view of the frames, *without* correction.
 
         Shape :attr:`shape`; the overwritten pixels show the camera's
-        placeholder pattern.
+        placeholder pattern.  Like every view of the map, it is not protected
+        against the file shrinking under it (reading a lost page kills the
+        process with ``SIGBUS``); :meth:`read` and indexing are.
         """
-        self._require_open()
+        file_map = self._raw_map()
+        if self._mma is None:
+            layout = self._layout
+            self._mma = np.ndarray(
+                (layout.frames, layout.height, layout.width),
+                dtype=np.dtype("<u2" if layout.byte_depth == 2 else "u1"),
+                buffer=file_map,
+                offset=layout.data_offset,
+                strides=(layout.frame_stride, layout.bytes_per_row, layout.byte_depth),
+            )
+            self._mma.flags.writeable = False
         return self._mma
 
     # ------------------------------------------------------------------
@@ -425,32 +442,27 @@ class DCIMGFile:
         layout = self._require_open()
         if not layout.has_frame_data:
             return np.empty(0, np.uint32)
-        view = np.ndarray(
-            (layout.frames,),
-            np.dtype("<u4"),
-            buffer=self._map,
-            offset=layout.counter_offset,
-            strides=(layout.counter_stride,),
-        )
-        return view.astype(np.uint32)
+        raw = self._source.column(layout.counter_offset, layout.counter_stride, 4)
+        return np.frombuffer(raw, "<u4").astype(np.uint32)
 
     @cached_property
     def _timestamps_us(self) -> np.ndarray:
         layout = self._require_open()
         if not layout.has_frame_data:
             return np.empty(0, np.int64)
-
-        def column(offset: int) -> np.ndarray:
-            return np.ndarray(
-                (layout.frames,),
-                np.dtype("<u4"),
-                buffer=self._map,
-                offset=offset,
-                strides=(layout.time_stride,),
-            ).astype(np.int64)
-
-        seconds = column(layout.seconds_offset)
-        micro = column(layout.microseconds_offset)
+        source = self._source
+        if layout.microseconds_offset == layout.seconds_offset + 4:
+            # Both halves in one gather.
+            raw = source.column(layout.seconds_offset, layout.time_stride, 8)
+            pairs = np.frombuffer(raw, "<u4").reshape(-1, 2).astype(np.int64)
+            seconds, micro = pairs[:, 0], pairs[:, 1]
+        else:
+            seconds, micro = (
+                np.frombuffer(
+                    source.column(offset, layout.time_stride, 4), "<u4"
+                ).astype(np.int64)
+                for offset in (layout.seconds_offset, layout.microseconds_offset)
+            )
         return seconds * 1_000_000 + micro
 
     @property
@@ -461,29 +473,36 @@ class DCIMGFile:
         """
         return self._timestamps_us.astype("datetime64[us]")
 
-    def ts(self, index: int | None = None) -> float | np.ndarray:
-        """Frame time stamps as seconds since the Unix epoch (``float64``).
+    def ts(self, index: int | None = None) -> np.datetime64 | np.ndarray:
+        """Frame time stamps as :class:`numpy.datetime64` (microseconds, UTC).
 
         Parameters
         ----------
         index : int, optional
             A frame index (negative counts from the end); all frames when
-            omitted.
+            omitted (the same as :attr:`timestamps`).
 
         Returns
         -------
-        float or numpy.ndarray
-            Seconds since 1970-01-01T00:00Z, with microsecond resolution.
+        numpy.datetime64 or numpy.ndarray
+            One time stamp, or an array of them (``datetime64[us]``).  For
+            seconds since the epoch, use
+            ``f.timestamps.astype("int64") / 1e6``.
+
+        Raises
+        ------
+        ValueError
+            If the time stamps were lost (an interrupted packed file).
         """
-        micro = self._timestamps_us
         if index is None:
-            return micro / 1e6
+            return self.timestamps
+        micro = self._timestamps_us
         if not micro.size and self.nfrms:
             raise ValueError(
                 f"{self.file_path}: the time stamps were lost with the footer of "
                 "this interrupted acquisition"
             )
-        return float(micro[self._frame_index(index)]) / 1e6
+        return np.datetime64(int(micro[self._frame_index(index)]), "us")
 
     def compute_target_line(self) -> int | None:
         """Return the row that holds the overwritten pixels, or None.
@@ -497,66 +516,11 @@ class DCIMGFile:
     @cached_property
     def metadata(self) -> Metadata:
         """Typed description of the file (:class:`dcimg.Metadata`)."""
-        layout = self._require_open()
-        counters = self.framestamps.astype(np.int64)
-        jumps = np.diff(counters) if counters.size > 1 else np.empty(0, np.int64)
-        dropped = np.flatnonzero(jumps > 1)
-        micro = self._timestamps_us
-        first = last = interval = None
-        if micro.size:
-            first = str(micro[:1].astype("datetime64[us]")[0]) + "Z"
-            last = str(micro[-1:].astype("datetime64[us]")[0]) + "Z"
-        if micro.size > 1:
-            interval = float(np.median(np.diff(micro))) / 1e6
-        sub = layout.sub_array
-        stored = None
-        if layout.stored_bytes or layout.stored_lost:
-            stored = StoredPixels(
-                row=layout.stored_row,
-                column=layout.stored_column,
-                count=layout.stored_pixels,
-                source=layout.stored_source or "lost with the footer",
-                available=not layout.stored_lost,
-            )
-        return Metadata(
+        return Metadata.from_layout(
+            self._require_open(),
             path=self.file_path,
-            format_version=layout.version,
-            layout="packed" if layout.fmt == self.FMT_OLD else "framed",
-            shape=self.shape,
-            dtype=self.dtype.name,
-            byte_depth=layout.byte_depth,
-            bytes_per_row=layout.bytes_per_row,
-            bytes_per_image=layout.bytes_per_image,
-            trailer_size=layout.trailer_size,
-            declared_frames=layout.declared_frames,
-            frames=layout.frames,
-            truncated=layout.truncated,
-            file_size=layout.file_size,
-            recorded_file_size=layout.recorded_file_size,
-            nsessions=layout.nsessions,
-            camera=Camera(
-                model=layout.camera_model,
-                serial=layout.camera_serial,
-                versions=tuple(layout.camera_versions),
-            ),
-            sub_array=None
-            if sub is None
-            else SubArray(
-                x0=sub[0],
-                y0=sub[1],
-                width=sub[2],
-                height=sub[3],
-                source=layout.sub_array_source,
-            ),
-            binning=layout.binning,
-            stored_pixels=stored,
-            frame_data_available=layout.has_frame_data,
-            dropped_frames=tuple(int(i) for i in dropped),
-            dropped_frame_count=int((jumps[dropped] - 1).sum()),
-            first_timestamp=first,
-            last_timestamp=last,
-            frame_interval_s=interval,
-            notes=tuple(layout.notes),
+            framestamps=self.framestamps,
+            timestamps_us=self._timestamps_us,
         )
 
     # ------------------------------------------------------------------
@@ -602,10 +566,12 @@ class DCIMGFile:
             C-contiguous, writable array of the result's shape to fill instead
             of allocating; its dtype is used when ``dtype`` is not given.
         copy : bool, default True
-            When False and no conversion is asked for, return a read-only
-            view instead of a copy: of the shared mapping where no pixel needs
-            correcting, else of a private copy-on-write mapping in which only
-            the page holding each selected frame's stored pixels is copied.
+            When False, no conversion is asked for and the file is memory
+            mapped, return a read-only view of the map where the selection
+            covers no overwritten pixel to correct; otherwise (and for files
+            read through a range reader) a copy.  Views are not protected
+            against the file shrinking under them (reading a lost page kills
+            the process with ``SIGBUS``); copies are.
 
         Returns
         -------
@@ -617,10 +583,13 @@ class DCIMGFile:
         IndexError
             For an index NumPy would refuse on an array of this shape, and for
             advanced (array or boolean) indices.
+        dcimg.DCIMGChangedError
+            If the file shrank (or was replaced) since it was opened and the
+            selection's bytes are gone.
         """
         self._require_open()
-        image = self._image
-        mode = _PATCH_MODE[self._correction]
+        source = self._source
+        mode = self._mode
         if out is not None:
             if dtype is not None and np.dtype(dtype) != out.dtype:
                 raise ValueError(
@@ -629,16 +598,16 @@ class DCIMGFile:
             dtype = out.dtype
         dtype = self.dtype if dtype is None else np.dtype(dtype)
         if not copy and out is None and dtype == self.dtype:
-            if mode == _kernels.PATCH_LEAVE or not image.touches_patch(key):
-                return self._mma[key]
-            view = self._corrected_view(key, mode)
+            view = source.view(key, mode == _kernels.LEAVE)
             if view is not None:
                 return view
         kind = _KERNEL_KINDS.get(dtype)
         if kind is not None:
-            return image.take(key, kind, out, mode)
+            return self._guarded(source.take, key, kind, out, mode)
         # Types the kernel does not write: read natively, let NumPy cast.
-        native = np.asarray(image.take(key, self._native_kind, None, mode))
+        native = np.asarray(
+            self._guarded(source.take, key, self._native_kind, None, mode)
+        )
         if out is None:
             result = native.astype(dtype)
             return result[()] if result.ndim == 0 else result
@@ -647,83 +616,44 @@ class DCIMGFile:
         np.copyto(out, native, casting="unsafe")
         return out
 
-    def _corrected_view(self, key: Any, mode: int) -> Any:
-        """Return a read-only view of ``key`` with the stored pixels written in.
+    def _guarded(self, take: Any, *args: Any) -> Any:
+        try:
+            return take(*args)
+        except _kernels.BufferFault:
+            raise self._changed() from None
 
-        The view lies on a private copy-on-write mapping of just the selected
-        frames' bytes: writing the stored values copies only the page that
-        holds them in each selected frame, never the rest of the pixels, and
-        never reaches the file.  (Mapping only that range keeps the kernel's
-        memory accounting to the selection, not to a 100 GB file.)  Returns
-        None when the file on disk is no longer the one opened; the caller
-        then copies from the mapping already open.
-        """
-        layout = self._layout
-        axes, shape = self._image.selection(key)
-        (f0, fstep, nf), (r0, rstep, nr), (c0, cstep, nc) = axes
-        if not (nf and nr and nc):
-            return self._mma[key]
-        first = min(f0, f0 + fstep * (nf - 1))
-        last = max(f0, f0 + fstep * (nf - 1))
-        start = layout.data_offset + first * layout.frame_stride
-        end = layout.data_offset + last * layout.frame_stride + layout.bytes_per_image
-        base = start - start % mmap.ALLOCATIONGRANULARITY
-        try:
-            fd = os.open(self.file_path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-        except OSError:
-            return None
-        try:
-            info = os.fstat(fd)
-            if (info.st_dev, info.st_ino, info.st_size) != self._identity:
-                return None
-            private = mmap.mmap(fd, end - base, access=mmap.ACCESS_COPY, offset=base)
-        except OSError:
-            return None
-        finally:
-            os.close(fd)
-        s0, s1, s2 = self._mma.strides
-        frames = np.ndarray(
-            (last - first + 1, layout.height, layout.width),
-            dtype=self._mma.dtype,
-            buffer=private,
-            offset=start - base,
-            strides=(s0, s1, s2),
-        )
-        selected = np.arange(f0, f0 + fstep * nf, fstep)
-        row = layout.stored_row
-        columns = slice(
-            layout.stored_column, layout.stored_column + layout.stored_pixels
-        )
-        if mode == _kernels.PATCH_ZERO:
-            frames[selected - first, row, columns] = 0
-        else:
-            stored = np.ndarray(
-                (layout.frames, layout.stored_pixels),
-                dtype=self._mma.dtype,
-                buffer=self._map,
-                offset=layout.stored_offset,
-                strides=(layout.stored_stride, layout.byte_depth),
+    def _changed(self) -> Exception:
+        source = self._source
+        if source is None:
+            return ValueError(
+                f"I/O operation on a closed DCIMG file ({self.file_path!r})"
             )
-            frames[selected - first, row, columns] = stored[selected]
-        view = np.ndarray(
-            (nf, nr, nc),
-            dtype=self._mma.dtype,
-            buffer=private,
-            offset=start - base + (f0 - first) * s0 + r0 * s1 + c0 * s2,
-            strides=(fstep * s0, rstep * s1, cstep * s2),
-        ).reshape(shape)
-        view.flags.writeable = False
-        return view[()] if not shape else view
+        return source.changed()
 
     def __getitem__(self, key: Any) -> np.ndarray:
         """Read pixels with NumPy basic indexing; see :meth:`read`."""
-        image = self._image
-        if image is not None and self._deep_copy_enabled:
+        take = self._take
+        if take is not None and self._deep_copy_enabled:
             # The common case, kept short: one call into the kernel.
-            return image.take(key, self._native_kind, None, self._patch_mode)
+            try:
+                return take(key, self._native_kind, None, self._mode)
+            except _kernels.BufferFault:
+                raise self._changed() from None
         return self.read(key, copy=self._deep_copy_enabled)
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        if copy is False:
+            # NumPy 2: copy=False must not copy, or raise.
+            view = None
+            if dtype is None or np.dtype(dtype) == self.dtype:
+                view = self.read(..., copy=False)
+            if view is None or view.flags.owndata:
+                raise ValueError(
+                    f"{self.file_path}: the pixels cannot be returned without a "
+                    "copy (they need correcting or converting, or the file is "
+                    "not memory mapped); use np.asarray(f) or f.read()"
+                )
+            return view
         return self.read(..., dtype=dtype)
 
     def zslice(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["DCIMGError", "DCIMGFormatError", "DCIMGWarning"]
+__all__ = ["DCIMGChangedError", "DCIMGError", "DCIMGFormatError", "DCIMGWarning"]
 
 
 class DCIMGError(ValueError):
@@ -23,11 +23,37 @@ class DCIMGFormatError(DCIMGError):
         What is wrong, naming the field and its values.
     field : str, optional
         The name of the offending header field, for programs that react to it.
+    path : str, optional
+        The file (path or URL) at fault; the message names it too.
     """
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(
+        self, message: str, field: str | None = None, path: str | None = None
+    ) -> None:
         super().__init__(message)
         self.field = field
+        self.path = path
+
+
+class DCIMGChangedError(DCIMGError):
+    """The file changed under the reader: it shrank, was replaced or removed.
+
+    Raised by reads (instead of a crash) when the bytes they need are no
+    longer in the file that was opened, e.g. after the file was overwritten
+    with a shorter one.  Open the file again to read what it holds now, or
+    call :meth:`dcimg.DCIMGFile.refresh` for a file that is still growing.
+
+    Parameters
+    ----------
+    message : str
+        What changed, with the sizes before and now.
+    path : str, optional
+        The file (path or URL).
+    """
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class DCIMGWarning(UserWarning):

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from dcimg._layout import Layout
 
 __all__ = ["Camera", "Metadata", "StoredPixels", "SubArray"]
 
@@ -165,6 +170,85 @@ class Metadata:
     last_timestamp: str | None
     frame_interval_s: float | None
     notes: tuple[str, ...]
+
+    @classmethod
+    def from_layout(
+        cls,
+        layout: Layout,
+        *,
+        path: str | None,
+        framestamps: np.ndarray,
+        timestamps_us: np.ndarray,
+    ) -> Metadata:
+        """Describe a parsed file.
+
+        Parameters
+        ----------
+        layout : dcimg._layout.Layout
+            The parsed headers.
+        path : str or None
+            The file's path or URL.
+        framestamps : numpy.ndarray
+            The frame counters (empty when lost).
+        timestamps_us : numpy.ndarray
+            The time stamps in microseconds since the epoch (empty when lost).
+
+        Returns
+        -------
+        Metadata
+            The description.
+        """
+        counters = framestamps.astype(np.int64)
+        jumps = np.diff(counters) if counters.size > 1 else np.empty(0, np.int64)
+        dropped = np.flatnonzero(jumps > 1)
+        first = last = interval = None
+        if timestamps_us.size:
+            first = str(timestamps_us[:1].astype("datetime64[us]")[0]) + "Z"
+            last = str(timestamps_us[-1:].astype("datetime64[us]")[0]) + "Z"
+        if timestamps_us.size > 1:
+            interval = float(np.median(np.diff(timestamps_us))) / 1e6
+        sub = layout.sub_array
+        stored = None
+        if layout.stored_bytes or layout.stored_lost:
+            stored = StoredPixels(
+                row=layout.stored_row,
+                column=layout.stored_column,
+                count=layout.stored_pixels,
+                source=layout.stored_source or "lost with the footer",
+                available=not layout.stored_lost,
+            )
+        return cls(
+            path=path,
+            format_version=layout.version,
+            layout="packed" if layout.packed else "framed",
+            shape=(layout.frames, layout.height, layout.width),
+            dtype="uint16" if layout.byte_depth == 2 else "uint8",
+            byte_depth=layout.byte_depth,
+            bytes_per_row=layout.bytes_per_row,
+            bytes_per_image=layout.bytes_per_image,
+            trailer_size=layout.trailer_size,
+            declared_frames=layout.declared_frames,
+            frames=layout.frames,
+            truncated=layout.truncated,
+            file_size=layout.file_size,
+            recorded_file_size=layout.recorded_file_size,
+            nsessions=layout.nsessions,
+            camera=Camera(
+                model=layout.camera_model,
+                serial=layout.camera_serial,
+                versions=tuple(layout.camera_versions),
+            ),
+            sub_array=None if sub is None else SubArray(*sub, layout.sub_array_source),
+            binning=layout.binning,
+            stored_pixels=stored,
+            frame_data_available=layout.has_frame_data,
+            dropped_frames=tuple(int(i) for i in dropped),
+            dropped_frame_count=int((jumps[dropped] - 1).sum()),
+            first_timestamp=first,
+            last_timestamp=last,
+            frame_interval_s=interval,
+            notes=tuple(layout.notes),
+        )
 
     @property
     def frame_rate_hz(self) -> float | None:

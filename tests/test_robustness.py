@@ -350,7 +350,9 @@ def test_corrupt_field_is_named(tmp_path, kind, offset, fmt, value, field):
     assert isinstance(err, ValueError)
     assert err.field == field
     message = str(err)
-    assert message.startswith(field), message
+    # The file first (batch loops must tell which one), then the field.
+    assert message.startswith(f"{path}: {field}"), message
+    assert err.path == str(path)
     assert str(value) in message or f"{value:#x}" in message, message
 
 

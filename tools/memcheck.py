@@ -117,7 +117,7 @@ def write_default_corpus(
 
 
 class _HeapMap:
-    """Stand-in for ``mmap.mmap``: the file copied into an exact-size block."""
+    """Stand-in for the file map: the file copied into an exact-size block."""
 
     def __new__(cls, fd: int, length: int = 0, *args: Any, **kwargs: Any) -> Any:
         import numpy as np
@@ -128,11 +128,7 @@ class _HeapMap:
         done = 0
         while done < size:
             done += os.preadv(fd, [view[done:]], done)
-        # Like mmap: ACCESS_COPY mappings are private and writable, the
-        # others read-only.
-        import mmap
-
-        block.flags.writeable = kwargs.get("access") == mmap.ACCESS_COPY
+        block.flags.writeable = False  # like the read-only map
         _HeapMap.opened += 1
         return block.view(_HeapArray)
 
@@ -168,20 +164,16 @@ def driver(directory: str, passes: tuple[str, ...]) -> int:
         0 when every file was read or refused cleanly, 1 otherwise.
     """
     global _HeapArray
-    import mmap
-
-    import dcimg.core
+    import dcimg._source
     from dcimg import DCIMGFormatError
 
     fuzz = _fuzz()
     _HeapArray = _heap_array_type()
     files = sorted(pathlib.Path(directory).glob("*.dcimg"))
-    real = dcimg.core.mmap
-    heap_module = types.SimpleNamespace(**vars(mmap))
-    heap_module.mmap = _HeapMap
+    real = dcimg._source._map_file
     counts = {"read": 0, "refused": 0, "foreign": 0}
     for which in passes:
-        dcimg.core.mmap = heap_module if which == "heap" else real
+        dcimg._source._map_file = _HeapMap if which == "heap" else real
         try:
             for path in files:
                 rng = random.Random(path.name)
@@ -194,7 +186,7 @@ def driver(directory: str, passes: tuple[str, ...]) -> int:
                     counts["foreign"] += 1
                     print(f"FOREIGN {path.name} ({which}): {exc!r}", flush=True)
         finally:
-            dcimg.core.mmap = real
+            dcimg._source._map_file = real
     if "heap" in passes and not _HeapMap.opened:
         print("WARNING: the heap pass did not replace mmap.mmap", flush=True)
     print(

@@ -1,0 +1,13 @@
+"""Type stubs for :mod:`dcimg._mapping` (descriptor-free read-only maps)."""
+
+RANDOM: int
+NORMAL: int
+
+class ReadOnlyMap:
+    """A read-only shared mapping of a whole file."""
+
+    length: int
+    def __init__(self, fd: int, length: int) -> None: ...
+    def __len__(self) -> int: ...
+    def __buffer__(self, flags: int) -> memoryview: ...
+    def advise(self, offset: int, length: int, advice: int) -> None: ...

@@ -1,0 +1,322 @@
+"""Where the bytes of a DCIMG file come from.
+
+This is the one module that knows it.  A :class:`MappedSource` reads a local
+file through a read-only memory map; a :class:`RangeSource` reads any other
+byte source (object stores, URLs, file objects, ``pread`` on a local path)
+through a range reader from :mod:`dcimg._ranges`, fetching just the byte
+ranges a selection needs.  Both offer the same small surface to
+:class:`dcimg.DCIMGFile`:
+
+- :meth:`Source.parse` fetches and parses the headers (the start of the file,
+  and the footer of packed files) into a :class:`~dcimg._layout.Layout`;
+- :meth:`Source.take` reads a basic index with the copy kernel
+  (:class:`dcimg._kernels.StridedImage`), converted and corrected;
+- :meth:`Source.column` gathers one small field of every frame (counters,
+  time stamps);
+- :meth:`Source.view` returns a zero-copy view where there is a map.
+
+Every read of a map runs under the kernel's fault guard: a file truncated
+under the reader raises :class:`dcimg.DCIMGChangedError` ("shrank since it was
+opened") instead of killing the process with ``SIGBUS``.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import stat
+from typing import Any
+
+import numpy as np
+
+from dcimg import _format, _kernels
+from dcimg._layout import Layout
+from dcimg.errors import DCIMGChangedError, DCIMGFormatError
+
+try:  # POSIX: maps that hold no file descriptor
+    from dcimg._mapping import NORMAL, RANDOM, ReadOnlyMap
+except ImportError:  # pragma: no cover - Windows
+    ReadOnlyMap = None  # type: ignore[assignment,misc]
+
+__all__ = ["MappedSource", "Source", "open_source"]
+
+# Bytes fetched for the headers in one go: the file header, the session
+# header, the block table and the camera block of every file seen fit well
+# inside it, so a framed file's headers cost one fetch and a packed file's
+# two (its footer follows the frames).
+HEADER_FETCH = 64 * 1024
+# Large copies are split across this many threads inside the kernel (which
+# releases the GIL); small ones run on the calling thread.
+MAX_THREADS = max(1, min(8, os.cpu_count() or 1))
+
+
+class Source:
+    """Bytes of one DCIMG file, read by offset (the interface).
+
+    Attributes
+    ----------
+    name : str
+        The path or URL, for messages.
+    size : int
+        The file's size in bytes when it was opened.
+    layout : Layout or None
+        The parsed headers, after :meth:`parse`.
+    """
+
+    name: str
+    size: int
+    layout: Layout | None = None
+
+    def fetch(self, offset: int, length: int) -> bytes:
+        """Return at least ``length`` bytes from ``offset`` (fewer at the end)."""
+        raise NotImplementedError
+
+    def parse(self) -> Layout:
+        """Fetch and parse the headers; make the source ready for reads.
+
+        Returns
+        -------
+        Layout
+            The file's layout.
+
+        Raises
+        ------
+        dcimg.DCIMGFormatError
+            If the file is not DCIMG or its headers are corrupt; the message
+            starts with the file's name.
+        """
+        if self.size == 0:
+            raise DCIMGFormatError(
+                f"{self.name}: magic: the file is empty (0 bytes), not a DCIMG file",
+                "magic",
+                self.name,
+            )
+        try:
+            layout = _format.parse_layout(self.size, self.fetch)
+        except DCIMGFormatError as exc:
+            raise DCIMGFormatError(
+                f"{self.name}: {exc}", exc.field, self.name
+            ) from None
+        self.layout = layout
+        self._attach(layout)
+        return layout
+
+    def _attach(self, layout: Layout) -> None:
+        raise NotImplementedError
+
+    def take(self, key: Any, kind: int, out: np.ndarray | None, mode: int) -> Any:
+        """Read a basic index, converted to result kind ``kind``.
+
+        See :meth:`dcimg._kernels.StridedImage.take`; raises
+        :class:`dcimg._kernels.BufferFault` when the bytes are gone (the
+        caller turns it into :meth:`changed`'s error).
+        """
+        raise NotImplementedError
+
+    def changed(self) -> Exception:
+        """Describe how the file differs from the one opened."""
+        raise NotImplementedError
+
+    def view(self, key: Any, keep_overwritten: bool) -> np.ndarray | None:
+        """Return a zero-copy view of ``key``, or None where there is none.
+
+        Parameters
+        ----------
+        key : index
+            A basic index.
+        keep_overwritten : bool
+            Whether the view may show overwritten pixels as stored.
+        """
+        return None
+
+    def column(self, offset: int, stride: int, itemsize: int) -> bytes:
+        """Gather ``itemsize`` bytes at ``offset + i * stride`` for every frame."""
+        raise NotImplementedError
+
+    @property
+    def raw(self) -> Any:
+        """The memory map of the whole file, or None without one."""
+        return None
+
+    def identity(self) -> tuple[str, int, int]:
+        """``(absolute path or URL, size, modification time in ns)``."""
+        raise NotImplementedError
+
+    def reopen(self) -> Source:
+        """Return a new source for the same file as it is now."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Let go of the bytes (views handed out keep the map alive)."""
+
+
+def _map_file(fd: int, size: int) -> Any:
+    """Map an open file read-only; the caller may close ``fd`` afterwards."""
+    if ReadOnlyMap is not None:
+        return ReadOnlyMap(fd, size)
+    # Windows: a mapped file cannot be truncated there, and mmap is the
+    # only map there is (it keeps a duplicate of the descriptor).
+    return mmap.mmap(fd, 0, access=mmap.ACCESS_READ)  # pragma: no cover
+
+
+class MappedSource(Source):
+    """A local file read through a read-only shared memory map.
+
+    The map holds no file descriptor (on POSIX): opening costs one
+    descriptor for a moment, and any number of open files and views cost
+    none.  The file is never written.
+
+    Parameters
+    ----------
+    path : str
+        The file.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.name = path
+        self.path = path
+        self._image: Any = None
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise DCIMGFormatError(f"{path}: not a regular file", None, path)
+            self.size = info.st_size
+            self._inode = (info.st_dev, info.st_ino)
+            self._mtime_ns = info.st_mtime_ns
+            self._map = _map_file(fd, info.st_size) if info.st_size else None
+        except OSError as exc:
+            if exc.errno == getattr(os, "EMFILE", None):
+                raise OSError(
+                    exc.errno,
+                    f"{path}: too many open files (the process limit is `ulimit -n`)",
+                ) from exc
+            raise
+        finally:
+            os.close(fd)
+
+    def changed(self) -> DCIMGChangedError:
+        """Describe how the file differs from the one opened."""
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            return DCIMGChangedError(
+                f"{self.path}: the file was removed since it was opened "
+                f"({self.size} bytes) and its pages could not be read",
+                self.path,
+            )
+        if (info.st_dev, info.st_ino) != self._inode:
+            return DCIMGChangedError(
+                f"{self.path}: the file was replaced since it was opened "
+                f"({self.size} bytes) and its pages could not be read",
+                self.path,
+            )
+        return DCIMGChangedError(
+            f"{self.path}: file changed/shrank since it was opened: "
+            f"{info.st_size} bytes, was {self.size}; open it again "
+            "(or call refresh()) to read what it holds now",
+            self.path,
+        )
+
+    def fetch(self, offset: int, length: int) -> bytes:
+        """Return the bytes at ``offset`` (a few kilobytes more than asked)."""
+        length = max(0, min(max(length, HEADER_FETCH), self.size - offset))
+        try:
+            return _kernels.gather(self._map, offset, 0, 1, length)
+        except _kernels.BufferFault:
+            raise self.changed() from None
+
+    def _attach(self, layout: Layout) -> None:
+        stored = None
+        if layout.stored_bytes:
+            stored = (
+                layout.stored_row,
+                layout.stored_column,
+                layout.stored_pixels,
+                layout.stored_offset,
+                layout.stored_stride,
+            )
+        self._image = image = _kernels.StridedImage(
+            self._map,
+            layout.data_offset,
+            (layout.frames, layout.height, layout.width),
+            (layout.frame_stride, layout.bytes_per_row, layout.byte_depth),
+            layout.byte_depth,
+            stored,
+            max_threads=MAX_THREADS,
+        )
+        # The kernel's own method: no Python frame between the caller and
+        # the copy on the hot path.
+        self.take = image.take  # type: ignore[method-assign]
+
+    def take(self, key: Any, kind: int, out: np.ndarray | None, mode: int) -> Any:
+        """Read a basic index with the copy kernel (see :class:`Source`)."""
+        return self._image.take(key, kind, out, mode)
+
+    def view(self, key: Any, keep_overwritten: bool) -> np.ndarray | None:
+        """Return a read-only view of the map, or None (see :class:`Source`)."""
+        return self._image.view(key, keep_overwritten)
+
+    def column(self, offset: int, stride: int, itemsize: int) -> bytes:
+        """Gather one field of every frame (see :class:`Source`)."""
+        frames = self.layout.frames if self.layout is not None else 0
+        spread = stride > mmap.PAGESIZE and ReadOnlyMap is not None
+        if spread:
+            # One small field per page or more: read just those pages, not
+            # the pixels around them that read-ahead would bring in.
+            self._map.advise(offset, frames * stride, RANDOM)
+        try:
+            return _kernels.gather(self._map, offset, stride, frames, itemsize)
+        except _kernels.BufferFault:
+            raise self.changed() from None
+        finally:
+            if spread:
+                self._map.advise(offset, frames * stride, NORMAL)
+
+    @property
+    def raw(self) -> Any:
+        """The read-only map of the whole file."""
+        return self._map
+
+    def identity(self) -> tuple[str, int, int]:
+        """``(absolute path, size, modification time in ns)`` when opened."""
+        return (os.path.abspath(self.path), self.size, self._mtime_ns)
+
+    def reopen(self) -> MappedSource:
+        """Map the same path again (it must still be the same file).
+
+        Raises
+        ------
+        dcimg.DCIMGChangedError
+            If the path now holds another file.
+        """
+        source = MappedSource(self.path)
+        if source._inode != self._inode:
+            source.close()
+            raise DCIMGChangedError(
+                f"{self.path}: the file was replaced since it was opened; "
+                "open it again",
+                self.path,
+            )
+        return source
+
+    def close(self) -> None:
+        """Drop the map (views handed out keep it until they are gone)."""
+        self._image = None
+        self._map = None
+
+
+def open_source(path: str) -> Source:
+    """Return the source for a local path (a memory map).
+
+    Parameters
+    ----------
+    path : str
+        The file.
+
+    Returns
+    -------
+    Source
+        A :class:`MappedSource`.
+    """
+    return MappedSource(path)
