@@ -9,12 +9,28 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from dcimg._version import __version__
+try:
+    from dcimg._version import __version__
+except ModuleNotFoundError as _missing:  # pragma: no cover - source checkout
+    raise ImportError(
+        f"dcimg is being imported from its source folder "
+        f"({__path__[0]}), which holds no compiled modules (and no "
+        f"_version.py): {_missing}.  Install the package first "
+        "(pip install . , or pip install --no-build-isolation -e . for "
+        "development) and run Python from another folder, or use pytest, "
+        "which imports the installed package."
+    ) from None
 from dcimg.core import DCIMGFile
-from dcimg.errors import DCIMGError, DCIMGFormatError, DCIMGWarning
+from dcimg.errors import (
+    DCIMGChangedError,
+    DCIMGError,
+    DCIMGFormatError,
+    DCIMGWarning,
+)
 from dcimg.metadata import Camera, Metadata, StoredPixels, SubArray
 
 __all__ = [
+    "DCIMGChangedError",
     "DCIMGError",
     "DCIMGFile",
     "DCIMGFormatError",

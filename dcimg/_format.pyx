@@ -252,9 +252,14 @@ def parse_layout(Py_ssize_t size, fetch):
     return Layout(**f)
 
 
-cdef _need_header(_Bytes b, int64_t pos, int64_t nbytes, str what):
-    """Like ``b._need``, for a header that the file should hold whole."""
-    if pos >= 0 and pos < b.size and not b.has(pos, nbytes):
+cdef _need_header(_Bytes b, dict f, int64_t pos, int64_t nbytes, str what):
+    """Like ``b._need``, for a header that the file should hold whole.
+
+    When the header lies within the size the file header records, the file
+    is not corrupt but incomplete: still being written, or cut.
+    """
+    if (pos >= 0 and not b.has(pos, nbytes)
+            and <uint64_t>(pos + nbytes) <= <uint64_t>f["recorded_file_size"]):
         raise DCIMGFormatError(
             f"{what}: incomplete header (file still being written or cut): "
             f"bytes {pos:#x}..{pos + nbytes:#x} reach past the end of the "
@@ -339,7 +344,7 @@ cdef _stored_position(dict f, uint64_t count, uint64_t in_frame, str source):
 
 cdef _parse_packed(_Bytes b, int64_t s, dict f, list notes):
     cdef int64_t size = b.size
-    _need_header(b, s, PACKED_SESSION_HEADER_SIZE, "session header")
+    _need_header(b, f, s, PACKED_SESSION_HEADER_SIZE, "session header")
     f["session_size"] = b.u64(s + 0x00, "session_size")
     nframes = b.u32(s + 0x20, "nfrms")
     f["byte_depth"] = b.u32(s + 0x24, "byte_depth")
@@ -440,7 +445,7 @@ cdef _footer_lost(dict f, list notes, str what):
 
 cdef _parse_framed(_Bytes b, int64_t s, dict f, list notes):
     cdef int64_t size = b.size
-    _need_header(b, s, FRAMED_SESSION_HEADER_SIZE, "session header")
+    _need_header(b, f, s, FRAMED_SESSION_HEADER_SIZE, "session header")
     f["session_size"] = b.u64(s + 0x00, "session_size")
     nframes = b.u32(s + 0x3C, "nfrms")
     f["byte_depth"] = b.u32(s + 0x40, "byte_depth")

@@ -71,6 +71,35 @@ def disabled() -> bool:
     return os.environ.get(DISABLE_ENV, "").strip().lower() not in _FALSE_WORDS
 
 
+def _config_type(config: "ModuleType") -> type:
+    """Imageio's ``PluginConfig``, with a loading error that names dcimg.
+
+    When a plugin cannot be imported, imageio suggests
+    ``pip install imageio[<install_name>]``, an extra that does not exist for
+    a plugin that comes with another package: say first what is wrong.
+    """
+    base = config.PluginConfig
+
+    class DCIMGPluginConfig(base):  # type: ignore[misc,valid-type]
+        @property
+        def plugin_class(self) -> type:
+            try:
+                return base.plugin_class.fget(self)
+            except ImportError as exc:
+                import warnings
+
+                warnings.warn(
+                    f"imageio's DCIMG plugin comes with the dcimg package and "
+                    f"could not be loaded: {exc} (imageio has no dcimg extra; "
+                    'the package installs with "pip install dcimg")',
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                raise
+
+    return DCIMGPluginConfig
+
+
 def register(config: "ModuleType | None" = None) -> None:
     """Add dcimg's plugin to imageio's plugin and extension tables.
 
@@ -87,7 +116,7 @@ def register(config: "ModuleType | None" = None) -> None:
         import imageio.config as config
     plugins = config.known_plugins
     if PLUGIN_NAME not in plugins:
-        plugins[PLUGIN_NAME] = config.PluginConfig(
+        plugins[PLUGIN_NAME] = _config_type(config)(
             name=PLUGIN_NAME,
             class_name=PLUGIN_CLASS,
             module_name=PLUGIN_MODULE,
