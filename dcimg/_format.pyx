@@ -119,7 +119,8 @@ cdef class _Bytes:
             return <const uint8_t*>"" if self.seg.shape[0] == 0 else &self.seg[0]
         return &self.seg[pos - self.seg_start]
 
-    cdef uint64_t uint(self, int64_t pos, int nbytes, str what) except? 0xFFFFFFFFFFFFFFFF:
+    cdef uint64_t uint(
+            self, int64_t pos, int nbytes, str what) except? 0xFFFFFFFFFFFFFFFF:
         cdef uint64_t v = 0
         cdef int i
         cdef const uint8_t* p

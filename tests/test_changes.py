@@ -315,7 +315,7 @@ def test_close_while_threads_read_gives_closed_file_error(tmp_path):
                 try:
                     f[i % 30]
                     f.read(i % 30, dtype=np.float32)
-                    f.timestamps
+                    _ = f.timestamps
                 except ValueError as exc:
                     if "closed" not in str(exc):
                         errors.append(exc)
