@@ -8,6 +8,11 @@ DST_KINDS: dict[str, int]
 LEAVE: int
 RESTORE: int
 ZERO: int
+OPENMP: bool
+
+def last_copy_threads() -> int: ...
+def last_copy_held_gil() -> bool | None: ...
+def _debug_hold_gil(hold: bool) -> None: ...
 
 class BufferFault(OSError):
     """Pages of a mapped buffer went missing while it was read."""

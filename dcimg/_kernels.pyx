@@ -39,7 +39,7 @@ C's truncating division, used only on non-negative values except in
 cimport numpy as cnp
 from cpython.number cimport PyIndex_Check, PyNumber_AsSsize_t
 from cpython.slice cimport PySlice_AdjustIndices, PySlice_Unpack
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 from libc.stdint cimport (
     int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t,
 )
@@ -247,6 +247,47 @@ cdef extern from *:
     int dcimg_guarded(void (*fn)(void*) noexcept nogil, void* arg) noexcept nogil
 
 
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #define DCIMG_OPENMP 1
+    #else
+    #define DCIMG_OPENMP 0
+    #endif
+    """
+    int DCIMG_OPENMP
+
+#: Whether this build splits large copies across threads (OpenMP).
+OPENMP = bool(DCIMG_OPENMP)
+
+# Checks for the test suite, which must be able to show that its concurrency
+# tests fail when the property they test is broken: how many threads the
+# last split copy ran on, and a switch that keeps the GIL through copies.
+cdef int _last_threads = 0
+cdef int _last_gil = -1
+cdef bint _hold_gil = False
+
+
+cdef extern from "Python.h":
+    int PyGILState_Check() noexcept nogil
+
+
+def last_copy_threads():
+    """Return how many threads ran the last copy that was split (0: none)."""
+    return _last_threads
+
+
+def last_copy_held_gil():
+    """Return whether the last copy ran holding the GIL (None: no copy yet)."""
+    return None if _last_gil < 0 else bool(_last_gil)
+
+
+def _debug_hold_gil(bint hold):
+    """Keep the GIL through every copy (a deliberate break, for tests only)."""
+    global _hold_gil
+    _hold_gil = hold
+
+
 class BufferFault(OSError):
     """The buffer could not be read: pages of a mapped file went missing.
 
@@ -292,6 +333,7 @@ cdef struct Job:
     int kind, depth
     bint rows
     Py_ssize_t r0, r1
+    int thread  # which thread ran it (for last_copy_threads)
 
 
 cdef void _job_typed(Job* job, dst_t* dst, src_t kind) noexcept nogil:
@@ -338,6 +380,18 @@ cdef void _job_entry(void* arg) noexcept nogil:
         _job_src(job, word)
 
 
+cdef void _count_threads(Job* parts, int n) noexcept nogil:
+    global _last_threads
+    cdef int i, j, distinct = 0
+    for i in range(n):
+        for j in range(i):
+            if parts[j].thread == parts[i].thread:
+                break
+        else:
+            distinct += 1
+    _last_threads = distinct
+
+
 cdef int _run(Plan* p, uint8_t* dst, int kind, int depth) noexcept nogil:
     """Copy the rows (split across threads if asked), then the stored pixels.
 
@@ -363,7 +417,9 @@ cdef int _run(Plan* p, uint8_t* dst, int kind, int depth) noexcept nogil:
             parts[part].r1 = rows * (part + 1) // p.threads
         # Each thread arms its own guard around its own part.
         for part in prange(p.threads, num_threads=p.threads, schedule="static"):
+            parts[part].thread = threadid()
             faults += dcimg_guarded(_job_entry, &parts[part])
+        _count_threads(parts, p.threads)
     if faults == 0 and p.stored:
         whole.rows = False
         faults = dcimg_guarded(_job_entry, &whole)
@@ -621,6 +677,8 @@ cdef class StridedImage:
             p.p0 = sel.start[2] + first * sel.step[2] - self.stored_col
             p.pstep = sel.step[2]
             p.zero = mode == _ZERO
+        global _last_gil
+        _last_gil = PyGILState_Check()
         return _run(&p, dst, kind, self.depth)
 
     def take(self, key, int kind, out=None, int mode=_RESTORE):
@@ -679,8 +737,11 @@ cdef class StridedImage:
             return _finish(result, out, sel.out_ndim)
         if n * _ITEMSIZE[kind] >= self.parallel_bytes:
             threads = min(self.max_threads, sel.count[0] * sel.count[1])
-        with nogil:
+        if _hold_gil:
             status = self._fill(&sel, dst, kind, mode, threads)
+        else:
+            with nogil:
+                status = self._fill(&sel, dst, kind, mode, threads)
         if status != 0:
             raise BufferFault("pages of the buffer could not be read")
         return _finish(result, out, sel.out_ndim)

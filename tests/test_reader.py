@@ -7,6 +7,7 @@ import json
 import os
 import pickle
 import struct
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 
 import dcimg
-from dcimg import DCIMGFile, DCIMGFormatError, DCIMGWarning
+from dcimg import DCIMGFile, DCIMGFormatError, DCIMGWarning, _kernels
 from dcimg.testing import example_stack, write_dcimg, write_example
 
 DATA = Path(__file__).parent / "data"
@@ -288,29 +289,25 @@ def test_correction_attribute_validated(tmp_path):
 
 
 def test_gil_released_during_conversion(tmp_path):
-    """A second thread runs Python code while the kernel converts."""
-    truth = np.zeros((16, 512, 512), np.uint16)
+    """The copy kernel runs without the GIL, so other threads go on."""
+    # 28 MB of float32 per call: under the 32 MiB from which copies are
+    # split across threads.
+    truth = np.zeros((28, 512, 512), np.uint16)
     path = write_dcimg(tmp_path / "big.dcimg", truth, stored_pixels_row=3)
     with DCIMGFile(path) as f:
-        started = threading.Event()
-        done = threading.Event()
-
-        def convert():
-            started.set()
-            for _ in range(20):
-                f.whole(dtype=np.float32)
-            done.set()
-
-        worker = threading.Thread(target=convert)
-        worker.start()
-        started.wait()
-        ticks = 0
-        while not done.is_set():
-            ticks += 1
-        worker.join()
-    # With the GIL held through each conversion, this loop would only run in
-    # the gaps between conversions (a handful of switches).
-    assert ticks > 1000
+        f.whole(dtype=np.float32)
+        # The kernel notes, from inside the copy, whether its thread holds
+        # the GIL there: exact, whatever the load on the machine.
+        assert _kernels.last_copy_held_gil() is False
+        # The deliberate break: the same check must fail with the GIL kept.
+        # (A timing check from another thread was tried first; on a busy
+        # 2-core machine it could not tell the two apart reliably.)
+        _kernels._debug_hold_gil(True)
+        try:
+            f.whole(dtype=np.float32)
+            assert _kernels.last_copy_held_gil() is True
+        finally:
+            _kernels._debug_hold_gil(False)
 
 
 def test_two_threads_convert_concurrently(tmp_path):
@@ -332,12 +329,19 @@ def test_two_threads_convert_concurrently(tmp_path):
 
 
 def test_large_copy_split_across_threads(tmp_path):
-    """Copies above the parallel threshold give the same result."""
+    """Copies above the parallel threshold run on several threads, exactly."""
     rng = np.random.default_rng(1)
     truth = rng.integers(0, 65535, (6, 1024, 1100), dtype=np.uint16)
     path = write_dcimg(tmp_path / "big.dcimg", truth, stored_pixels_row=1000)
     with DCIMGFile(path) as f:
         np.testing.assert_array_equal(f.whole(dtype=np.float64), truth)
+        if (os.cpu_count() or 1) > 1 and not (
+            sys.platform == "darwin" and not _kernels.OPENMP
+        ):
+            # Fails on a build without OpenMP (one thread) -- except on
+            # macOS, where the compiler may have none.
+            assert _kernels.OPENMP
+            assert _kernels.last_copy_threads() >= 2
         np.testing.assert_array_equal(f[::-1, ::3, ::-2], truth[::-1, ::3, ::-2])
 
 
