@@ -7,7 +7,9 @@ memory-mapped file) and :func:`imread` (the whole stack, or a lazy Dask array).
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+import numpy.typing as npt
 
 try:
     from dcimg._version import __version__
@@ -29,6 +31,10 @@ from dcimg.errors import (
 )
 from dcimg.metadata import Camera, Metadata, StoredPixels, SubArray
 
+if TYPE_CHECKING:
+    # As ``da``: inside imread, the name ``dask`` is the keyword argument.
+    import dask.array as da
+
 __all__ = [
     "DCIMGChangedError",
     "DCIMGError",
@@ -44,20 +50,58 @@ __all__ = [
 ]
 
 
+# What ``imread`` accepts as a path: what ``os.open`` accepts (text or bytes).
+_Path = str | bytes | os.PathLike[str] | os.PathLike[bytes]
+
+
+# The return type follows ``dask``: a NumPy array in memory, or a lazy Dask
+# array; a plain ``bool`` gives the union.
+@overload
 def imread(
-    path: str | os.PathLike[str],
+    path: _Path,
+    index: Any = ...,
+    *,
+    dtype: npt.DTypeLike | None = ...,
+    dask: Literal[False] = ...,
+    chunks: Any = ...,
+    first_4px_correction_enabled: bool | None = ...,
+) -> npt.NDArray[Any]: ...
+@overload
+def imread(
+    path: _Path,
+    index: Any = ...,
+    *,
+    dtype: npt.DTypeLike | None = ...,
+    dask: Literal[True],
+    chunks: Any = ...,
+    first_4px_correction_enabled: bool | None = ...,
+) -> da.Array: ...
+@overload
+def imread(
+    path: _Path,
+    index: Any = ...,
+    *,
+    dtype: npt.DTypeLike | None = ...,
+    dask: bool,
+    chunks: Any = ...,
+    first_4px_correction_enabled: bool | None = ...,
+) -> npt.NDArray[Any] | da.Array: ...
+
+
+def imread(
+    path: _Path,
     index: Any = Ellipsis,
     *,
-    dtype: Any = None,
+    dtype: npt.DTypeLike | None = None,
     dask: bool = False,
     chunks: Any = "auto",
     first_4px_correction_enabled: bool | None = True,
-) -> Any:
+) -> npt.NDArray[Any] | da.Array:
     """Read a DCIMG file (or part of it) into memory, or as a Dask array.
 
     Parameters
     ----------
-    path : str or os.PathLike
+    path : str, bytes or os.PathLike
         The file.
     index : index, default ``...``
         NumPy basic index applied to the ``(frames, height, width)`` stack.
@@ -73,21 +117,33 @@ def imread(
     Returns
     -------
     numpy.ndarray or dask.array.Array
-        The corrected pixels.
+        The corrected pixels: a :class:`numpy.ndarray` (a NumPy scalar when
+        ``index`` picks a single pixel), or with ``dask=True`` a lazy
+        :class:`dask.array.Array`.
 
     Examples
     --------
-    >>> stack = dcimg.imread(path)
-    >>> stack.shape
-    (20, 64, 80)
+    >>> import tempfile
+    >>> import dcimg
+    >>> from dcimg.testing import write_example
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = write_example(f"{folder}/example.dcimg")
+    ...     stack = dcimg.imread(path)
+    ...     every_other = dcimg.imread(path, slice(None, None, 2), dtype="float32")
+    ...     lazy_mean = dcimg.imread(path, dask=True).mean(axis=0).compute()
+    >>> stack.shape, every_other.shape, every_other.dtype, lazy_mean.shape
+    ((20, 64, 80), (10, 64, 80), dtype('float32'), (64, 80))
     """
     with DCIMGFile(
         path, first_4px_correction_enabled=first_4px_correction_enabled
     ) as f:
         if dask:
-            array = f.as_dask_array(chunks=chunks, dtype=dtype)
-            return array if index is Ellipsis else array[index]
-        return f.read(index, dtype=dtype)
+            lazy: da.Array = f.as_dask_array(chunks=chunks, dtype=dtype)
+            if index is not Ellipsis:
+                lazy = lazy[index]
+            return lazy
+        pixels: npt.NDArray[Any] = f.read(index, dtype=dtype)
+        return pixels
 
 
 def _register_imageio_plugin() -> None:
