@@ -6,11 +6,6 @@ memory-mapped file) and :func:`imread` (the whole stack, or a lazy Dask array).
 
 from __future__ import annotations
 
-import os
-from typing import TYPE_CHECKING, Any, Literal, overload
-
-import numpy.typing as npt
-
 try:
     from dcimg._version import __version__
 except ModuleNotFoundError as _missing:  # pragma: no cover - source checkout
@@ -22,7 +17,12 @@ except ModuleNotFoundError as _missing:  # pragma: no cover - source checkout
         "development) and run Python from another folder, or use pytest, "
         "which imports the installed package."
     ) from None
-from dcimg.core import DCIMGFile
+
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+import numpy.typing as npt
+
+from dcimg.core import DCIMGFile, StrOrBytesPath
 from dcimg.errors import (
     DCIMGChangedError,
     DCIMGError,
@@ -50,15 +50,11 @@ __all__ = [
 ]
 
 
-# What ``imread`` accepts as a path: what ``os.open`` accepts (text or bytes).
-_Path = str | bytes | os.PathLike[str] | os.PathLike[bytes]
-
-
 # The return type follows ``dask``: a NumPy array in memory, or a lazy Dask
 # array; a plain ``bool`` gives the union.
 @overload
 def imread(
-    path: _Path,
+    path: StrOrBytesPath,
     index: Any = ...,
     *,
     dtype: npt.DTypeLike | None = ...,
@@ -68,7 +64,7 @@ def imread(
 ) -> npt.NDArray[Any]: ...
 @overload
 def imread(
-    path: _Path,
+    path: StrOrBytesPath,
     index: Any = ...,
     *,
     dtype: npt.DTypeLike | None = ...,
@@ -78,7 +74,7 @@ def imread(
 ) -> da.Array: ...
 @overload
 def imread(
-    path: _Path,
+    path: StrOrBytesPath,
     index: Any = ...,
     *,
     dtype: npt.DTypeLike | None = ...,
@@ -89,7 +85,7 @@ def imread(
 
 
 def imread(
-    path: _Path,
+    path: StrOrBytesPath,
     index: Any = Ellipsis,
     *,
     dtype: npt.DTypeLike | None = None,

@@ -489,7 +489,7 @@ def convert(
         Frames to convert (any start, stop and step); default all.
     dtype : numpy dtype, optional
         Pixel type of the output; default the file's. It must hold every
-        value of the file's type (see :data:`DTYPES`).
+        value of the file's type (those ``dcimg convert --help`` lists).
     overwrite : bool, default False
         Replace ``out`` if it exists (only once the new output is complete).
     progress : bool, optional
@@ -513,11 +513,15 @@ def convert(
 
     Examples
     --------
-    >>> from dcimg._convert import convert
+    >>> import tempfile
     >>> import tifffile
-    >>> out = convert(path, tmp_path / "stack.ome.tif", frames=slice(0, 10))
-    >>> tifffile.imread(out).shape
-    (10, 64, 80)
+    >>> import dcimg
+    >>> from dcimg.testing import write_example
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = write_example(f"{folder}/example.dcimg")
+    ...     out = dcimg.convert(path, f"{folder}/stack.ome.tif", frames=slice(0, 10))
+    ...     print(out.name, tifffile.imread(out).shape)
+    stack.ome.tif (10, 64, 80)
     """
     out = Path(out)
     fmt = output_format(out)

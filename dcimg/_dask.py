@@ -28,6 +28,9 @@ import numpy as np
 from dcimg.errors import DCIMGError, DCIMGWarning
 
 if TYPE_CHECKING:
+    import dask.array as da
+    import xarray as xr
+
     from dcimg.core import DCIMGFile
 
 __all__ = ["DCIMGSource", "as_dask_array", "clear_cache", "to_xarray"]
@@ -359,75 +362,19 @@ def _normalize_chunks(
         ) from exc
 
 
-def as_dask_array(f: DCIMGFile, chunks: Any = "auto", dtype: Any = None) -> Any:
-    """Return the frames of a DCIMG file as a lazy :class:`dask.array.Array`.
+def as_dask_array(f: DCIMGFile, chunks: Any = "auto", dtype: Any = None) -> da.Array:
+    """Return the frames of ``f`` as a lazy Dask array.
 
-    The array reads the same pixels as ``f[...]`` (with ``f``'s
-    :attr:`~dcimg.DCIMGFile.first_4px_correction_enabled`), chunk by chunk.
-    Its graph holds only the path, the file's size and modification time and
-    the options, so it pickles to a few hundred bytes and runs on
-    ``dask.distributed`` workers in other processes; each process opens the
-    file once (memory-mapped) and keeps it open.
-
-    Parameters
-    ----------
-    f : dcimg.DCIMGFile
-        An open file; it may be closed once the array is made.
-    chunks : "auto", str, int, tuple or dict, default "auto"
-        ``"auto"``: whole frames per chunk, as many as fit Dask's
-        ``array.chunk-size`` setting (at least one).  A byte size such as
-        ``"64 MiB"``: the same with that limit.  An int ``n``: ``n`` frames
-        per chunk (``-1``: one chunk).  Anything else is a Dask chunk
-        specification for the three axes ``(t, y, x)``, e.g. ``(10, 512,
-        512)`` or ``{0: 10}``; splitting rows and columns is exact too.
-    dtype : numpy dtype, optional
-        Type of the pixels; default the file's.  The conversion happens in
-        the chunk read, in one pass.
-
-    Returns
-    -------
-    dask.array.Array
-        Shape ``f.shape``; one task per chunk.  Its name is the same for the
-        same file version and options, so it is deterministic.
-
-    Raises
-    ------
-    ImportError
-        If Dask is not installed.
-    ValueError
-        If ``f`` is closed or ``chunks`` is invalid.
-    TypeError
-        If ``dtype`` is not a numeric type.
-
-    Notes
-    -----
-    The file must not change while the array is in use: a chunk task that
-    finds a different size or modification time raises
-    :class:`dcimg.DCIMGError` instead of returning pixels of another file.
-
-    Slicing is pushed into the reads: once Dask optimises the graph (as
-    ``compute`` does by default), ``arr[5]`` reads frame 5 alone and
-    ``arr[:, 100:200, 300]`` reads only those pixels of every frame.  Steps
-    with a negative sign, ``None`` and index arrays still read whole
-    chunks, then slice.
-
-    Examples
-    --------
-    >>> import dcimg
-    >>> with dcimg.DCIMGFile(path) as f:
-    ...     arr = f.as_dask_array(chunks=8, dtype="float32")
-    >>> arr
-    dask.array<dcimg, shape=(20, 64, 80), dtype=float32, chunksize=(8, 64, 80), chunktype=numpy.ndarray>
-    >>> arr.mean(axis=0).compute().shape
-    (64, 80)
-    """  # noqa: E501
-    da = _import_dask_array()
+    The implementation of :meth:`dcimg.DCIMGFile.as_dask_array`, which
+    documents the parameters and the behaviour.
+    """
+    dask_array = _import_dask_array()
     from dask.base import tokenize
 
     source = DCIMGSource.from_file(f, dtype)
     blocks = _normalize_chunks(chunks, source.shape, source.dtype)
     name = "dcimg-" + tokenize(*source.token, blocks)
-    return da.from_array(
+    lazy: da.Array = dask_array.from_array(
         source,
         chunks=blocks,
         name=name,
@@ -439,6 +386,7 @@ def as_dask_array(f: DCIMGFile, chunks: Any = "auto", dtype: Any = None) -> Any:
         meta=np.empty((0, 0, 0), source.dtype),
         inline_array=True,
     )
+    return lazy
 
 
 def _simple(value: Any) -> Any:
@@ -485,52 +433,17 @@ def to_xarray(
     chunks: Any = "auto",
     dtype: Any = None,
     name: str | None = None,
-) -> Any:
-    """Return the frames as an :class:`xarray.DataArray` with time stamps.
+) -> xr.DataArray:
+    """Return the frames of ``f`` as an xarray DataArray with time stamps.
 
-    Parameters
-    ----------
-    f : dcimg.DCIMGFile
-        An open file.
-    dask : bool, default True
-        Wrap a lazy Dask array (see :func:`as_dask_array`); False reads the
-        pixels into memory now.
-    chunks : optional
-        Chunking of the Dask array (only with ``dask=True``).
-    dtype : numpy dtype, optional
-        Type of the pixels; default the file's.
-    name : str, optional
-        Name of the array; default the file name without its extension.
-
-    Returns
-    -------
-    xarray.DataArray
-        Dimensions ``("t", "y", "x")``.  Coordinate ``t`` holds the frame
-        time stamps (``datetime64[us]``, UTC) or, when the file lost them,
-        the frame indices; coordinate ``framestamp`` (along ``t``) holds the
-        camera's frame counters when available.  ``attrs`` holds the
-        metadata flattened to strings, numbers and lists of numbers (nested
-        names joined with ``_``, e.g. ``camera_model``; booleans as 0/1;
-        missing values left out), so it can be written to netCDF.
-
-    Raises
-    ------
-    ImportError
-        If xarray (or, with ``dask=True``, Dask) is not installed.
-
-    Examples
-    --------
-    >>> with dcimg.DCIMGFile(path) as f:
-    ...     frames = f.to_xarray()
-    >>> frames.dims
-    ('t', 'y', 'x')
-    >>> frames.sel(t=slice("2024-09-05T16:53:17.3", None)).mean("t").shape
-    (64, 80)
+    The implementation of :meth:`dcimg.DCIMGFile.to_xarray`, which documents
+    the parameters and the result.
     """
     try:
         import xarray as xr
     except ImportError as exc:
         raise ImportError(_XARRAY_HINT) from exc
+    data: da.Array | np.ndarray
     if dask:
         data = as_dask_array(f, chunks=chunks, dtype=dtype)
     else:

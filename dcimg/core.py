@@ -6,16 +6,33 @@ import operator
 import os
 import warnings
 from functools import cached_property
-from typing import Any
+from types import EllipsisType
+from typing import TYPE_CHECKING, Any, SupportsIndex, TypeAlias, overload
 
 import numpy as np
+import numpy.typing as npt
 
 from dcimg import _format, _kernels
 from dcimg._source import Source, open_source
 from dcimg.errors import DCIMGWarning
 from dcimg.metadata import Metadata
 
+if TYPE_CHECKING:
+    import dask.array as da
+    import xarray as xr
+
 __all__ = ["DCIMGFile"]
+
+#: What a path may be: anything :func:`os.open` takes (text or bytes).
+StrOrBytesPath: TypeAlias = str | bytes | os.PathLike[str] | os.PathLike[bytes]
+# A basic index (what read() and [] accept), and the ones that name a single
+# pixel, for which they return a NumPy scalar instead of an array.
+_Item: TypeAlias = SupportsIndex | slice | EllipsisType | None
+_Key: TypeAlias = _Item | tuple[_Item, ...]
+_Pixel: TypeAlias = (
+    tuple[SupportsIndex, SupportsIndex, SupportsIndex]
+    | tuple[EllipsisType, SupportsIndex, SupportsIndex, SupportsIndex]
+)
 
 # What the kernel does with the overwritten pixels, per correction setting.
 _CORRECTION_MODES = {
@@ -42,7 +59,7 @@ class DCIMGFile:
 
     Parameters
     ----------
-    file_path : str or os.PathLike, optional
+    file_path : str, bytes or os.PathLike, optional
         The file to open.  When omitted, call :meth:`open` later.
     first_4px_correction_enabled : bool or None, default True
         Initial value of :attr:`first_4px_correction_enabled`.
@@ -63,12 +80,16 @@ class DCIMGFile:
 
     Examples
     --------
+    >>> import tempfile
     >>> import dcimg
     >>> from dcimg.testing import write_example
-    >>> path = write_example(tmp_path / "example.dcimg")
-    >>> with dcimg.DCIMGFile(path) as f:
-    ...     f.shape, f.dtype
-    ((20, 64, 80), dtype('uint16'))
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = write_example(f"{folder}/example.dcimg")
+    ...     with dcimg.DCIMGFile(path) as f:
+    ...         print(f.shape, f.dtype)
+    ...         print(f[0, 31, :4], f.timestamps[0])
+    (20, 64, 80) uint16
+    [666 728 696 705] 2024-09-05T16:53:17.250000
     """
 
     FILE_HDR_DTYPE = _format.FILE_HDR_DTYPE
@@ -88,11 +109,13 @@ class DCIMGFile:
 
     def __init__(
         self,
-        file_path: str | os.PathLike[str] | None = None,
+        file_path: StrOrBytesPath | None = None,
         *,
         first_4px_correction_enabled: bool | None = True,
     ) -> None:
-        self.file_path = None if file_path is None else os.fspath(file_path)
+        # Bytes paths are kept as text (os.fsdecode round-trips any name), so
+        # messages, metadata and Dask graphs see one kind of path.
+        self.file_path = None if file_path is None else os.fsdecode(file_path)
         self._source: Source | None = None
         self._layout: Any = None
         self._take: Any = None
@@ -106,12 +129,12 @@ class DCIMGFile:
     # ------------------------------------------------------------------
     # Opening and closing
 
-    def open(self, file_path: str | os.PathLike[str] | None = None) -> None:
+    def open(self, file_path: StrOrBytesPath | None = None) -> None:
         """Open (or reopen) a file, closing any file already open.
 
         Parameters
         ----------
-        file_path : str or os.PathLike, optional
+        file_path : str, bytes or os.PathLike, optional
             The file to open; defaults to the path given at construction.
 
         Raises
@@ -123,7 +146,7 @@ class DCIMGFile:
         """
         self.close()
         if file_path is not None:
-            self.file_path = os.fspath(file_path)
+            self.file_path = os.fsdecode(file_path)
         if self.file_path is None:
             raise ValueError("no file path given")
         source = open_source(self.file_path)
@@ -255,7 +278,7 @@ class DCIMGFile:
 
     @property
     def layout(self) -> Any:
-        """The parsed header (:class:`dcimg._format.Layout`): offsets, strides."""
+        """The parsed header (a ``dcimg._format.Layout``): offsets, strides."""
         return self._require_open()
 
     @property
@@ -473,7 +496,13 @@ class DCIMGFile:
         """
         return self._timestamps_us.astype("datetime64[us]")
 
-    def ts(self, index: int | None = None) -> np.datetime64 | np.ndarray:
+    @overload
+    def ts(self, index: None = None) -> npt.NDArray[np.datetime64]: ...
+    @overload
+    def ts(self, index: SupportsIndex) -> np.datetime64: ...
+    def ts(
+        self, index: SupportsIndex | None = None
+    ) -> npt.NDArray[np.datetime64] | np.datetime64:
         """Frame time stamps as :class:`numpy.datetime64` (microseconds, UTC).
 
         Parameters
@@ -526,7 +555,7 @@ class DCIMGFile:
     # ------------------------------------------------------------------
     # Reading pixels
 
-    def _frame_index(self, index: int) -> int:
+    def _frame_index(self, index: SupportsIndex) -> int:
         frames = self.nfrms
         try:
             i = operator.index(index)
@@ -540,14 +569,35 @@ class DCIMGFile:
             )
         return i % frames
 
+    # One pixel gives a NumPy scalar, any other basic index an array.  (mypy
+    # calls the overloads overlapping because a pixel is also a basic index;
+    # the first that matches wins, as intended.)
+    @overload
+    def read(  # type: ignore[overload-overlap]
+        self,
+        key: _Pixel,
+        *,
+        dtype: npt.DTypeLike | None = ...,
+        out: None = ...,
+        copy: bool = ...,
+    ) -> np.generic: ...
+    @overload
     def read(
         self,
-        key: Any = Ellipsis,
+        key: _Key = ...,
         *,
-        dtype: Any = None,
-        out: np.ndarray | None = None,
+        dtype: npt.DTypeLike | None = ...,
+        out: npt.NDArray[Any] | None = ...,
+        copy: bool = ...,
+    ) -> npt.NDArray[Any]: ...
+    def read(
+        self,
+        key: _Key = Ellipsis,
+        *,
+        dtype: npt.DTypeLike | None = None,
+        out: npt.NDArray[Any] | None = None,
         copy: bool = True,
-    ) -> np.ndarray:
+    ) -> Any:
         """Read a basic-index selection, converted to ``dtype`` in one pass.
 
         ``f.read(key)`` equals ``f[key]``; it also takes ``dtype`` and ``out``.
@@ -575,8 +625,9 @@ class DCIMGFile:
 
         Returns
         -------
-        numpy.ndarray or numpy scalar
-            Equal to NumPy's indexing of the corrected image.
+        numpy.ndarray or numpy.generic
+            Equal to NumPy's indexing of the corrected image: a NumPy scalar
+            when ``key`` picks one pixel (and ``out`` is not given).
 
         Raises
         ------
@@ -630,7 +681,11 @@ class DCIMGFile:
             )
         return source.changed()
 
-    def __getitem__(self, key: Any) -> np.ndarray:
+    @overload
+    def __getitem__(self, key: _Pixel) -> np.generic: ...  # type: ignore[overload-overlap]
+    @overload
+    def __getitem__(self, key: _Key) -> npt.NDArray[Any]: ...
+    def __getitem__(self, key: _Key) -> Any:
         """Read pixels with NumPy basic indexing; see :meth:`read`."""
         take = self._take
         if take is not None and self._deep_copy_enabled:
@@ -783,20 +838,130 @@ class DCIMGFile:
         """
         return self.read(..., dtype=dtype, copy=copy, out=out)
 
-    def as_dask_array(self, chunks: Any = "auto", dtype: Any = None) -> Any:
-        """Return the stack as a lazy :class:`dask.array.Array`.
+    def as_dask_array(
+        self, chunks: Any = "auto", dtype: npt.DTypeLike | None = None
+    ) -> da.Array:
+        """Return the frames as a lazy :class:`dask.array.Array`.
 
-        See :func:`dcimg._dask.as_dask_array` for the parameters.
+        The array reads the same pixels as ``f[...]`` (with this file's
+        :attr:`first_4px_correction_enabled`), chunk by chunk.  Its graph
+        holds only the path, the file's size and modification time and the
+        options, so it pickles to a few hundred bytes and runs on
+        ``dask.distributed`` workers in other processes; each process opens
+        the file once (memory-mapped) and keeps it open.
+
+        Parameters
+        ----------
+        chunks : "auto", str, int, tuple or dict, default "auto"
+            ``"auto"``: whole frames per chunk, as many as fit Dask's
+            ``array.chunk-size`` setting (at least one).  A byte size such as
+            ``"64 MiB"``: the same with that limit.  An int ``n``: ``n``
+            frames per chunk (``-1``: one chunk).  Anything else is a Dask
+            chunk specification for the three axes ``(t, y, x)``, e.g.
+            ``(10, 512, 512)`` or ``{0: 10}``; splitting rows and columns is
+            exact too.
+        dtype : numpy dtype, optional
+            Type of the pixels; default the file's.  The conversion happens
+            in the chunk read, in one pass.
+
+        Returns
+        -------
+        dask.array.Array
+            Shape :attr:`shape`; one task per chunk.  Its name is the same for
+            the same file version and options, so it is deterministic.  The
+            file may be closed once the array is made.
+
+        Raises
+        ------
+        ImportError
+            If Dask is not installed.
+        ValueError
+            If the file is closed or ``chunks`` is invalid.
+        TypeError
+            If ``dtype`` is not a numeric type.
+
+        Notes
+        -----
+        The file must not change while the array is in use: a chunk task that
+        finds a different size or modification time raises
+        :class:`dcimg.DCIMGError` instead of returning pixels of another file.
+
+        Slicing is pushed into the reads: once Dask optimises the graph (as
+        ``compute`` does by default), ``arr[5]`` reads frame 5 alone and
+        ``arr[:, 100:200, 300]`` reads only those pixels of every frame.
+        Steps with a negative sign, ``None`` and index arrays still read
+        whole chunks, then slice.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> import dcimg
+        >>> from dcimg.testing import write_example
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = write_example(f"{folder}/example.dcimg")
+        ...     with dcimg.DCIMGFile(path) as f:
+        ...         arr = f.as_dask_array(chunks=8, dtype="float32")
+        ...     print(arr.chunksize, arr.dtype)
+        ...     print(arr.mean(axis=0).compute().shape)  # while the file exists
+        (8, 64, 80) float32
+        (64, 80)
         """
         from dcimg._dask import as_dask_array
 
         return as_dask_array(self, chunks=chunks, dtype=dtype)
 
-    def to_xarray(self, *, dask: bool = True, **kwargs: Any) -> Any:
-        """Return the stack as an :class:`xarray.DataArray` with time stamps.
+    def to_xarray(
+        self,
+        *,
+        dask: bool = True,
+        chunks: Any = "auto",
+        dtype: npt.DTypeLike | None = None,
+        name: str | None = None,
+    ) -> xr.DataArray:
+        """Return the frames as an :class:`xarray.DataArray` with time stamps.
 
-        See :func:`dcimg._dask.to_xarray` for the parameters.
+        Parameters
+        ----------
+        dask : bool, default True
+            Wrap a lazy Dask array (see :meth:`as_dask_array`); False reads
+            the pixels into memory now.
+        chunks : optional
+            Chunking of the Dask array (only with ``dask=True``).
+        dtype : numpy dtype, optional
+            Type of the pixels; default the file's.
+        name : str, optional
+            Name of the array; default the file name without its extension.
+
+        Returns
+        -------
+        xarray.DataArray
+            Dimensions ``("t", "y", "x")``.  Coordinate ``t`` holds the frame
+            time stamps (``datetime64[us]``, UTC) or, when the file lost them,
+            the frame indices; coordinate ``framestamp`` (along ``t``) holds
+            the camera's frame counters when available.  ``attrs`` holds the
+            metadata flattened to strings, numbers and lists of numbers
+            (nested names joined with ``_``, e.g. ``camera_model``; booleans
+            as 0/1; missing values left out), so it can be written to netCDF.
+
+        Raises
+        ------
+        ImportError
+            If xarray (or, with ``dask=True``, Dask) is not installed.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> import dcimg
+        >>> from dcimg.testing import write_example
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = write_example(f"{folder}/example.dcimg")
+        ...     with dcimg.DCIMGFile(path) as f:
+        ...         frames = f.to_xarray(dask=False)
+        >>> frames.dims
+        ('t', 'y', 'x')
+        >>> frames.sel(t=slice("2024-09-05T16:53:17.3", None)).mean("t").shape
+        (64, 80)
         """
         from dcimg._dask import to_xarray
 
-        return to_xarray(self, dask=dask, **kwargs)
+        return to_xarray(self, dask=dask, chunks=chunks, dtype=dtype, name=name)
