@@ -18,6 +18,9 @@ class BufferFault(OSError):
     """Pages of a mapped buffer went missing while it was read."""
 
 def install_fault_guard() -> None: ...
+def select(
+    key: Any, shape: tuple[int, int, int]
+) -> tuple[tuple[tuple[int, int, int], ...], tuple[int, ...]]: ...
 def gather(
     buffer: Any, offset: int, stride: int, count: int, itemsize: int
 ) -> bytes: ...

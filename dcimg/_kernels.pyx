@@ -433,6 +433,118 @@ cdef inline object _finish(cnp.ndarray result, object out, int ndim):
     return result
 
 
+cdef int _parse(const Py_ssize_t* shape, object key, Selection* sel) except -1:
+    """Fill ``sel`` from a basic index, raising as NumPy does."""
+    cdef tuple items = key if isinstance(key, tuple) else (key,)
+    cdef Py_ssize_t n_items = len(items)
+    cdef Py_ssize_t i, start, stop, step, index, size
+    cdef int axis = 0, n_axes = 0, n_ellipsis = 0
+    for i in range(n_items):
+        item = items[i]
+        if item is Ellipsis:
+            n_ellipsis += 1
+        elif item is not None:
+            n_axes += 1
+    if n_ellipsis > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    if n_axes > 3:
+        raise IndexError(
+            "too many indices for array: array is 3-dimensional, but "
+            f"{n_axes} were indexed"
+        )
+    sel.out_ndim = 0
+    for i in range(n_items):
+        item = items[i]
+        if item is None:
+            _add_dim(sel, 1)
+        elif item is Ellipsis:
+            for _ in range(3 - n_axes):
+                _full_axis(shape, sel, axis)
+                axis += 1
+        elif isinstance(item, slice):
+            size = shape[axis]
+            PySlice_Unpack(item, &start, &stop, &step)
+            sel.count[axis] = PySlice_AdjustIndices(size, &start, &stop, step)
+            sel.start[axis] = start
+            sel.step[axis] = step
+            _add_dim(sel, sel.count[axis])
+            axis += 1
+        elif isinstance(item, (bool, np.bool_)):
+            raise IndexError(
+                "boolean indices are not supported here; read the frames "
+                "first (f[...]) and index the array"
+            )
+        elif PyIndex_Check(item) and not (
+                isinstance(item, np.ndarray) and item.ndim):
+            size = shape[axis]
+            index = PyNumber_AsSsize_t(item, IndexError)
+            if index < -size or index >= size:
+                raise IndexError(
+                    f"index {index} is out of bounds for axis {axis} with "
+                    f"size {size}"
+                )
+            sel.start[axis] = index + size if index < 0 else index
+            sel.step[axis] = 1
+            sel.count[axis] = 1
+            axis += 1
+        else:
+            raise IndexError(
+                "only integers, slices (`:`), ellipsis (`...`) and "
+                "numpy.newaxis (`None`) are valid indices here, not "
+                f"{type(item).__name__}; for fancy indexing read the "
+                "frames first (f[...]) and index the array"
+            )
+    while axis < 3:
+        _full_axis(shape, sel, axis)
+        axis += 1
+    return 0
+
+cdef int _add_dim(Selection* sel, Py_ssize_t n) except -1:
+    if sel.out_ndim >= MAX_OUT_DIMS:
+        raise IndexError(f"an index may add at most {MAX_OUT_DIMS} dimensions")
+    sel.out_shape[sel.out_ndim] = n
+    sel.out_ndim += 1
+    return 0
+
+cdef int _full_axis(const Py_ssize_t* shape, Selection* sel, int axis) except -1:
+    sel.start[axis] = 0
+    sel.step[axis] = 1
+    sel.count[axis] = shape[axis]
+    return _add_dim(sel, shape[axis])
+
+
+def select(key, tuple shape):
+    """Per-axis ``(start, step, count)`` that a basic index selects.
+
+    Parameters
+    ----------
+    key : index
+        Integers, slices (any step), ``...`` and ``None``.
+    shape : tuple of 3 int
+        The shape indexed.
+
+    Returns
+    -------
+    axes : tuple of 3 tuples
+        ``(start, step, count)`` for frames, rows and columns.
+    shape : tuple of int
+        Shape of the result (integer axes dropped, ``None`` axes added).
+
+    Raises
+    ------
+    IndexError
+        As NumPy's basic indexing would.
+    """
+    cdef Selection sel
+    cdef Py_ssize_t dims[3]
+    cdef int a
+    for a in range(3):
+        dims[a] = shape[a]
+    _parse(dims, key, &sel)
+    axes = tuple((sel.start[a], sel.step[a], sel.count[a]) for a in range(3))
+    return axes, tuple(sel.out_shape[a] for a in range(sel.out_ndim))
+
+
 cdef class StridedImage:
     """A 3-D image in a read-only byte buffer, read with NumPy basic indexing.
 
@@ -530,85 +642,6 @@ cdef class StridedImage:
     def shape(self):
         """``(frames, rows, columns)``."""
         return (self.shape[0], self.shape[1], self.shape[2])
-
-    cdef int _parse(self, object key, Selection* sel) except -1:
-        """Fill ``sel`` from a basic index, raising as NumPy does."""
-        cdef tuple items = key if isinstance(key, tuple) else (key,)
-        cdef Py_ssize_t n_items = len(items)
-        cdef Py_ssize_t i, start, stop, step, index, size
-        cdef int axis = 0, n_axes = 0, n_ellipsis = 0
-        for i in range(n_items):
-            item = items[i]
-            if item is Ellipsis:
-                n_ellipsis += 1
-            elif item is not None:
-                n_axes += 1
-        if n_ellipsis > 1:
-            raise IndexError("an index can only have a single ellipsis ('...')")
-        if n_axes > 3:
-            raise IndexError(
-                "too many indices for array: array is 3-dimensional, but "
-                f"{n_axes} were indexed"
-            )
-        sel.out_ndim = 0
-        for i in range(n_items):
-            item = items[i]
-            if item is None:
-                self._add_dim(sel, 1)
-            elif item is Ellipsis:
-                for _ in range(3 - n_axes):
-                    self._full_axis(sel, axis)
-                    axis += 1
-            elif isinstance(item, slice):
-                size = self.shape[axis]
-                PySlice_Unpack(item, &start, &stop, &step)
-                sel.count[axis] = PySlice_AdjustIndices(size, &start, &stop, step)
-                sel.start[axis] = start
-                sel.step[axis] = step
-                self._add_dim(sel, sel.count[axis])
-                axis += 1
-            elif isinstance(item, (bool, np.bool_)):
-                raise IndexError(
-                    "boolean indices are not supported here; read the frames "
-                    "first (f[...]) and index the array"
-                )
-            elif PyIndex_Check(item) and not (
-                    isinstance(item, np.ndarray) and item.ndim):
-                size = self.shape[axis]
-                index = PyNumber_AsSsize_t(item, IndexError)
-                if index < -size or index >= size:
-                    raise IndexError(
-                        f"index {index} is out of bounds for axis {axis} with "
-                        f"size {size}"
-                    )
-                sel.start[axis] = index + size if index < 0 else index
-                sel.step[axis] = 1
-                sel.count[axis] = 1
-                axis += 1
-            else:
-                raise IndexError(
-                    "only integers, slices (`:`), ellipsis (`...`) and "
-                    "numpy.newaxis (`None`) are valid indices here, not "
-                    f"{type(item).__name__}; for fancy indexing read the "
-                    "frames first (f[...]) and index the array"
-                )
-        while axis < 3:
-            self._full_axis(sel, axis)
-            axis += 1
-        return 0
-
-    cdef int _add_dim(self, Selection* sel, Py_ssize_t n) except -1:
-        if sel.out_ndim >= MAX_OUT_DIMS:
-            raise IndexError(f"an index may add at most {MAX_OUT_DIMS} dimensions")
-        sel.out_shape[sel.out_ndim] = n
-        sel.out_ndim += 1
-        return 0
-
-    cdef int _full_axis(self, Selection* sel, int axis) except -1:
-        sel.start[axis] = 0
-        sel.step[axis] = 1
-        sel.count[axis] = self.shape[axis]
-        return self._add_dim(sel, self.shape[axis])
 
     cdef bint _stored_hit(
         self, Selection* sel, Py_ssize_t* out_row, Py_ssize_t* first,
@@ -712,7 +745,7 @@ cdef class StridedImage:
         cdef int a, threads = 1, status
         if kind < 0 or kind > 8:
             raise ValueError(f"unknown element kind {kind}")
-        self._parse(key, &sel)
+        _parse(self.shape, key, &sel)
         if out is None:
             result = cnp.PyArray_EMPTY(sel.out_ndim, sel.out_shape, _TYPENUM[kind], 0)
         else:
@@ -769,7 +802,7 @@ cdef class StridedImage:
         cdef Selection sel
         cdef Py_ssize_t out_row, first, count, start = self.offset
         cdef int a
-        self._parse(key, &sel)
+        _parse(self.shape, key, &sel)
         if not keep_overwritten and self._stored_hit(
                 &sel, &out_row, &first, &count):
             return None
@@ -809,7 +842,7 @@ cdef class StridedImage:
             Shape of the result (integer axes dropped, ``None`` axes added).
         """
         cdef Selection sel
-        self._parse(key, &sel)
+        _parse(self.shape, key, &sel)
         axes = tuple((sel.start[a], sel.step[a], sel.count[a]) for a in range(3))
         return axes, tuple(sel.out_shape[a] for a in range(sel.out_ndim))
 
@@ -827,7 +860,7 @@ cdef class StridedImage:
         """
         cdef Selection sel
         cdef Py_ssize_t out_row, first, count
-        self._parse(key, &sel)
+        _parse(self.shape, key, &sel)
         return self._stored_hit(&sel, &out_row, &first, &count)
 
 
