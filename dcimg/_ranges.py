@@ -773,14 +773,22 @@ class FileObjectReader(RangeReader):
         try:
             with self._lock:
                 self._fileobj.seek(start)
+                result: Any = None
                 if out is not None and self._readinto is not None:
-                    while got < length:
-                        n = self._readinto(out[got:])
-                        if not n:
-                            break
-                        got += n
-                    result: Any = out
-                else:
+                    try:
+                        while got < length:
+                            n = self._readinto(out[got:])
+                            if not n:
+                                break
+                            got += n
+                        result = out
+                    except (NotImplementedError, io.UnsupportedOperation):
+                        # A class that inherits readinto without providing it
+                        # (io.RawIOBase's raises): use read() from now on.
+                        if got:
+                            raise
+                        self._readinto = None
+                if result is None:
                     chunks = []
                     while got < length:
                         chunk = self._fileobj.read(length - got)
