@@ -866,8 +866,8 @@ class FsspecReader(RangeReader):
         lookup) may take before it fails with :class:`RangeReadError`;
         default 120. ``None`` waits for ever.
     max_gap, max_request, max_concurrency : int, optional
-        See :class:`RangeReader`. Defaults: 64 KiB, 16 MiB, 10 requests in
-        flight (the connection pool of s3fs).
+        See :class:`RangeReader`. Defaults: 64 KiB, 64 MiB, 8 requests in
+        flight.
 
     Raises
     ------
@@ -883,8 +883,12 @@ class FsspecReader(RangeReader):
     """
 
     default_max_gap = 64 * 1024
-    default_max_request = 16 * 1024 * 1024
-    default_max_concurrency = 10
+    # Large requests: every request costs a round trip, and some
+    # S3-compatible servers (moto among them) read the whole object for each
+    # range they serve. 8 in flight fill a fast link without queuing at
+    # s3fs's pool of 10 connections.
+    default_max_request = 64 * 1024 * 1024
+    default_max_concurrency = 8
 
     def __init__(
         self,
