@@ -869,6 +869,13 @@ class FsspecReader(RangeReader):
         See :class:`RangeReader`. Defaults: 64 KiB, 64 MiB, 8 requests in
         flight.
 
+    Attributes
+    ----------
+    info : dict
+        What the file system said about the object when its size was looked
+        up (``fs.info``): for example ``ETag`` and ``LastModified`` on S3,
+        ``mtime`` on local files, to tell whether the object changed.
+
     Raises
     ------
     ImportError
@@ -904,6 +911,7 @@ class FsspecReader(RangeReader):
         self.storage_options = dict(storage_options or {})
         self.timeout = timeout
         self._fs: Any = None
+        self.info: dict[str, Any] = {}
         self._path: str | None = None
         name = _display_url(self.urlpath)
         super().__init__(
@@ -967,6 +975,7 @@ class FsspecReader(RangeReader):
                 f"{self.name}: the server does not report the size of the object "
                 "(no Content-Length); it cannot be read in ranges"
             )
+        self.info = dict(info)
         return int(size)
 
     def _failed(self, what: str, error: BaseException) -> RangeReadError:

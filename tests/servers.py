@@ -58,6 +58,9 @@ class Behaviour:
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
+    # Headers and body go out in separate writes: without TCP_NODELAY the
+    # body waits for the client's delayed ACK (40 ms) on every request.
+    disable_nagle_algorithm = True
     server: RangeHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002

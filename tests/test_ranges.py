@@ -5,6 +5,7 @@ requests and bytes, and clear errors, against local files, file objects,
 from __future__ import annotations
 
 import io
+import json
 import math
 import mmap
 import os
@@ -742,3 +743,41 @@ def test_missing_packages_say_what_to_install(block, url, hint):
     )
     assert out.returncode == 0, out.stderr
     assert hint in out.stdout, out.stdout
+
+
+def test_fsspec_reader_keeps_what_the_file_system_said(s3_server, sample):
+    url = s3_server.put("info.dcimg", sample[1])
+    with FsspecReader(url, s3_server.storage_options) as reader:
+        assert reader.info["size"] == len(sample[1])
+        assert reader.info.get("ETag")  # to tell whether the object changed
+
+
+def test_bench_remote_tiny_runs_and_prints_its_table(tmp_path):
+    # No timing is checked: the machine is shared and noisy.
+    bench = Path(__file__).resolve().parent.parent / "tools" / "bench_remote.py"
+    out_json = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(bench),
+            "--size",
+            "tiny",
+            "--tmpdir",
+            str(tmp_path),
+            "--json",
+            str(out_json),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for name in ("S3: whole", "S3: time stamps", "HTTP: time stamps", "local"):
+        assert name in proc.stdout
+    rows = json.loads(out_json.read_text())["rows"]
+    assert len(rows) == 5
+    # The counts do not depend on the machine: they must pass.
+    for row in rows:
+        if "time stamps" in row["name"]:
+            assert row["passed"], row
+    assert not list(tmp_path.glob("dcimg-remote-*"))  # nothing left behind
