@@ -300,6 +300,9 @@ class S3Server:
 @pytest.fixture
 def http_server() -> Iterator[RangeHTTPServer]:
     """A :class:`RangeHTTPServer` serving nothing yet; stopped afterwards."""
+    # Its clients are fsspec's HTTP file system.
+    pytest.importorskip("fsspec")
+    pytest.importorskip("aiohttp")
     server = RangeHTTPServer().start()
     try:
         yield server
