@@ -788,3 +788,13 @@ def test_bench_remote_tiny_runs_and_prints_its_table(tmp_path):
         if "time stamps" in row["name"]:
             assert row["passed"], row
     assert not list(tmp_path.glob("dcimg-remote-*"))  # nothing left behind
+
+
+def test_a_server_without_sizes_in_head(http_server, sample):
+    # fsspec then finds the size from the headers of a GET.
+    http_server.files["/nosize.dcimg"] = sample[1]
+    http_server.behaviour.hide_size = True
+    with FsspecReader(http_server.url("nosize.dcimg"), timeout=10) as reader:
+        assert reader.size == len(sample[1])
+        http_server.behaviour.hide_size = False
+        assert bytes(reader.read(10, 20)) == sample[1][10:20]
