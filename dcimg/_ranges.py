@@ -1,0 +1,1280 @@
+"""Byte ranges of a DCIMG file read without a memory map.
+
+A memory map serves any byte of a local file at memory speed. Everything
+else — objects in S3, Google Cloud Storage or Azure, files behind HTTP, file
+objects, and local files opened with ``mmap=False`` — is read here, as lists
+of byte ranges:
+
+- :func:`plan_requests` turns the ranges a selection needs into few requests:
+  it merges neighbours separated by small gaps and caps the size of each
+  request, so that a run of consecutive frames costs one or a few requests
+  and the small trailers of small frames come in a handful, while the
+  trailers of large frames are fetched alone, without the pixels between
+  them.
+- a :class:`RangeReader` issues the planned requests, concurrently when
+  there are several, and hands back exactly the bytes asked for, in the
+  order asked for (:meth:`RangeReader.read_ranges`) or straight into the
+  caller's buffers (:meth:`RangeReader.readinto_ranges`). Its subclasses are
+  :class:`FsspecReader` (any fsspec URL), :class:`FileObjectReader` (a
+  binary file object) and :class:`PreadReader` (a local file through
+  ``os.pread``, one descriptor).
+- :func:`open_reader` picks the reader for a source.
+
+Every reader counts the requests it made and the bytes it received
+(:attr:`RangeReader.requests`, :attr:`RangeReader.bytes_read`), checks that
+each request returned exactly the bytes asked for, and names its source
+(without credentials) in every error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import errno
+import io
+import os
+import re
+import stat
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit, urlunsplit
+
+from .errors import DCIMGError
+
+__all__ = [
+    "FileObjectReader",
+    "FsspecReader",
+    "PreadReader",
+    "RangeReadError",
+    "RangeReader",
+    "RequestPlan",
+    "is_url",
+    "local_path",
+    "open_reader",
+    "plan_requests",
+]
+
+#: A byte range ``(start, stop)``, half-open like a slice.
+Range = tuple[int, int]
+
+# Where each protocol's fsspec implementation lives, and the dcimg extra that
+# installs it: the hint an ImportError gives.
+_PROTOCOL_EXTRAS = {
+    "s3": ("s3fs", "s3"),
+    "s3a": ("s3fs", "s3"),
+    "http": ("aiohttp", "http"),
+    "https": ("aiohttp", "http"),
+    "gs": ("gcsfs", "gcs"),
+    "gcs": ("gcsfs", "gcs"),
+    "az": ("adlfs", "azure"),
+    "abfs": ("adlfs", "azure"),
+    "abfss": ("adlfs", "azure"),
+    "adl": ("adlfs", "azure"),
+}
+
+# A URL starts with a protocol of at least two characters (so that Windows
+# drive letters are not taken for one) followed by "://", or by "::" in a
+# chained URL such as "simplecache::s3://bucket/key".
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+(://|::)")
+
+
+class RangeReadError(OSError, DCIMGError):
+    """Reading bytes of a file, object or URL failed, or gave too few bytes.
+
+    Raised when a request fails (the connection dropped, the server answered
+    with an error, no answer arrived in time), when it returns a different
+    number of bytes than asked for (the object is shorter than when it was
+    opened, or the server ignores range requests), or when a range lies
+    beyond the end of the object. The message names the source, without
+    credentials, and the byte offsets.
+
+    It derives from both :class:`OSError` (it is an input/output failure)
+    and :class:`~dcimg.errors.DCIMGError` (so the ``ValueError`` a bad file
+    raises everywhere else in this package catches it too).
+    """
+
+
+class RequestPlan(NamedTuple):
+    """The requests that fetch a list of byte ranges, and how to cut them.
+
+    Attributes
+    ----------
+    requests : list of (int, int)
+        The ``(start, stop)`` byte ranges to request, sorted and disjoint
+        (the pieces of a stretch longer than the cap follow back to back).
+    pieces : list of tuple of (int, int, int)
+        One entry per range asked for, in the order asked for: the pieces
+        ``(request index, offset in that request, length)`` whose bytes,
+        concatenated, are the range. Empty ranges have no pieces.
+    """
+
+    requests: list[Range]
+    pieces: list[tuple[tuple[int, int, int], ...]]
+
+
+def plan_requests(
+    ranges: Sequence[Range], *, max_gap: int, max_request: int
+) -> RequestPlan:
+    """Plan the fewest requests that fetch `ranges` under the merge rule.
+
+    The rule: a request never holds more than `max_request` bytes, and never
+    spans a gap (bytes that no range needs) longer than `max_gap`. Within it
+    the plan is greedy from the lowest offset — each request reaches as far
+    as the rule lets it — which makes the number of requests minimal.
+    Overlapping and repeated ranges are fetched once.
+
+    Parameters
+    ----------
+    ranges : sequence of (int, int)
+        Half-open byte ranges ``(start, stop)`` with ``0 <= start <= stop``,
+        in any order.
+    max_gap : int
+        Longest run of unneeded bytes a request may read through, to save a
+        request (0: only touching or overlapping ranges are merged).
+    max_request : int
+        Largest request, in bytes (at least 1); longer stretches are split.
+
+    Returns
+    -------
+    RequestPlan
+        The requests, and for every range the pieces of them that make it up.
+
+    Raises
+    ------
+    ValueError
+        If a range is not a pair of integers with ``0 <= start <= stop``, or
+        `max_gap` is negative, or `max_request` is less than 1.
+    """
+    if max_gap < 0:
+        raise ValueError(f"max_gap must be at least 0, got {max_gap}")
+    if max_request < 1:
+        raise ValueError(f"max_request must be at least 1, got {max_request}")
+    checked = [_check_range(r) for r in ranges]
+    spans = sorted((start, stop) for start, stop in checked if stop > start)
+
+    requests: list[Range] = []
+    open_start = open_stop = -1  # the request being built; -1: none yet
+    for start, stop in spans:
+        if stop <= open_stop:
+            continue  # inside what is already requested
+        # Continue the open request if the gap to this range is short enough
+        # and the request still has room; reaching as far as allowed never
+        # costs an extra request later.
+        if (
+            open_stop >= 0
+            and start - open_stop <= max_gap
+            and max(start, open_stop) < open_start + max_request
+        ):
+            open_stop = min(stop, open_start + max_request)
+        else:
+            if open_stop >= 0:
+                requests.append((open_start, open_stop))
+            start = max(start, open_stop)
+            open_start, open_stop = start, min(stop, start + max_request)
+        # What the cap cut off continues in new requests, back to back.
+        while open_stop < stop:
+            requests.append((open_start, open_stop))
+            open_start, open_stop = open_stop, min(stop, open_stop + max_request)
+    if open_stop >= 0:
+        requests.append((open_start, open_stop))
+
+    starts = [start for start, _ in requests]
+    pieces: list[tuple[tuple[int, int, int], ...]] = []
+    for start, stop in checked:
+        parts = []
+        k = bisect.bisect_right(starts, start) - 1
+        position = start
+        while position < stop:
+            request_start, request_stop = requests[k]
+            end = min(stop, request_stop)
+            parts.append((k, position - request_start, end - position))
+            position = end
+            k += 1
+        pieces.append(tuple(parts))
+    return RequestPlan(requests, pieces)
+
+
+def _check_range(item: Any) -> Range:
+    """Return ``item`` as a pair of ints ``(start, stop)``; ValueError if bad."""
+    try:
+        start, stop = item
+        start, stop = int(start), int(stop)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"a byte range must be a pair of integers (start, stop), got {item!r}"
+        ) from None
+    if not 0 <= start <= stop:
+        raise ValueError(
+            f"a byte range needs 0 <= start <= stop, got ({start}, {stop})"
+        )
+    return start, stop
+
+
+def _writable(buffer: Any, length: int, index: int) -> memoryview:
+    """Return a flat, writable byte view of `buffer` holding `length` bytes."""
+    view = memoryview(buffer)
+    if view.readonly:
+        raise ValueError(f"buffer {index} is read-only")
+    if not view.c_contiguous:
+        raise ValueError(f"buffer {index} is not C-contiguous")
+    view = view.cast("B")
+    if view.nbytes != length:
+        raise ValueError(
+            f"buffer {index} holds {view.nbytes} bytes, its range {length}"
+        )
+    return view
+
+
+class RangeReader:
+    """Reads byte ranges of one file or object; the base of the readers.
+
+    Subclasses provide :meth:`_read_one` (and may replace :meth:`_run`, the
+    way a batch of requests is issued). Requests run concurrently on up to
+    :attr:`max_concurrency` threads.
+
+    Parameters
+    ----------
+    name : str
+        The file or URL, for messages (without credentials).
+    size : int
+        The size of the file or object in bytes.
+    max_gap, max_request, max_concurrency : int, optional
+        The planning and concurrency limits (see the attributes); the
+        subclass's defaults when ``None``.
+
+    Attributes
+    ----------
+    name : str
+        The file or URL, for messages; never holds credentials.
+    size : int
+        Size of the file or object in bytes, as found when it was opened (or
+        by the last :meth:`refresh_size`).
+    requests : int
+        Number of read requests made so far (one per planned request).
+    bytes_read : int
+        Number of bytes those requests returned.
+    max_gap : int
+        Longest run of unneeded bytes a request reads through to save a
+        request (see :func:`plan_requests`).
+    max_request : int
+        Largest request in bytes.
+    max_concurrency : int
+        Largest number of requests in flight at once.
+    """
+
+    #: Default of :attr:`max_gap` for this kind of reader.
+    default_max_gap = 64 * 1024
+    #: Default of :attr:`max_request` for this kind of reader.
+    default_max_request = 16 * 1024 * 1024
+    #: Default of :attr:`max_concurrency` for this kind of reader.
+    default_max_concurrency = 1
+
+    def __init__(
+        self,
+        name: str,
+        size: int,
+        *,
+        max_gap: int | None = None,
+        max_request: int | None = None,
+        max_concurrency: int | None = None,
+    ) -> None:
+        self.name = name
+        self.size = int(size)
+        self.max_gap = self.default_max_gap if max_gap is None else int(max_gap)
+        self.max_request = (
+            self.default_max_request if max_request is None else int(max_request)
+        )
+        self.max_concurrency = (
+            self.default_max_concurrency
+            if max_concurrency is None
+            else int(max_concurrency)
+        )
+        if self.max_gap < 0:
+            raise ValueError(f"max_gap must be at least 0, got {self.max_gap}")
+        if self.max_request < 1:
+            raise ValueError(f"max_request must be at least 1, got {self.max_request}")
+        if self.max_concurrency < 1:
+            raise ValueError(
+                f"max_concurrency must be at least 1, got {self.max_concurrency}"
+            )
+        self.requests = 0
+        self.bytes_read = 0
+        self.closed = False
+        self._count_lock = threading.Lock()
+
+    # -- public interface -------------------------------------------------
+
+    def read_ranges(self, ranges: Sequence[Range]) -> list[memoryview]:
+        """Return the bytes of every range, in the order asked for.
+
+        Parameters
+        ----------
+        ranges : sequence of (int, int)
+            Half-open byte ranges ``(start, stop)`` within the object.
+
+        Returns
+        -------
+        list of memoryview
+            One read-only byte view per range, exactly ``stop - start`` long.
+            A view may share memory with its neighbours' (they came in one
+            request); it stays valid as long as it is referenced.
+
+        Raises
+        ------
+        RangeReadError
+            If a range reaches past the end of the object, a request fails or
+            returns a different number of bytes than asked for.
+        FileNotFoundError
+            If the object disappeared.
+        ValueError
+            If a range is not ``0 <= start <= stop``, or the reader is closed.
+        """
+        plan = self._plan(ranges)
+        received: list[Any] = [None] * len(plan.requests)
+
+        def keep(index: int, data: Any) -> None:
+            received[index] = data
+
+        self._run(plan.requests, [None] * len(plan.requests), keep)
+        out = []
+        for parts in plan.pieces:
+            if len(parts) == 1:
+                k, offset, length = parts[0]
+                view = memoryview(received[k]).cast("B")
+                out.append(view[offset : offset + length].toreadonly())
+            else:
+                joined = b"".join(
+                    memoryview(received[k]).cast("B")[offset : offset + length]
+                    for k, offset, length in parts
+                )
+                out.append(memoryview(joined))
+        return out
+
+    def readinto_ranges(self, ranges: Sequence[Range], buffers: Sequence[Any]) -> None:
+        """Read every range into its buffer.
+
+        A request that serves a single range (the usual case for large reads)
+        is read straight into that range's buffer where the source allows it
+        (local files, file objects with ``readinto``); merged requests go
+        through a temporary buffer.
+
+        Parameters
+        ----------
+        ranges : sequence of (int, int)
+            Half-open byte ranges ``(start, stop)`` within the object.
+        buffers : sequence of writable buffers
+            One per range, C-contiguous, exactly ``stop - start`` bytes long
+            (for example NumPy arrays, ``bytearray`` or ``memoryview``).
+
+        Raises
+        ------
+        RangeReadError
+            As :meth:`read_ranges`.
+        ValueError
+            If the buffers do not match the ranges, or are read-only.
+        """
+        if len(buffers) != len(ranges):
+            raise ValueError(
+                f"{len(ranges)} ranges but {len(buffers)} buffers were given"
+            )
+        plan = self._plan(ranges)
+        views = [
+            _writable(buffer, stop - start, i)
+            for i, (buffer, (start, stop)) in enumerate(
+                zip(buffers, (_check_range(r) for r in ranges), strict=True)
+            )
+        ]
+        # Which ranges each request serves: (range, offset in range, offset in
+        # request, length).
+        served: list[list[tuple[int, int, int, int]]] = [[] for _ in plan.requests]
+        for i, parts in enumerate(plan.pieces):
+            at = 0
+            for k, offset, length in parts:
+                served[k].append((i, at, offset, length))
+                at += length
+        outs: list[memoryview | None] = []
+        for (start, stop), users in zip(plan.requests, served, strict=True):
+            if len(users) == 1 and users[0][3] == stop - start:
+                i, at, _, length = users[0]
+                outs.append(views[i][at : at + length])
+            else:
+                outs.append(None)
+
+        def scatter(index: int, data: Any) -> None:
+            if outs[index] is not None:
+                if data is not outs[index]:
+                    outs[index][:] = data
+                return
+            source = memoryview(data).cast("B")
+            for i, at, offset, length in served[index]:
+                views[i][at : at + length] = source[offset : offset + length]
+
+        self._run(plan.requests, outs, scatter)
+
+    def read(self, start: int, stop: int) -> memoryview:
+        """Return the bytes ``[start, stop)``; see :meth:`read_ranges`.
+
+        Parameters
+        ----------
+        start, stop : int
+            The half-open byte range.
+
+        Returns
+        -------
+        memoryview
+            ``stop - start`` bytes.
+        """
+        return self.read_ranges([(start, stop)])[0]
+
+    def refresh_size(self) -> int:
+        """Look up the size of the file or object again, and return it.
+
+        Returns
+        -------
+        int
+            The new :attr:`size`.
+        """
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the file descriptor, file system or file object; idempotent."""
+        self.closed = True
+
+    def __enter__(self) -> RangeReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed " if self.closed else ""
+        return f"<{state}{type(self).__name__} {self.name!r} size={self.size}>"
+
+    # -- machinery --------------------------------------------------------
+
+    def _plan(self, ranges: Sequence[Range]) -> RequestPlan:
+        """Check the ranges against the reader's state and size, and plan them."""
+        if self.closed:
+            raise ValueError(f"{self.name}: read from a closed reader")
+        plan = plan_requests(ranges, max_gap=self.max_gap, max_request=self.max_request)
+        if plan.requests and plan.requests[-1][1] > self.size:
+            worst = max((_check_range(r) for r in ranges), key=lambda r: r[1])
+            raise RangeReadError(
+                f"{self.name}: bytes [{worst[0]}, {worst[1]}) were asked for but "
+                f"the object holds only {self.size} bytes"
+            )
+        return plan
+
+    def _count(self, nbytes: int) -> None:
+        with self._count_lock:
+            self.requests += 1
+            self.bytes_read += nbytes
+
+    def _short(self, start: int, stop: int, got: int) -> RangeReadError:
+        return RangeReadError(
+            f"{self.name}: asked for bytes [{start}, {stop}) ({stop - start} "
+            f"bytes) but got {got}; the object is shorter than when it was "
+            f"opened ({self.size} bytes), or it changed"
+        )
+
+    def _read_one(self, start: int, stop: int, out: memoryview | None) -> Any:
+        """Fetch bytes ``[start, stop)``: into `out` if given (returning it).
+
+        Implementations return exactly ``stop - start`` bytes or raise
+        :class:`RangeReadError` (see :meth:`_short`), and call
+        :meth:`_count` once.
+        """
+        raise NotImplementedError
+
+    def _run(
+        self,
+        requests: list[Range],
+        outs: list[memoryview | None],
+        sink: Callable[[int, Any], None],
+    ) -> None:
+        """Issue `requests` and hand each result to ``sink(index, data)``.
+
+        ``outs[i]``, when not ``None``, is where request ``i`` may be read
+        directly. Results are handed over as they arrive, so that at most
+        :attr:`max_concurrency` of them are held at once.
+        """
+        workers = min(self.max_concurrency, len(requests))
+        if workers <= 1:
+            for i, (start, stop) in enumerate(requests):
+                sink(i, self._read_one(start, stop, outs[i]))
+            return
+        with ThreadPoolExecutor(workers, thread_name_prefix="dcimg-read") as pool:
+            futures = {
+                pool.submit(self._read_one, start, stop, outs[i]): i
+                for i, (start, stop) in enumerate(requests)
+            }
+            try:
+                for future in as_completed(futures):
+                    sink(futures[future], future.result())
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+
+
+# ---------------------------------------------------------------------------
+# Local files through os.pread
+
+
+class PreadReader(RangeReader):
+    """Reads a local file with ``os.pread`` on one descriptor, without a map.
+
+    For files on network shares, and files that may change while they are
+    open (a map of a file that shrinks crashes the process on access; a read
+    just returns fewer bytes, which is reported). Reads run on up to
+    :attr:`max_concurrency` threads, each a plain ``pread`` on the same
+    descriptor; large requests go straight into the caller's buffer.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The local file.
+    max_gap, max_request, max_concurrency : int, optional
+        See :class:`RangeReader`. Defaults: 16 KiB, 8 MiB, up to 4 threads.
+
+    Raises
+    ------
+    FileNotFoundError, PermissionError, IsADirectoryError
+        If the file cannot be opened; the message names it.
+
+    Notes
+    -----
+    On systems without ``os.pread`` (Windows) the reads take turns on one
+    unbuffered file object. A pickled reader (for Dask workers) holds the
+    path and the size; it opens the file again when it first reads.
+    """
+
+    default_max_gap = 16 * 1024
+    default_max_request = 8 * 1024 * 1024
+    default_max_concurrency = max(1, min(4, os.cpu_count() or 1))
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        max_gap: int | None = None,
+        max_request: int | None = None,
+        max_concurrency: int | None = None,
+    ) -> None:
+        self.path = os.fsdecode(os.fspath(path))
+        self._fd: int | None = None
+        self._file: io.FileIO | None = None
+        self._lock = threading.Lock()
+        size = self._open()
+        super().__init__(
+            self.path,
+            size,
+            max_gap=max_gap,
+            max_request=max_request,
+            max_concurrency=max_concurrency,
+        )
+
+    def _open(self) -> int:
+        """Open the descriptor; return the file's size."""
+        if hasattr(os, "pread"):
+            flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+            fd = os.open(self.path, flags)
+            try:
+                info = os.fstat(fd)
+                if not _is_regular(info.st_mode):
+                    raise IsADirectoryError(
+                        errno.EISDIR, "not a regular file", self.path
+                    )
+            except BaseException:
+                os.close(fd)
+                raise
+            self._fd = fd
+            return info.st_size
+        file = open(self.path, "rb", buffering=0)  # noqa: SIM115 (kept open)
+        self._file = file
+        return os.fstat(file.fileno()).st_size
+
+    def _ensure_open(self) -> None:
+        if self._fd is None and self._file is None:
+            with self._lock:
+                if self._fd is None and self._file is None:
+                    self._open()
+
+    def refresh_size(self) -> int:
+        """Look up the file's size again (``fstat``), and return it.
+
+        Returns
+        -------
+        int
+            The new :attr:`size`.
+        """
+        self._ensure_open()
+        fileno = self._fd if self._fd is not None else self._file.fileno()
+        self.size = os.fstat(fileno).st_size
+        return self.size
+
+    def _read_one(self, start: int, stop: int, out: memoryview | None) -> Any:
+        self._ensure_open()
+        length = stop - start
+        target = memoryview(bytearray(length)) if out is None else out
+        got = 0
+        try:
+            while got < length:
+                if self._fd is not None:
+                    n = _preadv(self._fd, [target[got:]], start + got)
+                else:
+                    with self._lock:
+                        self._file.seek(start + got)
+                        n = self._file.readinto(target[got:])
+                if not n:
+                    break
+                got += n
+        except OSError as error:
+            raise RangeReadError(
+                f"{self.name}: reading bytes [{start}, {stop}) failed: {error}"
+            ) from error
+        finally:
+            self._count(got)
+        if got != length:
+            raise self._short(start, stop, got)
+        return target if out is not None else target.obj
+
+    def close(self) -> None:
+        """Close the descriptor; idempotent."""
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+        super().close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        if self.closed:
+            raise ValueError(f"{self.name}: cannot pickle a closed reader")
+        state = self.__dict__.copy()
+        state.update(_fd=None, _file=None, _lock=None, _count_lock=None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+        self._count_lock = threading.Lock()
+
+    def __del__(self) -> None:
+        fd = getattr(self, "_fd", None)
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+if not hasattr(os, "preadv"):  # pragma: no cover - macOS < 11 and others
+
+    def _preadv(fd: int, buffers: list[memoryview], offset: int) -> int:
+        data = os.pread(fd, buffers[0].nbytes, offset)
+        buffers[0][: len(data)] = data
+        return len(data)
+
+else:
+    _preadv = os.preadv
+
+
+def _is_regular(mode: int) -> bool:
+    return stat.S_ISREG(mode)
+
+
+# ---------------------------------------------------------------------------
+# Binary file objects
+
+
+class FileObjectReader(RangeReader):
+    """Reads a binary file object through ``seek`` and ``readinto``/``read``.
+
+    Any object with ``seek`` and ``read`` works: an open file, ``io.BytesIO``,
+    a file of fsspec, a member of a zip archive opened in binary mode. The
+    reads take turns under a lock, and each one seeks first, so the object's
+    position is not to be relied on while the reader uses it. The reader
+    does not close the object: it belongs to the caller.
+
+    Parameters
+    ----------
+    fileobj : binary file object
+        Positioned anywhere; it must stay open while the reader is used.
+    max_gap, max_request : int, optional
+        See :class:`RangeReader`. Defaults: 64 KiB and 16 MiB.
+
+    Raises
+    ------
+    TypeError
+        If `fileobj` has no ``seek`` and ``read``, is opened in text mode, or
+        is not seekable.
+
+    Notes
+    -----
+    A file object cannot be sent to another process, so this reader cannot
+    be pickled (a ``TypeError`` says so): give Dask a path or a URL instead.
+    """
+
+    def __init__(
+        self,
+        fileobj: Any,
+        *,
+        max_gap: int | None = None,
+        max_request: int | None = None,
+    ) -> None:
+        if not (hasattr(fileobj, "read") and hasattr(fileobj, "seek")):
+            raise TypeError(
+                f"a file object needs seek() and read(), got {type(fileobj).__name__}"
+            )
+        if isinstance(fileobj, io.TextIOBase):
+            raise TypeError(
+                f"{_fileobj_name(fileobj)} is opened in text mode; open it in "
+                "binary mode ('rb')"
+            )
+        seekable = getattr(fileobj, "seekable", None)
+        if seekable is not None and not seekable():
+            raise TypeError(
+                f"{_fileobj_name(fileobj)} is not seekable; read it into memory "
+                "or a temporary file first"
+            )
+        self._fileobj = fileobj
+        self._lock = threading.Lock()
+        self._readinto = getattr(fileobj, "readinto", None)
+        name = _fileobj_name(fileobj)
+        with self._lock:
+            size = fileobj.seek(0, io.SEEK_END)
+        if size is None:  # some objects return nothing from seek()
+            size = fileobj.tell()
+        super().__init__(name, size, max_gap=max_gap, max_request=max_request)
+
+    def refresh_size(self) -> int:
+        """Look up the object's size again (seek to its end), and return it.
+
+        Returns
+        -------
+        int
+            The new :attr:`size`.
+        """
+        with self._lock:
+            size = self._fileobj.seek(0, io.SEEK_END)
+            self.size = self._fileobj.tell() if size is None else size
+        return self.size
+
+    def _read_one(self, start: int, stop: int, out: memoryview | None) -> Any:
+        if self._fileobj is None:
+            raise ValueError(f"{self.name}: read from a closed reader")
+        length = stop - start
+        got = 0
+        try:
+            with self._lock:
+                self._fileobj.seek(start)
+                result: Any = None
+                if out is not None and self._readinto is not None:
+                    try:
+                        while got < length:
+                            n = self._readinto(out[got:])
+                            if not n:
+                                break
+                            got += n
+                        result = out
+                    except (NotImplementedError, io.UnsupportedOperation):
+                        # A class that inherits readinto without providing it
+                        # (io.RawIOBase's raises): use read() from now on.
+                        if got:
+                            raise
+                        self._readinto = None
+                if result is None:
+                    chunks = []
+                    while got < length:
+                        chunk = self._fileobj.read(length - got)
+                        if not chunk:
+                            break
+                        chunks.append(chunk)
+                        got += len(chunk)
+                    result = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                    if not isinstance(result, bytes | bytearray | memoryview):
+                        raise TypeError(
+                            f"{self.name}: read() returned "
+                            f"{type(result).__name__}, not bytes; open the file "
+                            "in binary mode ('rb')"
+                        )
+        except OSError as error:
+            raise RangeReadError(
+                f"{self.name}: reading bytes [{start}, {stop}) failed: {error}"
+            ) from error
+        finally:
+            self._count(got)
+        if got != length:
+            raise self._short(start, stop, got)
+        return result
+
+    def close(self) -> None:
+        """Forget the file object (without closing it: it is the caller's)."""
+        self._fileobj = None
+        self._readinto = None
+        super().close()
+
+    def __reduce__(self) -> Any:
+        raise TypeError(
+            f"{self.name}: a reader of a file object cannot be pickled (sent to "
+            "another process, such as a Dask worker); open the file by path or "
+            "URL instead"
+        )
+
+
+def _fileobj_name(fileobj: Any) -> str:
+    """Return the file object's name for messages, or a description of it."""
+    name = getattr(fileobj, "name", None)
+    if isinstance(name, str | os.PathLike):
+        return os.fsdecode(os.fspath(name))
+    path = getattr(fileobj, "path", None)  # fsspec's files
+    if isinstance(path, str):
+        return _display_url(path)
+    return f"<{type(fileobj).__name__} file object>"
+
+
+# ---------------------------------------------------------------------------
+# fsspec URLs
+
+
+class FsspecReader(RangeReader):
+    """Reads an object or file of any fsspec file system, by URL.
+
+    ``s3://``, ``gs://``, ``az://``, ``https://``, ``memory://``, chained
+    URLs such as ``simplecache::s3://...``: whatever fsspec and its protocol
+    packages open. On asynchronous file systems (s3fs, gcsfs, adlfs, HTTP)
+    the requests of a read run concurrently on fsspec's event loop, up to
+    :attr:`max_concurrency` at a time, each bounded by `timeout`; on the
+    others they run on threads.
+
+    Parameters
+    ----------
+    urlpath : str
+        The URL.
+    storage_options : mapping, optional
+        Keyword arguments of the file system (credentials, endpoint, ...),
+        as for :func:`fsspec.open`. They travel with the reader when it is
+        pickled (to Dask workers) but never appear in its name, repr or
+        messages.
+    timeout : float, optional
+        Seconds a request of an asynchronous file system (and the size
+        lookup) may take before it fails with :class:`RangeReadError`;
+        default 120. ``None`` waits for ever.
+    max_gap, max_request, max_concurrency : int, optional
+        See :class:`RangeReader`. Defaults: 64 KiB, 64 MiB, 8 requests in
+        flight.
+
+    Attributes
+    ----------
+    info : dict
+        What the file system said about the object when its size was looked
+        up (``fs.info``): for example ``ETag`` and ``LastModified`` on S3,
+        ``mtime`` on local files, to tell whether the object changed.
+
+    Raises
+    ------
+    ImportError
+        If fsspec, or the package of the URL's protocol, is missing; the
+        message says what to install.
+    FileNotFoundError
+        If there is no object at the URL; the message names it.
+    IsADirectoryError
+        If the URL names a directory or prefix.
+    RangeReadError
+        If the size cannot be found, or the lookup fails or times out.
+    """
+
+    default_max_gap = 64 * 1024
+    # Large requests: every request costs a round trip, and some
+    # S3-compatible servers (moto among them) read the whole object for each
+    # range they serve. 8 in flight fill a fast link without queuing at
+    # s3fs's pool of 10 connections.
+    default_max_request = 64 * 1024 * 1024
+    default_max_concurrency = 8
+
+    def __init__(
+        self,
+        urlpath: str,
+        storage_options: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = 120.0,
+        max_gap: int | None = None,
+        max_request: int | None = None,
+        max_concurrency: int | None = None,
+    ) -> None:
+        self.urlpath = os.fspath(urlpath)
+        self.storage_options = dict(storage_options or {})
+        self.timeout = timeout
+        self._fs: Any = None
+        self.info: dict[str, Any] = {}
+        self._path: str | None = None
+        name = _display_url(self.urlpath)
+        super().__init__(
+            name,
+            0,
+            max_gap=max_gap,
+            max_request=max_request,
+            max_concurrency=max_concurrency,
+        )
+        self.size = self._lookup_size()
+
+    @property
+    def fs(self) -> Any:
+        """The fsspec file system, opened on first use (also after unpickling)."""
+        if self._fs is None:
+            self._fs, self._path = _url_to_fs(self.urlpath, self.storage_options)
+        return self._fs
+
+    @property
+    def path(self) -> str:
+        """The path of the object within :attr:`fs`."""
+        self.fs  # noqa: B018 (opens the file system and sets the path)
+        return self._path  # type: ignore[return-value]
+
+    def refresh_size(self) -> int:
+        """Look up the object's size again (skipping fsspec's listing cache).
+
+        Returns
+        -------
+        int
+            The new :attr:`size`.
+        """
+        invalidate = getattr(self.fs, "invalidate_cache", None)
+        if invalidate is not None:
+            invalidate(self.path)
+        self.size = self._lookup_size()
+        return self.size
+
+    def _lookup_size(self) -> int:
+        fs, path = self.fs, self.path
+        try:
+            if getattr(fs, "async_impl", False):
+                from fsspec.asyn import sync
+
+                info = sync(fs.loop, fs._info, path, timeout=self.timeout)
+            else:
+                info = fs.info(path)
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                errno.ENOENT, "no such file or object", self.name
+            ) from None
+        except PermissionError as error:
+            raise PermissionError(errno.EACCES, str(error), self.name) from None
+        except Exception as error:
+            raise self._failed("looking up the size", error) from error
+        if info.get("type") == "directory":
+            raise IsADirectoryError(errno.EISDIR, "a directory, not a file", self.name)
+        size = info.get("size")
+        if size is None:
+            raise RangeReadError(
+                f"{self.name}: the server does not report the size of the object "
+                "(no Content-Length); it cannot be read in ranges"
+            )
+        self.info = dict(info)
+        return int(size)
+
+    def _failed(self, what: str, error: BaseException) -> RangeReadError:
+        if isinstance(error, asyncio.TimeoutError | TimeoutError) or (
+            type(error).__name__ == "FSTimeoutError"
+        ):
+            return RangeReadError(
+                f"{self.name}: {what} got no answer within {self.timeout} s"
+            )
+        return RangeReadError(
+            f"{self.name}: {what} failed: {type(error).__name__}: {error}"
+        )
+
+    def _check(self, data: Any, start: int, stop: int) -> Any:
+        got = len(data)
+        if got == stop - start:
+            return data
+        if got == self.size and start > 0:
+            raise RangeReadError(
+                f"{self.name}: asked for bytes [{start}, {stop}) but the server "
+                "sent the whole object: it ignores range requests. Read it "
+                f"through a local copy instead, e.g. 'simplecache::{self.name}'"
+            )
+        raise self._short(start, stop, got)
+
+    def _read_one(self, start: int, stop: int, out: memoryview | None) -> Any:
+        # The synchronous route: file systems without an event loop.
+        try:
+            data = self.fs.cat_file(self.path, start=start, end=stop)
+        except FileNotFoundError:
+            self._count(0)
+            raise FileNotFoundError(
+                errno.ENOENT, "no such file or object (any more)", self.name
+            ) from None
+        except Exception as error:
+            self._count(0)
+            raise self._failed(f"reading bytes [{start}, {stop})", error) from error
+        self._count(len(data))
+        data = self._check(data, start, stop)
+        if out is not None:
+            out[:] = data
+            return out
+        return data
+
+    def _run(
+        self,
+        requests: list[Range],
+        outs: list[memoryview | None],
+        sink: Callable[[int, Any], None],
+    ) -> None:
+        fs = self.fs
+        if not requests:
+            return
+        if not getattr(fs, "async_impl", False):
+            super()._run(requests, outs, sink)
+            return
+        from fsspec.asyn import sync
+
+        sync(fs.loop, self._gather, fs, requests, sink)
+
+    async def _gather(
+        self,
+        fs: Any,
+        requests: list[Range],
+        sink: Callable[[int, Any], None],
+    ) -> None:
+        """Fetch `requests` with at most max_concurrency of them in flight."""
+        pending = iter(range(len(requests)))
+
+        async def worker() -> None:
+            for i in pending:  # the workers share one iterator
+                start, stop = requests[i]
+                try:
+                    data = await asyncio.wait_for(
+                        fs._cat_file(self.path, start=start, end=stop), self.timeout
+                    )
+                except FileNotFoundError:
+                    self._count(0)
+                    raise FileNotFoundError(
+                        errno.ENOENT, "no such file or object (any more)", self.name
+                    ) from None
+                except Exception as error:
+                    self._count(0)
+                    raise self._failed(
+                        f"reading bytes [{start}, {stop})", error
+                    ) from error
+                self._count(len(data))
+                sink(i, self._check(data, start, stop))
+
+        tasks = [
+            asyncio.ensure_future(worker())
+            for _ in range(min(self.max_concurrency, len(requests)))
+        ]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def close(self) -> None:
+        """Drop the reference to the file system; idempotent."""
+        self._fs = None
+        super().close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        if self.closed:
+            raise ValueError(f"{self.name}: cannot pickle a closed reader")
+        state = self.__dict__.copy()
+        # The file system is opened again where the reader is unpickled.
+        state.update(_fs=None, _path=None, _count_lock=None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._count_lock = threading.Lock()
+
+
+def _import_fsspec() -> Any:
+    try:
+        import fsspec
+    except ImportError as error:
+        raise ImportError(
+            'reading URLs and remote files needs fsspec: pip install "dcimg[remote]"'
+        ) from error
+    return fsspec
+
+
+def _url_to_fs(urlpath: str, storage_options: Mapping[str, Any]) -> tuple[Any, str]:
+    """Open the file system of `urlpath`; helpful ImportError if a package lacks."""
+    fsspec = _import_fsspec()
+    try:
+        fs, path = fsspec.core.url_to_fs(urlpath, **storage_options)
+    except ImportError as error:
+        protocol = urlpath.split("::")[-1].split("://")[0].lower()
+        for part in urlpath.split("::"):
+            candidate = part.split("://")[0].lower()
+            if candidate in _PROTOCOL_EXTRAS:
+                protocol = candidate
+                break
+        package, extra = _PROTOCOL_EXTRAS.get(protocol, (None, None))
+        if package is None:
+            hint = f"install the fsspec implementation of '{protocol}://'"
+        else:
+            hint = f'pip install "dcimg[{extra}]" (or pip install {package})'
+        raise ImportError(
+            f"{_display_url(urlpath)}: reading '{protocol}://' URLs needs "
+            f"{package or 'another package'}: {hint}"
+        ) from error
+    except ValueError as error:
+        if "protocol" in str(error).lower():
+            raise ValueError(f"{_display_url(urlpath)}: {error}") from error
+        raise
+    return fs, path
+
+
+def _display_url(urlpath: str) -> str:
+    """`urlpath` without user names, passwords and query strings.
+
+    Query strings go because they carry signatures and tokens in presigned
+    and SAS URLs; every part of a chained URL is cleaned.
+    """
+    parts = []
+    for part in urlpath.split("::"):
+        if "://" not in part:
+            parts.append(part)
+            continue
+        try:
+            split = urlsplit(part)
+        except ValueError:
+            parts.append(part.split("://")[0] + "://...")
+            continue
+        netloc = split.netloc.rpartition("@")[2]
+        query = "..." if split.query else ""
+        parts.append(urlunsplit((split.scheme, netloc, split.path, query, "")))
+    return "::".join(parts)
+
+
+# ---------------------------------------------------------------------------
+# Choosing a reader
+
+
+def is_url(source: Any) -> bool:
+    r"""Tell whether `source` is a URL (``protocol://...`` or a chained URL).
+
+    Parameters
+    ----------
+    source : object
+        Anything; only strings can be URLs.
+
+    Returns
+    -------
+    bool
+        ``True`` for strings such as ``"s3://bucket/key"``,
+        ``"file:///data/a.dcimg"`` or ``"simplecache::https://host/a.dcimg"``;
+        ``False`` for local paths (including Windows paths ``"C:\..."``).
+    """
+    return isinstance(source, str) and _URL.match(source) is not None
+
+
+def local_path(source: Any) -> str | None:
+    """Return the local file `source` names, or ``None`` if it names none.
+
+    Parameters
+    ----------
+    source : object
+        A path (``str``, ``bytes`` or :class:`os.PathLike`), a URL, or
+        anything else.
+
+    Returns
+    -------
+    str or None
+        The path for local paths and plain ``file://`` URLs (which can be
+        memory-mapped); ``None`` for other URLs, chained URLs and objects.
+    """
+    if isinstance(source, bytes | os.PathLike):
+        source = os.fsdecode(os.fspath(source))
+    if not isinstance(source, str):
+        return None
+    if not is_url(source):
+        return source
+    if source[:7].lower() == "file://" and "::" not in source:
+        path = source[7:]
+        # file:///C:/data/a.dcimg on Windows
+        if re.match(r"^/[A-Za-z]:[/\\]", path) and os.name == "nt":
+            path = path[1:]
+        return path
+    return None
+
+
+def open_reader(
+    source: Any,
+    storage_options: Mapping[str, Any] | None = None,
+    *,
+    max_gap: int | None = None,
+    max_request: int | None = None,
+    max_concurrency: int | None = None,
+    timeout: float | None = 120.0,
+) -> RangeReader:
+    """Open the range reader for a file object, a URL or a local path.
+
+    Parameters
+    ----------
+    source : file object, str or os.PathLike
+        An object with ``seek`` and ``read`` gives a
+        :class:`FileObjectReader`; a URL (see :func:`is_url`) a
+        :class:`FsspecReader`, except a plain ``file://`` URL without
+        `storage_options`, which, like a local path, gives a
+        :class:`PreadReader`.
+    storage_options : mapping, optional
+        File-system options for URLs (credentials, endpoint, ...); an error
+        for other sources.
+    max_gap, max_request, max_concurrency : int, optional
+        The reader's limits (see :class:`RangeReader`); its defaults when
+        ``None``. A file object's reader runs one request at a time.
+    timeout : float, optional
+        Seconds a request of a URL may take (see :class:`FsspecReader`).
+
+    Returns
+    -------
+    RangeReader
+        The open reader; close it when done.
+
+    Raises
+    ------
+    TypeError
+        If `source` is none of these.
+    ValueError
+        If `storage_options` are given for a source that is not a URL.
+    ImportError
+        If a URL needs fsspec or a protocol package that is missing.
+    FileNotFoundError
+        If the file or object does not exist.
+    """
+    if hasattr(source, "read") and hasattr(source, "seek"):
+        if storage_options:
+            raise ValueError("storage_options apply to URLs, not to file objects")
+        return FileObjectReader(source, max_gap=max_gap, max_request=max_request)
+    if isinstance(source, bytes | os.PathLike):
+        source = os.fsdecode(os.fspath(source))
+    if not isinstance(source, str):
+        raise TypeError(
+            "expected a path, a URL or a binary file object with seek() and "
+            f"read(), got {type(source).__name__}"
+        )
+    if is_url(source) and (storage_options or local_path(source) is None):
+        return FsspecReader(
+            source,
+            storage_options,
+            timeout=timeout,
+            max_gap=max_gap,
+            max_request=max_request,
+            max_concurrency=max_concurrency,
+        )
+    if storage_options:
+        raise ValueError(f"{source}: storage_options apply to URLs, not to local paths")
+    return PreadReader(
+        local_path(source),  # type: ignore[arg-type]
+        max_gap=max_gap,
+        max_request=max_request,
+        max_concurrency=max_concurrency,
+    )
