@@ -18,7 +18,7 @@ except ModuleNotFoundError as _missing:  # pragma: no cover - source checkout
         "which imports the installed package."
     ) from None
 
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, overload
 
 import numpy.typing as npt
 
@@ -54,51 +54,60 @@ __all__ = [
 # array; a plain ``bool`` gives the union.
 @overload
 def imread(
-    path: StrOrBytesPath,
+    path: StrOrBytesPath | BinaryIO,
     index: Any = ...,
     *,
     dtype: npt.DTypeLike | None = ...,
     dask: Literal[False] = ...,
     chunks: Any = ...,
     first_4px_correction_enabled: bool | None = ...,
+    mmap: bool = ...,
+    storage_options: dict[str, Any] | None = ...,
 ) -> npt.NDArray[Any]: ...
 @overload
 def imread(
-    path: StrOrBytesPath,
+    path: StrOrBytesPath | BinaryIO,
     index: Any = ...,
     *,
     dtype: npt.DTypeLike | None = ...,
     dask: Literal[True],
     chunks: Any = ...,
     first_4px_correction_enabled: bool | None = ...,
+    mmap: bool = ...,
+    storage_options: dict[str, Any] | None = ...,
 ) -> da.Array: ...
 @overload
 def imread(
-    path: StrOrBytesPath,
+    path: StrOrBytesPath | BinaryIO,
     index: Any = ...,
     *,
     dtype: npt.DTypeLike | None = ...,
     dask: bool,
     chunks: Any = ...,
     first_4px_correction_enabled: bool | None = ...,
+    mmap: bool = ...,
+    storage_options: dict[str, Any] | None = ...,
 ) -> npt.NDArray[Any] | da.Array: ...
 
 
 def imread(
-    path: StrOrBytesPath,
+    path: StrOrBytesPath | BinaryIO,
     index: Any = Ellipsis,
     *,
     dtype: npt.DTypeLike | None = None,
     dask: bool = False,
     chunks: Any = "auto",
     first_4px_correction_enabled: bool | None = True,
+    mmap: bool = True,
+    storage_options: dict[str, Any] | None = None,
 ) -> npt.NDArray[Any] | da.Array:
     """Read a DCIMG file (or part of it) into memory, or as a Dask array.
 
     Parameters
     ----------
-    path : str, bytes or os.PathLike
-        The file.
+    path : str, bytes, os.PathLike, URL or file object
+        The file: a local path, an fsspec URL (``s3://...``) or a binary file
+        object (see :class:`DCIMGFile`).
     index : index, default ``...``
         NumPy basic index applied to the ``(frames, height, width)`` stack.
     dtype : numpy dtype, optional
@@ -109,6 +118,8 @@ def imread(
         Dask chunking, with ``dask=True`` (see :meth:`DCIMGFile.as_dask_array`).
     first_4px_correction_enabled : bool or None, default True
         See :attr:`DCIMGFile.first_4px_correction_enabled`.
+    mmap, storage_options
+        How to read the bytes (see :class:`DCIMGFile`).
 
     Returns
     -------
@@ -130,9 +141,17 @@ def imread(
     >>> stack.shape, every_other.shape, every_other.dtype, lazy_mean.shape
     ((20, 64, 80), (10, 64, 80), dtype('float32'), (64, 80))
     """
-    with DCIMGFile(
-        path, first_4px_correction_enabled=first_4px_correction_enabled
-    ) as f:
+    f = DCIMGFile(
+        path,
+        first_4px_correction_enabled=first_4px_correction_enabled,
+        mmap=mmap,
+        storage_options=storage_options,
+    )
+    if dask and f.file_object is not None:
+        # The graph reads through this very file object: keep it open.
+        lazy_file: da.Array = f.as_dask_array(chunks=chunks, dtype=dtype)
+        return lazy_file if index is Ellipsis else lazy_file[index]
+    with f:
         if dask:
             lazy: da.Array = f.as_dask_array(chunks=chunks, dtype=dtype)
             if index is not Ellipsis:

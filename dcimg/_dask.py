@@ -57,7 +57,11 @@ def _import_dask_array() -> Any:
 
 
 def _cached_file(
-    path: str, size: int, mtime_ns: int, correction: bool | None
+    path: str,
+    size: int,
+    mtime_ns: int,
+    correction: bool | None,
+    options: dict[str, Any] | None = None,
 ) -> DCIMGFile:
     """Return this process's open :class:`DCIMGFile` for one file version.
 
@@ -70,6 +74,9 @@ def _cached_file(
         made; a file that no longer matches them is refused.
     correction : bool or None
         The file's ``first_4px_correction_enabled``.
+    options : dict, optional
+        The other keyword arguments of :class:`dcimg.DCIMGFile` (``mmap``,
+        ``storage_options``): a URL is opened with its storage options.
 
     Returns
     -------
@@ -82,14 +89,19 @@ def _cached_file(
     dcimg.DCIMGError
         If the file was modified or replaced since the array was made.
     """
-    info = os.stat(path)
-    if info.st_size != size or info.st_mtime_ns != mtime_ns:
-        raise DCIMGError(
-            f"{path!r} changed since the Dask array was made (size {size} -> "
-            f"{info.st_size}, mtime_ns {mtime_ns} -> {info.st_mtime_ns}); "
-            "make a new array from the file"
-        )
-    key = (path, size, mtime_ns, correction)
+    from dcimg._ranges import local_path
+
+    options = options or {}
+    local = not options.get("storage_options") and local_path(path) is not None
+    if local:
+        info = os.stat(path)
+        if info.st_size != size or info.st_mtime_ns != mtime_ns:
+            raise DCIMGError(
+                f"{path!r} changed since the Dask array was made (size {size} -> "
+                f"{info.st_size}, mtime_ns {mtime_ns} -> {info.st_mtime_ns}); "
+                "make a new array from the file"
+            )
+    key = (path, size, mtime_ns, correction, repr(sorted(options.items())))
     with _CACHE_LOCK:
         f = _CACHE.get(key)
         if f is not None:
@@ -100,7 +112,12 @@ def _cached_file(
     with warnings.catch_warnings():
         # The warnings were shown when the array was made.
         warnings.simplefilter("ignore", DCIMGWarning)
-        f = DCIMGFile(path, first_4px_correction_enabled=correction)
+        f = DCIMGFile(path, first_4px_correction_enabled=correction, **options)
+    if not local and f.file_size != size:
+        raise DCIMGError(
+            f"{path!r} changed since the Dask array was made (size {size} -> "
+            f"{f.file_size}); make a new array from the file"
+        )
     with _CACHE_LOCK:
         other = _CACHE.get(key)
         if other is not None:
@@ -227,7 +244,16 @@ class DCIMGSource:
         Type of the pixels returned.
     """
 
-    __slots__ = ("correction", "dtype", "mtime_ns", "path", "shape", "size")
+    __slots__ = (
+        "correction",
+        "dtype",
+        "file",
+        "mtime_ns",
+        "options",
+        "path",
+        "shape",
+        "size",
+    )
 
     def __init__(
         self,
@@ -237,6 +263,8 @@ class DCIMGSource:
         correction: bool | None,
         shape: tuple[int, int, int],
         dtype: Any,
+        options: dict[str, Any] | None = None,
+        file: DCIMGFile | None = None,
     ) -> None:
         self.path = path
         self.size = size
@@ -244,6 +272,12 @@ class DCIMGSource:
         self.correction = correction
         self.shape = tuple(shape)
         self.dtype = np.dtype(dtype)
+        # mmap and storage_options of the DCIMGFile; shipped to workers in
+        # the pickled graph (never shown in the repr).
+        self.options = dict(options or {})
+        # A file read from a file object cannot be reopened elsewhere: the
+        # source then holds the open file (threaded scheduler only).
+        self.file = file
 
     @classmethod
     def from_file(cls, f: DCIMGFile, dtype: Any = None) -> DCIMGSource:
@@ -261,6 +295,8 @@ class DCIMGSource:
         DCIMGSource
             The description.
         """
+        from dcimg._ranges import local_path
+
         shape = f.shape  # raises ValueError on a closed file
         # The identity of the file that was opened, not a new stat of the
         # path, which could already name another file.
@@ -268,13 +304,20 @@ class DCIMGSource:
         dtype = f.dtype if dtype is None else np.dtype(dtype)
         if dtype.kind not in "biufc":
             raise TypeError(f"dtype must be a numeric NumPy type, not {dtype}")
+        options = f.options
+        if local_path(f.file_path) is None or options["storage_options"]:
+            # A URL: reopen what was given (with its options), not the name
+            # shown in messages (which has any credentials taken out).
+            path = f.file_path or path
         return cls(
             path,
             size,
             mtime_ns,
-            f.first_4px_correction_enabled,
+            options.pop("first_4px_correction_enabled"),
             shape,
             dtype,
+            options,
+            f if f.file_object is not None else None,
         )
 
     @property
@@ -299,6 +342,12 @@ class DCIMGSource:
         return self.token
 
     def __reduce__(self) -> tuple[Any, ...]:
+        if self.file is not None:
+            raise TypeError(
+                f"the Dask array of {self.path} reads a file object, which cannot "
+                "be sent to other processes; use the threaded scheduler, or open "
+                "the file by path or URL"
+            )
         return (
             type(self),
             (
@@ -308,18 +357,26 @@ class DCIMGSource:
                 self.correction,
                 self.shape,
                 self.dtype,
+                self.options,
             ),
         )
 
     def __repr__(self) -> str:
+        from dcimg._ranges import _display_url
+
         shape = "x".join(str(n) for n in self.shape)
         return (
-            f"DCIMGSource({self.path!r}, shape={shape}, dtype={self.dtype}, "
+            f"DCIMGSource({_display_url(self.path)!r}, shape={shape}, "
+            f"dtype={self.dtype}, "
             f"correction={self.correction})"
         )
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        f = _cached_file(self.path, self.size, self.mtime_ns, self.correction)
+        f = self.file
+        if f is None:
+            f = _cached_file(
+                self.path, self.size, self.mtime_ns, self.correction, self.options
+            )
         if not isinstance(key, tuple):
             key = (key,)
         # A copy, never a view of the map: the copy kernel is guarded, so a

@@ -38,7 +38,7 @@ try:  # POSIX: maps that hold no file descriptor
 except ImportError:  # pragma: no cover - Windows
     ReadOnlyMap = None  # type: ignore[assignment,misc]
 
-__all__ = ["MappedSource", "Source", "open_source"]
+__all__ = ["MappedSource", "RangeSource", "Source", "open_source"]
 
 # Bytes fetched for the headers in one go: the file header, the session
 # header, the block table and the camera block of every file seen fit well
@@ -306,17 +306,199 @@ class MappedSource(Source):
         self._map = None
 
 
-def open_source(path: str) -> Source:
-    """Return the source for a local path (a memory map).
+class RangeSource(Source):
+    """Any other byte source, read through a range reader.
+
+    Headers cost one request (two for packed files); a read fetches just
+    the rows of the selected frames (and their stored pixels), in few,
+    merged, size-capped requests, into a window buffer that the copy kernel
+    then reads like a map.  There are no views: every read is a copy.
 
     Parameters
     ----------
-    path : str
-        The file.
+    reader : dcimg._ranges.RangeReader
+        The open reader.
+    """
+
+    def __init__(self, reader: Any) -> None:
+        self.reader = reader
+        self.name = reader.name
+        self.size = reader.size
+        self._mtime_ns = 0
+        path = getattr(reader, "path", None)
+        if isinstance(path, str) and os.path.isfile(path):  # pread on a local file
+            self._mtime_ns = os.stat(path).st_mtime_ns
+
+    def changed(self) -> Exception:
+        """Describe how the file or object differs from the one opened."""
+        try:
+            now = self.reader.refresh_size()
+        except Exception as exc:  # noqa: BLE001 - reported in the message
+            return DCIMGChangedError(
+                f"{self.name}: the file could not be read any more ({exc})",
+                self.name,
+            )
+        return DCIMGChangedError(
+            f"{self.name}: file changed/shrank since it was opened: {now} bytes, "
+            f"was {self.size}; open it again to read what it holds now",
+            self.name,
+        )
+
+    def _read_into(self, ranges: list[tuple[int, int]], buffers: list[Any]) -> None:
+        from dcimg._ranges import RangeReadError
+
+        try:
+            self.reader.readinto_ranges(ranges, buffers)
+        except RangeReadError as exc:
+            if self.reader.refresh_size() < self.size:
+                raise self.changed() from exc
+            raise
+
+    def fetch(self, offset: int, length: int) -> bytes:
+        """Return the bytes at ``offset`` (one request, read ahead)."""
+        length = max(0, min(max(length, HEADER_FETCH), self.size - offset))
+        out = bytearray(length)
+        if length:
+            self._read_into([(offset, offset + length)], [out])
+        return bytes(out)
+
+    def _attach(self, layout: Layout) -> None:
+        self._shape = (layout.frames, layout.height, layout.width)
+        self._depth = layout.byte_depth
+
+    def take(self, key: Any, kind: int, out: np.ndarray | None, mode: int) -> Any:
+        """Fetch what ``key`` needs, then copy it with the kernel."""
+        layout = self.layout
+        (f0, fstep, nf), (r0, rstep, nr), (c0, cstep, nc) = _kernels.select(
+            key, self._shape
+        )[0]
+        result_shape = _kernels.select(key, self._shape)[1]
+        if out is None:
+            dtype = np.dtype(_RESULT_DTYPES[kind])
+            result = np.empty(result_shape, dtype)
+        else:
+            result = out
+            if tuple(out.shape) != result_shape:
+                raise ValueError(f"out has shape {out.shape}, expected {result_shape}")
+        if not (nf and nr and nc):
+            return result[()] if out is None and not result_shape else result
+        block = result.reshape((nf, nr, nc))
+        rows = (min(r0, r0 + rstep * (nr - 1)), max(r0, r0 + rstep * (nr - 1)))
+        span = (rows[1] - rows[0] + 1) * layout.bytes_per_row
+        stored_row = layout.stored_row - rows[0]
+        stored = (
+            mode != _kernels.LEAVE
+            and layout.stored_bytes
+            and 0 <= stored_row < rows[1] - rows[0] + 1
+        )
+        per_frame = span + (layout.stored_bytes if stored else 0)
+        batch = max(1, WINDOW_BYTES // per_frame)
+        row_key = _as_slice(r0 - rows[0], rstep, nr)
+        col_key = _as_slice(c0, cstep, nc)
+        for i0 in range(0, nf, batch):
+            i1 = min(nf, i0 + batch)
+            frames = sorted(f0 + fstep * i for i in range(i0, i1))
+            n = len(frames)
+            window = np.empty(n * per_frame, np.uint8)
+            ranges = []
+            buffers = []
+            for j, frame in enumerate(frames):
+                start = layout.data_offset + frame * layout.frame_stride
+                start += rows[0] * layout.bytes_per_row
+                ranges.append((start, start + span))
+                buffers.append(window[j * span : (j + 1) * span])
+            values = None
+            if stored:
+                values = n * span
+                for j, frame in enumerate(frames):
+                    start = layout.stored_offset + frame * layout.stored_stride
+                    ranges.append((start, start + layout.stored_bytes))
+                    at = values + j * layout.stored_bytes
+                    buffers.append(window[at : at + layout.stored_bytes])
+            self._read_into(ranges, buffers)
+            image = _kernels.StridedImage(
+                window,
+                0,
+                (n, rows[1] - rows[0] + 1, layout.width),
+                (span, layout.bytes_per_row, layout.byte_depth),
+                layout.byte_depth,
+                None
+                if values is None
+                else (
+                    stored_row,
+                    layout.stored_column,
+                    layout.stored_pixels,
+                    values,
+                    layout.stored_bytes,
+                ),
+                max_threads=MAX_THREADS,
+            )
+            frame_key = slice(0, n) if fstep > 0 else slice(n - 1, None, -1)
+            image.take((frame_key, row_key, col_key), kind, block[i0:i1], mode)
+        return result[()] if out is None and not result_shape else result
+
+    def column(self, offset: int, stride: int, itemsize: int) -> bytes:
+        """Gather one field of every frame in few requests (see :class:`Source`)."""
+        frames = self.layout.frames if self.layout is not None else 0
+        out = np.empty(frames * itemsize, np.uint8)
+        ranges = [(offset + i * stride, offset + i * stride + itemsize)
+                  for i in range(frames)]  # fmt: skip
+        buffers = [out[i * itemsize : (i + 1) * itemsize] for i in range(frames)]
+        self._read_into(ranges, buffers)
+        return out.tobytes()
+
+    def identity(self) -> tuple[str, int, int]:
+        """``(name, size, modification time in ns)``; 0 when not known (URLs)."""
+        path = getattr(self.reader, "path", None)
+        if self._mtime_ns and isinstance(path, str):
+            return (os.path.abspath(path), self.size, self._mtime_ns)
+        return (self.name, self.size, 0)
+
+    def reopen(self) -> RangeSource:
+        """Read the same file or object again, with its size now."""
+        self.reader.refresh_size()
+        return RangeSource(self.reader)
+
+    def close(self) -> None:
+        """Close the reader."""
+        self.reader.close()
+
+
+def _as_slice(start: int, step: int, count: int) -> slice:
+    """Return the slice that selects ``count`` items from ``start`` by ``step``."""
+    stop = start + step * count
+    return slice(start, stop if stop >= 0 else None, step)
+
+
+# Result types by the kernel's kind code.
+_RESULT_DTYPES = {code: name for name, code in _kernels.DST_KINDS.items()}
+# Bytes a range source fetches into one window before copying out of it.
+WINDOW_BYTES = 64 * 1024 * 1024
+
+
+def open_source(
+    source: Any, *, mmap: bool = True, storage_options: Any = None
+) -> Source:
+    """Return the byte source for a path, a URL or a file object.
+
+    Parameters
+    ----------
+    source : str, os.PathLike or file object
+        A local path (memory-mapped unless ``mmap=False``), an fsspec URL,
+        or a binary file object with ``seek`` and ``read``.
+    mmap : bool, default True
+        Map local files; False reads them with ``pread`` instead.
+    storage_options : dict, optional
+        Options of the URL's file system (credentials, endpoint, ...).
 
     Returns
     -------
     Source
-        A :class:`MappedSource`.
+        A :class:`MappedSource` or a :class:`RangeSource`.
     """
-    return MappedSource(path)
+    from dcimg import _ranges
+
+    path = None if storage_options else _ranges.local_path(source)
+    if path is not None and mmap:
+        return MappedSource(path)
+    return RangeSource(_ranges.open_reader(source, storage_options))

@@ -7,7 +7,7 @@ import os
 import warnings
 from functools import cached_property
 from types import EllipsisType
-from typing import TYPE_CHECKING, Any, SupportsIndex, TypeAlias, overload
+from typing import TYPE_CHECKING, Any, BinaryIO, SupportsIndex, TypeAlias, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -45,6 +45,10 @@ _CORRECTIONS = {mode: setting for setting, mode in _CORRECTION_MODES.items()}
 _KERNEL_KINDS = {np.dtype(name): kind for name, kind in _kernels.DST_KINDS.items()}
 
 
+def _is_file_object(origin: Any) -> bool:
+    return hasattr(origin, "read") and hasattr(origin, "seek")
+
+
 def _ceil_div(a: int, b: int) -> int:
     return -((-a) // b)
 
@@ -59,10 +63,21 @@ class DCIMGFile:
 
     Parameters
     ----------
-    file_path : str, bytes or os.PathLike, optional
-        The file to open.  When omitted, call :meth:`open` later.
+    file_path : str, bytes, os.PathLike, URL or file object, optional
+        The file to open: a local path (memory-mapped), an fsspec URL
+        (``s3://``, ``gs://``, ``https://``, ``memory://``, chained URLs, ...;
+        needs ``pip install "dcimg[remote]"`` and the protocol's package), or
+        a binary file object with ``seek`` and ``read``.  When omitted, call
+        :meth:`open` later.
     first_4px_correction_enabled : bool or None, default True
         Initial value of :attr:`first_4px_correction_enabled`.
+    mmap : bool, default True
+        Memory-map local files.  False reads them with ``pread`` instead
+        (for network shares and files that may change); URLs and file
+        objects are always read that way, through a range reader.  Without
+        a map there are no views: ``copy=False`` returns copies.
+    storage_options : dict, optional
+        Options of a URL's file system (credentials, endpoint, ...).
 
     Raises
     ------
@@ -109,13 +124,17 @@ class DCIMGFile:
 
     def __init__(
         self,
-        file_path: StrOrBytesPath | None = None,
+        file_path: StrOrBytesPath | BinaryIO | None = None,
         *,
         first_4px_correction_enabled: bool | None = True,
+        mmap: bool = True,
+        storage_options: dict[str, Any] | None = None,
     ) -> None:
-        # Bytes paths are kept as text (os.fsdecode round-trips any name), so
-        # messages, metadata and Dask graphs see one kind of path.
-        self.file_path = None if file_path is None else os.fsdecode(file_path)
+        self.file_path: str | None = None
+        self._origin: Any = None
+        self._mmap = bool(mmap)
+        self._storage_options = dict(storage_options) if storage_options else None
+        self._set_origin(file_path)
         self._source: Source | None = None
         self._layout: Any = None
         self._take: Any = None
@@ -123,7 +142,7 @@ class DCIMGFile:
         self._mm: np.memmap | None = None
         self._deep_copy_enabled = True
         self.first_4px_correction_enabled = first_4px_correction_enabled
-        if self.file_path is not None:
+        if self._origin is not None:
             self.open()
 
     # ------------------------------------------------------------------
@@ -146,10 +165,14 @@ class DCIMGFile:
         """
         self.close()
         if file_path is not None:
-            self.file_path = os.fsdecode(file_path)
-        if self.file_path is None:
+            self._set_origin(file_path)
+        if self._origin is None:
             raise ValueError("no file path given")
-        source = open_source(self.file_path)
+        source = open_source(
+            self._origin, mmap=self._mmap, storage_options=self._storage_options
+        )
+        if _is_file_object(self._origin):
+            self.file_path = source.name
         try:
             layout = source.parse()
         except BaseException:
@@ -158,6 +181,16 @@ class DCIMGFile:
         self._use(source, layout)
         for note in layout.notes:
             warnings.warn(f"{self.file_path}: {note}", DCIMGWarning, stacklevel=3)
+
+    def _set_origin(self, origin: Any) -> None:
+        """Remember what to open: a path or URL (as text), or a file object."""
+        if origin is None or _is_file_object(origin):
+            self._origin = origin
+            self.file_path = None
+            return
+        # Bytes paths are kept as text (os.fsdecode round-trips any name), so
+        # messages, metadata and Dask graphs see one kind of path.
+        self._origin = self.file_path = os.fsdecode(origin)
 
     def _use(self, source: Source, layout: Any) -> None:
         """Read from ``source`` (parsed as ``layout``) from now on."""
@@ -249,18 +282,28 @@ class DCIMGFile:
     def __getstate__(self) -> dict[str, Any]:
         # Pickles carry the path and options, never the mapping: a dask
         # worker reopens the file itself.
+        if _is_file_object(self._origin):
+            raise TypeError(
+                f"a DCIMGFile reading a file object ({self.file_path}) cannot be "
+                "pickled; open it by path or URL instead"
+            )
         return {
             "file_path": self.file_path,
             "first_4px_correction_enabled": self.first_4px_correction_enabled,
             "deep_copy_enabled": self._deep_copy_enabled,
+            "mmap": self._mmap,
+            "storage_options": self._storage_options,
             "open": not self.closed,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(
-            None, first_4px_correction_enabled=state["first_4px_correction_enabled"]
+            None,
+            first_4px_correction_enabled=state["first_4px_correction_enabled"],
+            mmap=state.get("mmap", True),
+            storage_options=state.get("storage_options"),
         )
-        self.file_path = state["file_path"]
+        self._set_origin(state["file_path"])
         self._deep_copy_enabled = state["deep_copy_enabled"]
         if state["open"]:
             with warnings.catch_warnings():
@@ -366,6 +409,25 @@ class DCIMGFile:
         """
         self._require_open()
         return self._source.identity()
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The keyword arguments that open this file again the same way.
+
+        ``first_4px_correction_enabled``, ``mmap`` and ``storage_options``
+        (None when none were given); used by the Dask graph to reopen the
+        file on workers.
+        """
+        return {
+            "first_4px_correction_enabled": self.first_4px_correction_enabled,
+            "mmap": self._mmap,
+            "storage_options": self._storage_options,
+        }
+
+    @property
+    def file_object(self) -> Any:
+        """The file object being read, or None for paths and URLs."""
+        return self._origin if _is_file_object(self._origin) else None
 
     @property
     def deep_copy_enabled(self) -> bool:

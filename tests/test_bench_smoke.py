@@ -22,6 +22,7 @@ OPERATIONS = [
     "`as_dask_array().sum().compute()`",
     "open `DCIMGFile(path)`",
     "`.timestamps`",
+    "first time stamps vs first full read",
 ]
 
 

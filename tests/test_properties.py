@@ -8,6 +8,7 @@ of the true stack, in all three correction modes and with dtype conversion.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import warnings
@@ -100,6 +101,26 @@ def folder():
         yield Path(name)
 
 
+# Where the bytes come from: the memory map, or the range reader over pread,
+# a file object or fsspec's in-memory file system.
+SOURCES = ["map", "pread", "fileobj", "memory"]
+
+
+def open_as(variant: Variant, source: str, **kwargs) -> DCIMGFile:
+    """Open the variant's file through one byte source."""
+    if source == "map":
+        return DCIMGFile(variant.path, **kwargs)
+    if source == "pread":
+        return DCIMGFile(variant.path, mmap=False, **kwargs)
+    if source == "fileobj":
+        return DCIMGFile(io.BytesIO(variant.path.read_bytes()), **kwargs)
+    fsspec = pytest.importorskip("fsspec")
+    url = f"memory://dcimg-hyp/{variant.path.name}"
+    with fsspec.open(url, "wb") as out:
+        out.write(variant.path.read_bytes())
+    return DCIMGFile(url, **kwargs)
+
+
 def expected(variant: Variant, mode: bool | None) -> np.ndarray:
     return {True: variant.truth, False: variant.zeroed, None: variant.stored}[mode]
 
@@ -124,8 +145,9 @@ def test_every_basic_index_matches_numpy(folder, data):
             max_size=8,
         )
     )
+    source = data.draw(st.sampled_from(SOURCES))
     for mode in (True, False, None):
-        with DCIMGFile(variant.path, first_4px_correction_enabled=mode) as f:
+        with open_as(variant, source, first_4px_correction_enabled=mode) as f:
             assert f.shape == shape
             want_stack = expected(variant, mode)
             for key in keys:
@@ -140,8 +162,9 @@ def test_dtype_conversion_and_views_match_numpy(folder, data):
     key = data.draw(basic_indices(shape, min_dims=0, allow_newaxis=True))
     dtype = data.draw(st.sampled_from(DTYPES))
     mode = data.draw(st.sampled_from([True, False, None]))
+    source = data.draw(st.sampled_from(SOURCES))
     want = np.asarray(expected(variant, mode)[key])
-    with DCIMGFile(variant.path, first_4px_correction_enabled=mode) as f:
+    with open_as(variant, source, first_4px_correction_enabled=mode) as f:
         got = f.read(key, dtype=dtype)
         assert_same(got, want if dtype is None else want.astype(dtype))
         # copy=False may return a view, never uncorrected pixels.
@@ -164,8 +187,12 @@ def test_frame_access_methods_match_numpy(folder, data):
     per_slice = data.draw(st.integers(1, frames))
     block = data.draw(st.integers(0, -(-frames // per_slice) - 1))
     truth = variant.truth
-    with DCIMGFile(variant.path) as f:
+    source = data.draw(st.sampled_from(SOURCES))
+    with open_as(variant, source) as f:
         assert_same(f.frame(index), truth[index])
+        np.testing.assert_array_equal(
+            f.framestamps, DCIMGFile(variant.path).framestamps
+        )
         assert_same(f.whole(), truth)
         # Like range(): a lone first argument is the stop.
         frames_slice = (

@@ -528,7 +528,7 @@ def bench_open(name: str, path: str, args: argparse.Namespace) -> list[Row]:
         Row(f"open `DCIMGFile(path)`, {n:,} frames", name, target, t_open, None,
             TARGET_OPEN_S),
         Row(f"`.timestamps`, {n:,} frames", name, target, t_ts, None, TARGET_OPEN_S),
-        Row(f"first `.timestamps` vs first `whole()`, {n:,} frames", name,
+        Row(f"first time stamps vs first full read, {n:,} frames", name,
             f"<= {TARGET_TIMESTAMPS}x", t_ts, t_whole, TARGET_TIMESTAMPS),
     ]  # fmt: skip
 
