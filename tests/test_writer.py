@@ -506,12 +506,19 @@ def test_missing_kind4_block_must_match_fallback_row(tmp_path, options, row):
     options = {"sub_array": (0, 1020, 8, 6), **options}
     with pytest.raises(ValueError, match="stored pixels at row"):
         dt.write_dcimg(
-            tmp_path / "x.dcimg", _stack(2, 6, 8), stored_pixels_row=row, **options
+            tmp_path / "x.dcimg",
+            _stack(2, 6, 8),
+            stored_pixels_row=row,
+            trailer_size=32,
+            **options,
         )
-    # 16-byte trailers hold no stored pixels, so no rule applies to them.
+    # 16-byte trailers hold no stored pixels, so no rule applies to them, and
+    # the default trailer size picks them for a file without stored pixels.
     if row is None:
-        options["trailer_size"] = 16
-        dt.write_dcimg(tmp_path / "y.dcimg", _stack(2, 6, 8), **options)
+        path = dt.write_dcimg(
+            tmp_path / "y.dcimg", _stack(2, 6, 8), stored_pixels_row=None, **options
+        )
+        assert _read(path)["trailer"] == 16
 
 
 def test_fallback_column_must_be_zero(tmp_path):
