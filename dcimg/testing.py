@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import mmap
 import operator
 import os
 import pathlib
@@ -741,13 +742,17 @@ class _Frames:
             data, "__array_function__"
         )
         self.rng = np.random.default_rng(seed)
+        self.mapping = _shared_mapping(data)
 
     def fill(self, out: np.ndarray, start: int) -> None:
         """Store frames ``start, start + 1, ...`` into `out` ``(m, height, width)``."""
         stop = start + len(out)
         end = min(stop, self.count)
         if start < end and self.sliceable:
-            self._check(out[: end - start], np.asarray(self.data[start:end]), start)
+            block = np.asarray(self.data[start:end])
+            self._check(out[: end - start], block, start)
+            if self.mapping is not None:
+                self.mapping.release(block)
         else:
             for k in range(start, end):
                 self._check(out[k - start], np.asarray(self.data[k]), k)
@@ -770,6 +775,57 @@ class _Frames:
                 f"data frame {first} has dtype {frames.dtype}, expected {self.dtype}"
             )
         np.copyto(out, frames, casting="equiv")  # at most a byte swap
+
+
+class _SharedMapping:
+    """The shared memory map under a NumPy memory map given as `data`.
+
+    Pages of a memory map that have been read stay in the process's resident
+    set until the kernel needs the memory: streaming a 20 GB map would show
+    20 GB of resident memory although the writer holds one block. Once a
+    block is copied, its pages are unmapped (``MADV_DONTNEED``); they stay in
+    the page cache and a later access maps them again. Only shared maps
+    qualify: there the page cache holds any change, while a private
+    (copy-on-write) map would lose its changes.
+    """
+
+    def __init__(self, mapped: mmap.mmap) -> None:
+        self.mapped = mapped
+        view = np.frombuffer(mapped, dtype=np.uint8, count=1)
+        self.address = view.__array_interface__["data"][0]
+        del view  # release the buffer export at once
+
+    def release(self, block: np.ndarray) -> None:
+        """Unmap the pages of `block`, a view into the map."""
+        low = high = block.__array_interface__["data"][0]
+        for size, step in zip(block.shape, block.strides, strict=True):
+            if step < 0:
+                low += (size - 1) * step
+            else:
+                high += (size - 1) * step
+        high += block.itemsize
+        start = max(low - self.address, 0) // mmap.PAGESIZE * mmap.PAGESIZE
+        stop = min(high - self.address, len(self.mapped))
+        if start < stop:
+            with contextlib.suppress(OSError, ValueError):
+                self.mapped.madvise(mmap.MADV_DONTNEED, start, stop - start)
+
+
+def _shared_mapping(data: object) -> _SharedMapping | None:
+    """Return the shared map under `data` when it is a NumPy memory map."""
+    if not hasattr(mmap, "MADV_DONTNEED") or not isinstance(data, np.memmap):
+        return None  # madvise is missing on Windows
+    base: object = data
+    while isinstance(base, np.ndarray):
+        if isinstance(base, np.memmap) and base.mode not in ("r", "r+", "w+"):
+            return None  # copy-on-write: unmapping would drop changes
+        base = base.base
+    if not isinstance(base, mmap.mmap) or base.closed:
+        return None
+    try:
+        return _SharedMapping(base)
+    except (TypeError, ValueError):
+        return None
 
 
 def _write_frames(
