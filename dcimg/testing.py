@@ -20,11 +20,13 @@ Examples
 --------
 >>> import pathlib, tempfile
 >>> from dcimg.testing import example_stack, write_dcimg
->>> folder = pathlib.Path(tempfile.mkdtemp())
+>>> tmp = tempfile.TemporaryDirectory()
+>>> folder = pathlib.Path(tmp.name)
 >>> stack = example_stack(nframes=4, height=16, width=24)
 >>> path = write_dcimg(folder / "a.dcimg", stack, stored_pixels_row=3)
 >>> path.stat().st_size
 4144
+>>> tmp.cleanup()
 """
 
 from __future__ import annotations
@@ -750,20 +752,20 @@ class _Frames:
         end = min(stop, self.count)
         if start < end and self.sliceable:
             block = np.asarray(self.data[start:end])
-            self._check(out[: end - start], block, start)
+            self._copy(out[: end - start], block, start)
             if self.mapping is not None:
                 self.mapping.release(block)
         else:
             for k in range(start, end):
-                self._check(out[k - start], np.asarray(self.data[k]), k)
+                self._copy(out[k - start], np.asarray(self.data[k]), k)
         if end < stop:
-            top = np.iinfo(self.dtype).max
+            native = self.dtype.newbyteorder("=")
             junk = out[max(end - start, 0) :]
             junk[...] = self.rng.integers(
-                0, top, junk.shape, dtype=self.dtype, endpoint=True
+                0, np.iinfo(native).max, junk.shape, dtype=native, endpoint=True
             )
 
-    def _check(self, out: np.ndarray, frames: np.ndarray, first: int) -> None:
+    def _copy(self, out: np.ndarray, frames: np.ndarray, first: int) -> None:
         """Copy `frames` into `out` after checking they are what was declared."""
         if frames.shape != out.shape:
             raise ValueError(
@@ -813,14 +815,17 @@ class _SharedMapping:
 
 def _shared_mapping(data: object) -> _SharedMapping | None:
     """Return the shared map under `data` when it is a NumPy memory map."""
-    if not hasattr(mmap, "MADV_DONTNEED") or not isinstance(data, np.memmap):
+    if not hasattr(mmap, "MADV_DONTNEED"):
         return None  # madvise is missing on Windows
-    base: object = data
+    base, modes = data, set()
     while isinstance(base, np.ndarray):
-        if isinstance(base, np.memmap) and base.mode not in ("r", "r+", "w+"):
-            return None  # copy-on-write: unmapping would drop changes
+        if isinstance(base, np.memmap):
+            modes.add(base.mode)
         base = base.base
-    if not isinstance(base, mmap.mmap) or base.closed:
+    # Only maps that NumPy made, and says are shared: "c" is copy-on-write.
+    if not isinstance(base, mmap.mmap) or base.closed or not modes:
+        return None
+    if not modes <= {"r", "r+", "w+"}:
         return None
     try:
         return _SharedMapping(base)
@@ -1057,11 +1062,16 @@ def write_dcimg(
     >>> import pathlib, tempfile
     >>> import numpy as np
     >>> from dcimg.testing import write_dcimg
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(tmp.name)
     >>> stack = np.full((3, 2048, 2048), 100, dtype=np.uint16)
     >>> path = write_dcimg(folder / "full.dcimg", stack)
     >>> path.stat().st_size == 0x70 + 0x300 + 3 * (2048 * 2048 * 2 + 32) + 64
     True
+    >>> from dcimg import DCIMGFile
+    >>> with DCIMGFile(path) as f:
+    ...     print(f.shape, f.metadata.stored_pixels.row, f[0, 1023, :5])
+    (3, 2048, 2048) 1023 [100 100 100 100 100]
 
     Frames made on demand, never all in memory (any object with ``shape``,
     ``dtype`` and ``[k]`` will do), in the packed layout:
@@ -1074,6 +1084,7 @@ def write_dcimg(
     >>> path = write_dcimg(folder / "ramp.dcimg", Ramp(), version=0x7)
     >>> path.stat().st_size
     4108504
+    >>> tmp.cleanup()
     """
     frames_in, (count, height, width), dtype = _as_frames(data)
     if declared_frames is None:
@@ -1219,9 +1230,11 @@ def write_example(path: str | os.PathLike[str]) -> pathlib.Path:
     --------
     >>> import pathlib, tempfile
     >>> from dcimg.testing import write_example
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(tmp.name)
     >>> write_example(folder / "example.dcimg").stat().st_size
     206384
+    >>> tmp.cleanup()
     """
     nframes, height, width = 20, 64, 80
     x0, y0 = 984, 992
@@ -1321,12 +1334,14 @@ def write_sparse_dcimg(
 
     >>> import pathlib, tempfile
     >>> from dcimg.testing import write_sparse_dcimg
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(tmp.name)
     >>> path = write_sparse_dcimg(
     ...     folder / "big.dcimg", 128, 2048, 2048, stored_pixels_row=1023
     ... )
     >>> path.stat().st_size
     1073746864
+    >>> tmp.cleanup()
     """
     dtype = np.dtype(dtype)
     if dtype not in (np.dtype(np.uint8), np.dtype(np.uint16)):

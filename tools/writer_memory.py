@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import pathlib
 import resource
 import subprocess
@@ -45,13 +44,13 @@ FRAME_BYTES = HEIGHT * WIDTH * 2
 
 
 def _peak_rss() -> int:
-    """Peak resident set size of this process so far, in bytes."""
+    """Return the peak resident set size of this process so far, in bytes."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024
 
 
 def _rss_anon() -> int | None:
-    """Current anonymous resident memory in bytes (Linux), else None."""
+    """Return the anonymous resident memory in bytes (Linux), else None."""
     try:
         with open("/proc/self/status") as fh:
             for line in fh:
@@ -141,7 +140,9 @@ def child(args: argparse.Namespace) -> dict:
         "rss_anon_before_mb": None
         if anon_before is None
         else round(anon_before / 2**20, 1),
-        "peak_rss_anon_mb": round(sampler.peak / 2**20, 1),
+        "peak_rss_anon_mb": None
+        if anon_before is None
+        else round(sampler.peak / 2**20, 1),
     }
 
 
