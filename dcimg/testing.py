@@ -177,7 +177,7 @@ def _put_text(buf: bytearray, offset: int, field: tuple[int, int], text: str) ->
     buf[start : start + len(raw)] = raw
 
 
-def _as_int(name: str, value: object) -> int:
+def _as_int(name: str, value: Any) -> int:
     """Return `value` as an ``int`` or raise ``ValueError`` naming `name`."""
     try:
         return operator.index(value)
@@ -284,14 +284,14 @@ class _Layout:
     binning: int
     stored_offset: int | None  # in-frame byte offset of the 8 stored bytes
     # Framed layout only (0 or empty in the packed layout).
-    trailer_size: int
-    blocks: tuple[tuple[int, int, int], ...]  # (kind, size, offset) per entry
-    camera_block_offset: int
-    camera_model: str
-    camera_serial: str  # as stored: "S/N: <serial>"
-    camera_versions: tuple[str, str, str]
+    trailer_size: int = 0
+    blocks: tuple[tuple[int, int, int], ...] = ()  # (kind, size, offset)
+    camera_block_offset: int = 0
+    camera_model: str = ""
+    camera_serial: str = ""  # as stored: "S/N: <serial>"
+    camera_versions: tuple[str, str, str] = ("", "", "")
     # Packed layout only.
-    footer_table_offset: int
+    footer_table_offset: int = 0
 
     @property
     def framed(self) -> bool:
@@ -366,7 +366,8 @@ def _layout(
 ) -> _Layout:
     """Check the writer's options (see :func:`write_dcimg`) and place everything.
 
-    `shape` is ``(frames in the file, height, width)``.
+    `shape` is ``(frames in the file, height, width)``. This is the one place
+    that turns options into a :class:`_Layout`; the writers only read it.
     """
     nframes, height, width = shape
     _check_u32("number of frames", nframes)
@@ -394,18 +395,7 @@ def _layout(
     binning = _as_int("binning", binning)
     if binning < 1:
         raise ValueError(f"binning must be at least 1, got {binning}")
-    if sub_array is None:
-        sub_array = (0, 0, width * binning, height * binning)
-    if len(sub_array) != 4:
-        raise ValueError(f"sub_array must be (x0, y0, width, height), got {sub_array}")
-    x0, y0, sub_w, sub_h = (_as_int("sub_array", v) for v in sub_array)
-    if min(x0, y0, sub_w, sub_h) < 0 or max(x0, y0, sub_w, sub_h) > 0xFFFF:
-        raise ValueError(f"sub_array values must fit in uint16, got {sub_array}")
-    if (sub_w, sub_h) != (width * binning, height * binning):
-        raise ValueError(
-            f"sub_array size {sub_w}x{sub_h} must equal the frame size "
-            f"{width}x{height} times binning {binning}"
-        )
+    sub_array = _sub_array(sub_array, width * binning, height * binning, binning)
 
     if header_size is None:
         header_size = _FRAMED_HEADER_SIZE if framed else _PACKED_HEADER_SIZE
@@ -416,112 +406,165 @@ def _layout(
             f"got {header_size:#x}"
         )
 
-    # Stored ("4px") pixels. The default ("auto") is what a camera does and
-    # what a reader expects from the file: the sensor's centre row (1023)
-    # when the frame holds it, and in the framed layout the row of the
-    # readers' fallback rule for the version (row 0 for 0x2000000).
-    column = _as_int("stored_pixels_column", stored_pixels_column)
-    fits = 0 <= column and column * depth + _STORED_BYTES <= row_bytes
+    # Where a reader looks for the stored pixels when the file does not say
+    # (framed files without a kind-4 block), and where an ORCA-Flash camera
+    # puts them (sensor row 1023) in either layout.
+    y0 = sub_array[1]
     rule_row = (
         fallback_stored_pixels_row(version, y0, height, binning)
         if framed
         else _sensor_centre_row(y0, height, binning)
     )
-    if isinstance(stored_pixels_row, str):
-        if stored_pixels_row != "auto":
-            raise ValueError(
-                f'stored_pixels_row must be an integer, None or "auto", '
-                f"got {stored_pixels_row!r}"
-            )
-        no_room = framed and trailer_size == 16  # USB cameras store none
-        stored_pixels_row = None if no_room or not fits else rule_row
-    stored_offset = None
-    if stored_pixels_row is not None:
-        row = _as_int("stored_pixels_row", stored_pixels_row)
-        if not 0 <= row < height:
-            raise ValueError(
-                f"stored_pixels_row {row} is outside the frame (height {height})"
-            )
-        if not fits:
-            raise ValueError(
-                f"stored_pixels_column {column}: the {_STORED_BYTES} stored bytes "
-                f"must fit in a row of {width} pixels of {depth} byte(s)"
-            )
-        stored_offset = row * bytes_per_row + column * depth
-
-    layout = {
-        "version": version,
-        "nframes": nframes,
-        "nsessions": nsessions,
-        "header_size": header_size,
-        "depth": depth,
-        "width": width,
-        "height": height,
-        "bytes_per_row": bytes_per_row,
-        "sub_array": (x0, y0, sub_w, sub_h),
-        "binning": binning,
-        "stored_offset": stored_offset,
-    }
+    common = _Layout(
+        version=version,
+        nframes=nframes,
+        nsessions=nsessions,
+        header_size=header_size,
+        depth=depth,
+        width=width,
+        height=height,
+        bytes_per_row=bytes_per_row,
+        sub_array=sub_array,
+        binning=binning,
+        stored_offset=None,
+    )
+    no_room = framed and trailer_size == 16  # USB cameras store no pixels
+    stored_offset = _stored_offset(
+        common, stored_pixels_row, stored_pixels_column, rule_row, no_room
+    )
+    common = dataclasses.replace(common, stored_offset=stored_offset)
     if not framed:
-        result = _Layout(
-            **layout,
-            trailer_size=0,
-            blocks=(),
-            camera_block_offset=0,
-            camera_model="",
-            camera_serial="",
-            camera_versions=("", "", ""),
-            footer_table_offset=_footer_table_offset(footer_table_offset),
+        packed = dataclasses.replace(
+            common, footer_table_offset=_footer_table_offset(footer_table_offset)
         )
-        _check_u32("footer size", result.footer_size)
-        return result
+        _check_u32("footer size", packed.footer_size)
+        return packed
+    return _framed_layout(
+        common,
+        rule_row,
+        trailer_size=trailer_size,
+        kind4_block=kind4_block,
+        block_table=block_table,
+        camera_block_offset=camera_block_offset,
+        camera_texts=(camera_model, camera_serial, tuple(camera_versions)),
+    )
 
+
+def _sub_array(
+    sub_array: tuple[int, int, int, int] | None, width: int, height: int, binning: int
+) -> tuple[int, int, int, int]:
+    """Check the sensor sub-array of a frame of `width` x `height` sensor pixels."""
+    if sub_array is None:
+        return (0, 0, width, height)
+    if len(sub_array) != 4:
+        raise ValueError(f"sub_array must be (x0, y0, width, height), got {sub_array}")
+    x0, y0, sub_w, sub_h = (_as_int("sub_array", v) for v in sub_array)
+    if min(x0, y0, sub_w, sub_h) < 0 or max(x0, y0, sub_w, sub_h) > 0xFFFF:
+        raise ValueError(f"sub_array values must fit in uint16, got {sub_array}")
+    if (sub_w, sub_h) != (width, height):
+        raise ValueError(
+            f"sub_array size {sub_w}x{sub_h} must equal the frame size "
+            f"{width // binning}x{height // binning} times binning {binning}"
+        )
+    return (x0, y0, sub_w, sub_h)
+
+
+def _stored_offset(
+    layout: _Layout,
+    row: int | Literal["auto"] | None,
+    column: int,
+    rule_row: int | None,
+    no_room: bool,
+) -> int | None:
+    """Return the in-frame byte offset of the stored pixels, or ``None``.
+
+    The default row (``"auto"``) is `rule_row`, unless the 8 bytes do not fit
+    there or the trailers have `no_room` for them.
+    """
+    g = layout
+    column = _as_int("stored_pixels_column", column)
+    fits = 0 <= column and column * g.depth + _STORED_BYTES <= g.row_bytes
+    if isinstance(row, str):
+        if row != "auto":
+            raise ValueError(
+                f'stored_pixels_row must be an integer, None or "auto", got {row!r}'
+            )
+        row = None if no_room or not fits else rule_row
+    if row is None:
+        return None
+    row = _as_int("stored_pixels_row", row)
+    if not 0 <= row < g.height:
+        raise ValueError(
+            f"stored_pixels_row {row} is outside the frame (height {g.height})"
+        )
+    if not fits:
+        raise ValueError(
+            f"stored_pixels_column {column}: the {_STORED_BYTES} stored bytes "
+            f"must fit in a row of {g.width} pixels of {g.depth} byte(s)"
+        )
+    return row * g.bytes_per_row + column * g.depth
+
+
+def _framed_layout(
+    layout: _Layout,
+    rule_row: int | None,
+    *,
+    trailer_size: int | Literal["auto"],
+    kind4_block: bool,
+    block_table: bool,
+    camera_block_offset: int,
+    camera_texts: tuple[str, str, tuple[str, ...]],
+) -> _Layout:
+    """Check the framed layout's options and add them to `layout`."""
+    g = layout
     if trailer_size == "auto":
         # Without stored pixels a 32-byte trailer would send a reader to the
         # fallback rule's row; a 16-byte trailer (a USB camera's) does not.
-        trailer_size = 32 if stored_offset is not None or rule_row is None else 16
+        no_stored = g.stored_offset is None and rule_row is not None
+        trailer_size = 16 if no_stored else 32
     trailer_size = _as_int("trailer_size", trailer_size)
     if trailer_size not in (16, 32) and (trailer_size < 512 or trailer_size % 4):
         raise ValueError(
             "trailer_size must be 16, 32, or a multiple of 4 of at least 512, "
             f"got {trailer_size}"
         )
-    if trailer_size == 16 and stored_offset is not None:
+    if trailer_size == 16 and g.stored_offset is not None:
         raise ValueError(
             "16-byte trailers (USB cameras) have no room for stored pixels; "
             "use stored_pixels_row=None or a larger trailer_size"
         )
-    _check_u32("frame stride", bytes_per_row * height + trailer_size)
+    _check_u32("frame stride", g.bytes_per_image + trailer_size)
 
-    versions = tuple(camera_versions)
+    model, serial, versions = camera_texts
     if len(versions) != 3:
         raise ValueError(f"camera_versions must hold 3 strings, got {versions!r}")
     for i, (text, field) in enumerate(zip(versions, _CAM_VERSIONS, strict=True)):
         _check_text(f"camera_versions[{i}]", text, field[1])
-    _check_text("camera_model", camera_model, _CAM_MODEL[1])
-    serial_text = f"S/N: {camera_serial}"
+    _check_text("camera_model", model, _CAM_MODEL[1])
+    serial_text = f"S/N: {serial}"
     _check_text("camera_serial", serial_text, _CAM_SERIAL[1])
 
-    has_kind4 = block_table and kind4_block and stored_offset is not None
+    has_kind4 = block_table and kind4_block and g.stored_offset is not None
     if not has_kind4 and trailer_size != 16:
         # Without a kind-4 block a reader falls back to the historical rule
         # (this includes files without stored pixels): make the file obey it.
         row = col = None
-        if stored_offset is not None:
-            row = stored_offset // bytes_per_row
-            col = stored_offset % bytes_per_row // depth
+        if g.stored_offset is not None:
+            row = g.stored_offset // g.bytes_per_row
+            col = g.stored_offset % g.bytes_per_row // g.depth
         if row != rule_row or col not in (None, 0):
             if not block_table:
                 why = "without a block table"
-            elif stored_offset is None:
+            elif g.stored_offset is None:
                 why = "without stored pixels there is no kind-4 block, so"
             else:
                 why = "with kind4_block=False"
             raise ValueError(
                 f"{why} a reader assumes the stored pixels at row {rule_row}, "
-                f"column 0 (the rule for version {version:#x}, sub-array y0 {y0}, "
-                f"binning {binning}); got stored_pixels_row={row}, column "
-                f"{col}. Use trailer_size=16 for a file without stored pixels"
+                f"column 0 (the rule for version {g.version:#x}, sub-array y0 "
+                f"{g.sub_array[1]}, binning {g.binning}); got "
+                f"stored_pixels_row={row}, column {col}. Use trailer_size=16 "
+                "for a file without stored pixels"
             )
 
     camera_block_offset = _as_int("camera_block_offset", camera_block_offset)
@@ -548,15 +591,14 @@ def _layout(
             "without a block table the camera block must sit at the fixed "
             f"offset {FIXED_CAMERA_BLOCK_OFFSET:#x}, got {camera_block_offset:#x}"
         )
-    return _Layout(
-        **layout,
+    return dataclasses.replace(
+        g,
         trailer_size=trailer_size,
         blocks=blocks,
         camera_block_offset=camera_block_offset,
-        camera_model=camera_model,
+        camera_model=model,
         camera_serial=serial_text,
         camera_versions=(versions[0], versions[1], versions[2]),
-        footer_table_offset=0,
     )
 
 
@@ -872,7 +914,7 @@ def _write_frames(
                 stored[start:stop] = true
         if g.framed:
             body[:m, bpi : bpi + _TR_STORED] = stamps[start:stop]
-        fh.write(memoryview(body[:m]))
+        fh.write(body[:m].data)  # a leading slice: contiguous, no copy
 
 
 @contextlib.contextmanager
@@ -1052,7 +1094,7 @@ def write_dcimg(
 
     See Also
     --------
-    write_sparse_dcimg : a huge all-zero file in a few megabytes of disk.
+    write_sparse_dcimg : A huge all-zero file in a few megabytes of disk.
 
     Examples
     --------
@@ -1376,17 +1418,18 @@ def write_sparse_dcimg(
     if not layout.framed and offset is not None:
         stored = np.zeros((nframes, _STORED_BYTES), dtype=np.uint8)
     tail = _tail(layout, table, stored)
-    pattern = None if offset is None else _stored_pattern(dtype)
+    # (offset in the frame, bytes) written into every frame besides holes.
+    pieces = [] if offset is None else [(offset, _stored_pattern(dtype))]
     path = pathlib.Path(path)
     with _atomic_output(path) as fh:
         fh.truncate(layout.file_size)
         fh.write(_head(layout))
-        if pattern is not None or layout.framed:
+        if pieces or layout.framed:
             for k in range(nframes):
                 frame = layout.first_frame + k * layout.stride
-                if pattern is not None:
-                    fh.seek(frame + offset)
-                    fh.write(pattern)
+                for at, piece in pieces:
+                    fh.seek(frame + at)
+                    fh.write(piece)
                 if layout.framed:
                     # Counter and time stamp; the true stored bytes are zero.
                     fh.seek(frame + layout.bytes_per_image)

@@ -38,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+from typing import Any
 
 HEIGHT = WIDTH = 2048
 FRAME_BYTES = HEIGHT * WIDTH * 2
@@ -86,11 +87,11 @@ class LazyFrames:
         self.shape = (nframes, HEIGHT, WIDTH)
         self.dtype = np.dtype(np.uint16)
 
-    def __getitem__(self, k: int):  # noqa: ANN204 - returns a NumPy array
+    def __getitem__(self, k: int) -> Any:
         return self.np.full(self.shape[1:], k % 4096, dtype=self.dtype)
 
 
-def _source(kind: str, nframes: int, folder: pathlib.Path):  # noqa: ANN202
+def _source(kind: str, nframes: int, folder: pathlib.Path) -> Any:
     """Return the stack to write, without reading any of it."""
     import numpy as np
 
@@ -104,11 +105,12 @@ def _source(kind: str, nframes: int, folder: pathlib.Path):  # noqa: ANN202
     if kind == "dask":
         import dask.array as da
 
-        return da.zeros((nframes, HEIGHT, WIDTH), np.uint16, chunks=(8, -1, -1)) + 7
+        zeros = da.zeros((nframes, HEIGHT, WIDTH), dtype=np.uint16, chunks=(8, -1, -1))
+        return zeros + np.uint16(7)
     raise ValueError(f"unknown source {kind!r}")
 
 
-def child(args: argparse.Namespace) -> dict:
+def child(args: argparse.Namespace) -> dict[str, Any]:
     """Write the file in this process and return the measurements."""
     from dcimg.testing import write_dcimg
 
