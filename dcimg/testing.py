@@ -31,8 +31,11 @@ Examples
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import dataclasses
+import itertools
+import math
 import mmap
 import operator
 import os
@@ -83,6 +86,9 @@ _STORED_BYTES = 8
 # Frames are laid out in a buffer of about this many bytes, then written:
 # large enough for few system calls, small enough to bound the memory used.
 _BLOCK_BYTES = 32 << 20
+# A chunk of a Dask array up to this size is computed once and kept while
+# its frames are written (Dask's own default chunk size).
+_CHUNK_BYTES = 128 << 20
 
 # File header (absolute offsets).
 _FH_VERSION = 0x08
@@ -776,6 +782,13 @@ class _Frames:
     (memory maps included) and array types that implement NumPy's array
     protocol (Dask, ...) are read in slices of frames; anything else one
     frame at a time, ``numpy.asarray(data[k])``.
+
+    A Dask array computes whole chunks: a slice that crossed a chunk boundary
+    would compute two chunks at once, and a chunk sliced block by block
+    would be computed once per block. So reads follow its chunks along the
+    frame axis: a chunk of at most `_CHUNK_BYTES` is computed once and kept
+    while the writer consumes it; a larger one is read in pieces that stay
+    inside it.
     """
 
     def __init__(self, data: Any, count: int, dtype: np.dtype, seed: int) -> None:
@@ -787,16 +800,28 @@ class _Frames:
         )
         self.rng = np.random.default_rng(seed)
         self.mapping = _shared_mapping(data)
+        # Frame indices where the source's chunks start (Dask: ``chunks`` is
+        # a tuple of block sizes per axis), and the chunk read last.
+        self.bounds: list[int] | None = None
+        chunks = getattr(data, "chunks", None) if self.sliceable else None
+        if isinstance(chunks, tuple) and chunks and isinstance(chunks[0], tuple):
+            self.bounds = [0, *itertools.accumulate(int(c) for c in chunks[0])]
+        self.frame_bytes = dtype.itemsize * math.prod(data.shape[1:])
+        self.kept: tuple[int, int, np.ndarray] | None = None
 
     def fill(self, out: np.ndarray, start: int) -> None:
         """Store frames ``start, start + 1, ...`` into `out` ``(m, height, width)``."""
         stop = start + len(out)
         end = min(stop, self.count)
-        if start < end and self.sliceable:
-            block = np.asarray(self.data[start:end])
-            self._copy(out[: end - start], block, start)
-            if self.mapping is not None:
-                self.mapping.release(block)
+        if self.sliceable:
+            k = start
+            while k < end:
+                first, block = self._read(k, end)
+                n = min(first + len(block), end) - k
+                self._copy(out[k - start : k - start + n], block[k - first :][:n], k)
+                if self.mapping is not None:
+                    self.mapping.release(block)  # copied: the map's pages can go
+                k += n
         else:
             for k in range(start, end):
                 self._copy(out[k - start], np.asarray(self.data[k]), k)
@@ -806,6 +831,22 @@ class _Frames:
             junk[...] = self.rng.integers(
                 0, np.iinfo(native).max, junk.shape, dtype=native, endpoint=True
             )
+        self.kept = self.kept if self.kept and self.kept[1] > stop else None
+
+    def _read(self, k: int, end: int) -> tuple[int, np.ndarray]:
+        """Return the index of the first frame read, and frames from `k` on."""
+        if self.kept is not None and self.kept[0] <= k < self.kept[1]:
+            return self.kept[0], self.kept[2]
+        first, last = k, end
+        if self.bounds is not None:
+            i = bisect.bisect_right(self.bounds, k) - 1
+            first, last = self.bounds[i], self.bounds[i + 1]
+            if (last - first) * self.frame_bytes > _CHUNK_BYTES:
+                first, last = k, min(end, last)
+        block = np.asarray(self.data[first:last])
+        # A chunk that reaches beyond this request serves the next one too.
+        self.kept = (first, last, block) if last > end else None
+        return first, block
 
     def _copy(self, out: np.ndarray, frames: np.ndarray, first: int) -> None:
         """Copy `frames` into `out` after checking they are what was declared."""

@@ -969,6 +969,44 @@ def test_stream_from_dask(tmp_path, small_blocks):
     assert dt.write_dcimg(tmp_path / "b.dcimg", lazy).read_bytes() == expected
 
 
+class _CountingArray:
+    """An array for ``dask.array.from_array`` that records every read."""
+
+    def __init__(self, data):
+        self.data, self.shape, self.dtype, self.ndim = data, data.shape, data.dtype, 3
+        self.reads = []
+
+    def __getitem__(self, key):
+        self.reads.append(key[0] if isinstance(key, tuple) else key)
+        return self.data[key]
+
+
+@pytest.mark.parametrize(
+    ("chunk_limit", "expected"),
+    [
+        # Chunks of 3 frames, computed once each though the writer's blocks
+        # take 2 frames at a time.
+        (10**6, [(0, 3), (3, 6), (6, 9), (9, 10)]),
+        # Chunks too big to keep: read block by block, never across a chunk.
+        (1, [(0, 2), (2, 3), (3, 4), (4, 6), (6, 8), (8, 9), (9, 10)]),
+    ],
+)
+def test_dask_chunks_read_once(tmp_path, monkeypatch, chunk_limit, expected):
+    da = pytest.importorskip("dask.array")
+    data = _stack(10, 6, 16)
+    expected_bytes = dt.write_dcimg(tmp_path / "a.dcimg", data).read_bytes()
+    monkeypatch.setattr(dt, "_BLOCK_BYTES", 2 * (6 * 16 * 2 + 32))  # 2 frames
+    monkeypatch.setattr(dt, "_CHUNK_BYTES", chunk_limit)
+    source = _CountingArray(data)
+    lazy = da.from_array(source, chunks=(3, 6, 16), asarray=True)
+    source.reads.clear()  # Dask reads an empty slice for its metadata
+    path = dt.write_dcimg(tmp_path / "b.dcimg", lazy)
+    assert path.read_bytes() == expected_bytes
+    reads = [(k.start or 0, k.stop) for k in source.reads if isinstance(k, slice)]
+    assert len(reads) == len(source.reads)
+    assert reads == expected
+
+
 def test_stream_declared_frames_beyond_source(tmp_path, small_blocks):
     data = _stack(3, 6, 16)
     path = dt.write_dcimg(

@@ -12,7 +12,10 @@ peak resident memory before and during the write, and the write speed::
 Sources: ``lazy`` is an object that makes each 2048 x 2048 uint16 frame on
 demand (``shape``, ``dtype`` and ``[k]`` only); ``memmap`` is a
 ``numpy.memmap`` of a sparse raw file of the same size (holes: no disk
-space); ``dask`` is a ``dask.array`` of frames made chunk by chunk.
+space); ``dask`` is a ``dask.array`` of frames made chunk by chunk
+(``--dask-chunk-frames``, default 4 frames = 32 MB). Dask itself needs two
+to three times a chunk's size to compute one (about 140 MB for a 64 MB
+chunk of this array, measured alone), so its chunks set the peak too.
 
 The peak is the child's ``ru_maxrss``; the growth is that peak minus the
 peak reached before the write starts (interpreter, NumPy, the source).
@@ -22,7 +25,8 @@ when it needs the memory: the report also gives the peak of the process's
 anonymous memory (``RssAnon`` of ``/proc/self/status``, sampled every 20
 ms, Linux only), which is the memory the writer itself allocates.
 
-The output (and the memory map's raw file) go to a temporary folder under
+The reader then checks the file's shape and last frame. The output (and
+the memory map's raw file) go to a temporary folder under
 ``--folder`` (default: the system's) and are deleted afterwards. Exit
 status 1 when the growth reaches ``--limit-mb`` (default 256).
 """
@@ -91,7 +95,9 @@ class LazyFrames:
         return self.np.full(self.shape[1:], k % 4096, dtype=self.dtype)
 
 
-def _source(kind: str, nframes: int, folder: pathlib.Path) -> Any:
+def _source(
+    kind: str, nframes: int, folder: pathlib.Path, chunk_frames: int = 4
+) -> Any:
     """Return the stack to write, without reading any of it."""
     import numpy as np
 
@@ -105,8 +111,8 @@ def _source(kind: str, nframes: int, folder: pathlib.Path) -> Any:
     if kind == "dask":
         import dask.array as da
 
-        zeros = da.zeros((nframes, HEIGHT, WIDTH), dtype=np.uint16, chunks=(8, -1, -1))
-        return zeros + np.uint16(7)
+        shape, chunks = (nframes, HEIGHT, WIDTH), (chunk_frames, -1, -1)
+        return da.zeros(shape, dtype=np.uint16, chunks=chunks) + np.uint16(7)
     raise ValueError(f"unknown source {kind!r}")
 
 
@@ -116,7 +122,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
 
     folder = pathlib.Path(args.folder)
     nframes = max(1, round(args.gigabytes * 1e9 / FRAME_BYTES))
-    data = _source(args.source, nframes, folder)
+    data = _source(args.source, nframes, folder, args.dask_chunk_frames)
     out = folder / "out.dcimg"
     before = _peak_rss()
     anon_before = _rss_anon()
@@ -129,9 +135,21 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     sampler.join()
     size = out.stat().st_size
     peak = _peak_rss()
+    # The file must also be right: the reader sees the source's shape and
+    # its last frame (read after the measurement, so it does not count).
+    import numpy as np
+
+    from dcimg import DCIMGFile
+
+    with DCIMGFile(out) as f:
+        if f.shape != tuple(data.shape):
+            raise SystemExit(f"the reader sees shape {f.shape}, not {data.shape}")
+        if not np.array_equal(f[nframes - 1], np.asarray(data[nframes - 1])):
+            raise SystemExit("the last frame read back differs from the source")
     return {
         "source": args.source,
         "version": args.version,
+        "dask_chunk_frames": args.dask_chunk_frames if args.source == "dask" else None,
         "frames": nframes,
         "bytes": size,
         "seconds": round(seconds, 2),
@@ -156,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", default="0x1000000")
     parser.add_argument("--folder", default=None, help="where to write (temporary)")
     parser.add_argument("--limit-mb", type=float, default=256.0)
+    parser.add_argument(
+        "--dask-chunk-frames", type=int, default=4, help="frames per Dask chunk"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -165,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         command = [sys.executable, __file__, "--child", "--folder", tmp]
         command += ["--gigabytes", str(args.gigabytes), "--source", args.source]
         command += ["--version", args.version]
+        command += ["--dask-chunk-frames", str(args.dask_chunk_frames)]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode:
             sys.stderr.write(done.stderr)
