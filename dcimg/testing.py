@@ -4,30 +4,46 @@ The writer produces the layouts described in the project's format notes: the
 packed layout of format version ``0x7`` (frames back to back, per-frame data in
 footer tables) and the framed layout of versions ``0x1000000`` and
 ``0x2000000`` (a trailer after every frame, a block table and a camera block).
-It stores images the way a camera does: when a stored-pixel row is requested,
-8 bytes of that row are overwritten in every frame with the pattern
+It stores images the way a camera does: when the frames carry stored pixels,
+8 bytes of one row are overwritten in every frame with the pattern
 ``0, max, 0, max, ...`` and the true bytes are kept in the footer table
 (packed) or in the frame trailer (framed).
+
+Frames are streamed to disk a block at a time, so the stack may be larger
+than memory (a memory map, a Dask array, or any object that returns one frame
+per index), and the file appears complete or not at all.
 
 Only NumPy and the standard library are used, so this module can be imported
 even when the compiled reader is not available.
 
 Examples
 --------
+>>> import pathlib, tempfile
 >>> from dcimg.testing import example_stack, write_dcimg
+>>> tmp = tempfile.TemporaryDirectory()
+>>> folder = pathlib.Path(tmp.name)
 >>> stack = example_stack(nframes=4, height=16, width=24)
->>> write_dcimg("a.dcimg", stack, stored_pixels_row=3)  # doctest: +SKIP
-PosixPath('a.dcimg')
+>>> path = write_dcimg(folder / "a.dcimg", stack, stored_pixels_row=3)
+>>> path.stat().st_size
+4144
+>>> tmp.cleanup()
 """
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import dataclasses
+import itertools
+import math
+import mmap
 import operator
 import os
 import pathlib
+import secrets
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any, BinaryIO, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -46,6 +62,11 @@ __all__ = [
     "write_sparse_dcimg",
 ]
 
+# The byte offsets below are declared here, from the format notes, and not
+# imported from the parser (dcimg._format) or the reader (dcimg.core): the
+# writer is the parser's independent check, so the two must not share a
+# mistake. This module imports nothing from dcimg.
+
 #: Format version of the packed layout.
 PACKED_VERSION = 0x7
 #: Format versions of the framed layout.
@@ -62,6 +83,12 @@ _UINT32_MAX = 0xFFFFFFFF
 _PAD_BYTE = 0xA5
 # Number of bytes the camera overwrites in one row of every frame.
 _STORED_BYTES = 8
+# Frames are laid out in a buffer of about this many bytes, then written:
+# large enough for few system calls, small enough to bound the memory used.
+_BLOCK_BYTES = 32 << 20
+# A chunk of a Dask array up to this size is computed once and kept while
+# its frames are written (Dask's own default chunk size).
+_CHUNK_BYTES = 128 << 20
 
 # File header (absolute offsets).
 _FH_VERSION = 0x08
@@ -131,14 +158,16 @@ _CAM_VERSION1 = (0x20, 0x20)
 _CAM_MODEL = (0x40, 0x40)
 _CAM_VERSION2 = (0x80, 0x10)
 _CAM_SERIAL = (0x90, 0x38)
+_CAM_VERSIONS = (_CAM_VERSION0, _CAM_VERSION1, _CAM_VERSION2)
 _CAM_SUBARRAY = 0xC8
 # Frame data start at the first multiple of this after the camera block.
 _DATA_ALIGN = 0x100
-# Trailer fields.
+# Trailer fields: counter, seconds, microseconds, then the stored bytes.
 _TR_STORED = 12
 # Zero bytes after the last frame of framed files.
 _FRAMED_TAIL = 64
 
+# The sensor row an ORCA-Flash camera overwrites, in sensor coordinates.
 _SENSOR_CENTRE_ROW = 1023
 
 
@@ -154,12 +183,37 @@ def _put_text(buf: bytearray, offset: int, field: tuple[int, int], text: str) ->
     buf[start : start + len(raw)] = raw
 
 
-def _as_int(name: str, value: object) -> int:
+def _as_int(name: str, value: Any) -> int:
     """Return `value` as an ``int`` or raise ``ValueError`` naming `name`."""
     try:
         return operator.index(value)
     except TypeError:
         raise ValueError(f"{name} must be an integer, got {value!r}") from None
+
+
+def _check_u32(name: str, value: int) -> None:
+    """Raise ``ValueError`` when a header field does not fit in a u32."""
+    if value > _UINT32_MAX:
+        raise ValueError(f"{name} ({value}) does not fit in its 32-bit field")
+
+
+def _check_text(name: str, text: str, capacity: int) -> None:
+    """Check that `text` is ASCII and fits a NUL-terminated field."""
+    try:
+        raw = text.encode("ascii")
+    except (AttributeError, UnicodeEncodeError):
+        raise ValueError(f"{name} must be an ASCII str, got {text!r}") from None
+    if len(raw) >= capacity or b"\0" in raw:
+        raise ValueError(
+            f"{name} {text!r} does not fit its {capacity}-byte NUL-terminated field"
+        )
+
+
+def _sensor_centre_row(sub_array_y0: int, height: int, binning: int) -> int | None:
+    """Return the frame row of sensor row 1023, or ``None`` outside the frame."""
+    if sub_array_y0 <= _SENSOR_CENTRE_ROW < sub_array_y0 + height * binning:
+        return (_SENSOR_CENTRE_ROW - sub_array_y0) // binning
+    return None
 
 
 def fallback_stored_pixels_row(
@@ -184,68 +238,26 @@ def fallback_stored_pixels_row(
         Row ``(1023 - y0) // binning`` for version ``0x1000000`` when that
         sensor row lies inside the frame, ``None`` when it does not, and row 0
         for version ``0x2000000``.
+
+    Examples
+    --------
+    >>> from dcimg.testing import fallback_stored_pixels_row
+    >>> fallback_stored_pixels_row(0x1000000, sub_array_y0=940, height=168)
+    83
+    >>> fallback_stored_pixels_row(0x1000000, sub_array_y0=0, height=512) is None
+    True
+    >>> fallback_stored_pixels_row(0x2000000, sub_array_y0=940, height=168)
+    0
     """
     if version == FRAMED_VERSIONS[1]:
         return 0
-    if sub_array_y0 <= _SENSOR_CENTRE_ROW < sub_array_y0 + height * binning:
-        return (_SENSOR_CENTRE_ROW - sub_array_y0) // binning
-    return None
+    return _sensor_centre_row(sub_array_y0, height, binning)
 
 
 def _default_timestamps(n: int) -> np.ndarray:
     """Return the default time stamps (microseconds) of `n` frames."""
     k = np.arange(n, dtype=np.float64)
     return DEFAULT_T0_US + np.round(k * FRAME_PERIOD_US).astype(np.int64)
-
-
-def _check_text(name: str, text: str, capacity: int) -> None:
-    """Check that `text` is ASCII and fits a NUL-terminated field."""
-    try:
-        raw = text.encode("ascii")
-    except (AttributeError, UnicodeEncodeError):
-        raise ValueError(f"{name} must be an ASCII str, got {text!r}") from None
-    if len(raw) >= capacity or b"\0" in raw:
-        raise ValueError(
-            f"{name} {text!r} does not fit its {capacity}-byte NUL-terminated field"
-        )
-
-
-def _frame_bytes(
-    images: np.ndarray,
-    bytes_per_row: int,
-    stored_offset: int | None,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Lay images out as the camera stores them.
-
-    Parameters
-    ----------
-    images : numpy.ndarray
-        True images, shape ``(n, height, width)``, uint8 or uint16.
-    bytes_per_row : int
-        Row stride in bytes; bytes beyond the pixels are filled with junk.
-    stored_offset : int or None
-        In-frame byte offset of the 8 overwritten bytes, or ``None``.
-
-    Returns
-    -------
-    frames : numpy.ndarray
-        ``uint8`` array of shape ``(n, height * bytes_per_row)``.
-    stored : numpy.ndarray or None
-        ``uint8`` array of shape ``(n, 8)`` with the true overwritten bytes.
-    """
-    n, height, width = images.shape
-    depth = images.dtype.itemsize
-    little = images.astype(images.dtype.newbyteorder("<"), copy=False)
-    pixels = np.ascontiguousarray(little).view(np.uint8)
-    frames = np.full((n, height, bytes_per_row), _PAD_BYTE, dtype=np.uint8)
-    frames[:, :, : width * depth] = pixels.reshape(n, height, width * depth)
-    frames = frames.reshape(n, height * bytes_per_row)
-    if stored_offset is None:
-        return frames, None
-    span = slice(stored_offset, stored_offset + _STORED_BYTES)
-    stored = frames[:, span].copy()
-    frames[:, span] = np.frombuffer(_stored_pattern(images.dtype), dtype=np.uint8)
-    return frames, stored
 
 
 def _stored_pattern(dtype: np.dtype) -> bytes:
@@ -257,42 +269,123 @@ def _stored_pattern(dtype: np.dtype) -> bytes:
 
 
 @dataclasses.dataclass(frozen=True)
-class _Geometry:
-    """Validated image geometry and header placement shared by the writers."""
+class _Layout:
+    """Where every part of one file goes: everything but pixels and frame values.
+
+    Built and checked once by :func:`_layout`; the header writers, the frame
+    streamer and the sparse writer read this record and nothing else. Offsets
+    named ``*_offset`` are relative to the session header ``S``
+    (``header_size``), as in the file.
+    """
 
     version: int
-    framed: bool
+    nframes: int  # frames laid out and declared in both headers
+    nsessions: int
+    header_size: int
     depth: int
     width: int
     height: int
     bytes_per_row: int
-    bytes_per_image: int
-    sub_array: tuple[int, int, int, int]
+    sub_array: tuple[int, int, int, int]  # x0, y0, width, height
     binning: int
-    stored_offset: int | None
-    header_size: int
+    stored_offset: int | None  # in-frame byte offset of the 8 stored bytes
+    # Framed layout only (0 or empty in the packed layout).
+    trailer_size: int = 0
+    blocks: tuple[tuple[int, int, int], ...] = ()  # (kind, size, offset)
+    camera_block_offset: int = 0
+    camera_model: str = ""
+    camera_serial: str = ""  # as stored: "S/N: <serial>"
+    camera_versions: tuple[str, str, str] = ("", "", "")
+    # Packed layout only.
+    footer_table_offset: int = 0
+
+    @property
+    def framed(self) -> bool:
+        """Whether this is the framed layout (a trailer after every frame)."""
+        return self.version in FRAMED_VERSIONS
+
+    @property
+    def row_bytes(self) -> int:
+        """Bytes of pixels in a row, without padding."""
+        return self.width * self.depth
+
+    @property
+    def bytes_per_image(self) -> int:
+        """Bytes of one image, padding included."""
+        return self.bytes_per_row * self.height
+
+    @property
+    def stride(self) -> int:
+        """Distance between the starts of consecutive frames."""
+        return self.bytes_per_image + self.trailer_size
+
+    @property
+    def data_offset(self) -> int:
+        """Start of frame 0 relative to ``S``."""
+        if not self.framed:
+            return _PACKED_DATA_OFFSET
+        end_of_blocks = self.camera_block_offset + _CAMERA_SIZE
+        return -(-end_of_blocks // _DATA_ALIGN) * _DATA_ALIGN
+
+    @property
+    def first_frame(self) -> int:
+        """Absolute offset of frame 0: the size of everything before it."""
+        return self.header_size + self.data_offset
+
+    @property
+    def footer_size(self) -> int:
+        """Size of the packed footer; its tables hold 12 or 20 bytes a frame."""
+        per_frame = 12 + (0 if self.stored_offset is None else _STORED_BYTES)
+        return self.footer_table_offset + per_frame * self.nframes
+
+    @property
+    def tail_size(self) -> int:
+        """Bytes after the last frame."""
+        return _FRAMED_TAIL if self.framed else self.footer_size
+
+    @property
+    def file_size(self) -> int:
+        """Size of the complete file."""
+        return self.first_frame + self.nframes * self.stride + self.tail_size
 
 
-def _geometry(
-    height: int,
-    width: int,
+def _layout(
+    shape: tuple[int, int, int],
     depth: int,
     *,
     version: int,
     bytes_per_row: int | None,
-    binning: int,
-    sub_array: tuple[int, int, int, int] | None,
-    stored_pixels_row: int | None,
+    trailer_size: int | Literal["auto"],
+    stored_pixels_row: int | Literal["auto"] | None,
     stored_pixels_column: int,
+    kind4_block: bool,
+    block_table: bool,
+    camera_block_offset: int,
+    camera_model: str,
+    camera_serial: str,
+    camera_versions: Sequence[str],
+    sub_array: tuple[int, int, int, int] | None,
+    binning: int,
     header_size: int | None,
-) -> _Geometry:
-    """Validate the geometry options of the writers (see :func:`write_dcimg`)."""
+    footer_table_offset: int,
+    nsessions: int,
+) -> _Layout:
+    """Check the writer's options (see :func:`write_dcimg`) and place everything.
+
+    `shape` is ``(frames in the file, height, width)``. This is the one place
+    that turns options into a :class:`_Layout`; the writers only read it.
+    """
+    nframes, height, width = shape
+    _check_u32("number of frames", nframes)
     version = _as_int("version", version)
     framed = version in FRAMED_VERSIONS
     if version != PACKED_VERSION and not framed:
         raise ValueError(
             f"version must be 0x7, 0x1000000 or 0x2000000, got {version:#x}"
         )
+    nsessions = _as_int("nsessions", nsessions)
+    if not 1 <= nsessions <= _UINT32_MAX:
+        raise ValueError(f"nsessions must be at least 1, got {nsessions}")
 
     row_bytes = width * depth
     if bytes_per_row is None:
@@ -303,39 +396,12 @@ def _geometry(
             f"bytes_per_row ({bytes_per_row}) must be at least width * byte "
             f"depth ({width} * {depth} = {row_bytes})"
         )
-    bytes_per_image = bytes_per_row * height
+    _check_u32("bytes per image", bytes_per_row * height)
 
     binning = _as_int("binning", binning)
     if binning < 1:
         raise ValueError(f"binning must be at least 1, got {binning}")
-    if sub_array is None:
-        sub_array = (0, 0, width * binning, height * binning)
-    if len(sub_array) != 4:
-        raise ValueError(f"sub_array must be (x0, y0, width, height), got {sub_array}")
-    x0, y0, sub_w, sub_h = (_as_int("sub_array", v) for v in sub_array)
-    if min(x0, y0, sub_w, sub_h) < 0 or max(x0, y0, sub_w, sub_h) > 0xFFFF:
-        raise ValueError(f"sub_array values must fit in uint16, got {sub_array}")
-    if (sub_w, sub_h) != (width * binning, height * binning):
-        raise ValueError(
-            f"sub_array size {sub_w}x{sub_h} must equal the frame size "
-            f"{width}x{height} times binning {binning}"
-        )
-
-    # Stored ("4px") pixels.
-    stored_offset = None
-    if stored_pixels_row is not None:
-        row = _as_int("stored_pixels_row", stored_pixels_row)
-        col = _as_int("stored_pixels_column", stored_pixels_column)
-        if not 0 <= row < height:
-            raise ValueError(
-                f"stored_pixels_row {row} is outside the frame (height {height})"
-            )
-        if col < 0 or col * depth + _STORED_BYTES > row_bytes:
-            raise ValueError(
-                f"stored_pixels_column {col}: the {_STORED_BYTES} stored bytes "
-                f"must fit in a row of {width} pixels of {depth} byte(s)"
-            )
-        stored_offset = row * bytes_per_row + col * depth
+    sub_array = _sub_array(sub_array, width * binning, height * binning, binning)
 
     if header_size is None:
         header_size = _FRAMED_HEADER_SIZE if framed else _PACKED_HEADER_SIZE
@@ -346,29 +412,609 @@ def _geometry(
             f"got {header_size:#x}"
         )
 
-    return _Geometry(
+    # Where a reader looks for the stored pixels when the file does not say
+    # (framed files without a kind-4 block), and where an ORCA-Flash camera
+    # puts them (sensor row 1023) in either layout.
+    y0 = sub_array[1]
+    rule_row = (
+        fallback_stored_pixels_row(version, y0, height, binning)
+        if framed
+        else _sensor_centre_row(y0, height, binning)
+    )
+    common = _Layout(
         version=version,
-        framed=framed,
+        nframes=nframes,
+        nsessions=nsessions,
+        header_size=header_size,
         depth=depth,
         width=width,
         height=height,
         bytes_per_row=bytes_per_row,
-        bytes_per_image=bytes_per_image,
-        sub_array=(x0, y0, sub_w, sub_h),
+        sub_array=sub_array,
         binning=binning,
-        stored_offset=stored_offset,
-        header_size=header_size,
+        stored_offset=None,
     )
+    no_room = framed and trailer_size == 16  # USB cameras store no pixels
+    stored_offset = _stored_offset(
+        common, stored_pixels_row, stored_pixels_column, rule_row, no_room
+    )
+    common = dataclasses.replace(common, stored_offset=stored_offset)
+    if not framed:
+        packed = dataclasses.replace(
+            common, footer_table_offset=_footer_table_offset(footer_table_offset)
+        )
+        _check_u32("footer size", packed.footer_size)
+        return packed
+    return _framed_layout(
+        common,
+        rule_row,
+        trailer_size=trailer_size,
+        kind4_block=kind4_block,
+        block_table=block_table,
+        camera_block_offset=camera_block_offset,
+        camera_texts=(camera_model, camera_serial, tuple(camera_versions)),
+    )
+
+
+def _sub_array(
+    sub_array: tuple[int, int, int, int] | None, width: int, height: int, binning: int
+) -> tuple[int, int, int, int]:
+    """Check the sensor sub-array of a frame of `width` x `height` sensor pixels."""
+    if sub_array is None:
+        return (0, 0, width, height)
+    if len(sub_array) != 4:
+        raise ValueError(f"sub_array must be (x0, y0, width, height), got {sub_array}")
+    x0, y0, sub_w, sub_h = (_as_int("sub_array", v) for v in sub_array)
+    if min(x0, y0, sub_w, sub_h) < 0 or max(x0, y0, sub_w, sub_h) > 0xFFFF:
+        raise ValueError(f"sub_array values must fit in uint16, got {sub_array}")
+    if (sub_w, sub_h) != (width, height):
+        raise ValueError(
+            f"sub_array size {sub_w}x{sub_h} must equal the frame size "
+            f"{width // binning}x{height // binning} times binning {binning}"
+        )
+    return (x0, y0, sub_w, sub_h)
+
+
+def _stored_offset(
+    layout: _Layout,
+    row: int | Literal["auto"] | None,
+    column: int,
+    rule_row: int | None,
+    no_room: bool,
+) -> int | None:
+    """Return the in-frame byte offset of the stored pixels, or ``None``.
+
+    The default row (``"auto"``) is `rule_row`, unless the 8 bytes do not fit
+    there or the trailers have `no_room` for them.
+    """
+    g = layout
+    column = _as_int("stored_pixels_column", column)
+    fits = 0 <= column and column * g.depth + _STORED_BYTES <= g.row_bytes
+    if isinstance(row, str):
+        if row != "auto":
+            raise ValueError(
+                f'stored_pixels_row must be an integer, None or "auto", got {row!r}'
+            )
+        row = None if no_room or not fits else rule_row
+    if row is None:
+        return None
+    row = _as_int("stored_pixels_row", row)
+    if not 0 <= row < g.height:
+        raise ValueError(
+            f"stored_pixels_row {row} is outside the frame (height {g.height})"
+        )
+    if not fits:
+        raise ValueError(
+            f"stored_pixels_column {column}: the {_STORED_BYTES} stored bytes "
+            f"must fit in a row of {g.width} pixels of {g.depth} byte(s)"
+        )
+    return row * g.bytes_per_row + column * g.depth
+
+
+def _framed_layout(
+    layout: _Layout,
+    rule_row: int | None,
+    *,
+    trailer_size: int | Literal["auto"],
+    kind4_block: bool,
+    block_table: bool,
+    camera_block_offset: int,
+    camera_texts: tuple[str, str, tuple[str, ...]],
+) -> _Layout:
+    """Check the framed layout's options and add them to `layout`."""
+    g = layout
+    if trailer_size == "auto":
+        # Without stored pixels a 32-byte trailer would send a reader to the
+        # fallback rule's row; a 16-byte trailer (a USB camera's) does not.
+        no_stored = g.stored_offset is None and rule_row is not None
+        trailer_size = 16 if no_stored else 32
+    trailer_size = _as_int("trailer_size", trailer_size)
+    if trailer_size not in (16, 32) and (trailer_size < 512 or trailer_size % 4):
+        raise ValueError(
+            "trailer_size must be 16, 32, or a multiple of 4 of at least 512, "
+            f"got {trailer_size}"
+        )
+    if trailer_size == 16 and g.stored_offset is not None:
+        raise ValueError(
+            "16-byte trailers (USB cameras) have no room for stored pixels; "
+            "use stored_pixels_row=None or a larger trailer_size"
+        )
+    _check_u32("frame stride", g.bytes_per_image + trailer_size)
+
+    model, serial, versions = camera_texts
+    if len(versions) != 3:
+        raise ValueError(f"camera_versions must hold 3 strings, got {versions!r}")
+    for i, (text, field) in enumerate(zip(versions, _CAM_VERSIONS, strict=True)):
+        _check_text(f"camera_versions[{i}]", text, field[1])
+    _check_text("camera_model", model, _CAM_MODEL[1])
+    serial_text = f"S/N: {serial}"
+    _check_text("camera_serial", serial_text, _CAM_SERIAL[1])
+
+    has_kind4 = block_table and kind4_block and g.stored_offset is not None
+    if not has_kind4 and trailer_size != 16:
+        # Without a kind-4 block a reader falls back to the historical rule
+        # (this includes files without stored pixels): make the file obey it.
+        row = col = None
+        if g.stored_offset is not None:
+            row = g.stored_offset // g.bytes_per_row
+            col = g.stored_offset % g.bytes_per_row // g.depth
+        if row != rule_row or col not in (None, 0):
+            if not block_table:
+                why = "without a block table"
+            elif g.stored_offset is None:
+                why = "without stored pixels there is no kind-4 block, so"
+            else:
+                why = "with kind4_block=False"
+            raise ValueError(
+                f"{why} a reader assumes the stored pixels at row {rule_row}, "
+                f"column 0 (the rule for version {g.version:#x}, sub-array y0 "
+                f"{g.sub_array[1]}, binning {g.binning}); got "
+                f"stored_pixels_row={row}, column {col}. Use trailer_size=16 "
+                "for a file without stored pixels"
+            )
+
+    camera_block_offset = _as_int("camera_block_offset", camera_block_offset)
+    blocks: tuple[tuple[int, int, int], ...] = ()
+    if block_table:
+        entries = [(_KIND1, _KIND1_SIZE)]
+        if has_kind4:
+            entries.append((_KIND4, _KIND4_SIZE))
+        # The table is followed by the small blocks, then (at the requested
+        # offset) the camera block.
+        position = _BLOCK_TABLE + _BLOCK_ENTRY * (len(entries) + 1)
+        for kind, size in entries:
+            blocks += ((kind, size, position),)
+            position += size
+        if camera_block_offset < position or camera_block_offset % 8:
+            raise ValueError(
+                "camera_block_offset must be a multiple of 8 and at least "
+                f"{position:#x} (the end of the blocks before it), got "
+                f"{camera_block_offset:#x}"
+            )
+        blocks += ((_KIND3, _CAMERA_SIZE, camera_block_offset),)
+    elif camera_block_offset != FIXED_CAMERA_BLOCK_OFFSET:
+        raise ValueError(
+            "without a block table the camera block must sit at the fixed "
+            f"offset {FIXED_CAMERA_BLOCK_OFFSET:#x}, got {camera_block_offset:#x}"
+        )
+    return dataclasses.replace(
+        g,
+        trailer_size=trailer_size,
+        blocks=blocks,
+        camera_block_offset=camera_block_offset,
+        camera_model=model,
+        camera_serial=serial_text,
+        camera_versions=(versions[0], versions[1], versions[2]),
+    )
+
+
+def _footer_table_offset(value: int) -> int:
+    """Check the packed layout's ``footer_table_offset``."""
+    value = _as_int("footer_table_offset", value)
+    if value < MIN_FOOTER_TABLE_OFFSET or value % 4:
+        raise ValueError(
+            "footer_table_offset must be a multiple of 4 and at least "
+            f"{MIN_FOOTER_TABLE_OFFSET}, got {value}"
+        )
+    return value
+
+
+def _head(layout: _Layout) -> bytearray:
+    """Return the file's bytes up to frame 0: file and session header, blocks."""
+    g = layout
+    buf = bytearray(g.first_frame)
+    buf[: len(_MAGIC)] = _MAGIC
+    _put(buf, _FH_VERSION, "I", g.version)
+    _put(buf, _FH_NSESS, "I", g.nsessions)
+    _put(buf, _FH_NFRAMES, "I", g.nframes)
+    _put(buf, _FH_HEADER_SIZE, "I", g.header_size)
+    _put(buf, _FH_FILE_SIZE, "Q", g.file_size)
+    _put(buf, _FH_FILE_SIZE2, "Q", g.file_size)
+    _put(buf, _FH_UNKNOWN_54, "I", 0x400)
+    if g.framed:
+        _put_framed_session(buf, g)
+    else:
+        _put_packed_session(buf, g)
+    return buf
+
+
+def _put_packed_session(buf: bytearray, layout: _Layout) -> None:
+    """Fill the packed (version 0x7) session header into `buf`."""
+    g = layout
+    s = g.header_size
+    data_size = _PACKED_DATA_OFFSET + g.nframes * g.bytes_per_image
+    _put(buf, s + _PS_SIZE, "Q", data_size + g.footer_size)
+    _put(buf, s + _PS_NFRAMES, "I", g.nframes)
+    _put(buf, s + _PS_BYTE_DEPTH, "I", g.depth)
+    _put(buf, s + _PS_UNKNOWN_28, "I", 1)
+    _put(buf, s + _PS_WIDTH, "I", g.width)
+    _put(buf, s + _PS_BYTES_PER_ROW, "I", g.bytes_per_row)
+    _put(buf, s + _PS_HEIGHT, "I", g.height)
+    _put(buf, s + _PS_BYTES_PER_IMAGE, "I", g.bytes_per_image)
+    _put(buf, s + _PS_DATA_OFFSET, "I", _PACKED_DATA_OFFSET)
+    _put(buf, s + _PS_DATA_SIZE, "Q", data_size)
+
+
+def _put_framed_session(buf: bytearray, layout: _Layout) -> None:
+    """Fill the framed session header, block table and blocks into `buf`."""
+    g = layout
+    s = g.header_size
+    session_size = g.data_offset + g.nframes * g.stride + _FRAMED_TAIL
+    _put(buf, s + _NS_SIZE, "Q", session_size)
+    _put(buf, s + _NS_NFRAMES, "I", g.nframes)
+    _put(buf, s + _NS_BYTE_DEPTH, "I", g.depth)
+    _put(buf, s + _NS_UNKNOWN_44, "I", 1)
+    _put(buf, s + _NS_WIDTH, "I", g.width)
+    _put(buf, s + _NS_HEIGHT, "I", g.height)
+    _put(buf, s + _NS_BYTES_PER_ROW, "I", g.bytes_per_row)
+    _put(buf, s + _NS_BYTES_PER_IMAGE, "I", g.bytes_per_image)
+    _put(buf, s + _NS_DATA_OFFSET, "Q", g.data_offset)
+    _put(buf, s + _NS_STRIDE, "I", g.stride)
+    _put(buf, s + _NS_TRAILER, "I", g.trailer_size)
+
+    # The kind-1 block is all zeros in every file seen.
+    for i, (kind, size, where) in enumerate(g.blocks):
+        entry = s + _BLOCK_TABLE + _BLOCK_ENTRY * i
+        _put(buf, entry, "IIQ", kind, size, where - _BLOCK_BASE)
+        if kind == _KIND4:
+            assert g.stored_offset is not None  # a kind-4 block needs them
+            _put(buf, s + where + _K4_STORED_SIZE, "I", _STORED_BYTES)
+            _put(buf, s + where + _K4_STORED_OFFSET, "I", g.stored_offset)
+
+    camera = s + g.camera_block_offset
+    for text, field in zip(g.camera_versions, _CAM_VERSIONS, strict=True):
+        _put_text(buf, camera, field, text)
+    _put_text(buf, camera, _CAM_MODEL, g.camera_model)
+    _put_text(buf, camera, _CAM_SERIAL, g.camera_serial)
+    x0, y0, sub_w, sub_h = g.sub_array
+    _put(buf, camera + _CAM_SUBARRAY, "4H", x0, sub_w, y0, sub_h)
+
+
+def _tail(layout: _Layout, table: np.ndarray, stored: np.ndarray | None) -> bytes:
+    """Return the bytes after the last frame.
+
+    That is the packed footer (its tables: `table` of counters, seconds and
+    microseconds, ``(n, 3)`` ``<u4``, and the true `stored` bytes, ``(n,
+    8)``), or the framed layout's zero bytes.
+    """
+    g = layout
+    if g.framed:
+        return bytes(_FRAMED_TAIL)
+    n = g.nframes
+    buf = bytearray(g.footer_size)
+    counters_at = g.footer_table_offset
+    stamps_at = counters_at + 4 * n
+    stored_at = stamps_at + 8 * n
+    # Offsets below are relative to the footer F; F2 is its second structure.
+    _put(buf, _PF_MARKER, "I", PACKED_VERSION)
+    _put(buf, _PF_F2_OFFSET, "Q", _PF_F2)
+    _put(buf, _PF_SIZE, "I", g.footer_size)
+    _put(buf, _PF_UNKNOWN_30, "I", (32 * n) & _UINT32_MAX)
+    _put(buf, _PF_F2 + _F2_COUNTERS, "Q", counters_at)
+    _put(buf, _PF_F2 + _F2_TIMESTAMPS, "Q", stamps_at)
+    buf[counters_at:stamps_at] = table[:, 0].tobytes()
+    buf[stamps_at:stored_at] = table[:, 1:].tobytes()
+    if g.stored_offset is not None:
+        assert stored is not None
+        _put(buf, _PF_F2 + _F2_STORED, "Q", stored_at)
+        _put(buf, _PF_F2 + _F2_STORED_OFFSET, "I", g.stored_offset)
+        _put(buf, _PF_F2 + _F2_STORED_SIZE, "Q", _STORED_BYTES)
+        buf[stored_at:] = stored.tobytes()
+    return bytes(buf)
+
+
+def _frame_table(
+    nframes: int,
+    count: int,
+    framestamps: Sequence[int] | np.ndarray | None,
+    timestamps_us: Sequence[int] | np.ndarray | None,
+) -> np.ndarray:
+    """Return every frame's counter, seconds and microseconds, ``(nframes, 3)``.
+
+    `framestamps` and `timestamps_us` describe the `count` frames of the
+    data; frames declared beyond them continue the counter and the period.
+    """
+    if framestamps is None:
+        framestamps = np.arange(count)
+    counters = np.asarray(framestamps)
+    if counters.shape != (count,):
+        raise ValueError(
+            f"framestamps must hold one value per frame ({count}), got shape "
+            f"{counters.shape}"
+        )
+    if not np.issubdtype(counters.dtype, np.integer):
+        raise ValueError(f"framestamps must be integers, got dtype {counters.dtype}")
+    if counters.min() < 0 or counters.max() > _UINT32_MAX:
+        raise ValueError("framestamps must fit in uint32")
+    if timestamps_us is None:
+        timestamps_us = _default_timestamps(count)
+    stamps = np.asarray(timestamps_us)
+    if stamps.shape != (count,):
+        raise ValueError(
+            f"timestamps_us must hold one value per frame ({count}), got shape "
+            f"{stamps.shape}"
+        )
+    if not np.issubdtype(stamps.dtype, np.integer):
+        raise ValueError(f"timestamps_us must be integers, got dtype {stamps.dtype}")
+    stamps = stamps.astype(np.int64)
+    if stamps.min() < 0 or stamps.max() // 1_000_000 > _UINT32_MAX:
+        raise ValueError("timestamps_us must lie between 1970 and 2106")
+
+    table = np.empty((nframes, 3), dtype="<u4")
+    table[:count, 0] = counters
+    table[:count, 1] = stamps // 1_000_000
+    table[:count, 2] = stamps % 1_000_000
+    if nframes > count:
+        # Frames declared but not supplied continue the counter and period.
+        more = np.arange(1, nframes - count + 1)
+        table[count:, 0] = (int(counters[-1]) + more) & _UINT32_MAX
+        late = stamps[-1] + np.round(more * FRAME_PERIOD_US).astype(np.int64)
+        table[count:, 1] = late // 1_000_000
+        table[count:, 2] = late % 1_000_000
+    return table
+
+
+class _Frames:
+    """The images to store, read a block at a time.
+
+    The first `count` frames come from `data`; frames declared beyond them
+    (an interrupted acquisition) are pseudo-random filler. NumPy arrays
+    (memory maps included) and array types that implement NumPy's array
+    protocol (Dask, ...) are read in slices of frames; anything else one
+    frame at a time, ``numpy.asarray(data[k])``.
+
+    A Dask array computes whole chunks: a slice that crossed a chunk boundary
+    would compute two chunks at once, and a chunk sliced block by block
+    would be computed once per block. So reads follow its chunks along the
+    frame axis: a chunk of at most `_CHUNK_BYTES` is computed once and kept
+    while the writer consumes it; a larger one is read in pieces that stay
+    inside it.
+    """
+
+    def __init__(self, data: Any, count: int, dtype: np.dtype, seed: int) -> None:
+        self.data = data
+        self.count = count
+        self.dtype = dtype
+        self.sliceable = isinstance(data, np.ndarray) or hasattr(
+            data, "__array_function__"
+        )
+        self.rng = np.random.default_rng(seed)
+        self.mapping = _shared_mapping(data)
+        # Frame indices where the source's chunks start (Dask: ``chunks`` is
+        # a tuple of block sizes per axis), and the chunk read last.
+        self.bounds: list[int] | None = None
+        chunks = getattr(data, "chunks", None) if self.sliceable else None
+        if isinstance(chunks, tuple) and chunks and isinstance(chunks[0], tuple):
+            self.bounds = [0, *itertools.accumulate(int(c) for c in chunks[0])]
+        self.frame_bytes = dtype.itemsize * math.prod(data.shape[1:])
+        self.kept: tuple[int, int, np.ndarray] | None = None
+
+    def fill(self, out: np.ndarray, start: int) -> None:
+        """Store frames ``start, start + 1, ...`` into `out` ``(m, height, width)``."""
+        stop = start + len(out)
+        end = min(stop, self.count)
+        if self.sliceable:
+            k = start
+            while k < end:
+                first, block = self._read(k, end)
+                n = min(first + len(block), end) - k
+                self._copy(out[k - start : k - start + n], block[k - first :][:n], k)
+                if self.mapping is not None:
+                    self.mapping.release(block)  # copied: the map's pages can go
+                k += n
+        else:
+            for k in range(start, end):
+                self._copy(out[k - start], np.asarray(self.data[k]), k)
+        if end < stop:
+            native = self.dtype.newbyteorder("=")
+            junk = out[max(end - start, 0) :]
+            junk[...] = self.rng.integers(
+                0, np.iinfo(native).max, junk.shape, dtype=native, endpoint=True
+            )
+        self.kept = self.kept if self.kept and self.kept[1] > stop else None
+
+    def _read(self, k: int, end: int) -> tuple[int, np.ndarray]:
+        """Return the index of the first frame read, and frames from `k` on."""
+        if self.kept is not None and self.kept[0] <= k < self.kept[1]:
+            return self.kept[0], self.kept[2]
+        first, last = k, end
+        if self.bounds is not None:
+            i = bisect.bisect_right(self.bounds, k) - 1
+            first, last = self.bounds[i], self.bounds[i + 1]
+            if (last - first) * self.frame_bytes > _CHUNK_BYTES:
+                first, last = k, min(end, last)
+        block = np.asarray(self.data[first:last])
+        # A chunk that reaches beyond this request serves the next one too.
+        self.kept = (first, last, block) if last > end else None
+        return first, block
+
+    def _copy(self, out: np.ndarray, frames: np.ndarray, first: int) -> None:
+        """Copy `frames` into `out` after checking they are what was declared."""
+        if frames.shape != out.shape:
+            raise ValueError(
+                f"data frame {first} has shape {frames.shape}, expected {out.shape} "
+                "(the shape data declared)"
+            )
+        if frames.dtype.kind != "u" or frames.dtype.itemsize != self.dtype.itemsize:
+            raise ValueError(
+                f"data frame {first} has dtype {frames.dtype}, expected {self.dtype}"
+            )
+        np.copyto(out, frames, casting="equiv")  # at most a byte swap
+
+
+class _SharedMapping:
+    """The shared memory map under a NumPy memory map given as `data`.
+
+    Pages of a memory map that have been read stay in the process's resident
+    set until the kernel needs the memory: streaming a 20 GB map would show
+    20 GB of resident memory although the writer holds one block. Once a
+    block is copied, its pages are unmapped (``MADV_DONTNEED``); they stay in
+    the page cache and a later access maps them again. Only shared maps
+    qualify: there the page cache holds any change, while a private
+    (copy-on-write) map would lose its changes.
+    """
+
+    def __init__(self, mapped: mmap.mmap) -> None:
+        self.mapped = mapped
+        view = np.frombuffer(mapped, dtype=np.uint8, count=1)
+        self.address = view.__array_interface__["data"][0]
+        del view  # release the buffer export at once
+
+    def release(self, block: np.ndarray) -> None:
+        """Unmap the pages of `block`, a view into the map."""
+        low = high = block.__array_interface__["data"][0]
+        for size, step in zip(block.shape, block.strides, strict=True):
+            if step < 0:
+                low += (size - 1) * step
+            else:
+                high += (size - 1) * step
+        high += block.itemsize
+        start = max(low - self.address, 0) // mmap.PAGESIZE * mmap.PAGESIZE
+        stop = min(high - self.address, len(self.mapped))
+        if start < stop:
+            with contextlib.suppress(OSError, ValueError):
+                self.mapped.madvise(mmap.MADV_DONTNEED, start, stop - start)
+
+
+def _shared_mapping(data: object) -> _SharedMapping | None:
+    """Return the shared map under `data` when it is a NumPy memory map."""
+    if not hasattr(mmap, "MADV_DONTNEED"):
+        return None  # madvise is missing on Windows
+    base, modes = data, set()
+    while isinstance(base, np.ndarray):
+        if isinstance(base, np.memmap):
+            modes.add(base.mode)
+        base = base.base
+    # Only maps that NumPy made, and says are shared: "c" is copy-on-write.
+    if not isinstance(base, mmap.mmap) or base.closed or not modes:
+        return None
+    if not modes <= {"r", "r+", "w+"}:
+        return None
+    try:
+        return _SharedMapping(base)
+    except (TypeError, ValueError):
+        return None
+
+
+def _write_frames(
+    fh: BinaryIO,
+    layout: _Layout,
+    frames: _Frames,
+    table: np.ndarray,
+    stored: np.ndarray | None,
+) -> None:
+    """Write every frame and its trailer, one bounded block at a time.
+
+    The block buffer is laid out once (row padding, zero trailers) and each
+    block then only rewrites the pixels, the camera's pattern over the stored
+    pixels and the start of every trailer. In the packed layout the true
+    stored bytes go to `stored` ``(n, 8)`` for the footer.
+    """
+    g = layout
+    bpi = g.bytes_per_image
+    per_block = max(1, min(g.nframes, _BLOCK_BYTES // g.stride))
+    body = np.zeros((per_block, g.stride), dtype=np.uint8)
+    rows = body[:, :bpi].reshape(per_block, g.height, g.bytes_per_row)
+    rows[:, :, g.row_bytes :] = _PAD_BYTE
+    little = frames.dtype.newbyteorder("<")
+    pixels = rows[:, :, : g.row_bytes].view(little)
+    pattern = np.frombuffer(_stored_pattern(little), dtype=np.uint8)
+    stamps = table.view(np.uint8)  # (n, 12): counter, seconds, microseconds
+    for start in range(0, g.nframes, per_block):
+        stop = min(start + per_block, g.nframes)
+        m = stop - start
+        frames.fill(pixels[:m], start)
+        if g.stored_offset is not None:
+            span = body[:m, g.stored_offset : g.stored_offset + _STORED_BYTES]
+            true = span.copy()
+            span[...] = pattern
+            if g.framed:
+                body[:m, bpi + _TR_STORED : bpi + _TR_STORED + _STORED_BYTES] = true
+            else:
+                assert stored is not None
+                stored[start:stop] = true
+        if g.framed:
+            body[:m, bpi : bpi + _TR_STORED] = stamps[start:stop]
+        fh.write(body[:m].data)  # a leading slice: contiguous, no copy
+
+
+@contextlib.contextmanager
+def _atomic_output(path: pathlib.Path) -> Iterator[BinaryIO]:
+    """Open a temporary file beside `path`; on success it replaces `path`.
+
+    On any error the temporary file is removed, so `path` is either the
+    complete new file or left as it was.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(temp, flags, 0o666)
+        except FileExistsError:  # pragma: no cover - a 32-bit name collision
+            continue
+        break
+    try:
+        with open(fd, "wb") as fh:
+            yield fh
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+def _as_frames(data: Any) -> tuple[Any, tuple[int, int, int], np.dtype]:
+    """Check the image stack given to the writer; return it, its shape and dtype."""
+    if not all(hasattr(data, a) for a in ("shape", "dtype", "__getitem__")):
+        data = np.asarray(data)
+    try:
+        dtype = np.dtype(data.dtype)
+    except TypeError:
+        raise ValueError(f"data has no NumPy dtype, got {data.dtype!r}") from None
+    if dtype.kind != "u" or dtype.itemsize not in (1, 2):
+        raise ValueError(f"data must be uint8 or uint16, got dtype {dtype}")
+    shape = tuple(data.shape)
+    if len(shape) != 3:
+        raise ValueError(
+            f"data must have 3 dimensions (frames, height, width), got {len(shape)}"
+        )
+    try:
+        n, height, width = (operator.index(s) for s in shape)
+    except TypeError:
+        raise ValueError(f"data must have a known shape, got {shape}") from None
+    if min(n, height, width) < 1:
+        raise ValueError(f"data must not be empty, got shape {shape}")
+    return data, (n, height, width), dtype
 
 
 def write_dcimg(
     path: str | os.PathLike[str],
-    data: np.ndarray,
+    data: npt.ArrayLike,
     *,
     version: int = 0x1000000,
     bytes_per_row: int | None = None,
-    trailer_size: int = 32,
-    stored_pixels_row: int | None = None,
+    trailer_size: int | Literal["auto"] = "auto",
+    stored_pixels_row: int | Literal["auto"] | None = "auto",
     stored_pixels_column: int = 0,
     kind4_block: bool = True,
     block_table: bool = True,
@@ -388,24 +1034,45 @@ def write_dcimg(
 ) -> pathlib.Path:
     """Write an image stack as a DCIMG file, the way a camera would.
 
+    With only `path` and `data` the file is what an ORCA-Flash camera
+    streaming to disk writes: framed layout (version 0x1000000), and when the
+    frame holds the sensor's centre row 1023 (full frames of 2048 rows, say)
+    the camera's overwritten pixels there, with their true values in 32-byte
+    trailers. Frames are streamed to disk a block of about 32 MB at a time,
+    through a temporary file in the same folder that replaces `path` only
+    once it is complete: a stack larger than memory can be written, and an
+    error leaves nothing behind.
+
     Parameters
     ----------
     path : str or os.PathLike
-        Destination file; it is overwritten.
-    data : numpy.ndarray
+        Destination file; it is replaced.
+    data : array_like
         The true image stack, shape ``(n, height, width)``, dtype uint8 or
-        uint16. This is what a correct reader returns for the file.
+        uint16. This is what a correct reader returns for the file. Any
+        object with ``shape``, ``dtype`` and ``data[k]`` (frame `k`) will do:
+        a NumPy array or memory map, a Dask array (computed a block of frames
+        at a time), or a class that makes frames on demand.
     version : int, optional
-        ``0x7`` (packed layout), ``0x1000000`` or ``0x2000000`` (framed).
+        ``0x7`` (packed layout), ``0x1000000`` (default) or ``0x2000000``
+        (framed).
     bytes_per_row : int, optional
         Row stride in bytes; default ``width * byte_depth``. Extra bytes are
         row padding, filled with the non-zero byte ``0xa5``.
-    trailer_size : int, optional
+    trailer_size : int or "auto", optional
         Framed layout only: size of the trailer after every frame, 16 (no
-        stored pixels), 32, or a multiple of 4 that is at least 512.
-    stored_pixels_row : int, optional
+        stored pixels), 32, or a multiple of 4 that is at least 512. The
+        default ``"auto"`` gives 32, or 16 when the frames carry no stored
+        pixels but a reader's fallback rule (see `kind4_block`) would look
+        for them in a 32-byte trailer.
+    stored_pixels_row : int, None or "auto", optional
         Row whose 8 bytes the camera overwrote with ``0, max, 0, max, ...``;
-        ``None`` (default) means no pixels are overwritten.
+        ``None`` means no pixels are overwritten. The default ``"auto"``
+        follows the format's rules: the frame row of sensor row 1023,
+        ``(1023 - y0) // binning``, when the frame holds it (versions 0x7 and
+        0x1000000) and row 0 for version 0x2000000 -- the rows a reader
+        assumes without a kind-4 block; ``None`` when that row does not
+        exist, the 8 bytes do not fit in a row, or the trailers are 16 bytes.
     stored_pixels_column : int, optional
         Pixel column where the 8 overwritten bytes start.
     kind4_block : bool, optional
@@ -416,8 +1083,6 @@ def write_dcimg(
         `stored_pixels_row` must equal that rule's row (see
         :func:`fallback_stored_pixels_row`; ``None`` when the rule gives no
         row) and the column must be 0; otherwise ``ValueError`` is raised.
-        For example a version 0x2000000 file without stored pixels needs
-        ``trailer_size=16``.
     block_table : bool, optional
         Framed layout only: write the block table at ``S + 0xf0``. With
         ``False`` there is no table (so no kind-1 or kind-4 block either) and
@@ -464,473 +1129,96 @@ def write_dcimg(
     Raises
     ------
     ValueError
-        If an argument is invalid or the options contradict each other.
-    """
-    data = np.asarray(data)
-    if data.dtype.kind != "u" or data.dtype.itemsize not in (1, 2):
-        raise ValueError(f"data must be uint8 or uint16, got dtype {data.dtype}")
-    if data.ndim != 3:
-        raise ValueError(
-            f"data must have 3 dimensions (frames, height, width), got {data.ndim}"
-        )
-    n, height, width = data.shape
-    if min(n, height, width) < 1:
-        raise ValueError(f"data must not be empty, got shape {data.shape}")
-    depth = data.dtype.itemsize
+        If an argument is invalid, the options contradict each other, or a
+        frame of `data` does not have the declared shape and dtype. Nothing
+        is written then.
 
-    geometry = _geometry(
-        height,
-        width,
-        depth,
-        version=version,
-        bytes_per_row=bytes_per_row,
-        binning=binning,
-        sub_array=sub_array,
-        stored_pixels_row=stored_pixels_row,
-        stored_pixels_column=stored_pixels_column,
-        header_size=header_size,
-    )
+    See Also
+    --------
+    write_sparse_dcimg : A huge all-zero file in a few megabytes of disk.
+
+    Examples
+    --------
+    A full ORCA-Flash frame, with the defaults: the camera's pattern sits in
+    row 1023 and a reader puts the true values back.
+
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from dcimg.testing import write_dcimg
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(tmp.name)
+    >>> stack = np.full((3, 2048, 2048), 100, dtype=np.uint16)
+    >>> path = write_dcimg(folder / "full.dcimg", stack)
+    >>> path.stat().st_size == 0x70 + 0x300 + 3 * (2048 * 2048 * 2 + 32) + 64
+    True
+    >>> from dcimg import DCIMGFile
+    >>> with DCIMGFile(path) as f:
+    ...     print(f.shape, f.metadata.stored_pixels.row, f[0, 1023, :5])
+    (3, 2048, 2048) 1023 [100 100 100 100 100]
+
+    Frames made on demand, never all in memory (any object with ``shape``,
+    ``dtype`` and ``[k]`` will do), in the packed layout:
+
+    >>> class Ramp:
+    ...     shape, dtype = (1000, 64, 64), np.dtype(np.uint8)
+    ...
+    ...     def __getitem__(self, k):
+    ...         return np.full(self.shape[1:], k % 256, self.dtype)
+    >>> path = write_dcimg(folder / "ramp.dcimg", Ramp(), version=0x7)
+    >>> path.stat().st_size
+    4108504
+    >>> tmp.cleanup()
+    """
+    frames_in, (count, height, width), dtype = _as_frames(data)
     if declared_frames is None:
-        declared_frames = n
+        declared_frames = count
     declared_frames = _as_int("declared_frames", declared_frames)
-    if declared_frames < n:
+    if declared_frames < count:
         raise ValueError(
             f"declared_frames ({declared_frames}) must be at least the number "
-            f"of frames in data ({n})"
+            f"of frames in data ({count})"
         )
-    nsessions = _as_int("nsessions", nsessions)
-    if nsessions < 1:
-        raise ValueError(f"nsessions must be at least 1, got {nsessions}")
-
-    # Per-frame counters and time stamps.
-    if framestamps is None:
-        framestamps = np.arange(n)
-    counters = np.asarray(framestamps)
-    if counters.shape != (n,):
-        raise ValueError(
-            f"framestamps must hold one value per frame ({n}), got shape "
-            f"{counters.shape}"
-        )
-    if not np.issubdtype(counters.dtype, np.integer):
-        raise ValueError(f"framestamps must be integers, got dtype {counters.dtype}")
-    if counters.min() < 0 or counters.max() > _UINT32_MAX:
-        raise ValueError("framestamps must fit in uint32")
-    counters = counters.astype(np.int64)
-    if timestamps_us is None:
-        timestamps_us = _default_timestamps(n)
-    stamps = np.asarray(timestamps_us)
-    if stamps.shape != (n,):
-        raise ValueError(
-            f"timestamps_us must hold one value per frame ({n}), got shape "
-            f"{stamps.shape}"
-        )
-    if not np.issubdtype(stamps.dtype, np.integer):
-        raise ValueError(f"timestamps_us must be integers, got dtype {stamps.dtype}")
-    stamps = stamps.astype(np.int64)
-    if stamps.min() < 0 or stamps.max() // 1_000_000 > _UINT32_MAX:
-        raise ValueError("timestamps_us must lie between 1970 and 2106")
-
-    # Frames declared but not supplied: junk pixels, counters and time
-    # stamps that continue those of the real frames.
-    extra = declared_frames - n
-    images = data
-    if extra:
-        rng = np.random.default_rng(declared_frames)
-        junk = rng.integers(
-            0,
-            np.iinfo(data.dtype).max,
-            (extra, height, width),
-            dtype=data.dtype,
-            endpoint=True,
-        )
-        images = np.concatenate([data, junk])
-        counters = np.concatenate([counters, counters[-1] + 1 + np.arange(extra)])
-        counters &= _UINT32_MAX
-        period = np.round(np.arange(1, extra + 1) * FRAME_PERIOD_US)
-        stamps = np.concatenate([stamps, stamps[-1] + period.astype(np.int64)])
-    seconds = stamps // 1_000_000
-    micros = stamps % 1_000_000
-
-    frames, stored = _frame_bytes(
-        images, geometry.bytes_per_row, geometry.stored_offset
-    )
-    plan = _plan(
-        geometry,
-        nframes=len(images),
-        stored=stored,
-        counters=counters,
-        seconds=seconds,
-        micros=micros,
-        declared_frames=declared_frames,
-        nsessions=nsessions,
+    layout = _layout(
+        (declared_frames, height, width),
+        dtype.itemsize,
+        version=version,
+        bytes_per_row=bytes_per_row,
         trailer_size=trailer_size,
+        stored_pixels_row=stored_pixels_row,
+        stored_pixels_column=stored_pixels_column,
         kind4_block=kind4_block,
         block_table=block_table,
         camera_block_offset=camera_block_offset,
-        camera_texts=(camera_model, camera_serial, tuple(camera_versions)),
+        camera_model=camera_model,
+        camera_serial=camera_serial,
+        camera_versions=camera_versions,
+        sub_array=sub_array,
+        binning=binning,
+        header_size=header_size,
         footer_table_offset=footer_table_offset,
+        nsessions=nsessions,
     )
-    buf = plan.assemble(frames)
-    file_size = len(buf)
-
+    table = _frame_table(declared_frames, count, framestamps, timestamps_us)
     if truncate_to is not None:
         truncate_to = _as_int("truncate_to", truncate_to)
-        if not 0 < truncate_to <= file_size:
+        if not 0 < truncate_to <= layout.file_size:
             raise ValueError(
-                f"truncate_to must lie in 1..{file_size} (the complete file "
-                f"size), got {truncate_to}"
+                f"truncate_to must lie in 1..{layout.file_size} (the complete "
+                f"file size), got {truncate_to}"
             )
-        del buf[truncate_to:]
 
+    stored = None
+    if not layout.framed and layout.stored_offset is not None:
+        stored = np.empty((declared_frames, _STORED_BYTES), dtype=np.uint8)
+    source = _Frames(frames_in, count, dtype, seed=declared_frames)
     path = pathlib.Path(path)
-    path.write_bytes(buf)
+    with _atomic_output(path) as fh:
+        fh.write(_head(layout))
+        _write_frames(fh, layout, source, table, stored)
+        fh.write(_tail(layout, table, stored))
+        if truncate_to is not None:
+            fh.truncate(truncate_to)
     return path
-
-
-@dataclasses.dataclass
-class _Plan:
-    """Where every part of a file goes, without the pixels.
-
-    The file is ``head`` (file header, session header and blocks, up to the
-    first frame), then ``nframes`` frames ``stride`` bytes apart, each an
-    image of ``bytes_per_image`` bytes followed by its row of ``trailers``
-    (framed layout; zero-padded to the stride), then ``tail`` (the packed
-    footer, or the framed layout's zero bytes).
-    """
-
-    head: bytearray
-    first: int
-    stride: int
-    nframes: int
-    bytes_per_image: int
-    trailers: np.ndarray | None
-    tail: bytearray
-
-    @property
-    def size(self) -> int:
-        """Size of the complete file in bytes."""
-        return self.first + self.nframes * self.stride + len(self.tail)
-
-    def assemble(self, frames: np.ndarray) -> bytearray:
-        """Return the whole file given the stored frames ``(n, bytes per image)``."""
-        buf = bytearray(self.size)
-        buf[: len(self.head)] = self.head
-        end = self.first + self.nframes * self.stride
-        if self.trailers is None and self.stride == self.bytes_per_image:
-            body = np.ascontiguousarray(frames)
-        else:
-            body = np.zeros((self.nframes, self.stride), dtype=np.uint8)
-            body[:, : self.bytes_per_image] = frames
-            if self.trailers is not None:
-                at = self.bytes_per_image
-                body[:, at : at + self.trailers.shape[1]] = self.trailers
-        buf[self.first : end] = body.tobytes()
-        buf[end:] = self.tail
-        return buf
-
-
-def _plan(
-    geometry: _Geometry,
-    *,
-    nframes: int,
-    stored: np.ndarray | None,
-    counters: np.ndarray,
-    seconds: np.ndarray,
-    micros: np.ndarray,
-    declared_frames: int,
-    nsessions: int,
-    trailer_size: int,
-    kind4_block: bool,
-    block_table: bool,
-    camera_block_offset: int,
-    camera_texts: tuple[str, str, tuple[str, ...]],
-    footer_table_offset: int,
-) -> _Plan:
-    """Lay out a file (session and file header) for `nframes` frames."""
-    g = geometry
-    # What both layouts' session writers need.
-    common = {
-        "header_size": g.header_size,
-        "nframes": nframes,
-        "stored": stored,
-        "stored_offset": g.stored_offset,
-        "counters": counters,
-        "seconds": seconds,
-        "micros": micros,
-        "depth": g.depth,
-        "width": g.width,
-        "height": g.height,
-        "bytes_per_row": g.bytes_per_row,
-        "bytes_per_image": g.bytes_per_image,
-    }
-    if g.framed:
-        plan = _framed_session(
-            **common,
-            version=g.version,
-            trailer_size=trailer_size,
-            kind4_block=kind4_block,
-            block_table=block_table,
-            camera_block_offset=camera_block_offset,
-            camera_texts=camera_texts,
-            sub_array=g.sub_array,
-            binning=g.binning,
-        )
-    else:
-        plan = _packed_session(**common, footer_table_offset=footer_table_offset)
-    buf = plan.head
-    file_size = plan.size
-    buf[: len(_MAGIC)] = _MAGIC
-    _put(buf, _FH_VERSION, "I", g.version)
-    _put(buf, _FH_NSESS, "I", nsessions)
-    _put(buf, _FH_NFRAMES, "I", declared_frames)
-    _put(buf, _FH_HEADER_SIZE, "I", g.header_size)
-    _put(buf, _FH_FILE_SIZE, "Q", file_size)
-    _put(buf, _FH_FILE_SIZE2, "Q", file_size)
-    _put(buf, _FH_UNKNOWN_54, "I", 0x400)
-    return plan
-
-
-def _check_u32(name: str, value: int) -> None:
-    """Raise ``ValueError`` when a header field does not fit in a u32."""
-    if value > _UINT32_MAX:
-        raise ValueError(f"{name} ({value}) does not fit in its 32-bit field")
-
-
-def _packed_session(
-    *,
-    header_size: int,
-    nframes: int,
-    stored: np.ndarray | None,
-    stored_offset: int | None,
-    counters: np.ndarray,
-    seconds: np.ndarray,
-    micros: np.ndarray,
-    depth: int,
-    width: int,
-    height: int,
-    bytes_per_row: int,
-    bytes_per_image: int,
-    footer_table_offset: int,
-) -> _Plan:
-    """Lay out a packed (version 0x7) file; the file header is left blank."""
-    footer_table_offset = _as_int("footer_table_offset", footer_table_offset)
-    if footer_table_offset < MIN_FOOTER_TABLE_OFFSET or footer_table_offset % 4:
-        raise ValueError(
-            "footer_table_offset must be a multiple of 4 and at least "
-            f"{MIN_FOOTER_TABLE_OFFSET}, got {footer_table_offset}"
-        )
-    _check_u32("bytes per image", bytes_per_image)
-    start = header_size
-    data_size = _PACKED_DATA_OFFSET + nframes * bytes_per_image
-    counters_at = footer_table_offset
-    stamps_at = counters_at + 4 * nframes
-    stored_at = stamps_at + 8 * nframes
-    footer_size = stored_at + (0 if stored is None else _STORED_BYTES * nframes)
-    _check_u32("footer size", footer_size)
-    first = start + _PACKED_DATA_OFFSET
-    head = bytearray(first)
-    buf = head
-    _put(buf, start + _PS_SIZE, "Q", start + data_size + footer_size - start)
-    _put(buf, start + _PS_NFRAMES, "I", nframes)
-    _put(buf, start + _PS_BYTE_DEPTH, "I", depth)
-    _put(buf, start + _PS_UNKNOWN_28, "I", 1)
-    _put(buf, start + _PS_WIDTH, "I", width)
-    _put(buf, start + _PS_BYTES_PER_ROW, "I", bytes_per_row)
-    _put(buf, start + _PS_HEIGHT, "I", height)
-    _put(buf, start + _PS_BYTES_PER_IMAGE, "I", bytes_per_image)
-    _put(buf, start + _PS_DATA_OFFSET, "I", _PACKED_DATA_OFFSET)
-    _put(buf, start + _PS_DATA_SIZE, "Q", data_size)
-
-    # The footer, at F = S + data size; offsets below are relative to F.
-    buf = bytearray(footer_size)
-    foot = 0
-    _put(buf, foot + _PF_MARKER, "I", PACKED_VERSION)
-    _put(buf, foot + _PF_F2_OFFSET, "Q", _PF_F2)
-    _put(buf, foot + _PF_SIZE, "I", footer_size)
-    _put(buf, foot + _PF_UNKNOWN_30, "I", 32 * nframes)
-    second = foot + _PF_F2
-    _put(buf, second + _F2_COUNTERS, "Q", counters_at)
-    _put(buf, second + _F2_TIMESTAMPS, "Q", stamps_at)
-    if stored is not None:
-        _put(buf, second + _F2_STORED, "Q", stored_at)
-        _put(buf, second + _F2_STORED_OFFSET, "I", stored_offset)
-        _put(buf, second + _F2_STORED_SIZE, "Q", _STORED_BYTES)
-
-    table = np.empty((nframes, 3), dtype="<u4")
-    table[:, 0] = counters
-    table[:, 1] = seconds
-    table[:, 2] = micros
-    buf[foot + counters_at : foot + stamps_at] = table[:, 0].tobytes()
-    buf[foot + stamps_at : foot + stored_at] = table[:, 1:].tobytes()
-    if stored is not None:
-        buf[foot + stored_at :] = stored.tobytes()
-    return _Plan(
-        head=head,
-        first=first,
-        stride=bytes_per_image,
-        nframes=nframes,
-        bytes_per_image=bytes_per_image,
-        trailers=None,
-        tail=buf,
-    )
-
-
-def _framed_session(
-    *,
-    header_size: int,
-    version: int,
-    nframes: int,
-    stored: np.ndarray | None,
-    stored_offset: int | None,
-    counters: np.ndarray,
-    seconds: np.ndarray,
-    micros: np.ndarray,
-    depth: int,
-    width: int,
-    height: int,
-    bytes_per_row: int,
-    bytes_per_image: int,
-    trailer_size: int,
-    kind4_block: bool,
-    block_table: bool,
-    camera_block_offset: int,
-    camera_texts: tuple[str, str, tuple[str, ...]],
-    sub_array: tuple[int, int, int, int],
-    binning: int,
-) -> _Plan:
-    """Lay out a framed (version 0x1000000/0x2000000) file; file header blank."""
-    trailer_size = _as_int("trailer_size", trailer_size)
-    if trailer_size not in (16, 32) and (trailer_size < 512 or trailer_size % 4):
-        raise ValueError(
-            "trailer_size must be 16, 32, or a multiple of 4 of at least 512, "
-            f"got {trailer_size}"
-        )
-    if trailer_size == 16 and stored_offset is not None:
-        raise ValueError(
-            "16-byte trailers (USB cameras) have no room for stored pixels; "
-            "use stored_pixels_row=None or a larger trailer_size"
-        )
-    model, serial, versions = camera_texts
-    if len(versions) != 3:
-        raise ValueError(f"camera_versions must hold 3 strings, got {versions!r}")
-    for i, (text, field) in enumerate(
-        zip(versions, (_CAM_VERSION0, _CAM_VERSION1, _CAM_VERSION2), strict=True)
-    ):
-        _check_text(f"camera_versions[{i}]", text, field[1])
-    _check_text("camera_model", model, _CAM_MODEL[1])
-    serial_text = f"S/N: {serial}"
-    _check_text("camera_serial", serial_text, _CAM_SERIAL[1])
-
-    x0, y0, sub_w, sub_h = sub_array
-    has_kind4 = block_table and kind4_block and stored_offset is not None
-    if not has_kind4 and trailer_size != 16:
-        # Without a kind-4 block a reader falls back to the historical rule
-        # (this includes files without stored pixels): make the file obey it.
-        rule_row = fallback_stored_pixels_row(version, y0, height, binning)
-        row = column = None
-        if stored_offset is not None:
-            row = stored_offset // bytes_per_row
-            column = stored_offset % bytes_per_row // depth
-        if row != rule_row or column not in (None, 0):
-            if not block_table:
-                why = "without a block table"
-            elif stored_offset is None:
-                why = "without stored pixels there is no kind-4 block, so"
-            else:
-                why = "with kind4_block=False"
-            raise ValueError(
-                f"{why} a reader assumes the stored pixels at row {rule_row}, "
-                f"column 0 (the rule for version {version:#x}, sub-array y0 {y0}, "
-                f"binning {binning}); got stored_pixels_row={row}, column "
-                f"{column}. Use trailer_size=16 for a file without stored pixels"
-            )
-
-    camera_block_offset = _as_int("camera_block_offset", camera_block_offset)
-    entries = [(_KIND1, _KIND1_SIZE)]
-    if has_kind4:
-        entries.append((_KIND4, _KIND4_SIZE))
-    entries.append((_KIND3, _CAMERA_SIZE))
-    if block_table:
-        # The table is followed by the small blocks, then (at the requested
-        # offset) the camera block.
-        position = _BLOCK_TABLE + _BLOCK_ENTRY * len(entries)
-        positions = []
-        for _, size in entries[:-1]:
-            positions.append(position)
-            position += size
-        if camera_block_offset < position or camera_block_offset % 8:
-            raise ValueError(
-                "camera_block_offset must be a multiple of 8 and at least "
-                f"{position:#x} (the end of the blocks before it), got "
-                f"{camera_block_offset:#x}"
-            )
-        positions.append(camera_block_offset)
-    elif camera_block_offset != FIXED_CAMERA_BLOCK_OFFSET:
-        raise ValueError(
-            "without a block table the camera block must sit at the fixed "
-            f"offset {FIXED_CAMERA_BLOCK_OFFSET:#x}, got {camera_block_offset:#x}"
-        )
-    end_of_blocks = camera_block_offset + _CAMERA_SIZE
-    data_offset = -(-end_of_blocks // _DATA_ALIGN) * _DATA_ALIGN
-
-    stride = bytes_per_image + trailer_size
-    _check_u32("bytes per image", bytes_per_image)
-    _check_u32("frame stride", stride)
-    start = header_size
-    first = start + data_offset
-    buf = bytearray(first)
-
-    _put(buf, start + _NS_SIZE, "Q", first + nframes * stride + _FRAMED_TAIL - start)
-    _put(buf, start + _NS_NFRAMES, "I", nframes)
-    _put(buf, start + _NS_BYTE_DEPTH, "I", depth)
-    _put(buf, start + _NS_UNKNOWN_44, "I", 1)
-    _put(buf, start + _NS_WIDTH, "I", width)
-    _put(buf, start + _NS_HEIGHT, "I", height)
-    _put(buf, start + _NS_BYTES_PER_ROW, "I", bytes_per_row)
-    _put(buf, start + _NS_BYTES_PER_IMAGE, "I", bytes_per_image)
-    _put(buf, start + _NS_DATA_OFFSET, "Q", data_offset)
-    _put(buf, start + _NS_STRIDE, "I", stride)
-    _put(buf, start + _NS_TRAILER, "I", trailer_size)
-
-    if block_table:
-        for i, ((kind, size), where) in enumerate(zip(entries, positions, strict=True)):
-            entry = start + _BLOCK_TABLE + _BLOCK_ENTRY * i
-            _put(buf, entry, "IIQ", kind, size, where - _BLOCK_BASE)
-        if has_kind4:
-            kind4 = start + positions[1]
-            _put(buf, kind4 + _K4_STORED_SIZE, "I", _STORED_BYTES)
-            _put(buf, kind4 + _K4_STORED_OFFSET, "I", stored_offset)
-        # The kind-1 block is all zeros in every file seen.
-
-    camera = start + camera_block_offset
-    for text, field in zip(
-        versions, (_CAM_VERSION0, _CAM_VERSION1, _CAM_VERSION2), strict=True
-    ):
-        _put_text(buf, camera, field, text)
-    _put_text(buf, camera, _CAM_MODEL, model)
-    _put_text(buf, camera, _CAM_SERIAL, serial_text)
-    _put(buf, camera + _CAM_SUBARRAY, "4H", x0, sub_w, y0, sub_h)
-
-    # The used start of every trailer: counter, seconds, microseconds and
-    # (when there are stored pixels) the true bytes; the rest stays zero.
-    used = _TR_STORED + (0 if stored is None else _STORED_BYTES)
-    trailers = np.zeros((nframes, used), dtype=np.uint8)
-    stamps = np.zeros((nframes, 3), dtype="<u4")
-    stamps[:, 0] = counters
-    stamps[:, 1] = seconds
-    stamps[:, 2] = micros
-    trailers[:, :_TR_STORED] = stamps.view(np.uint8)
-    if stored is not None:
-        trailers[:, _TR_STORED:] = stored
-    return _Plan(
-        head=buf,
-        first=first,
-        stride=stride,
-        nframes=nframes,
-        bytes_per_image=bytes_per_image,
-        trailers=trailers,
-        tail=bytearray(_FRAMED_TAIL),
-    )
 
 
 def example_stack(
@@ -960,6 +1248,13 @@ def example_stack(
     -------
     numpy.ndarray
         Array of shape ``(nframes, height, width)`` and the requested dtype.
+
+    Examples
+    --------
+    >>> from dcimg.testing import example_stack
+    >>> stack = example_stack(nframes=5, height=32, width=40)
+    >>> stack.shape, stack.dtype
+    ((5, 32, 40), dtype('uint16'))
     """
     dtype = np.dtype(dtype)
     if dtype not in (np.dtype(np.uint8), np.dtype(np.uint16)):
@@ -1007,12 +1302,22 @@ def write_example(path: str | os.PathLike[str]) -> pathlib.Path:
     Parameters
     ----------
     path : str or os.PathLike
-        Destination file; it is overwritten.
+        Destination file; it is replaced.
 
     Returns
     -------
     pathlib.Path
         The path written.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> from dcimg.testing import write_example
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(tmp.name)
+    >>> write_example(folder / "example.dcimg").stat().st_size
+    206384
+    >>> tmp.cleanup()
     """
     nframes, height, width = 20, 64, 80
     x0, y0 = 984, 992
@@ -1039,7 +1344,7 @@ def write_sparse_dcimg(
     *,
     dtype: npt.DTypeLike = np.uint16,
     version: int = 0x1000000,
-    trailer_size: int = 32,
+    trailer_size: int | Literal["auto"] = "auto",
     stored_pixels_row: int | None = None,
     stored_pixels_column: int = 0,
     bytes_per_row: int | None = None,
@@ -1055,25 +1360,29 @@ def write_sparse_dcimg(
     ``truncate``. On file systems with sparse files (ext4, XFS, Btrfs, APFS,
     tmpfs) a file of hundreds of gigabytes then occupies a few megabytes: one
     block per frame for each trailer and for the overwritten pixels. Elsewhere
-    (NTFS without the sparse flag, FAT) the file takes its full size.
+    (NTFS without the sparse flag, FAT) the file takes its full size. Like
+    :func:`write_dcimg` it writes a temporary file that replaces `path` once
+    complete.
 
     Parameters
     ----------
     path : str or os.PathLike
-        Destination file; it is overwritten.
+        Destination file; it is replaced.
     nframes, height, width : int
         Shape of the stack.
     dtype : numpy dtype, optional
         ``numpy.uint16`` (default) or ``numpy.uint8``.
     version : int, optional
         ``0x7`` (packed), ``0x1000000`` (default) or ``0x2000000`` (framed).
-    trailer_size : int, optional
-        Framed layout only: 16, 32 (default), or a multiple of 4 of at least
-        512.
+    trailer_size : int or "auto", optional
+        Framed layout only: 16, 32, or a multiple of 4 of at least 512. The
+        default ``"auto"`` gives 32, or 16 when there are no stored pixels but
+        a reader's fallback rule would look for them (see
+        :func:`write_dcimg`).
     stored_pixels_row : int, optional
         Row whose 8 bytes the camera overwrote with ``0, max, 0, max, ...``
         in every frame (the true values, zeros, go to the trailer or footer);
-        ``None`` for none.
+        ``None`` (default) for none.
     stored_pixels_column : int, optional
         Pixel column where the overwritten bytes start.
     bytes_per_row : int, optional
@@ -1104,11 +1413,18 @@ def write_sparse_dcimg(
 
     Examples
     --------
+    A 1 GB acquisition that takes a few kilobytes of disk:
+
+    >>> import pathlib, tempfile
     >>> from dcimg.testing import write_sparse_dcimg
-    >>> write_sparse_dcimg(
-    ...     "big.dcimg", 12_800, 2048, 2048, stored_pixels_row=1023
-    ... )  # doctest: +SKIP
-    PosixPath('big.dcimg')
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(tmp.name)
+    >>> path = write_sparse_dcimg(
+    ...     folder / "big.dcimg", 128, 2048, 2048, stored_pixels_row=1023
+    ... )
+    >>> path.stat().st_size
+    1073746864
+    >>> tmp.cleanup()
     """
     dtype = np.dtype(dtype)
     if dtype not in (np.dtype(np.uint8), np.dtype(np.uint16)):
@@ -1117,52 +1433,48 @@ def write_sparse_dcimg(
         if _as_int(name, value) < 1:
             raise ValueError(f"{name} must be at least 1, got {value}")
     nframes, height, width = int(nframes), int(height), int(width)
-    if nframes > _UINT32_MAX:
-        raise ValueError(f"nframes ({nframes}) does not fit in its 32-bit field")
-    geometry = _geometry(
-        height,
-        width,
+    layout = _layout(
+        (nframes, height, width),
         dtype.itemsize,
         version=version,
         bytes_per_row=bytes_per_row,
-        binning=binning,
-        sub_array=sub_array,
+        trailer_size=trailer_size,
         stored_pixels_row=stored_pixels_row,
         stored_pixels_column=stored_pixels_column,
-        header_size=None,
-    )
-    stamps = _default_timestamps(nframes)
-    offset = geometry.stored_offset
-    plan = _plan(
-        geometry,
-        nframes=nframes,
-        stored=None if offset is None else np.zeros((nframes, 8), np.uint8),
-        counters=np.arange(nframes, dtype=np.int64),
-        seconds=stamps // 1_000_000,
-        micros=stamps % 1_000_000,
-        declared_frames=nframes,
-        nsessions=1,
-        trailer_size=trailer_size,
         kind4_block=True,
         block_table=True,
         camera_block_offset=FIXED_CAMERA_BLOCK_OFFSET,
-        camera_texts=("C11440-22C", "301234", ("4.11.523", "1.0", "2.0")),
+        camera_model="C11440-22C",
+        camera_serial="301234",
+        camera_versions=("4.11.523", "1.0", "2.0"),
+        sub_array=sub_array,
+        binning=binning,
+        header_size=None,
         footer_table_offset=272,
+        nsessions=1,
     )
-    pattern = None if offset is None else _stored_pattern(dtype)
+    table = _frame_table(nframes, nframes, None, None)
+    offset = layout.stored_offset
+    stored = None
+    if not layout.framed and offset is not None:
+        stored = np.zeros((nframes, _STORED_BYTES), dtype=np.uint8)
+    tail = _tail(layout, table, stored)
+    # (offset in the frame, bytes) written into every frame besides holes.
+    pieces = [] if offset is None else [(offset, _stored_pattern(dtype))]
     path = pathlib.Path(path)
-    with open(path, "wb") as fh:
-        fh.truncate(plan.size)
-        fh.write(plan.head)
-        if pattern is not None or plan.trailers is not None:
+    with _atomic_output(path) as fh:
+        fh.truncate(layout.file_size)
+        fh.write(_head(layout))
+        if pieces or layout.framed:
             for k in range(nframes):
-                frame = plan.first + k * plan.stride
-                if pattern is not None:
-                    fh.seek(frame + offset)
-                    fh.write(pattern)
-                if plan.trailers is not None:
-                    fh.seek(frame + plan.bytes_per_image)
-                    fh.write(plan.trailers[k].tobytes())
-        fh.seek(plan.size - len(plan.tail))
-        fh.write(plan.tail)
+                frame = layout.first_frame + k * layout.stride
+                for at, piece in pieces:
+                    fh.seek(frame + at)
+                    fh.write(piece)
+                if layout.framed:
+                    # Counter and time stamp; the true stored bytes are zero.
+                    fh.seek(frame + layout.bytes_per_image)
+                    fh.write(table[k].tobytes())
+        fh.seek(layout.file_size - len(tail))
+        fh.write(tail)
     return path

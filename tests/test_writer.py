@@ -13,6 +13,7 @@ import importlib.util
 import json
 import pathlib
 import struct
+import subprocess
 import sys
 
 import numpy as np
@@ -506,12 +507,19 @@ def test_missing_kind4_block_must_match_fallback_row(tmp_path, options, row):
     options = {"sub_array": (0, 1020, 8, 6), **options}
     with pytest.raises(ValueError, match="stored pixels at row"):
         dt.write_dcimg(
-            tmp_path / "x.dcimg", _stack(2, 6, 8), stored_pixels_row=row, **options
+            tmp_path / "x.dcimg",
+            _stack(2, 6, 8),
+            stored_pixels_row=row,
+            trailer_size=32,
+            **options,
         )
-    # 16-byte trailers hold no stored pixels, so no rule applies to them.
+    # 16-byte trailers hold no stored pixels, so no rule applies to them, and
+    # the default trailer size picks them for a file without stored pixels.
     if row is None:
-        options["trailer_size"] = 16
-        dt.write_dcimg(tmp_path / "y.dcimg", _stack(2, 6, 8), **options)
+        path = dt.write_dcimg(
+            tmp_path / "y.dcimg", _stack(2, 6, 8), stored_pixels_row=None, **options
+        )
+        assert _read(path)["trailer"] == 16
 
 
 def test_fallback_column_must_be_zero(tmp_path):
@@ -767,3 +775,357 @@ def test_write_example(tmp_path):
     steps = np.diff(info["framestamps"])
     assert sorted(steps.tolist()) == [1] * 18 + [2]
     assert np.all(np.diff(info["timestamps_us"]) > 0)
+
+
+# --------------------------------------------------------------------------
+# Defaults chosen from the format's rules.
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", ALL_VERSIONS)
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint8])
+def test_defaults_full_frame(tmp_path, version, dtype):
+    # A full 2048 x 2048 ORCA-Flash frame with nothing but defaults: the
+    # camera's pattern sits where a reader looks without a kind-4 block.
+    data = _stack(2, 2048, 2048, dtype, seed=version)
+    path = dt.write_dcimg(tmp_path / "x.dcimg", data, version=version)
+    info = _assert_round_trip(path, data, framestamps=[0, 1])
+    row = 0 if version == 0x2000000 else 1023
+    assert info["stored_offset"] == row * 2048 * np.dtype(dtype).itemsize
+    top = np.iinfo(dtype).max
+    assert info["stored_bytes_in_frame"].copy().view(dtype).tolist() == (
+        [[0, top] * (4 // np.dtype(dtype).itemsize)] * 2
+    )
+    if version != 0x7:
+        assert info["trailer"] == 32
+        assert 4 in info["blocks"]
+    dcimg = pytest.importorskip("dcimg")
+    with dcimg.DCIMGFile(path) as f:
+        assert f.shape == data.shape
+        assert f.dtype == dtype
+        assert f.metadata.stored_pixels.row == row
+        np.testing.assert_array_equal(f[:], data)
+
+
+@pytest.mark.parametrize(
+    ("version", "height", "row", "trailer"),
+    [
+        (0x7, 8, None, None),  # no sensor row 1023 in the frame
+        (0x7, 1100, 1023, None),
+        (0x1000000, 8, None, 32),  # the fallback rule finds no row either
+        (0x1000000, 1024, 1023, 32),
+        (0x2000000, 8, 0, 32),  # the rule for 0x2000000 is row 0
+    ],
+)
+def test_default_stored_row_follows_rules(tmp_path, version, height, row, trailer):
+    data = _stack(2, height, 8)
+    info = _assert_round_trip(
+        dt.write_dcimg(tmp_path / "x.dcimg", data, version=version), data
+    )
+    assert info["stored_offset"] == (None if row is None else row * 16)
+    assert info.get("trailer") == trailer
+
+
+def test_default_stored_row_moves_with_sub_array(tmp_path):
+    data = _stack(2, 40, 8)
+    sub = (0, 1000, 16, 80)
+    info = _assert_round_trip(
+        dt.write_dcimg(tmp_path / "x.dcimg", data, sub_array=sub, binning=2),
+        data,
+    )
+    assert info["stored_offset"] == (1023 - 1000) // 2 * 16
+
+
+@pytest.mark.parametrize("version", [0x1000000, 0x2000000])
+def test_default_without_room_for_stored_pixels(tmp_path, version):
+    # 3 pixels of 16 bit cannot hold the 8 stored bytes, and a frame without
+    # stored pixels gets 16-byte trailers where the rule would find a row.
+    data = _stack(2, 1030, 3)
+    info = _assert_round_trip(
+        dt.write_dcimg(tmp_path / "x.dcimg", data, version=version), data
+    )
+    assert info["stored_offset"] is None
+    assert info["trailer"] == 16
+
+
+def test_default_trailer_for_explicit_no_stored_pixels(tmp_path):
+    data = _stack(2, 1024, 8)
+    info = _assert_round_trip(
+        dt.write_dcimg(tmp_path / "x.dcimg", data, stored_pixels_row=None), data
+    )
+    assert info["stored_offset"] is None
+    assert info["trailer"] == 16
+    # Asked for explicitly, 32-byte trailers contradict the fallback rule.
+    with pytest.raises(ValueError, match="stored pixels at row 1023"):
+        dt.write_dcimg(
+            tmp_path / "y.dcimg", data, stored_pixels_row=None, trailer_size=32
+        )
+
+
+def test_default_16_byte_trailers_hold_no_stored_pixels(tmp_path):
+    data = _stack(2, 1024, 8)
+    info = _read(dt.write_dcimg(tmp_path / "x.dcimg", data, trailer_size=16))
+    assert info["stored_offset"] is None
+
+
+def test_bad_stored_row_string(tmp_path):
+    with pytest.raises(ValueError, match="stored_pixels_row"):
+        dt.write_dcimg(tmp_path / "x.dcimg", _stack(), stored_pixels_row="centre")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sparse_defaults_full_frame(tmp_path):
+    # No stored pixels by default; 16-byte trailers keep the file consistent.
+    info = _read(dt.write_sparse_dcimg(tmp_path / "s.dcimg", 2, 2048, 2048))
+    assert info["trailer"] == 16
+    assert info["stored_offset"] is None
+    assert not info["data"].any()
+
+
+# --------------------------------------------------------------------------
+# Streaming from sources larger than memory.
+# --------------------------------------------------------------------------
+
+
+class FrameSource:
+    """Frames one at a time: ``shape``, ``dtype`` and ``[k]`` for an int k."""
+
+    def __init__(self, data, fail_at=None):
+        self.data = data
+        self.shape = data.shape
+        self.dtype = data.dtype
+        self.fail_at = fail_at
+        self.calls = []
+
+    def __getitem__(self, k):
+        if not isinstance(k, int):
+            raise TypeError(f"frames only, got {k!r}")
+        self.calls.append(k)
+        if k == self.fail_at:
+            raise RuntimeError(f"camera lost at frame {k}")
+        return self.data[k].copy()
+
+
+# Small blocks, so a few frames already span several of them.
+@pytest.fixture
+def small_blocks(monkeypatch):
+    monkeypatch.setattr(dt, "_BLOCK_BYTES", 700)
+
+
+STREAM_OPTIONS = [
+    {"version": 0x7, "stored_pixels_row": 3},
+    {"version": 0x1000000, "stored_pixels_row": 2, "bytes_per_row": 37},
+    {"version": 0x2000000, "trailer_size": 516},
+    {"version": 0x1000000, "stored_pixels_row": None, "trailer_size": 16},
+]
+
+
+@pytest.mark.parametrize("options", STREAM_OPTIONS)
+def test_blocks_write_same_bytes(tmp_path, monkeypatch, options):
+    data = _stack(9, 6, 16)
+    whole = dt.write_dcimg(tmp_path / "a.dcimg", data, **options).read_bytes()
+    monkeypatch.setattr(dt, "_BLOCK_BYTES", 1)  # one frame a block
+    one = dt.write_dcimg(tmp_path / "b.dcimg", data, **options).read_bytes()
+    monkeypatch.setattr(dt, "_BLOCK_BYTES", 4 * 6 * 40)  # blocks of 3 or 4
+    some = dt.write_dcimg(tmp_path / "c.dcimg", data, **options).read_bytes()
+    assert one == whole
+    assert some == whole
+
+
+@pytest.mark.parametrize("options", STREAM_OPTIONS)
+def test_stream_from_frame_source(tmp_path, small_blocks, options):
+    data = _stack(7, 6, 16)
+    expected = dt.write_dcimg(tmp_path / "a.dcimg", data, **options).read_bytes()
+    source = FrameSource(data)
+    path = dt.write_dcimg(tmp_path / "b.dcimg", source, **options)
+    assert path.read_bytes() == expected
+    assert source.calls == list(range(7))  # each frame read once, in order
+
+
+@pytest.mark.parametrize("mode", ["r", "r+", "c"])
+def test_stream_from_memmap(tmp_path, small_blocks, mode):
+    data = _stack(7, 6, 16)
+    expected = dt.write_dcimg(tmp_path / "a.dcimg", data[::-1]).read_bytes()
+    raw = tmp_path / "stack.raw"
+    data.tofile(raw)
+    mapped = np.memmap(raw, np.uint16, mode, shape=data.shape)
+    if mode != "r":
+        # Changes not yet on disk: the pages the writer gives back must keep
+        # them (a shared map's pages live on in the page cache; a
+        # copy-on-write map's pages must not be given back at all).
+        mapped[1, 2, 3] = data[1, 2, 3] = 12345
+        expected = dt.write_dcimg(tmp_path / "a.dcimg", data[::-1]).read_bytes()
+    path = dt.write_dcimg(tmp_path / "b.dcimg", mapped[::-1])
+    assert path.read_bytes() == expected
+    np.testing.assert_array_equal(mapped, data)
+    del mapped
+
+
+def test_stream_from_dask(tmp_path, small_blocks):
+    da = pytest.importorskip("dask.array")
+    data = _stack(9, 6, 16)
+    lazy = da.from_array(data, chunks=(2, 6, 16))
+    expected = dt.write_dcimg(tmp_path / "a.dcimg", data).read_bytes()
+    assert dt.write_dcimg(tmp_path / "b.dcimg", lazy).read_bytes() == expected
+
+
+class _CountingArray:
+    """An array for ``dask.array.from_array`` that records every read."""
+
+    def __init__(self, data):
+        self.data, self.shape, self.dtype, self.ndim = data, data.shape, data.dtype, 3
+        self.reads = []
+
+    def __getitem__(self, key):
+        self.reads.append(key[0] if isinstance(key, tuple) else key)
+        return self.data[key]
+
+
+@pytest.mark.parametrize(
+    ("chunk_limit", "expected"),
+    [
+        # Chunks of 3 frames, computed once each though the writer's blocks
+        # take 2 frames at a time.
+        (10**6, [(0, 3), (3, 6), (6, 9), (9, 10)]),
+        # Chunks too big to keep: read block by block, never across a chunk.
+        (1, [(0, 2), (2, 3), (3, 4), (4, 6), (6, 8), (8, 9), (9, 10)]),
+    ],
+)
+def test_dask_chunks_read_once(tmp_path, monkeypatch, chunk_limit, expected):
+    da = pytest.importorskip("dask.array")
+    data = _stack(10, 6, 16)
+    expected_bytes = dt.write_dcimg(tmp_path / "a.dcimg", data).read_bytes()
+    monkeypatch.setattr(dt, "_BLOCK_BYTES", 2 * (6 * 16 * 2 + 32))  # 2 frames
+    monkeypatch.setattr(dt, "_CHUNK_BYTES", chunk_limit)
+    source = _CountingArray(data)
+    lazy = da.from_array(source, chunks=(3, 6, 16), asarray=True)
+    source.reads.clear()  # Dask reads an empty slice for its metadata
+    path = dt.write_dcimg(tmp_path / "b.dcimg", lazy)
+    assert path.read_bytes() == expected_bytes
+    reads = [(k.start or 0, k.stop) for k in source.reads if isinstance(k, slice)]
+    assert len(reads) == len(source.reads)
+    assert reads == expected
+
+
+def test_stream_declared_frames_beyond_source(tmp_path, small_blocks):
+    data = _stack(3, 6, 16)
+    path = dt.write_dcimg(
+        tmp_path / "x.dcimg", FrameSource(data), declared_frames=8, stored_pixels_row=1
+    )
+    info = _read(path)
+    assert info["n"] == 8
+    np.testing.assert_array_equal(info["data"][:3], data)
+    np.testing.assert_array_equal(info["framestamps"], np.arange(8))
+    assert info["data"][3:].std() > 1000  # pseudo-random filler
+
+
+def test_accepts_nested_lists(tmp_path):
+    data = _stack(2, 3, 8)
+    expected = dt.write_dcimg(tmp_path / "a.dcimg", data).read_bytes()
+    lists = [[[int(v) for v in row] for row in frame] for frame in data]
+    with pytest.raises(ValueError, match="uint8 or uint16"):
+        dt.write_dcimg(tmp_path / "b.dcimg", lists)  # int64 once converted
+    converted = np.asarray(lists, dtype=np.uint16)
+    assert dt.write_dcimg(tmp_path / "b.dcimg", converted).read_bytes() == expected
+
+
+class _Declared:
+    """A source whose frames do not match what it declares."""
+
+    def __init__(self, frame, shape=(4, 6, 16), dtype=np.uint16):
+        self.shape, self.dtype, self.frame = shape, np.dtype(dtype), frame
+
+    def __getitem__(self, k):
+        return self.frame if k == 2 else np.zeros(self.shape[1:], self.dtype)
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        (_Declared(np.zeros((6, 15), np.uint16)), r"frame 2 has shape \(6, 15\)"),
+        (_Declared(np.zeros((6, 16), np.uint8)), "frame 2 has dtype uint8"),
+        (_Declared(np.zeros((6, 16), np.int16)), "frame 2 has dtype int16"),
+        (_Declared(None, shape=(4, float("nan"), 16)), "known shape"),
+    ],
+)
+def test_source_that_breaks_its_promise(tmp_path, small_blocks, source, message):
+    with pytest.raises(ValueError, match=message):
+        dt.write_dcimg(tmp_path / "x.dcimg", source)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------
+# Atomic writes.
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", ALL_VERSIONS)
+def test_failure_mid_way_leaves_nothing(tmp_path, small_blocks, version):
+    source = FrameSource(_stack(8, 6, 16), fail_at=5)
+    with pytest.raises(RuntimeError, match="frame 5"):
+        dt.write_dcimg(tmp_path / "x.dcimg", source, version=version)
+    assert source.calls[-1] == 5  # frames 0-4 had reached the disk
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failure_keeps_previous_file(tmp_path, small_blocks):
+    path = dt.write_dcimg(tmp_path / "x.dcimg", _stack(2, 6, 16))
+    before = path.read_bytes()
+    with pytest.raises(RuntimeError):
+        dt.write_dcimg(path, FrameSource(_stack(8, 6, 16), fail_at=6))
+    assert path.read_bytes() == before
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_replaces_existing_file(tmp_path):
+    path = tmp_path / "x.dcimg"
+    path.write_bytes(b"old" * 100_000)
+    data = _stack(2, 6, 16)
+    dt.write_dcimg(path, data)
+    _assert_round_trip(path, data)
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_sparse_writer_is_atomic(tmp_path):
+    with pytest.raises(ValueError, match="stored_pixels_row"):
+        dt.write_sparse_dcimg(tmp_path / "s.dcimg", 3, 4, 8, stored_pixels_row=9)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------
+# Memory: a large file is written with a bounded amount of memory.
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("source", "gigabytes"), [("memmap", 1.0), ("lazy", 0.5)])
+def test_memory_bounded(tmp_path, source, gigabytes):
+    pytest.importorskip("dcimg.core")  # the tool imports dcimg.testing
+    pytest.importorskip("resource")  # the tool's peak memory: not on Windows
+    tool = ROOT / "tools" / "writer_memory.py"
+    command = [sys.executable, str(tool), "--gigabytes", str(gigabytes)]
+    command += ["--source", source, "--folder", str(tmp_path), "--limit-mb", "256"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode in (0, 1), done.stderr
+    report = json.loads(done.stdout)
+    assert report["bytes"] > gigabytes * 0.99e9
+    # The writer's buffers are 32 MB; the limit leaves room for the frames
+    # the source makes and for NumPy's temporaries, not for a copy.
+    assert report["peak_rss_growth_mb"] < 256, report
+    if report["rss_anon_before_mb"] is not None:  # Linux
+        assert report["peak_rss_anon_mb"] - report["rss_anon_before_mb"] < 256
+    assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------
+# The examples in the docstrings run as written.
+# --------------------------------------------------------------------------
+
+
+def test_docstring_examples_run():
+    pytest.importorskip("dcimg.core")  # one example reads back with DCIMGFile
+    import doctest
+
+    result = doctest.testmod(dt, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 20
+    assert result.failed == 0
