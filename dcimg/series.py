@@ -24,7 +24,7 @@ import os
 import re
 import threading
 import warnings
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -806,37 +806,38 @@ class DCIMGSeries:
         self, grid: _Grid, correction: bool | None, cache_size: int
     ) -> _Members:
         """Open every file's header and check that it agrees with the first."""
-        opened: list[tuple[int, DCIMGFile]] = []
+        # The last files checked stay open, as many as the cache holds.
+        opened: deque[tuple[int, DCIMGFile]] = deque(maxlen=cache_size)
         identities: list[tuple[int, int]] = []
         frames: list[int] = []
         problems: list[tuple[str, str, Any, Any]] = []
-        first: dict[str, Any] = {}
+        fields = ("width", "height", "dtype", "layout", "frames")
+        reference: tuple[Any, ...] = ()
         for index, path in enumerate(grid.paths):
             f = _open_member(path, correction)
             nframes, height, width = f.shape
-            found = {
-                "width": width,
-                "height": height,
-                "dtype": f.dtype.name,
-                "layout": "packed" if f.fmt_version == DCIMGFile.FMT_OLD else "framed",
-            }
-            if not self._concat:
-                found["frames"] = nframes
-            if not first:
-                first = found
-            else:
+            found = (
+                width,
+                height,
+                f.dtype,
+                "packed" if f.fmt_version == DCIMGFile.FMT_OLD else "framed",
+                # Files of a joined series may differ in frame count.
+                0 if self._concat else nframes,
+            )
+            if not reference:
+                reference = found
+            elif found != reference:
                 problems.extend(
-                    (path, field, value, first[field])
-                    for field, value in found.items()
-                    if value != first[field]
+                    (path, field, str(value), str(expected))
+                    for field, value, expected in zip(
+                        fields, found, reference, strict=True
+                    )
+                    if value != expected
                 )
             _, size, mtime = f.identity
             identities.append((size, mtime))
             frames.append(nframes)
-            # Keep the last few open (the cache's size), drop the rest now.
             opened.append((index, f))
-            if len(opened) > cache_size:
-                opened.pop(0)
         if problems:
             path, field, value, expected = problems[0]
             details = "; ".join(
@@ -855,8 +856,8 @@ class DCIMGSeries:
             identities=tuple(identities),
             frames=tuple(frames),
             grid_shape=grid.shape,
-            image_shape=(first["height"], first["width"]),
-            dtype=np.dtype(first["dtype"]),
+            image_shape=(reference[1], reference[0]),
+            dtype=reference[2],
             concat=self._concat,
             correction=correction,
             cache_size=cache_size,

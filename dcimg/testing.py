@@ -1177,6 +1177,7 @@ def write_series(
     axes: str | None = None,
     separator: str = "_",
     digits: int = 3,
+    start: int = 0,
     **write_dcimg_options: object,
 ) -> np.ndarray:
     """Write an image grid as numbered DCIMG files, the way HCImage names them.
@@ -1206,6 +1207,8 @@ def write_series(
     digits : int, default 3
         Counters are zero-padded to this many digits (``1``: no padding, so
         ``_9`` is followed by ``_10``).
+    start : int, default 0
+        Value of the first counter along every axis.
     **write_dcimg_options
         Passed to :func:`write_dcimg` for every file.  Unless given, the
         frame counters and time stamps run on from file to file (in counter
@@ -1239,6 +1242,10 @@ def write_series(
         raise ValueError(f"digits must be an integer, got {digits!r}")
     if digits < 1:
         raise ValueError(f"digits must be at least 1, got {digits}")
+    if isinstance(start, bool) or not isinstance(start, (int, np.integer)):
+        raise ValueError(f"start must be an integer, got {start!r}")
+    if start < 0:
+        raise ValueError(f"start must not be negative, got {start}")
     ngrid = data.ndim - 3 if axes is None else len(axes)
     per_file = data.ndim - ngrid
     if ngrid < 0 or per_file not in (2, 3):
@@ -1250,7 +1257,7 @@ def write_series(
     nframes = 1 if per_file == 2 else data.shape[-3]
     paths = np.empty(grid, dtype=object)
     for flat, position in enumerate(np.ndindex(*grid)):
-        stem = name + "".join(f"{separator}{i:0{digits}d}" for i in position)
+        stem = name + "".join(f"{separator}{start + i:0{digits}d}" for i in position)
         frames = data[position]
         if per_file == 2:
             frames = frames[np.newaxis]
