@@ -682,3 +682,29 @@ def test_docs_and_readme_mention_the_series():
     readme = (ROOT / "README.md").read_text()
     assert "## Series" in readme and "dcimg/series.py" in readme
     assert "series" in (ROOT / "docs" / "index.rst").read_text()
+
+
+def test_bench_series_tiny_runs(tmp_path):
+    pytest.importorskip("dask.array")
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools" / "bench_series.py"),
+            "--size",
+            "tiny",
+            "--tmpdir",
+            str(tmp_path),
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["result"] for r in rows].count("info") == 3
+    assert "np.asarray(series)" in result.stdout
+    # Nothing is left behind.
+    assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]
