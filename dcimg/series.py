@@ -757,14 +757,18 @@ class DCIMGSeries:
 
     Examples
     --------
+    >>> import tempfile
     >>> import numpy as np
     >>> from dcimg import DCIMGSeries
     >>> from dcimg.testing import write_series
+    >>> folder = tempfile.mkdtemp(dir=tmp_path)
     >>> truth = np.arange(2 * 3 * 1 * 4 * 5, dtype=np.uint16).reshape(2, 3, 1, 4, 5)
-    >>> paths = write_series(tmp_path, truth, name="cell")
-    >>> with DCIMGSeries(tmp_path) as series:
-    ...     series.shape, series.axes
-    ((2, 3, 1, 4, 5), 'TZ')
+    >>> paths = write_series(folder, truth, name="cell")
+    >>> with DCIMGSeries(folder) as series:
+    ...     print(series.shape, series.axes)
+    ...     print(np.array_equal(series[1, ::-1], truth[1, ::-1]))
+    (2, 3, 1, 4, 5) TZ
+    True
     """
 
     def __init__(

@@ -1228,9 +1228,11 @@ def write_series(
 
     Examples
     --------
+    >>> import tempfile
     >>> import numpy as np
     >>> from dcimg.testing import write_series
-    >>> paths = write_series(tmp_path, np.zeros((2, 3, 1, 8, 8), np.uint16))
+    >>> folder = tempfile.mkdtemp(dir=tmp_path)
+    >>> paths = write_series(folder, np.zeros((2, 3, 1, 8, 8), np.uint16))
     >>> paths.shape, paths[1, 2].name
     ((2, 3), 'image_001_002.dcimg')
     """
