@@ -54,6 +54,7 @@ _COUNTER = re.compile(r"[0-9]+")
 _FRAME_DIMS = ("t", "y", "x")
 # How many file names an error message lists before summarising.
 _LIST_AT_MOST = 10
+_WARNINGS_LOCK = threading.Lock()
 
 
 def _open_member(path: str, correction: bool | None) -> DCIMGFile:
@@ -515,7 +516,9 @@ class _Members:
                 self._cache.move_to_end(index)
                 return f
         path = self.paths[index]
-        with warnings.catch_warnings():
+        # catch_warnings() swaps the process-wide filter list: one thread at
+        # a time, or two could restore each other's state.
+        with _WARNINGS_LOCK, warnings.catch_warnings():
             # Its warnings were shown when the series was made.
             warnings.simplefilter("ignore", DCIMGWarning)
             f = _open_member(path, self.correction)

@@ -234,6 +234,26 @@ def test_concat_files_of_different_lengths(tmp_path):
         DCIMGSeries(tmp_path, concat=True, axes="T")
 
 
+def test_concat_with_an_interrupted_last_file(tmp_path):
+    parts = [random_stack((4, 64, 64), seed=n) for n in range(3)]
+    paths = [
+        write_dcimg(tmp_path / f"split-{i}.dcimg", part) for i, part in enumerate(parts)
+    ]
+    # The acquisition stopped while writing the last file.
+    os.truncate(paths[-1], int(os.path.getsize(paths[-1]) * 0.6))
+    with pytest.warns(dcimg.DCIMGWarning):
+        with DCIMGFile(paths[-1]) as f:
+            complete = f[...]
+    assert 0 < len(complete) < 4
+    with pytest.warns(dcimg.DCIMGWarning, match="split-2"):
+        series = DCIMGSeries(tmp_path, concat=True)
+    with series:
+        assert series.shape == (8 + len(complete), 64, 64)
+        assert np.array_equal(series[...], np.concatenate([*parts[:2], complete]))
+    with pytest.warns(dcimg.DCIMGWarning), pytest.raises(DCIMGFormatError):
+        DCIMGSeries(tmp_path)
+
+
 # ----------------------------------------------------------------------
 # Errors
 
@@ -505,6 +525,16 @@ def test_threads_share_a_small_cache(grid):
         assert series._members.open_count() <= 2
     with pytest.raises(ValueError):
         DCIMGSeries(folder, cache_size=0)
+
+
+def test_eviction_never_closes_a_file_in_use(grid):
+    folder, truth, _ = grid
+    with DCIMGSeries(folder, cache_size=1) as series:
+        held = series.file((0, 0))
+        assert np.array_equal(series[1], truth[1])  # evicts (0, 0)
+        assert series._members.open_count() == 1
+        assert not held.closed
+        assert np.array_equal(held[...], truth[0, 0])
 
 
 # ----------------------------------------------------------------------
