@@ -93,6 +93,40 @@ def _open_member(path: str, correction: bool | None) -> DCIMGFile:
         ) from exc
 
 
+def _probe_member(
+    path: str, correction: bool | None
+) -> tuple[DCIMGFile, tuple[int, int, int], np.dtype, str, tuple[int, int]]:
+    """Read what a series checks about a file: geometry, type, layout, identity.
+
+    All a series needs from a file's header passes through here, so a
+    cheaper header-only reader can replace the full open in one place.
+
+    Parameters
+    ----------
+    path : str
+        The file.
+    correction : bool or None
+        Its ``first_4px_correction_enabled``.
+
+    Returns
+    -------
+    file : dcimg.DCIMGFile
+        The open file (the series caches the most recent ones).
+    shape : tuple of int
+        ``(frames, height, width)``.
+    dtype : numpy.dtype
+        Pixel type.
+    layout : str
+        ``"packed"`` or ``"framed"``.
+    identity : tuple of int
+        ``(size, mtime_ns)`` of the file opened.
+    """
+    f = _open_member(path, correction)
+    layout = "packed" if f.fmt_version == DCIMGFile.FMT_OLD else "framed"
+    _, size, mtime_ns = f.identity
+    return f, f.shape, f.dtype, layout, (size, mtime_ns)
+
+
 def _listing(names: Sequence[str]) -> str:
     """Join names for an error message, summarising long lists."""
     shown = ", ".join(repr(n) for n in names[:_LIST_AT_MOST])
@@ -821,13 +855,14 @@ class DCIMGSeries:
         fields = ("width", "height", "dtype", "layout", "frames")
         reference: tuple[Any, ...] = ()
         for index, path in enumerate(grid.paths):
-            f = _open_member(path, correction)
-            nframes, height, width = f.shape
+            f, (nframes, height, width), dtype, layout, identity = _probe_member(
+                path, correction
+            )
             found = (
                 width,
                 height,
-                f.dtype,
-                "packed" if f.fmt_version == DCIMGFile.FMT_OLD else "framed",
+                dtype,
+                layout,
                 # Files of a joined series may differ in frame count.
                 0 if self._concat else nframes,
             )
@@ -841,8 +876,7 @@ class DCIMGSeries:
                     )
                     if value != expected
                 )
-            _, size, mtime = f.identity
-            identities.append((size, mtime))
+            identities.append(identity)
             frames.append(nframes)
             opened.append((index, f))
         if problems:
