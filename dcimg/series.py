@@ -26,6 +26,7 @@ import threading
 import warnings
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -55,6 +56,11 @@ _FRAME_DIMS = ("t", "y", "x")
 # How many file names an error message lists before summarising.
 _LIST_AT_MOST = 10
 _WARNINGS_LOCK = threading.Lock()
+# Reads of at least this many bytes spread over several files use threads.
+_PARALLEL_BYTES = 8 << 20
+# Threads of such reads: more than cores pays, since opening a file (GIL held)
+# and the page faults of its fresh mapping overlap with copies elsewhere.
+_READ_THREADS = 4
 
 
 def _open_member(path: str, correction: bool | None) -> DCIMGFile:
@@ -576,7 +582,13 @@ class _Members:
                 # reading that file, and it is unmapped once nobody uses it.
                 self._cache.popitem(last=False)
 
-    def read(self, key: Any, dtype: Any = None, out: np.ndarray | None = None) -> Any:
+    def read(
+        self,
+        key: Any,
+        dtype: Any = None,
+        out: np.ndarray | None = None,
+        threads: int = 1,
+    ) -> Any:
         """Read a basic-index selection of the series (see DCIMGSeries.read)."""
         if out is not None:
             if not isinstance(out, np.ndarray):
@@ -599,15 +611,19 @@ class _Members:
             result = out.reshape(inner_shape)
         if result.size:
             if self.concat:
-                self._read_concat(selection, result)
+                jobs = self._concat_jobs(selection, result)
             else:
-                self._read_grid(selection, result)
+                jobs = self._grid_jobs(selection, result)
+            self._run(jobs, threads)
         if out is not None:
             return out
         result = result.reshape(final_shape)
         return result[()] if result.ndim == 0 else result
 
-    def _read_grid(self, selection: list[int | range], result: np.ndarray) -> None:
+    def _grid_jobs(
+        self, selection: list[int | range], result: np.ndarray
+    ) -> list[tuple[int, Any, np.ndarray]]:
+        """Split a read into (file, key inside the file, part of the result)."""
         ngrid = len(self.grid_shape)
         grid, inside = selection[:ngrid], selection[ngrid:]
         key = tuple(_to_slice(s) if isinstance(s, range) else s for s in inside)
@@ -615,14 +631,19 @@ class _Members:
         per_axis = [s if isinstance(s, range) else (s,) for s in grid]
         strides = np.cumprod((1, *self.grid_shape[::-1]))[-2::-1] if ngrid else ()
         positions = itertools.product(*(range(len(r)) for r in kept))
+        jobs = []
         for position, indices in zip(
             positions, itertools.product(*per_axis), strict=True
         ):
             flat = int(sum(i * s for i, s in zip(indices, strides, strict=True)))
             # Each file writes straight into its part of the result.
-            self.file(flat).read(key, out=result[(*position, Ellipsis)])
+            jobs.append((flat, key, result[(*position, Ellipsis)]))
+        return jobs
 
-    def _read_concat(self, selection: list[int | range], result: np.ndarray) -> None:
+    def _concat_jobs(
+        self, selection: list[int | range], result: np.ndarray
+    ) -> list[tuple[int, Any, np.ndarray]]:
+        """Split a read of joined frames into per-file reads."""
         frames, rows, columns = selection
         inside = tuple(
             _to_slice(s) if isinstance(s, range) else s for s in (rows, columns)
@@ -630,12 +651,12 @@ class _Members:
         offsets = self.offsets
         if not isinstance(frames, range):
             k = int(np.searchsorted(offsets, frames, side="right")) - 1
-            self.file(k).read((frames - int(offsets[k]), *inside), out=result)
-            return
+            return [(k, (frames - int(offsets[k]), *inside), result)]
         wanted = np.arange(frames.start, frames.stop, frames.step, dtype=np.int64)
         owner = np.searchsorted(offsets, wanted, side="right") - 1
         starts = np.flatnonzero(np.diff(owner, prepend=-1))
         ends = np.append(starts[1:], wanted.size)
+        jobs = []
         for j0, j1 in zip(starts.tolist(), ends.tolist(), strict=True):
             k = int(owner[j0])
             local = range(
@@ -643,7 +664,28 @@ class _Members:
                 int(wanted[j0] - offsets[k]) + frames.step * (j1 - j0),
                 frames.step,
             )
-            self.file(k).read((_to_slice(local), *inside), out=result[j0:j1])
+            jobs.append((k, (_to_slice(local), *inside), result[j0:j1]))
+        return jobs
+
+    def _run(self, jobs: list[tuple[int, Any, np.ndarray]], threads: int) -> None:
+        """Read every job's file part into its view, on up to ``threads``."""
+
+        def one(job: tuple[int, Any, np.ndarray]) -> None:
+            index, key, view = job
+            self.file(index).read(key, out=view)
+
+        nbytes = sum(view.nbytes for _, _, view in jobs)
+        threads = min(threads, len(jobs))
+        if threads < 2 or nbytes < _PARALLEL_BYTES:
+            for job in jobs:
+                one(job)
+            return
+        # Opening a file holds the GIL but copying its pixels does not, and
+        # the page faults of fresh mappings are served in parallel: reading
+        # several files at once overlaps them.
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            for done in pool.map(one, jobs):
+                del done
 
 
 class _DaskSource:
@@ -1077,11 +1119,13 @@ class DCIMGSeries:
         ValueError
             If the series is closed, or ``out`` does not fit.
         """
-        return self._require_open().read(key, dtype=dtype, out=out)
+        return self._require_open().read(
+            key, dtype=dtype, out=out, threads=_READ_THREADS
+        )
 
     def __getitem__(self, key: Any) -> Any:
         """Read pixels with NumPy basic indexing; see :meth:`read`."""
-        return self._require_open().read(key)
+        return self._require_open().read(key, threads=_READ_THREADS)
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         if copy is False:

@@ -537,6 +537,30 @@ def test_eviction_never_closes_a_file_in_use(grid):
         assert np.array_equal(held[...], truth[0, 0])
 
 
+def test_reads_over_many_files_use_threads(grid, monkeypatch):
+    import dcimg.series
+
+    folder, truth, paths = grid
+    monkeypatch.setattr(dcimg.series, "_PARALLEL_BYTES", 0)
+    seen = set()
+    real = dcimg.series._Members.file
+
+    def spy(self, index):
+        seen.add(threading.get_ident())
+        return real(self, index)
+
+    monkeypatch.setattr(dcimg.series._Members, "file", spy)
+    with DCIMGSeries(folder, cache_size=2) as series:
+        assert np.array_equal(series[...], truth)
+        assert np.array_equal(series[:, ::-1, 1, 3:], truth[:, ::-1, 1, 3:])
+        assert len(seen) > 1 and threading.get_ident() not in seen
+        # An error in a reading thread reaches the caller.
+        write_dcimg(paths[1, 1], truth[1, 1], stored_pixels_row=4)
+        os.utime(paths[1, 1], ns=(1, 1))
+        with pytest.raises(DCIMGError, match="changed"):
+            series[...]
+
+
 # ----------------------------------------------------------------------
 # imread
 
