@@ -8,8 +8,8 @@ array: the counters' axes followed by each file's ``(frames, height, width)``.
 
 Files are opened through one function, :func:`_open_member`, and kept in a
 small least-recently-used cache, so a series of any number of files holds at
-most :attr:`DCIMGSeries.cache_size` memory mappings (and no descriptor: a
-:class:`~dcimg.DCIMGFile` closes its descriptor once the file is mapped).
+most :attr:`DCIMGSeries.cache_size` memory mappings (and as many descriptors
+at most, where a mapping keeps one).
 """
 
 from __future__ import annotations
@@ -552,7 +552,8 @@ class _Members:
         """Return file ``index`` (C order of the grid), opening it if needed."""
         with self._lock:
             f = self._cache.get(index)
-            if f is not None:
+            # A file handed out by DCIMGSeries.file() may have been closed.
+            if f is not None and not f.closed:
                 self._cache.move_to_end(index)
                 return f
         path = self.paths[index]
@@ -833,6 +834,8 @@ class DCIMGSeries:
         If a file is not readable DCIMG, or disagrees with the first on
         width, height, dtype, layout or (unless ``concat``) frame count; the
         message names the files, the field and both values.
+    OSError
+        If a listed file cannot be opened (e.g. ``FileNotFoundError``).
 
     Examples
     --------
@@ -1145,7 +1148,8 @@ class DCIMGSeries:
         Returns
         -------
         dcimg.DCIMGFile
-            The file, shared with the series' cache: do not close it.
+            The file, shared with the series' cache (if it is closed, the
+            series opens it again when it needs it).
         """
         members = self._require_open()
         shape = self.files.shape

@@ -443,6 +443,8 @@ def test_file_access(grid):
             series.file((2, 0))
         with pytest.raises(IndexError):
             series.file(0)
+        f.close()  # the series reopens it
+        assert np.array_equal(series[1, 2], truth[1, 2])
 
 
 def test_close_and_context_manager(grid):
