@@ -229,6 +229,11 @@ def _parse_name(path: str, regex: re.Pattern[str] | None) -> _Name | None:
                 f"pattern {regex.pattern if regex else ''!r}: counter groups "
                 f"overlap in {name!r}"
             )
+        if end - start > 18:
+            # Beyond what int64 positions hold; no camera counts this far.
+            raise DCIMGError(
+                f"{path!r}: the counter {name[start:end]!r} has more than 18 digits"
+            )
         pieces.append(name[last:start].replace("{", "{{").replace("}", "}}"))
         texts.append(name[start:end])
         last = end

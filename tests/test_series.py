@@ -342,6 +342,13 @@ def test_same_counters_twice(tmp_path):
         DCIMGSeries(tmp_path)
 
 
+def test_absurdly_long_counter(tmp_path):
+    write_dcimg(tmp_path / f"a_{'9' * 30}.dcimg", random_stack((1, 2, 2)))
+    write_dcimg(tmp_path / "a_1.dcimg", random_stack((1, 2, 2)))
+    with pytest.raises(DCIMGError, match="more than 18 digits"):
+        DCIMGSeries(tmp_path)
+
+
 def test_custom_pattern_and_upper_case_extension(tmp_path):
     truth = random_stack((2, 3, 1, 4, 4))
     for p in range(2):
