@@ -1,7 +1,8 @@
 """Fast, correct reading of Hamamatsu DCIMG files.
 
 The main entry points are :class:`DCIMGFile` (NumPy-style indexing of a
-memory-mapped file) and :func:`imread` (the whole stack, or a lazy Dask array).
+memory-mapped file), :class:`DCIMGSeries` (numbered files read as one array)
+and :func:`imread` (the whole stack, or a lazy Dask array).
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ except ModuleNotFoundError as _missing:  # pragma: no cover - source checkout
         "which imports the installed package."
     ) from None
 
+import glob
+import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, overload
 
 import numpy.typing as npt
@@ -30,6 +34,7 @@ from dcimg.errors import (
     DCIMGWarning,
 )
 from dcimg.metadata import Camera, Metadata, StoredPixels, SubArray
+from dcimg.series import DCIMGSeries
 
 if TYPE_CHECKING:
     # As ``da``: inside imread, the name ``dask`` is the keyword argument.
@@ -40,6 +45,7 @@ __all__ = [
     "DCIMGError",
     "DCIMGFile",
     "DCIMGFormatError",
+    "DCIMGSeries",
     "DCIMGWarning",
     "Camera",
     "Metadata",
@@ -50,11 +56,23 @@ __all__ = [
 ]
 
 
+def _is_series(path: Any) -> bool:
+    """Whether ``imread``'s argument names several files (see DCIMGSeries)."""
+    if hasattr(path, "read") and hasattr(path, "seek"):
+        return False  # a file object
+    if isinstance(path, (str, bytes, os.PathLike)):
+        text = os.fsdecode(path)
+        if os.path.isdir(text):
+            return True
+        return glob.has_magic(text) and not os.path.exists(text)
+    return True
+
+
 # The return type follows ``dask``: a NumPy array in memory, or a lazy Dask
 # array; a plain ``bool`` gives the union.
 @overload
 def imread(
-    path: StrOrBytesPath | BinaryIO,
+    path: StrOrBytesPath | BinaryIO | Sequence[StrOrBytesPath],
     index: Any = ...,
     *,
     dtype: npt.DTypeLike | None = ...,
@@ -66,7 +84,7 @@ def imread(
 ) -> npt.NDArray[Any]: ...
 @overload
 def imread(
-    path: StrOrBytesPath | BinaryIO,
+    path: StrOrBytesPath | BinaryIO | Sequence[StrOrBytesPath],
     index: Any = ...,
     *,
     dtype: npt.DTypeLike | None = ...,
@@ -78,7 +96,7 @@ def imread(
 ) -> da.Array: ...
 @overload
 def imread(
-    path: StrOrBytesPath | BinaryIO,
+    path: StrOrBytesPath | BinaryIO | Sequence[StrOrBytesPath],
     index: Any = ...,
     *,
     dtype: npt.DTypeLike | None = ...,
@@ -91,7 +109,7 @@ def imread(
 
 
 def imread(
-    path: StrOrBytesPath | BinaryIO,
+    path: StrOrBytesPath | BinaryIO | Sequence[StrOrBytesPath],
     index: Any = Ellipsis,
     *,
     dtype: npt.DTypeLike | None = None,
@@ -100,26 +118,34 @@ def imread(
     first_4px_correction_enabled: bool | None = True,
     mmap: bool = True,
     storage_options: dict[str, Any] | None = None,
+    pattern: str | None = None,
+    axes: str | None = None,
+    concat: bool = False,
 ) -> npt.NDArray[Any] | da.Array:
-    """Read a DCIMG file (or part of it) into memory, or as a Dask array.
+    """Read a DCIMG file or series (or part of it) into memory, or as Dask.
 
     Parameters
     ----------
-    path : str, bytes, os.PathLike, URL or file object
-        The file: a local path, an fsspec URL (``s3://...``) or a binary file
-        object (see :class:`DCIMGFile`).
+    path : str, bytes, os.PathLike, URL, file object or sequence of paths
+        A file: a local path, an fsspec URL (``s3://...``) or a binary file
+        object (see :class:`DCIMGFile`); or a folder, a glob pattern or a
+        sequence of files, read as one :class:`DCIMGSeries`.
     index : index, default ``...``
-        NumPy basic index applied to the ``(frames, height, width)`` stack.
+        NumPy basic index applied to the ``(frames, height, width)`` stack
+        (for a series, to :attr:`DCIMGSeries.shape`).
     dtype : numpy dtype, optional
         Type of the result; default the file's (``uint8`` or ``uint16``).
     dask : bool, default False
         Return a lazy :class:`dask.array.Array` instead (needs ``dask``).
     chunks : optional
-        Dask chunking, with ``dask=True`` (see :meth:`DCIMGFile.as_dask_array`).
+        Dask chunking, with ``dask=True`` (see :meth:`DCIMGFile.as_dask_array`
+        and :meth:`DCIMGSeries.as_dask_array`).
     first_4px_correction_enabled : bool or None, default True
         See :attr:`DCIMGFile.first_4px_correction_enabled`.
     mmap, storage_options
         How to read the bytes (see :class:`DCIMGFile`).
+    pattern, axes, concat : optional
+        For a series only: see :class:`DCIMGSeries`.
 
     Returns
     -------
@@ -127,6 +153,11 @@ def imread(
         The corrected pixels: a :class:`numpy.ndarray` (a NumPy scalar when
         ``index`` picks a single pixel), or with ``dask=True`` a lazy
         :class:`dask.array.Array`.
+
+    Raises
+    ------
+    ValueError
+        If ``pattern``, ``axes`` or ``concat`` is given with a single file.
 
     Examples
     --------
@@ -141,6 +172,24 @@ def imread(
     >>> stack.shape, every_other.shape, every_other.dtype, lazy_mean.shape
     ((20, 64, 80), (10, 64, 80), dtype('float32'), (64, 80))
     """
+    if _is_series(path):
+        with DCIMGSeries(
+            path,  # type: ignore[arg-type]
+            pattern=pattern,
+            axes=axes,
+            concat=concat,
+            first_4px_correction_enabled=first_4px_correction_enabled,
+        ) as series:
+            if dask:
+                array: da.Array = series.as_dask_array(chunks=chunks, dtype=dtype)
+                return array if index is Ellipsis else array[index]
+            stack: npt.NDArray[Any] = series.read(index, dtype=dtype)
+            return stack
+    if pattern is not None or axes is not None or concat:
+        raise ValueError(
+            f"pattern, axes and concat apply to a series of files, and {path!r} "
+            "is one file; give a folder, a glob pattern or a list of files"
+        )
     f = DCIMGFile(
         path,
         first_4px_correction_enabled=first_4px_correction_enabled,

@@ -60,6 +60,7 @@ __all__ = [
     "write_dcimg",
     "write_example",
     "write_sparse_dcimg",
+    "write_series",
 ]
 
 # The byte offsets below are declared here, from the format notes, and not
@@ -1478,3 +1479,109 @@ def write_sparse_dcimg(
         fh.seek(layout.file_size - len(tail))
         fh.write(tail)
     return path
+
+
+def write_series(
+    folder: str | os.PathLike[str],
+    data: np.ndarray,
+    *,
+    name: str = "image",
+    axes: str | None = None,
+    separator: str = "_",
+    digits: int = 3,
+    start: int = 0,
+    **write_dcimg_options: object,
+) -> np.ndarray:
+    """Write an image grid as numbered DCIMG files, the way HCImage names them.
+
+    Every file is named ``<name><sep><i><sep><j>...dcimg`` with one
+    zero-padded counter per grid axis, e.g. ``cell_000_012.dcimg``; this is
+    the naming :class:`dcimg.DCIMGSeries` parses.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        Existing folder that receives the files; files of the same names are
+        overwritten.
+    data : numpy.ndarray
+        The true pixels, uint8 or uint16.  Its leading axes are the grid of
+        files and the rest is each file's stack.
+    name : str, default "image"
+        Start of every file name.
+    axes : str, optional
+        One letter per grid axis.  Only its length is used: the leading
+        ``len(axes)`` dimensions of `data` are the grid and every file holds
+        the remaining ``(frames, height, width)`` or, with two dimensions
+        left, one frame ``(height, width)``.  By default the grid is every
+        dimension but the last three.
+    separator : str, default "_"
+        Text between the name and the counters (``"_"`` or ``"-"``).
+    digits : int, default 3
+        Counters are zero-padded to this many digits (``1``: no padding, so
+        ``_9`` is followed by ``_10``).
+    start : int, default 0
+        Value of the first counter along every axis.
+    **write_dcimg_options
+        Passed to :func:`write_dcimg` for every file.  Unless given, the
+        frame counters and time stamps run on from file to file (in counter
+        order), as in one acquisition split into files.
+
+    Returns
+    -------
+    numpy.ndarray
+        The paths written (:class:`pathlib.Path` objects), shaped like the
+        grid.
+
+    Raises
+    ------
+    ValueError
+        If `data` has the wrong number of dimensions for `axes`, or an
+        option is invalid.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from dcimg.testing import write_series
+    >>> folder = tempfile.mkdtemp(dir=tmp_path)
+    >>> paths = write_series(folder, np.zeros((2, 3, 1, 8, 8), np.uint16))
+    >>> paths.shape, paths[1, 2].name
+    ((2, 3), 'image_001_002.dcimg')
+    """
+    data = np.asarray(data)
+    folder = pathlib.Path(folder)
+    if separator not in ("_", "-"):
+        raise ValueError(f"separator must be '_' or '-', not {separator!r}")
+    if isinstance(digits, bool) or not isinstance(digits, (int, np.integer)):
+        raise ValueError(f"digits must be an integer, got {digits!r}")
+    if digits < 1:
+        raise ValueError(f"digits must be at least 1, got {digits}")
+    if isinstance(start, bool) or not isinstance(start, (int, np.integer)):
+        raise ValueError(f"start must be an integer, got {start!r}")
+    if start < 0:
+        raise ValueError(f"start must not be negative, got {start}")
+    ngrid = data.ndim - 3 if axes is None else len(axes)
+    per_file = data.ndim - ngrid
+    if ngrid < 0 or per_file not in (2, 3):
+        raise ValueError(
+            f"data of shape {data.shape} does not split into a grid of "
+            f"{ngrid} axes (axes={axes!r}) and per-file stacks of 2 or 3 axes"
+        )
+    grid = data.shape[:ngrid]
+    nframes = 1 if per_file == 2 else data.shape[-3]
+    paths = np.empty(grid, dtype=object)
+    for flat, position in enumerate(np.ndindex(*grid)):
+        stem = name + "".join(f"{separator}{start + i:0{digits}d}" for i in position)
+        frames = data[position]
+        if per_file == 2:
+            frames = frames[np.newaxis]
+        options = dict(write_dcimg_options)
+        # One acquisition split into files: counters and time run on.
+        counters = np.arange(flat * nframes, (flat + 1) * nframes, dtype=np.int64)
+        options.setdefault("framestamps", counters)
+        options.setdefault(
+            "timestamps_us",
+            DEFAULT_T0_US + np.round(counters * FRAME_PERIOD_US).astype(np.int64),
+        )
+        paths[position] = write_dcimg(folder / f"{stem}.dcimg", frames, **options)
+    return paths

@@ -1,0 +1,1421 @@
+"""`DCIMGSeries`: an acquisition saved as many numbered DCIMG files.
+
+Camera programs save Z-stacks, time-lapses and multi-position runs as sibling
+files whose names end in counters (``cell_000_012.dcimg``).  A
+:class:`DCIMGSeries` parses those counters, checks that the files make a
+complete grid of identical geometry, and reads the grid as one N-dimensional
+array: the counters' axes followed by each file's ``(frames, height, width)``.
+
+Files are opened through one function, :func:`_open_member`, and kept in a
+small least-recently-used cache, so a series of any number of files holds at
+most :attr:`DCIMGSeries.cache_size` memory mappings (and as many descriptors
+at most, where a mapping keeps one).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob as _glob
+import hashlib
+import itertools
+import math
+import operator
+import os
+import re
+import threading
+import warnings
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from dcimg.core import DCIMGFile
+from dcimg.errors import DCIMGError, DCIMGFormatError, DCIMGWarning
+from dcimg.metadata import Metadata
+
+__all__ = ["DEFAULT_AXES", "DCIMGSeries", "SeriesMetadata"]
+
+#: Default axis names: the last ``n`` letters name ``n`` varying counters, so
+#: one counter is ``"Z"``, two are ``"TZ"``, three ``"CTZ"``.
+DEFAULT_AXES = "SRQPCTZ"
+
+#: Open files a series keeps by default.
+DEFAULT_CACHE_SIZE = 64
+
+# Trailing counters: groups of digits each led by "_" or "-", just before the
+# extension.  The lazy stem makes the counter run as long as possible.
+_TRAILING_COUNTERS = re.compile(r"(.*?)((?:[_-][0-9]+)+)\.dcimg", re.IGNORECASE)
+_COUNTER = re.compile(r"[0-9]+")
+# Dimension names of each file's stack in to_xarray(); series axes may not
+# reuse them.
+_FRAME_DIMS = ("t", "y", "x")
+# How many file names an error message lists before summarising.
+_LIST_AT_MOST = 10
+_WARNINGS_LOCK = threading.Lock()
+# Reads of at least this many bytes spread over several files use threads.
+_PARALLEL_BYTES = 8 << 20
+# Threads of such reads: more than cores pays, since opening a file (GIL held)
+# and the page faults of its fresh mapping overlap with copies elsewhere.
+_READ_THREADS = 4
+
+
+def _open_member(path: str, correction: bool | None) -> DCIMGFile:
+    """Open one file of a series.
+
+    Every member is opened here and nowhere else, so other sources (remote
+    URLs, archives) can be added in one place.
+
+    Parameters
+    ----------
+    path : str
+        The file.
+    correction : bool or None
+        Its ``first_4px_correction_enabled``.
+
+    Returns
+    -------
+    dcimg.DCIMGFile
+        The open file.
+
+    Raises
+    ------
+    dcimg.DCIMGFormatError
+        If the file is not a readable DCIMG file; the message names it.
+    OSError
+        If it cannot be opened.
+    """
+    try:
+        return DCIMGFile(path, first_4px_correction_enabled=correction)
+    except DCIMGFormatError as exc:
+        message = str(exc)
+        if path not in message:
+            message = f"{path!r}: {message}"
+        raise DCIMGFormatError(
+            f"series member {message}", getattr(exc, "field", None)
+        ) from exc
+
+
+def _probe_member(
+    path: str, correction: bool | None
+) -> tuple[DCIMGFile, tuple[int, int, int], np.dtype, str, tuple[int, int]]:
+    """Read what a series checks about a file: geometry, type, layout, identity.
+
+    All a series needs from a file's header passes through here, so a
+    cheaper header-only reader can replace the full open in one place.
+
+    Parameters
+    ----------
+    path : str
+        The file.
+    correction : bool or None
+        Its ``first_4px_correction_enabled``.
+
+    Returns
+    -------
+    file : dcimg.DCIMGFile
+        The open file (the series caches the most recent ones).
+    shape : tuple of int
+        ``(frames, height, width)``.
+    dtype : numpy.dtype
+        Pixel type.
+    layout : str
+        ``"packed"`` or ``"framed"``.
+    identity : tuple of int
+        ``(size, mtime_ns)`` of the file opened.
+    """
+    f = _open_member(path, correction)
+    layout = "packed" if f.fmt_version == DCIMGFile.FMT_OLD else "framed"
+    _, size, mtime_ns = f.identity
+    return f, f.shape, f.dtype, layout, (size, mtime_ns)
+
+
+def _listing(names: Sequence[str]) -> str:
+    """Join names for an error message, summarising long lists."""
+    shown = ", ".join(repr(n) for n in names[:_LIST_AT_MOST])
+    if len(names) > _LIST_AT_MOST:
+        shown += f" and {len(names) - _LIST_AT_MOST} more"
+    return shown
+
+
+# ----------------------------------------------------------------------
+# Finding and naming the files
+
+
+def _candidates(files: Any) -> tuple[list[str], bool]:
+    """Return the absolute paths ``files`` designates, and whether it listed them.
+
+    A directory gives every ``*.dcimg`` in it (any letter case), a string
+    with glob characters the files it matches, anything else iterable the
+    paths in it.  The flag is True for an explicit list (names that do not
+    match the pattern are then errors instead of being skipped).
+    """
+    if isinstance(files, (str, bytes, os.PathLike)):
+        text = os.fsdecode(files)
+        if os.path.isdir(text):
+            folder = os.path.abspath(text)
+            with os.scandir(folder) as entries:
+                paths = [
+                    os.path.join(folder, e.name)
+                    for e in entries
+                    if e.name.lower().endswith(".dcimg") and e.is_file()
+                ]
+            if not paths:
+                raise DCIMGError(f"no *.dcimg file in the folder {text!r}")
+            return paths, False
+        if _glob.has_magic(text) and not os.path.exists(text):
+            paths = [
+                os.path.abspath(p)
+                for p in _glob.glob(text)
+                if p.lower().endswith(".dcimg") and os.path.isfile(p)
+            ]
+            if not paths:
+                raise DCIMGError(f"no *.dcimg file matches {text!r}")
+            return paths, False
+        return [os.path.abspath(text)], True
+    if not isinstance(files, Iterable):
+        raise TypeError(
+            "files must be a folder, a glob pattern or a sequence of paths, "
+            f"not {type(files).__name__}"
+        )
+    paths = [os.path.abspath(os.fsdecode(p)) for p in files]
+    if not paths:
+        raise DCIMGError("the series is empty: no file given")
+    return paths, True
+
+
+@dataclass(frozen=True)
+class _Name:
+    """A file name split into its counters."""
+
+    path: str
+    template: str  # the name with "{}" in place of each counter
+    texts: tuple[str, ...]  # the counters as written
+    values: tuple[int, ...]  # the counters as numbers
+
+
+def _parse_name(path: str, regex: re.Pattern[str] | None) -> _Name | None:
+    """Split a file name into counters, or return None if it has none."""
+    name = os.path.basename(path)
+    if regex is None:
+        match = _TRAILING_COUNTERS.fullmatch(name)
+        if match is None:
+            return None
+        base = match.start(2)
+        spans = [
+            (base + m.start(), base + m.end())
+            for m in _COUNTER.finditer(match.group(2))
+        ]
+    else:
+        match = regex.fullmatch(name)
+        if match is None:
+            return None
+        spans = []
+        for group in range(1, (regex.groups or 0) + 1):
+            text = match.group(group)
+            if text is None or not text.isdigit() or not text.isascii():
+                raise DCIMGError(
+                    f"{path!r}: group {group} of pattern {regex.pattern!r} is "
+                    f"{text!r}, not a counter (decimal digits)"
+                )
+            spans.append(match.span(group))
+    pieces, texts, last = [], [], 0
+    for start, end in spans:
+        if start < last:
+            raise DCIMGError(
+                f"pattern {regex.pattern if regex else ''!r}: counter groups "
+                f"overlap in {name!r}"
+            )
+        if end - start > 18:
+            # Beyond what int64 positions hold; no camera counts this far.
+            raise DCIMGError(
+                f"{path!r}: the counter {name[start:end]!r} has more than 18 digits"
+            )
+        pieces.append(name[last:start].replace("{", "{{").replace("}", "}}"))
+        texts.append(name[start:end])
+        last = end
+    pieces.append(name[last:].replace("{", "{{").replace("}", "}}"))
+    return _Name(
+        path=path,
+        template="{}".join(pieces),
+        texts=tuple(texts),
+        values=tuple(int(t) for t in texts),
+    )
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """Where every file sits: paths in C order, the axes' counter values."""
+
+    paths: tuple[str, ...]
+    shape: tuple[int, ...]
+    counters: tuple[np.ndarray, ...]
+
+
+def _grid(
+    paths: list[str], listed: bool, regex: re.Pattern[str] | None, source: Any
+) -> _Grid:
+    """Sort files into the grid of their varying counters."""
+    parsed: list[_Name] = []
+    unmatched: list[str] = []
+    for path in paths:
+        name = _parse_name(path, regex)
+        if name is None:
+            unmatched.append(path)
+        else:
+            parsed.append(name)
+    what = (
+        "the default naming (counters like _001 or -001 before .dcimg)"
+        if regex is None
+        else f"pattern {regex.pattern!r}"
+    )
+    if not parsed:
+        if len(paths) == 1:
+            # One file without counters: a series of one.
+            return _Grid(tuple(paths), (), ())
+        raise DCIMGError(
+            f"no file name of {source!r} matches {what}: "
+            f"{_listing([os.path.basename(p) for p in unmatched])}; "
+            "pass pattern= with one regex group per counter"
+        )
+    if unmatched and listed and len(paths) > 1:
+        raise DCIMGError(
+            f"file names do not match {what}: {_listing(unmatched)}; "
+            "pass pattern= with one regex group per counter"
+        )
+    groups: dict[str, list[_Name]] = {}
+    for name in parsed:
+        groups.setdefault(name.template, []).append(name)
+    if len(groups) > 1:
+        kinds = sorted(groups.items(), key=lambda item: -len(item[1]))
+        described = "; ".join(
+            f"{t.replace('{}', '*')!r} ({len(g)} files)" for t, g in kinds
+        )
+        raise DCIMGError(
+            f"{source!r} holds more than one series: {described}; choose one "
+            "with a glob (e.g. 'folder/name_*.dcimg') or pattern="
+        )
+    ((template, names),) = groups.items()
+    values = np.array([n.values for n in names], dtype=np.int64).reshape(len(names), -1)
+    varying = [j for j in range(values.shape[1]) if np.unique(values[:, j]).size > 1]
+    axes_values = [np.unique(values[:, j]) for j in varying]
+    shape = tuple(v.size for v in axes_values)
+    flat = np.zeros(len(names), dtype=np.int64)
+    for v, j in zip(axes_values, varying, strict=True):
+        flat = flat * v.size + np.searchsorted(v, values[:, j])
+    order = np.argsort(flat, kind="stable")
+    flat_sorted = flat[order]
+    same = np.flatnonzero(flat_sorted[1:] == flat_sorted[:-1])
+    if same.size:
+        a, b = names[order[same[0]]], names[order[same[0] + 1]]
+        raise DCIMGError(
+            f"two files have the same counters {a.values}: {a.path!r} and {b.path!r}"
+        )
+    total = math.prod(shape)
+    if len(names) != total:
+        present = np.zeros(total, dtype=bool)
+        present[flat] = True
+        # Name the missing files the way their neighbours are written.
+        texts = [
+            {
+                value: name.texts[j]
+                for name, value in zip(names, values[:, j], strict=True)
+            }
+            for j in varying
+        ]
+        first = names[order[0]]
+        missing = []
+        for index in np.flatnonzero(~present)[: _LIST_AT_MOST + 1]:
+            position = np.unravel_index(index, shape)
+            counter = list(first.texts)
+            for axis, j in enumerate(varying):
+                counter[j] = texts[axis][int(axes_values[axis][position[axis]])]
+            missing.append(template.format(*counter))
+        count = total - len(names)
+        shown = ", ".join(repr(m) for m in missing[:_LIST_AT_MOST])
+        if count > _LIST_AT_MOST:
+            shown += f" and {count - _LIST_AT_MOST} more"
+        raise DCIMGError(
+            f"the series {template.replace('{}', '*')!r} has gaps: {count} of "
+            f"{total} files of its {'x'.join(map(str, shape))} grid are "
+            f"missing: {shown}"
+        )
+    return _Grid(
+        tuple(names[i].path for i in order),
+        shape,
+        tuple(axes_values),
+    )
+
+
+def _axis_names(axes: str | None, count: int) -> str:
+    """Check the ``axes`` argument, or return the default names."""
+    if axes is None:
+        if count > len(DEFAULT_AXES):
+            raise ValueError(
+                f"the series has {count} varying counters; name them with axes="
+            )
+        return DEFAULT_AXES[len(DEFAULT_AXES) - count :]
+    if not isinstance(axes, str):
+        raise TypeError(f"axes must be a string of letters, not {axes!r}")
+    if len(axes) != count:
+        raise ValueError(
+            f"axes={axes!r} names {len(axes)} axes but the file names have "
+            f"{count} varying counters"
+        )
+    for letter in axes:
+        if not (letter.isascii() and letter.isalpha()):
+            raise ValueError(f"axes={axes!r}: {letter!r} is not an ASCII letter")
+        if letter in _FRAME_DIMS:
+            raise ValueError(
+                f"axes={axes!r}: {letter!r} names a dimension of every file "
+                f"({', '.join(_FRAME_DIMS)}); use another letter"
+            )
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"axes={axes!r} repeats a letter")
+    return axes
+
+
+# ----------------------------------------------------------------------
+# Indexing
+
+
+def _to_slice(r: range) -> slice:
+    """Return the slice that selects ``r`` of an axis (``r`` normalised)."""
+    stop: int | None = r.stop
+    if r.step < 0 and r.stop < 0:
+        stop = None
+    return slice(r.start, stop, r.step)
+
+
+def _normalize_key(
+    key: Any, shape: tuple[int, ...]
+) -> tuple[list[int | range], tuple[int, ...], tuple[int, ...]]:
+    """Resolve a basic index against ``shape``.
+
+    Returns
+    -------
+    selection : list of int or range
+        One entry per axis of ``shape``: the index, or the positions kept.
+    inner_shape : tuple of int
+        Shape of the result without the axes ``None`` inserts.
+    final_shape : tuple of int
+        Shape of the result.
+    """
+    items = key if isinstance(key, tuple) else (key,)
+    ellipses = sum(1 for item in items if item is Ellipsis)
+    if ellipses > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    real = sum(1 for item in items if item is not None and item is not Ellipsis)
+    if real > len(shape):
+        raise IndexError(
+            f"too many indices for array: array is {len(shape)}-dimensional, "
+            f"but {real} were indexed"
+        )
+    if not ellipses:
+        items = (*items, Ellipsis)
+    selection: list[int | range] = []
+    inner: list[int] = []
+    final: list[int] = []
+    axis = 0
+    for item in items:
+        if item is None:
+            final.append(1)
+            continue
+        if item is Ellipsis:
+            for _ in range(len(shape) - real):
+                size = shape[axis]
+                selection.append(range(size))
+                inner.append(size)
+                final.append(size)
+                axis += 1
+            continue
+        size = shape[axis]
+        if isinstance(item, slice):
+            kept = range(*item.indices(size))
+            selection.append(kept)
+            inner.append(len(kept))
+            final.append(len(kept))
+        else:
+            if isinstance(item, (bool, np.bool_)) or (
+                isinstance(item, np.ndarray) and item.dtype == bool
+            ):
+                raise IndexError(
+                    "boolean indices are advanced indexing, which a DCIMG series "
+                    "does not support; index the array it returns instead"
+                )
+            try:
+                i = operator.index(item)
+            except TypeError:
+                raise IndexError(
+                    "only integers, slices, '...' and None are valid indices of "
+                    f"a DCIMG series, not {type(item).__name__}"
+                ) from None
+            if not -size <= i < size:
+                raise IndexError(
+                    f"index {i} is out of bounds for axis {axis} with size {size}"
+                )
+            selection.append(i % size)
+        axis += 1
+    return selection, tuple(inner), tuple(final)
+
+
+# ----------------------------------------------------------------------
+# Reading
+
+
+class _Members:
+    """The files of a validated series, opened on demand through a cache.
+
+    Holds only paths, the files' identities and the geometry, so it pickles
+    small; the cache of open files is per process and rebuilt on unpickling.
+    Thread-safe: reads never change a :class:`~dcimg.DCIMGFile`, and the
+    cache is guarded by a lock.
+    """
+
+    def __init__(
+        self,
+        paths: tuple[str, ...],
+        identities: tuple[tuple[int, int], ...],
+        frames: tuple[int, ...],
+        grid_shape: tuple[int, ...],
+        image_shape: tuple[int, int],
+        dtype: np.dtype,
+        concat: bool,
+        correction: bool | None,
+        cache_size: int,
+    ) -> None:
+        self.paths = paths
+        self.identities = identities
+        self.frames = frames
+        self.grid_shape = grid_shape
+        self.image_shape = image_shape
+        self.dtype = dtype
+        self.concat = concat
+        self.correction = correction
+        self.cache_size = cache_size
+        self._setup()
+
+    def _setup(self) -> None:
+        self._cache: OrderedDict[int, DCIMGFile] = OrderedDict()
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        # First frame of every file along the joined frame axis.
+        self.offsets = np.concatenate(([0], np.cumsum(self.frames, dtype=np.int64)))
+        if self.concat:
+            self.shape = (int(self.offsets[-1]), *self.image_shape)
+        else:
+            nframes = self.frames[0] if self.frames else 0
+            self.shape = (*self.grid_shape, nframes, *self.image_shape)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Paths and options only: a process that unpickles opens the files
+        # itself.
+        return {
+            name: getattr(self, name)
+            for name in (
+                "paths",
+                "identities",
+                "frames",
+                "grid_shape",
+                "image_shape",
+                "dtype",
+                "concat",
+                "correction",
+                "cache_size",
+            )
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._setup()
+
+    @property
+    def token(self) -> str:
+        """A digest of everything that determines the pixels read."""
+        if self._token is None:
+            digest = hashlib.sha256()
+            digest.update(repr((self.shape, self.dtype.str, self.concat)).encode())
+            digest.update(repr(self.correction).encode())
+            for path, (size, mtime) in zip(self.paths, self.identities, strict=True):
+                digest.update(f"{path}\0{size}\0{mtime}\0".encode())
+            self._token = digest.hexdigest()
+        return self._token
+
+    def clear(self) -> None:
+        """Forget every open file (each is released once nobody reads it)."""
+        with self._lock:
+            self._cache.clear()
+
+    def open_count(self) -> int:
+        """Return the number of files in the cache."""
+        return len(self._cache)
+
+    def file(self, index: int) -> DCIMGFile:
+        """Return file ``index`` (C order of the grid), opening it if needed."""
+        with self._lock:
+            f = self._cache.get(index)
+            # A file handed out by DCIMGSeries.file() may have been closed.
+            if f is not None and not f.closed:
+                self._cache.move_to_end(index)
+                return f
+        path = self.paths[index]
+        # catch_warnings() swaps the process-wide filter list: one thread at
+        # a time, or two could restore each other's state.
+        with _WARNINGS_LOCK, warnings.catch_warnings():
+            # Its warnings were shown when the series was made.
+            warnings.simplefilter("ignore", DCIMGWarning)
+            f = _open_member(path, self.correction)
+        _, size, mtime = f.identity
+        if (size, mtime) != self.identities[index]:
+            was_size, was_mtime = self.identities[index]
+            raise DCIMGError(
+                f"{path!r} changed since the series was made (size {was_size} "
+                f"-> {size}, mtime_ns {was_mtime} -> {mtime}); make a new series"
+            )
+        self.put(index, f)
+        return f
+
+    def put(self, index: int, f: DCIMGFile) -> None:
+        """Cache an open file, dropping the least recently used ones."""
+        with self._lock:
+            self._cache[index] = f
+            self._cache.move_to_end(index)
+            while len(self._cache) > self.cache_size:
+                # Only the reference is dropped: another thread may still be
+                # reading that file, and it is unmapped once nobody uses it.
+                self._cache.popitem(last=False)
+
+    def read(
+        self,
+        key: Any,
+        dtype: Any = None,
+        out: np.ndarray | None = None,
+        threads: int = 1,
+    ) -> Any:
+        """Read a basic-index selection of the series (see DCIMGSeries.read)."""
+        if out is not None:
+            if not isinstance(out, np.ndarray):
+                raise TypeError(f"out must be a numpy.ndarray, not {type(out)}")
+            if dtype is not None and np.dtype(dtype) != out.dtype:
+                raise ValueError(
+                    f"dtype {np.dtype(dtype)} differs from out.dtype {out.dtype}"
+                )
+            dtype = out.dtype
+        dtype = self.dtype if dtype is None else np.dtype(dtype)
+        selection, inner_shape, final_shape = _normalize_key(key, self.shape)
+        if out is None:
+            result = np.empty(inner_shape, dtype)
+        else:
+            if out.shape != final_shape:
+                raise ValueError(f"out has shape {out.shape}, expected {final_shape}")
+            if not out.flags.c_contiguous or not out.flags.writeable:
+                raise ValueError("out must be C-contiguous and writable")
+            # Drop the axes None added: a view, since out is contiguous.
+            result = out.reshape(inner_shape)
+        if result.size:
+            if self.concat:
+                jobs = self._concat_jobs(selection, result)
+            else:
+                jobs = self._grid_jobs(selection, result)
+            self._run(jobs, threads)
+        if out is not None:
+            return out
+        result = result.reshape(final_shape)
+        return result[()] if result.ndim == 0 else result
+
+    def _grid_jobs(
+        self, selection: list[int | range], result: np.ndarray
+    ) -> list[tuple[int, Any, np.ndarray]]:
+        """Split a read into (file, key inside the file, part of the result)."""
+        ngrid = len(self.grid_shape)
+        grid, inside = selection[:ngrid], selection[ngrid:]
+        key = tuple(_to_slice(s) if isinstance(s, range) else s for s in inside)
+        kept = [s for s in grid if isinstance(s, range)]
+        per_axis = [s if isinstance(s, range) else (s,) for s in grid]
+        strides = np.cumprod((1, *self.grid_shape[::-1]))[-2::-1] if ngrid else ()
+        positions = itertools.product(*(range(len(r)) for r in kept))
+        jobs = []
+        for position, indices in zip(
+            positions, itertools.product(*per_axis), strict=True
+        ):
+            flat = int(sum(i * s for i, s in zip(indices, strides, strict=True)))
+            # Each file writes straight into its part of the result.
+            jobs.append((flat, key, result[(*position, Ellipsis)]))
+        return jobs
+
+    def _concat_jobs(
+        self, selection: list[int | range], result: np.ndarray
+    ) -> list[tuple[int, Any, np.ndarray]]:
+        """Split a read of joined frames into per-file reads."""
+        frames, rows, columns = selection
+        inside = tuple(
+            _to_slice(s) if isinstance(s, range) else s for s in (rows, columns)
+        )
+        offsets = self.offsets
+        if not isinstance(frames, range):
+            k = int(np.searchsorted(offsets, frames, side="right")) - 1
+            return [(k, (frames - int(offsets[k]), *inside), result)]
+        wanted = np.arange(frames.start, frames.stop, frames.step, dtype=np.int64)
+        owner = np.searchsorted(offsets, wanted, side="right") - 1
+        starts = np.flatnonzero(np.diff(owner, prepend=-1))
+        ends = np.append(starts[1:], wanted.size)
+        jobs = []
+        for j0, j1 in zip(starts.tolist(), ends.tolist(), strict=True):
+            k = int(owner[j0])
+            local = range(
+                int(wanted[j0] - offsets[k]),
+                int(wanted[j0] - offsets[k]) + frames.step * (j1 - j0),
+                frames.step,
+            )
+            jobs.append((k, (_to_slice(local), *inside), result[j0:j1]))
+        return jobs
+
+    def _run(self, jobs: list[tuple[int, Any, np.ndarray]], threads: int) -> None:
+        """Read every job's file part into its view, on up to ``threads``."""
+
+        def one(job: tuple[int, Any, np.ndarray]) -> None:
+            index, key, view = job
+            self.file(index).read(key, out=view)
+
+        nbytes = sum(view.nbytes for _, _, view in jobs)
+        threads = min(threads, len(jobs))
+        if threads < 2 or nbytes < _PARALLEL_BYTES:
+            for job in jobs:
+                one(job)
+            return
+        # Opening a file holds the GIL but copying its pixels does not, and
+        # the page faults of fresh mappings are served in parallel: reading
+        # several files at once overlaps them.
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            for done in pool.map(one, jobs):
+                del done
+
+
+class _DaskSource:
+    """Array-like, picklable view of a series for :func:`dask.array.from_array`.
+
+    It holds the series' paths and options (no open file); indexing reads
+    through the per-process cache of :class:`_Members`.
+    """
+
+    def __init__(self, members: _Members, dtype: np.dtype) -> None:
+        self.members = members
+        self.dtype = dtype
+        self.shape = members.shape
+        self.ndim = len(members.shape)
+
+    def __dask_tokenize__(self) -> tuple[str, str, str]:
+        return ("dcimg-series", self.members.token, self.dtype.str)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.members, self.dtype))
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return np.asarray(self.members.read(key, dtype=self.dtype))
+
+
+# ----------------------------------------------------------------------
+# Metadata
+
+
+@dataclass(frozen=True)
+class SeriesMetadata:
+    """Description of a series: its first file's metadata and every file's losses.
+
+    Attributes
+    ----------
+    first : dcimg.Metadata
+        The metadata of the first file (camera, geometry, sub-array, ...);
+        every file agrees with it on width, height, dtype and layout.
+    files : tuple of str
+        Every file, in counter order (C order of the grid).
+    grid_shape : tuple of int
+        Shape of the grid of files (one entry per axis).
+    axes : str
+        Names of the grid axes (empty with ``concat=True``).
+    shape : tuple of int
+        Shape of the series array.
+    concat : bool
+        Whether the files' frames are joined along one frame axis.
+    frames : tuple of int
+        Frames of every file.
+    dropped_frames : tuple of tuple of int
+        For every file, the frame indices after which its frame counter
+        jumps (see :attr:`dcimg.Metadata.dropped_frames`).
+    dropped_frame_count : tuple of int
+        For every file, the number of frames missing inside it.
+    first_timestamp, last_timestamp : str or None
+        Earliest and latest frame time stamp of the whole series (ISO 8601,
+        UTC), or None when no file has time stamps.
+    """
+
+    first: Metadata
+    files: tuple[str, ...]
+    grid_shape: tuple[int, ...]
+    axes: str
+    shape: tuple[int, ...]
+    concat: bool
+    frames: tuple[int, ...]
+    dropped_frames: tuple[tuple[int, ...], ...]
+    dropped_frame_count: tuple[int, ...]
+    first_timestamp: str | None
+    last_timestamp: str | None
+
+    @property
+    def total_dropped_frames(self) -> int:
+        """Frames missing inside the files, summed over the series."""
+        return sum(self.dropped_frame_count)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the metadata as plain Python types (JSON-serialisable).
+
+        Returns
+        -------
+        dict
+            ``first`` is :meth:`dcimg.Metadata.to_dict` of the first file;
+            tuples become lists.
+        """
+        out: dict[str, Any] = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name == "first":
+                out["first"] = value.to_dict()
+            elif isinstance(value, tuple):
+                out[field.name] = [
+                    list(v) if isinstance(v, tuple) else v for v in value
+                ]
+            else:
+                out[field.name] = value
+        out["total_dropped_frames"] = self.total_dropped_frames
+        return out
+
+
+# ----------------------------------------------------------------------
+# The series
+
+
+class DCIMGSeries:
+    """Numbered DCIMG files read as one N-dimensional array.
+
+    The files' names end in counters (``name_000_012.dcimg``); the counters
+    that vary make the leading axes of the array, each file's
+    ``(frames, height, width)`` the last three.  Pixels are read on demand
+    with NumPy basic indexing, exactly as :class:`dcimg.DCIMGFile` reads each
+    file (stored-pixel correction included).
+
+    Parameters
+    ----------
+    files : str, os.PathLike or sequence of them
+        A folder (every ``*.dcimg`` in it, any letter case), a glob pattern
+        (``"run/cell_*.dcimg"``), or the files themselves.  In a folder or
+        glob, files whose names do not match the naming are skipped; in a
+        sequence they are an error.
+    pattern : str or re.Pattern, optional
+        Regular expression that must match a whole file name (not the
+        folder); each group captures one counter.  Default: the trailing
+        groups of digits led by ``_`` or ``-`` before ``.dcimg``.
+    axes : str, optional
+        One letter per varying counter, in file-name order (e.g. ``"TZ"``).
+        Default: the last letters of :data:`DEFAULT_AXES` (``"Z"``,
+        ``"TZ"``, ``"CTZ"``, ...).  Not used with ``concat=True``.
+    concat : bool, default False
+        Join the files' frames along one frame axis in counter order (an
+        acquisition split into consecutive files): shape ``(total frames,
+        height, width)``, and files may differ in frame count.
+    first_4px_correction_enabled : bool or None, default True
+        :attr:`dcimg.DCIMGFile.first_4px_correction_enabled` of every file.
+    cache_size : int, default 64
+        Files kept open (memory-mapped) at most.
+
+    Raises
+    ------
+    dcimg.DCIMGError
+        If no file is found, names do not parse, two files have the same
+        counters, or the grid has gaps (the message names the missing files).
+    dcimg.DCIMGFormatError
+        If a file is not readable DCIMG, or disagrees with the first on
+        width, height, dtype, layout or (unless ``concat``) frame count; the
+        message names the files, the field and both values.
+    OSError
+        If a listed file cannot be opened (e.g. ``FileNotFoundError``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from dcimg import DCIMGSeries
+    >>> from dcimg.testing import write_series
+    >>> folder = tempfile.mkdtemp(dir=tmp_path)
+    >>> truth = np.arange(2 * 3 * 1 * 4 * 5, dtype=np.uint16).reshape(2, 3, 1, 4, 5)
+    >>> paths = write_series(folder, truth, name="cell")
+    >>> with DCIMGSeries(folder) as series:
+    ...     print(series.shape, series.axes)
+    ...     print(np.array_equal(series[1, ::-1], truth[1, ::-1]))
+    (2, 3, 1, 4, 5) TZ
+    True
+    """
+
+    def __init__(
+        self,
+        files: Any,
+        *,
+        pattern: str | re.Pattern[str] | None = None,
+        axes: str | None = None,
+        concat: bool = False,
+        first_4px_correction_enabled: bool | None = True,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+    ) -> None:
+        if first_4px_correction_enabled not in (True, False, None):
+            raise TypeError(
+                "first_4px_correction_enabled must be True, False or None, not "
+                f"{first_4px_correction_enabled!r}"
+            )
+        cache_size = operator.index(cache_size)
+        if cache_size < 1:
+            raise ValueError(f"cache_size must be at least 1, not {cache_size}")
+        regex = None if pattern is None else re.compile(pattern)
+        paths, listed = _candidates(files)
+        grid = _grid(paths, listed, regex, files)
+        if concat:
+            if axes is not None:
+                raise ValueError("axes= names grid axes, which concat=True joins")
+            self._axes = ""
+        else:
+            self._axes = _axis_names(axes, len(grid.shape))
+        self._concat = bool(concat)
+        self._counters = () if concat else grid.counters
+        self._pattern = None if regex is None else regex.pattern
+        self._closed = False
+        self._members = self._check_members(
+            grid, first_4px_correction_enabled, cache_size
+        )
+
+    def _check_members(
+        self, grid: _Grid, correction: bool | None, cache_size: int
+    ) -> _Members:
+        """Open every file's header and check that it agrees with the first."""
+        # The last files checked stay open, as many as the cache holds.
+        opened: deque[tuple[int, DCIMGFile]] = deque(maxlen=cache_size)
+        identities: list[tuple[int, int]] = []
+        frames: list[int] = []
+        problems: list[tuple[str, str, Any, Any]] = []
+        fields = ("width", "height", "dtype", "layout", "frames")
+        reference: tuple[Any, ...] = ()
+        for index, path in enumerate(grid.paths):
+            f, (nframes, height, width), dtype, layout, identity = _probe_member(
+                path, correction
+            )
+            found = (
+                width,
+                height,
+                dtype,
+                layout,
+                # Files of a joined series may differ in frame count.
+                0 if self._concat else nframes,
+            )
+            if not reference:
+                reference = found
+            elif found != reference:
+                problems.extend(
+                    (path, field, str(value), str(expected))
+                    for field, value, expected in zip(
+                        fields, found, reference, strict=True
+                    )
+                    if value != expected
+                )
+            identities.append(identity)
+            frames.append(nframes)
+            opened.append((index, f))
+        if problems:
+            path, field, value, expected = problems[0]
+            details = "; ".join(
+                f"{p!r}: {fld} {v} (first file: {e})"
+                for p, fld, v, e in problems[:_LIST_AT_MOST]
+            )
+            if len(problems) > _LIST_AT_MOST:
+                details += f"; and {len(problems) - _LIST_AT_MOST} more"
+            raise DCIMGFormatError(
+                f"{len(problems)} series member(s) disagree with the first file "
+                f"{grid.paths[0]!r}: {details}",
+                field,
+            )
+        members = _Members(
+            paths=grid.paths,
+            identities=tuple(identities),
+            frames=tuple(frames),
+            grid_shape=grid.shape,
+            image_shape=(reference[1], reference[0]),
+            dtype=reference[2],
+            concat=self._concat,
+            correction=correction,
+            cache_size=cache_size,
+        )
+        for index, f in opened:
+            members.put(index, f)
+        return members
+
+    # ------------------------------------------------------------------
+    # Description
+
+    @property
+    def files(self) -> np.ndarray:
+        """The paths (absolute ``str``), shaped like the grid of files.
+
+        With ``concat=True``, one dimension in counter order.
+        """
+        paths = np.empty(len(self._members.paths), dtype=object)
+        paths[:] = self._members.paths
+        if self._concat:
+            return paths
+        return paths.reshape(self._members.grid_shape)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The grid's shape followed by ``(frames, height, width)``.
+
+        With ``concat=True``: ``(total frames, height, width)``.
+        """
+        return self._members.shape
+
+    @property
+    def ndim(self) -> int:
+        """Number of dimensions."""
+        return len(self._members.shape)
+
+    @property
+    def size(self) -> int:
+        """Number of pixels."""
+        return math.prod(self._members.shape)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the whole series occupies once read."""
+        return self.size * self.dtype.itemsize
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Pixel type of the files: ``uint8`` or ``uint16``."""
+        return self._members.dtype
+
+    @property
+    def axes(self) -> str:
+        """One letter per grid axis (the leading axes of :attr:`shape`).
+
+        Empty with ``concat=True`` and for a single file.
+        """
+        return self._axes
+
+    @property
+    def counters(self) -> tuple[np.ndarray, ...]:
+        """The counter values along each grid axis (``int64``), ascending."""
+        return tuple(c.copy() for c in self._counters)
+
+    @property
+    def concat(self) -> bool:
+        """Whether the files' frames are joined along one frame axis."""
+        return self._concat
+
+    @property
+    def pattern(self) -> str | None:
+        """The ``pattern`` given, or None for the default naming."""
+        return self._pattern
+
+    @property
+    def frames(self) -> np.ndarray:
+        """Frames in every file, shaped like :attr:`files`."""
+        return np.array(self._members.frames, dtype=np.int64).reshape(self.files.shape)
+
+    @property
+    def first_4px_correction_enabled(self) -> bool | None:
+        """The stored-pixel correction of every file (fixed at creation).
+
+        See :attr:`dcimg.DCIMGFile.first_4px_correction_enabled`.
+        """
+        return self._members.correction
+
+    @property
+    def cache_size(self) -> int:
+        """Most files kept open at once."""
+        return self._members.cache_size
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`."""
+        return self._closed
+
+    def __len__(self) -> int:
+        return self._members.shape[0]
+
+    def __repr__(self) -> str:
+        shape = "x".join(str(n) for n in self.shape)
+        axes = f" axes={self._axes!r}" if self._axes else ""
+        state = " closed" if self._closed else ""
+        return (
+            f"<DCIMGSeries {len(self._members.paths)} files{axes} shape={shape} "
+            f"dtype={self.dtype}{' concat' if self._concat else ''}{state}>"
+        )
+
+    # ------------------------------------------------------------------
+    # Life cycle
+
+    def close(self) -> None:
+        """Forget the open files; reading afterwards raises ``ValueError``.
+
+        Safe to call more than once.  Dask arrays made earlier keep working:
+        they hold paths only.
+        """
+        self._closed = True
+        self._members.clear()
+
+    def __enter__(self) -> DCIMGSeries:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The paths and options: no open file and no cached per-frame data.
+        state = dict(self.__dict__)
+        for name in ("_stamps", "metadata"):
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def _require_open(self) -> _Members:
+        if self._closed:
+            raise ValueError("I/O operation on a closed DCIMG series")
+        return self._members
+
+    # ------------------------------------------------------------------
+    # Pixels
+
+    def read(
+        self, key: Any = Ellipsis, *, dtype: Any = None, out: np.ndarray | None = None
+    ) -> Any:
+        """Read a basic-index selection of the series.
+
+        ``series.read(key)`` equals ``series[key]`` and equals the same index
+        applied to ``np.stack`` (or, with ``concat=True``,
+        ``np.concatenate``) of the files read one by one.
+
+        Parameters
+        ----------
+        key : index, default ``...``
+            Any NumPy basic index over :attr:`shape`: integers, slices (any
+            step), ``...`` and ``None``.
+        dtype : numpy dtype, optional
+            Type of the result; default the files'.  Converted inside each
+            file's copy.
+        out : numpy.ndarray, optional
+            C-contiguous, writable array of the result's shape to fill; its
+            dtype is used when ``dtype`` is not given.
+
+        Returns
+        -------
+        numpy.ndarray or numpy scalar
+            The pixels.
+
+        Raises
+        ------
+        IndexError
+            For an index NumPy would refuse, and for advanced indices.
+        ValueError
+            If the series is closed, or ``out`` does not fit.
+        """
+        return self._require_open().read(
+            key, dtype=dtype, out=out, threads=_READ_THREADS
+        )
+
+    def __getitem__(self, key: Any) -> Any:
+        """Read pixels with NumPy basic indexing; see :meth:`read`."""
+        return self._require_open().read(key, threads=_READ_THREADS)
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        if copy is False:
+            raise ValueError(
+                "a DCIMG series cannot be turned into an array without a copy"
+            )
+        return np.asarray(self.read(..., dtype=dtype))
+
+    def file(self, position: Any) -> DCIMGFile:
+        """Return the open :class:`~dcimg.DCIMGFile` at a grid position.
+
+        Parameters
+        ----------
+        position : int or tuple of int
+            Index into :attr:`files` (negative values count from the end).
+
+        Returns
+        -------
+        dcimg.DCIMGFile
+            The file, shared with the series' cache (if it is closed, the
+            series opens it again when it needs it).
+        """
+        members = self._require_open()
+        shape = self.files.shape
+        index = position if isinstance(position, tuple) else (position,)
+        if len(index) != len(shape):
+            raise IndexError(
+                f"a file position has {len(shape)} indices, not {len(index)}"
+            )
+        normal = []
+        for i, n in zip(index, shape, strict=True):
+            i = operator.index(i)
+            if not -n <= i < n:
+                raise IndexError(
+                    f"file position {position} is outside the grid {shape}"
+                )
+            normal.append(i % n)
+        flat = np.ravel_multi_index(tuple(normal), shape) if shape else 0
+        return members.file(int(flat))
+
+    # ------------------------------------------------------------------
+    # Per-frame data
+
+    @cached_property
+    def _stamps(self) -> tuple[np.ndarray, np.ndarray]:
+        members = self._require_open()
+        total = int(members.offsets[-1])
+        times = np.full(total, np.datetime64("NaT", "us"))
+        counters = np.full(total, -1, dtype=np.int64)
+        for k in range(len(members.paths)):
+            f = members.file(k)
+            lo, hi = int(members.offsets[k]), int(members.offsets[k + 1])
+            t = f.timestamps
+            if t.shape == (hi - lo,):
+                times[lo:hi] = t
+            c = f.framestamps
+            if c.shape == (hi - lo,):
+                counters[lo:hi] = c
+        lead = self.shape[:-2]
+        return times.reshape(lead), counters.reshape(lead)
+
+    @property
+    def timestamps(self) -> np.ndarray:
+        """Time stamp of every frame, ``datetime64[us]`` (UTC).
+
+        Shape :attr:`shape` without ``(height, width)``: the grid's axes and
+        the frames (with ``concat=True``, one axis).  ``NaT`` where a file
+        lost its time stamps.
+        """
+        return self._stamps[0].copy()
+
+    @property
+    def framestamps(self) -> np.ndarray:
+        """The camera's frame counter of every frame (``int64``).
+
+        Shaped like :attr:`timestamps`; ``-1`` where a file lost them.
+        """
+        return self._stamps[1].copy()
+
+    @cached_property
+    def metadata(self) -> SeriesMetadata:
+        """The first file's metadata and every file's dropped frames."""
+        members = self._require_open()
+        dropped, counts = [], []
+        for k in range(len(members.paths)):
+            meta = members.file(k).metadata
+            dropped.append(tuple(meta.dropped_frames))
+            counts.append(int(meta.dropped_frame_count))
+        times = self._stamps[0]
+        valid = times[~np.isnat(times)]
+        first = last = None
+        if valid.size:
+            first = str(valid.min()) + "Z"
+            last = str(valid.max()) + "Z"
+        return SeriesMetadata(
+            first=members.file(0).metadata,
+            files=members.paths,
+            grid_shape=members.grid_shape,
+            axes=self._axes,
+            shape=self.shape,
+            concat=self._concat,
+            frames=members.frames,
+            dropped_frames=tuple(dropped),
+            dropped_frame_count=tuple(counts),
+            first_timestamp=first,
+            last_timestamp=last,
+        )
+
+    # ------------------------------------------------------------------
+    # Dask and xarray
+
+    def _chunks(self, chunks: Any, dtype: np.dtype) -> tuple[tuple[int, ...], ...]:
+        """Block sizes of whole files: ``n`` files per chunk along one axis."""
+        members = self._members
+        file_bytes = math.prod(members.image_shape) * dtype.itemsize
+        if isinstance(chunks, (bool, np.bool_)):
+            raise TypeError(f"chunks must be a file count or a size, not {chunks!r}")
+        if chunks is None or isinstance(chunks, str):
+            import dask
+            from dask.utils import parse_bytes
+
+            if chunks is None or chunks == "auto":
+                limit = parse_bytes(dask.config.get("array.chunk-size"))
+            else:
+                try:
+                    limit = parse_bytes(chunks)
+                except ValueError as exc:
+                    raise ValueError(f"invalid chunks {chunks!r}: {exc}") from None
+            largest = max(members.frames) if members.frames else 1
+            per_chunk = max(1, limit // max(1, file_bytes * largest))
+        else:
+            try:
+                per_chunk = operator.index(chunks)
+            except TypeError:
+                raise TypeError(
+                    f"chunks must be a file count or a size, not {chunks!r}"
+                ) from None
+            if per_chunk < 1:
+                raise ValueError(f"chunks must be at least 1 file, not {per_chunk}")
+        if self._concat:
+            frames = members.frames
+            blocks = tuple(
+                sum(frames[i : i + per_chunk]) for i in range(0, len(frames), per_chunk)
+            )
+            return (blocks or (0,), *((n,) for n in members.image_shape))
+        grid = members.grid_shape
+        result: list[tuple[int, ...]] = [(n,) if n else (0,) for n in self.shape]
+        if grid:
+            # Files per chunk along the last grid axis, one along the others.
+            for axis in range(len(grid) - 1):
+                result[axis] = (1,) * grid[axis]
+            last = grid[-1]
+            step = min(per_chunk, last)
+            result[len(grid) - 1] = tuple(
+                min(step, last - i) for i in range(0, last, step)
+            )
+        return tuple(result)
+
+    def as_dask_array(self, chunks: Any = "auto", dtype: Any = None) -> Any:
+        """Return the series as a lazy :class:`dask.array.Array`.
+
+        Parameters
+        ----------
+        chunks : "auto", str or int, default "auto"
+            Whole files per chunk, grouped along the last grid axis (with
+            ``concat=True``, consecutive files along the frame axis).  An int
+            is a number of files; ``"auto"`` or a size such as ``"64 MiB"``
+            takes as many files as fit Dask's ``array.chunk-size`` or that
+            size (at least one).
+        dtype : numpy dtype, optional
+            Type of the pixels; default the files'.
+
+        Returns
+        -------
+        dask.array.Array
+            Shape :attr:`shape`.  The graph holds the paths and options
+            only (each process opens the files itself through its own
+            bounded cache), so it runs on ``dask.distributed`` workers.
+
+        Raises
+        ------
+        ImportError
+            If Dask is not installed.
+        """
+        try:
+            import dask.array as da
+        except ImportError as exc:
+            raise ImportError(
+                'Dask support needs the optional dependency: pip install "dcimg[dask]"'
+            ) from exc
+        members = self._require_open()
+        dtype = members.dtype if dtype is None else np.dtype(dtype)
+        if dtype.kind not in "biufc":
+            raise TypeError(f"dtype must be a numeric NumPy type, not {dtype}")
+        blocks = self._chunks(chunks, dtype)
+        source = _DaskSource(members, dtype)
+        digest = hashlib.sha256(
+            repr((members.token, dtype.str, blocks)).encode()
+        ).hexdigest()[:32]
+        return da.from_array(
+            source,
+            chunks=blocks,
+            name=f"dcimg-series-{digest}",
+            lock=False,
+            asarray=False,
+            fancy=False,
+            meta=np.empty((0,) * len(self.shape), dtype),
+            # The source is one key of the graph, shipped once per worker,
+            # not copied into every task.
+            inline_array=False,
+        )
+
+    def to_xarray(
+        self,
+        *,
+        dask: bool = True,
+        chunks: Any = "auto",
+        dtype: Any = None,
+        name: str | None = None,
+    ) -> Any:
+        """Return the series as an :class:`xarray.DataArray`.
+
+        Parameters
+        ----------
+        dask : bool, default True
+            Wrap :meth:`as_dask_array`; False reads the pixels now.
+        chunks : optional
+            Chunking, with ``dask=True``.
+        dtype : numpy dtype, optional
+            Type of the pixels.
+        name : str, optional
+            Name of the array; default the first file's name without its
+            extension.
+
+        Returns
+        -------
+        xarray.DataArray
+            Dimensions: one per grid axis (named by :attr:`axes`, coordinate
+            the counter values), then ``"t", "y", "x"``.  Coordinate ``t``
+            is the frame index in each file; ``timestamp`` and
+            ``framestamp`` (over the grid axes and ``t``) hold every frame's
+            time stamp and counter.  With ``concat=True`` the dimensions are
+            ``("t", "y", "x")`` and ``t`` holds the time stamps when every
+            file has them.
+
+        Raises
+        ------
+        ImportError
+            If xarray (or, with ``dask=True``, Dask) is not installed.
+        """
+        try:
+            import xarray as xr
+        except ImportError as exc:
+            raise ImportError(
+                "xarray support needs the optional dependency: "
+                'pip install "dcimg[xarray]"'
+            ) from exc
+        if dask:
+            data = self.as_dask_array(chunks=chunks, dtype=dtype)
+        else:
+            if chunks != "auto":
+                raise ValueError("chunks is only used with dask=True")
+            data = self.read(..., dtype=dtype)
+        times, counters = self._stamps
+        dims = (*self._axes, *_FRAME_DIMS)
+        coords: dict[str, Any] = {}
+        if self._concat:
+            has_times = not np.isnat(times).any()
+            coords["t"] = ("t", times if has_times else np.arange(times.size))
+            coords["framestamp"] = ("t", counters)
+        else:
+            for letter, values in zip(self._axes, self._counters, strict=True):
+                coords[letter] = (letter, values)
+            coords["t"] = ("t", np.arange(self.shape[-3]))
+            coords["timestamp"] = (dims[:-2], times)
+            coords["framestamp"] = (dims[:-2], counters)
+        if name is None:
+            name = os.path.splitext(os.path.basename(self._members.paths[0]))[0]
+        attrs = {
+            "files": len(self._members.paths),
+            "axes": self._axes,
+            "concat": int(self._concat),
+            "first_4px_correction_enabled": str(self.first_4px_correction_enabled),
+        }
+        return xr.DataArray(data, dims=dims, coords=coords, name=name, attrs=attrs)
