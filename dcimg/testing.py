@@ -1543,10 +1543,10 @@ def write_series(
     >>> import tempfile
     >>> import numpy as np
     >>> from dcimg.testing import write_series
-    >>> folder = tempfile.mkdtemp(dir=tmp_path)
-    >>> paths = write_series(folder, np.zeros((2, 3, 1, 8, 8), np.uint16))
-    >>> paths.shape, paths[1, 2].name
-    ((2, 3), 'image_001_002.dcimg')
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     paths = write_series(folder, np.zeros((2, 3, 1, 8, 8), np.uint16))
+    ...     print(paths.shape, paths[1, 2].name)
+    (2, 3) image_001_002.dcimg
     """
     data = np.asarray(data)
     folder = pathlib.Path(folder)
