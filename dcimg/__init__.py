@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from dcimg._convert import convert
 from dcimg._version import __version__
 from dcimg.core import DCIMGFile
 from dcimg.errors import DCIMGError, DCIMGFormatError, DCIMGWarning
@@ -24,6 +25,7 @@ __all__ = [
     "StoredPixels",
     "SubArray",
     "__version__",
+    "convert",
     "imread",
 ]
 
