@@ -1084,7 +1084,7 @@ def _zarr_chunks(plan: _Plan, lead: tuple[int, ...]) -> tuple[int, ...]:
     requested = plan.options.chunks
     array_axes = _array_axes(plan)
     if requested is not None and len(requested) == len(lead) + 2:
-        sizes = [min(c, n) for c, n in zip(requested, lead, strict=True)]
+        sizes = [min(c, n) for c, n in zip(requested[:-2], lead, strict=True)]
         return (
             *sizes,
             min(requested[-2], plan.height),

@@ -11,6 +11,7 @@ import textwrap
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -399,7 +400,7 @@ def test_failing_writer_leaves_nothing(capsys, tmp_path, example, monkeypatch):
     monkeypatch.setattr(_convert, "_write_tiff", broken)
     status, _, err = run(capsys, "convert", example, tmp_path / "o.tif")
     assert_one_line_error(status, err)
-    assert "No space left on device" in err
+    assert err.strip().endswith("o.tif: no space left on the device")
     assert leftovers(tmp_path) == []
 
 
@@ -604,3 +605,494 @@ def test_convert_cut_packed_file_without_time_stamps(capsys, tmp_path):
     group = zarr.open_group(str(tmp_path / "cut.ome.zarr"), mode="r")
     assert group.attrs["dcimg"]["timestamps_us"] is None
     assert "unit" not in group.attrs["multiscales"][0]["axes"][0]
+
+
+# --------------------------------------------------------------------------
+# third-party checks of every OME output
+
+
+def ome_xml(out: Path) -> str:
+    with tifffile.TiffFile(out) as tif:
+        assert tif.is_ome
+        return tif.ome_metadata
+
+
+def validate_ome_tiff(out: Path) -> Any:
+    """The OME-XML validates against the OME schema; return it parsed."""
+    ome_types = pytest.importorskip("ome_types")
+    xml = ome_xml(out)
+    ome_types.validate_xml(xml)
+    return ome_types.from_xml(xml)
+
+
+def validate_ome_zarr(out: Path) -> Any:
+    """The group validates as NGFF 0.4 and opens with ome-zarr's reader."""
+    models = pytest.importorskip("ome_zarr_models.v04.image")
+    group = zarr.open_group(str(out), mode="r")
+    image = models.Image.from_zarr(group)
+    reader = pytest.importorskip("ome_zarr.reader")
+    io = pytest.importorskip("ome_zarr.io")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "version mismatch" of the format guess
+        (node, *_) = list(reader.Reader(io.parse_url(str(out)))())
+        levels = [np.asarray(level) for level in node.data]
+    return image, levels
+
+
+def bioio_image(out: Path) -> Any:
+    bioio = pytest.importorskip("bioio")
+    pytest.importorskip(
+        "bioio_ome_tiff" if out.name.endswith((".tif", ".btf")) else "bioio_ome_zarr"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return bioio.BioImage(out)
+
+
+def test_every_ome_output_validates(tmp_path, example):
+    """Golden files and option combinations: schema-valid OME-XML and NGFF."""
+    cases = [
+        {},
+        {"axes": "Z", "pixel_size": 0.65, "z_step": 2.0},
+        {"axes": "ZT", "z_size": 4, "pixel_size": (0.5, 0.7), "pyramid": 2},
+        {"axes": "TZ", "z_size": 2, "frames": slice(0, 20, 1), "z_step": 1.5},
+        {"frames": slice(None, None, -3), "dtype": "float32", "channel_name": "GFP µ"},
+    ]
+    for number, options in enumerate(cases):
+        for suffix in (".ome.tif", ".ome.zarr"):
+            out = dcimg.convert(example, tmp_path / f"{number}{suffix}", **options)
+            if suffix == ".ome.tif":
+                validate_ome_tiff(out)
+            else:
+                image, levels = validate_ome_zarr(out)
+                assert len(levels) == 1 + options.get("pyramid", 0)
+    for path in FIXTURES:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", dcimg.DCIMGWarning)
+            tif = dcimg.convert(path, tmp_path / f"{path.stem}.ome.tif")
+            ngff = dcimg.convert(path, tmp_path / f"{path.stem}.ome.zarr")
+        validate_ome_tiff(tif)
+        _, (level,) = validate_ome_zarr(ngff)
+        np.testing.assert_array_equal(level, expected(path))
+
+
+# --------------------------------------------------------------------------
+# dimensions and physical sizes
+
+
+@pytest.mark.parametrize("suffix", [".ome.tif", ".ome.zarr"])
+def test_z_stack_done_when(capsys, tmp_path, example, suffix):
+    """The issue's acceptance test, through the command line and bioio."""
+    out = tmp_path / f"stack{suffix}"
+    status, _, err = run(
+        capsys, "convert", example, out, "--axes", "Z", "--pixel-size", "0.65",
+        "--z-step", "2",
+    )  # fmt: skip
+    assert status == 0, err
+    image = bioio_image(out)
+    assert (image.dims.Z, image.dims.Y, image.dims.X) == (20, 64, 80)
+    assert (image.dims.T, image.dims.C) == (1, 1)
+    assert tuple(image.physical_pixel_sizes) == (2.0, 0.65, 0.65)
+    pixels = image.get_image_data("ZYX")
+    assert pixels.dtype == np.uint16
+    np.testing.assert_array_equal(pixels, example_stack())
+    assert list(image.channel_names) == ["example"]
+
+
+def test_ome_tiff_dimensions_and_sizes(tmp_path, example):
+    out = dcimg.convert(
+        example,
+        tmp_path / "zt.ome.tif",
+        axes="ZT",
+        frames_per_slice=5,
+        pixel_size_x=0.5,
+        pixel_size_y=0.25,
+        z_step=3,
+    )
+    ome = validate_ome_tiff(out)
+    pixels = ome.images[0].pixels
+    # Five consecutive frames per Z plane: T varies fastest.
+    assert pixels.dimension_order.value == "XYTZC"
+    assert (pixels.size_z, pixels.size_t, pixels.size_c) == (4, 5, 1)
+    assert (pixels.physical_size_x, pixels.physical_size_y) == (0.5, 0.25)
+    assert pixels.physical_size_z == 3.0
+    assert pixels.physical_size_x_unit.value == "µm"
+    assert pixels.physical_size_z_unit.value == "µm"
+    planes = [(p.the_z, p.the_t) for p in pixels.planes]
+    assert planes == [(z, t) for z in range(4) for t in range(5)]
+    with tifffile.TiffFile(out) as tif:
+        assert tif.series[0].axes == "ZTYX"
+        data = tif.series[0].asarray()
+    np.testing.assert_array_equal(data, example_stack().reshape(4, 5, 64, 80))
+    # Same split, given the other way, and its transpose.
+    tz = dcimg.convert(example, tmp_path / "tz.ome.tif", axes="TZ", z_size=5)
+    pixels = validate_ome_tiff(tz).images[0].pixels
+    assert pixels.dimension_order.value == "XYZTC"
+    assert (pixels.size_z, pixels.size_t) == (5, 4)
+
+
+def test_ome_zarr_dimensions_and_scales(tmp_path, example):
+    out = dcimg.convert(
+        example, tmp_path / "zt.ome.zarr", axes="ZT", z_size=4, pixel_size=0.65,
+        z_step=2,
+    )  # fmt: skip
+    image, (level,) = validate_ome_zarr(out)
+    (multiscale,) = image.attributes.multiscales
+    assert [(a.name, a.type, a.unit) for a in multiscale.axes] == [
+        ("t", "time", "second"),
+        ("z", "space", "micrometer"),
+        ("y", "space", "micrometer"),
+        ("x", "space", "micrometer"),
+    ]
+    (scale,) = multiscale.datasets[0].coordinateTransformations
+    with dcimg.DCIMGFile(example) as f:
+        micro = f.timestamps.astype(np.int64)
+    # T steps are consecutive frames: the median frame interval, exactly.
+    assert scale.scale == [np.median(np.diff(micro)) / 1e6, 2.0, 0.65, 0.65]
+    # NGFF orders time before space: the Z-major frames are transposed.
+    truth = example_stack().reshape(4, 5, 64, 80).transpose(1, 0, 2, 3)
+    np.testing.assert_array_equal(level, truth)
+    image = bioio_image(out)
+    assert (image.dims.T, image.dims.Z) == (5, 4)
+    assert tuple(image.physical_pixel_sizes) == (2.0, 0.65, 0.65)
+    np.testing.assert_array_equal(image.get_image_data("TZYX"), truth)
+
+
+def test_time_stamps_are_exact(tmp_path):
+    """DeltaT per plane and TimeIncrement come from the time stamps exactly."""
+    stamps = np.datetime64("2024-01-02T03:04:05.000001", "us") + np.array(
+        [0, 100_003, 200_001, 300_007, 400_011, 500_013], "timedelta64[us]"
+    )
+    path = write_dcimg(
+        tmp_path / "t.dcimg",
+        example_stack(6, 8, 10),
+        timestamps_us=stamps.astype(np.int64),
+    )
+    out = dcimg.convert(path, tmp_path / "t.ome.tif", frames=slice(1, None, 2))
+    pixels = validate_ome_tiff(out).images[0].pixels
+    micro = (stamps - stamps[0]).astype(np.int64)
+    assert [p.delta_t for p in pixels.planes] == [m / 1e6 for m in micro[1::2]]
+    assert {p.delta_t_unit.value for p in pixels.planes} == {"s"}
+    steps = np.diff(micro[1::2])
+    assert pixels.time_increment == int(np.median(steps)) / 1e6
+    image = validate_ome_tiff(out).images[0]
+    assert image.acquisition_date.replace(tzinfo=None) == stamps[0].astype(object)
+    # A Z-stack has no time increment; its planes keep their DeltaT.
+    z = dcimg.convert(path, tmp_path / "z.ome.tif", axes="Z")
+    pixels = validate_ome_tiff(z).images[0].pixels
+    assert pixels.time_increment is None
+    assert pixels.planes[5].delta_t == micro[5] / 1e6
+
+
+def test_instrument_channel_and_date(capsys, tmp_path, example):
+    out = tmp_path / "i.ome.tif"
+    status, _, err = run(capsys, "convert", example, out, "--channel-name", "GFP")
+    assert status == 0, err
+    ome = validate_ome_tiff(out)
+    (instrument,) = ome.instruments
+    (detector,) = instrument.detectors
+    assert detector.manufacturer == "Hamamatsu"
+    assert (detector.model, detector.serial_number) == ("C11440-22C", "301234")
+    image = ome.images[0]
+    assert image.instrument_ref.id == instrument.id
+    (channel,) = image.pixels.channels
+    assert channel.name == "GFP"
+    assert channel.detector_settings.id == detector.id
+    assert str(image.acquisition_date).startswith("2024-09-05 16:53:17.25")
+    annotation = ome.structured_annotations.map_annotations[0]
+    assert {m.k: m.value for m in annotation.value.ms}["camera serial"] == "301234"
+    ngff = tmp_path / "i.ome.zarr"
+    status, _, err = run(capsys, "convert", example, ngff, "--channel-name", "GFP")
+    assert status == 0, err
+    omero = zarr.open_group(str(ngff), mode="r").attrs["omero"]
+    assert omero["channels"][0]["label"] == "GFP"
+    window = omero["channels"][0]["window"]
+    stack = example_stack()
+    assert (window["start"], window["end"]) == (stack.min(), stack.max())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--axes", "ZT"], "needs --z-size or --frames-per-slice"),
+        (["--axes", "TZ"], "needs --z-size"),
+        (["--z-size", "4"], "use it with --axes 'ZT' or 'TZ'"),
+        (["--axes", "ZT", "--z-size", "3"], "do not split into --z-size=3"),
+        (["--axes", "ZT", "--frames-per-slice", "3"], "whole number of Z slices"),
+        (["--axes", "Q"], "invalid choice"),
+        (["--pixel-size", "-1"], "positive number of µm"),
+        (["--z-step", "nan"], "positive number of µm"),
+        (["--pyramid", "-1"], "--pyramid must be a whole number"),
+        (["--compression", "blosc-zstd"], "is for Zarr"),
+        (["--chunks", "1,2,x"], "comma-separated integers"),
+        (["--chunks", "4,4"], "chunks apply to Zarr output"),
+    ],
+)
+def test_convert_option_errors(capsys, tmp_path, example, args, message):
+    status, _, err = run(capsys, "convert", example, tmp_path / "o.ome.tif", *args)
+    assert status in (1, 2)
+    assert message in err, err
+    assert "Traceback" not in err
+    assert leftovers(tmp_path) == []
+
+
+def test_dtype_without_ome_type(tmp_path, example):
+    with pytest.raises(_convert.ConversionError, match="cannot store int64"):
+        dcimg.convert(example, tmp_path / "o.ome.tif", dtype="int64")
+    out = dcimg.convert(example, tmp_path / "o.ome.zarr", dtype="int64")
+    assert read_back(out).dtype == np.int64
+
+
+# --------------------------------------------------------------------------
+# compression, chunks, pyramids
+
+
+@pytest.mark.parametrize("compression", ["none", "zlib", "zstd", "lzw"])
+def test_tiff_compression_round_trips(tmp_path, example, compression):
+    if compression in ("zstd", "lzw"):
+        pytest.importorskip("imagecodecs")
+    out = dcimg.convert(
+        example, tmp_path / "c.ome.tif", compression=compression, pyramid=1
+    )
+    with tifffile.TiffFile(out) as tif:
+        page = tif.pages[0]
+        codes = {"none": 1, "zlib": 8, "zstd": 50000, "lzw": 5}
+        assert page.compression == codes[compression]
+        np.testing.assert_array_equal(tif.series[0].asarray(), example_stack())
+        np.testing.assert_array_equal(
+            tif.series[0].levels[1].asarray(), mean_2x2(example_stack())
+        )
+
+
+@pytest.mark.parametrize("compression", [None, "none", "blosc-zstd", "zstd", "gzip"])
+def test_zarr_compression_round_trips(tmp_path, example, compression):
+    out = dcimg.convert(example, tmp_path / "c.ome.zarr", compression=compression)
+    header = json.loads((out / "0" / ".zarray").read_text())
+    codec = header["compressor"]
+    if compression == "none":
+        assert codec is None
+    elif compression in (None, "blosc-zstd"):
+        assert (codec["id"], codec["cname"]) == ("blosc", "zstd")
+    else:
+        assert codec["id"] == compression
+    np.testing.assert_array_equal(read_back(out), example_stack())
+    plain = dcimg.convert(example, tmp_path / "c.zarr", compression=compression)
+    np.testing.assert_array_equal(read_back(plain), example_stack())
+
+
+@pytest.mark.parametrize(
+    ("chunks", "expected_chunks"),
+    [("3,16,32", (3, 16, 32)), ("16,32", (20, 16, 32)), ("64,100,100", (20, 64, 80))],
+)
+def test_zarr_chunks(capsys, tmp_path, example, chunks, expected_chunks):
+    out = tmp_path / "k.ome.zarr"
+    status, _, err = run(capsys, "convert", example, out, "--chunks", chunks)
+    assert status == 0, err
+    array = zarr.open_group(str(out), mode="r")["0"]
+    assert array.chunks == expected_chunks
+    np.testing.assert_array_equal(array[:], example_stack())
+
+
+def test_zarr_chunks_across_transposed_axes(tmp_path, example):
+    """Chunks spanning Z and T of a Z-major file are filled from both."""
+    out = dcimg.convert(
+        example, tmp_path / "k.ome.zarr", axes="ZT", z_size=4, chunks=(2, 3, 64, 40)
+    )
+    array = zarr.open_group(str(out), mode="r")["0"]
+    assert array.chunks == (2, 3, 64, 40)
+    truth = example_stack().reshape(4, 5, 64, 80).transpose(1, 0, 2, 3)
+    np.testing.assert_array_equal(array[:], truth)
+
+
+def mean_2x2(stack: np.ndarray) -> np.ndarray:
+    """Reference 2 x 2 mean, edges repeated, integers rounded half up."""
+    height, width = stack.shape[-2:]
+    out = np.empty((*stack.shape[:-2], (height + 1) // 2, (width + 1) // 2))
+    for y in range(out.shape[-2]):
+        for x in range(out.shape[-1]):
+            ys = [min(2 * y + i, height - 1) for i in (0, 1)]
+            xs = [min(2 * x + i, width - 1) for i in (0, 1)]
+            block = stack[..., ys, :][..., xs].astype(np.float64)
+            out[..., y, x] = block.sum(axis=(-2, -1)) / 4
+    if stack.dtype.kind in "ui":
+        out = np.floor(out + 0.5)
+    return out.astype(stack.dtype)
+
+
+@pytest.mark.parametrize("suffix", [".ome.tif", ".tif", ".ome.zarr", ".zarr"])
+def test_pyramid_levels(tmp_path, suffix):
+    stack = example_stack(4, 13, 22)
+    path = write_dcimg(tmp_path / "p.dcimg", stack)
+    out = dcimg.convert(path, tmp_path / f"p{suffix}", pyramid=3, pixel_size=0.5)
+    truth = [stack]
+    for _ in range(3):
+        truth.append(mean_2x2(truth[-1]))
+    assert [level.shape[-2:] for level in truth] == [(13, 22), (7, 11), (4, 6), (2, 3)]
+    if suffix.endswith("tif"):
+        with tifffile.TiffFile(out) as tif:
+            levels = [level.asarray() for level in tif.series[0].levels]
+        if suffix == ".ome.tif":
+            validate_ome_tiff(out)
+    elif suffix == ".ome.zarr":
+        image, levels = validate_ome_zarr(out)
+        (multiscale,) = image.attributes.multiscales
+        scales = [d.coordinateTransformations[0].scale for d in multiscale.datasets]
+        # T keeps its scale (the frame interval); Y and X double per level.
+        assert scales == [[scales[0][0], 0.5 * 2**k, 0.5 * 2**k] for k in range(4)]
+    else:
+        root = zarr.open(str(out), mode="r")
+        levels = [root[:]]
+        assert not (out / "1").exists()
+    if suffix != ".zarr":
+        assert len(levels) == 4
+        for level, reference in zip(levels, truth, strict=True):
+            np.testing.assert_array_equal(level, reference)
+
+
+def test_pyramid_of_floats_and_bytes(tmp_path):
+    stack = example_stack(3, 9, 7, dtype=np.uint8)
+    path = write_dcimg(tmp_path / "b.dcimg", stack, version=0x7)
+    out = dcimg.convert(path, tmp_path / "b.ome.zarr", pyramid=1, dtype="float32")
+    _, levels = validate_ome_zarr(out)
+    np.testing.assert_array_equal(levels[1], mean_2x2(stack.astype(np.float32)))
+    out = dcimg.convert(path, tmp_path / "b.ome.tif", pyramid=1)
+    with tifffile.TiffFile(out) as tif:
+        np.testing.assert_array_equal(
+            tif.series[0].levels[1].asarray(), mean_2x2(stack)
+        )
+
+
+# --------------------------------------------------------------------------
+# sources other than one file
+
+
+class GridSource:
+    """A two-file "series" as the converter sees it: axes, shape, read()."""
+
+    def __init__(self, files: list[dcimg.DCIMGFile]) -> None:
+        self.files = files
+        self.axes = "C"
+        self.shape = (len(files), *files[0].shape)
+        self.dtype = files[0].dtype
+        self.timestamps = np.stack([f.timestamps for f in files])
+        self.framestamps = np.stack([f.framestamps for f in files])
+        self.metadata = files[0].metadata
+        self.file_path = files[0].file_path
+        self.keys: list[Any] = []
+
+    def read(self, key: Any, dtype: Any = None) -> np.ndarray:
+        self.keys.append(key)
+        cell, frames = key
+        return self.files[cell].read(frames, dtype=dtype)
+
+
+def test_grid_source(tmp_path, example):
+    other = write_dcimg(tmp_path / "b.dcimg", example_stack()[::-1].copy())
+    with dcimg.DCIMGFile(example) as a, dcimg.DCIMGFile(other) as b:
+        source = GridSource([a, b])
+        truth = np.stack([a[:], b[:]])
+        tif = dcimg.convert(source, tmp_path / "g.ome.tif", axes="Z", z_step=1.0)
+        ngff = dcimg.convert(source, tmp_path / "g.ome.zarr", axes="Z", pyramid=1)
+        assert all(isinstance(key[0], int) for key in source.keys)
+        source.axes = "T"
+        with pytest.raises(_convert.ConversionError, match="repeat a letter"):
+            dcimg.convert(source, tmp_path / "x.tif", axes="ZT", z_size=4)
+        source.axes = "P"
+        with pytest.raises(_convert.ConversionError, match="T, C and Z only"):
+            dcimg.convert(source, tmp_path / "x.ome.tif")
+        plain = dcimg.convert(source, tmp_path / "g.tif")
+        source.axes = ""
+        with pytest.raises(_convert.ConversionError, match="names 0"):
+            dcimg.convert(source, tmp_path / "x.tif")
+    pixels = validate_ome_tiff(tif).images[0].pixels
+    assert pixels.dimension_order.value == "XYZCT"
+    assert (pixels.size_c, pixels.size_z) == (2, 20)
+    assert [c.name for c in pixels.channels] == ["example 0", "example 1"]
+    with tifffile.TiffFile(tif) as f:
+        np.testing.assert_array_equal(f.series[0].asarray(), truth)
+    _, levels = validate_ome_zarr(ngff)
+    np.testing.assert_array_equal(levels[0], truth)
+    np.testing.assert_array_equal(tifffile.imread(plain), truth)
+
+
+# --------------------------------------------------------------------------
+# batch
+
+
+def test_batch_converts_every_file(capsys, tmp_path, example):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in ("a", "b", "c"):
+        (inputs / f"{name}.dcimg").write_bytes(example.read_bytes())
+    out_dir = tmp_path / "converted"
+    status, _, err = run(
+        capsys, "convert", str(inputs / "*.dcimg"), "--to", "ome.zarr",
+        "--out-dir", out_dir, "--axes", "Z", "--pixel-size", "0.65",
+    )  # fmt: skip
+    assert status == 0, err
+    assert err.strip() == f"dcimg convert: wrote 3 files to {out_dir}"
+    assert sorted(p.name for p in out_dir.iterdir()) == [
+        "a.ome.zarr",
+        "b.ome.zarr",
+        "c.ome.zarr",
+    ]
+    for name in ("a", "b", "c"):
+        np.testing.assert_array_equal(
+            read_back(out_dir / f"{name}.ome.zarr"), example_stack()
+        )
+
+
+def test_batch_reports_failures_and_leaves_nothing_partial(
+    capsys, tmp_path, example, monkeypatch
+):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    good = inputs / "good.dcimg"
+    good.write_bytes(example.read_bytes())
+    bad = inputs / "bad.dcimg"
+    bad.write_bytes(b"not a DCIMG file at all")
+    broken = inputs / "broken.dcimg"
+    broken.write_bytes(example.read_bytes())
+    original = dcimg.DCIMGFile.read
+
+    def read(self, key=Ellipsis, **kwargs):
+        if self.file_path.endswith("broken.dcimg"):
+            raise OSError(5, "Input/output error")
+        return original(self, key, **kwargs)
+
+    monkeypatch.setattr(dcimg.DCIMGFile, "read", read)
+    out_dir = tmp_path / "out"
+    status, _, err = run(
+        capsys, "convert", bad, broken, good, inputs / "none*.dcimg", "--to",
+        "ome.tif", "--out-dir", out_dir,
+    )  # fmt: skip
+    assert status == 1
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert any(str(bad) in line for line in lines)
+    assert any(str(broken) in line and "Input/output error" in line for line in lines)
+    assert any("none*.dcimg: no file matches" in line for line in lines)
+    assert lines[-1] == f"dcimg convert: 3 of 4 files failed; 1 written to {out_dir}"
+    assert sorted(p.name for p in out_dir.iterdir()) == ["good.ome.tif"]
+
+
+def test_batch_usage(capsys, tmp_path, example):
+    status, _, err = run(capsys, "convert", example, "--out-dir", tmp_path / "o")
+    assert status == 2 and "--to" in err
+    status, _, err = run(capsys, "convert", example, tmp_path / "o.tif", "--to", "tif")
+    assert status == 2 and "--out-dir" in err
+    status, _, err = run(
+        capsys, "convert", example, example, "--to", "tif", "--out-dir", tmp_path / "o"
+    )
+    assert status == 1 and "same output name" in err
+    assert not (tmp_path / "o" / "example.tif").exists() or status == 1
+
+
+def test_batch_all_failed_removes_the_new_folder(capsys, tmp_path):
+    status, _, err = run(
+        capsys, "convert", tmp_path / "missing.dcimg", "--to", "zarr", "--out-dir",
+        tmp_path / "new",
+    )  # fmt: skip
+    assert status == 1
+    assert "1 of 1 files failed" in err
+    assert not (tmp_path / "new").exists()
