@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -415,50 +417,162 @@ def test_interrupted_conversion_leaves_nothing(
     assert leftovers(tmp_path) == []
 
 
-SLOW_CONVERT = textwrap.dedent(
+# Converts one frame per block and stops at read number TARGET (1-based)
+# until a signal has been received: the test sends SIGINT or SIGTERM at an
+# exact moment of the conversion, whatever the load of the machine.
+PAUSED_CONVERT = textwrap.dedent(
     """
-    import sys, time
+    import itertools, signal, sys, time
     import dcimg, dcimg._convert as convert
     from dcimg.cli import main
 
+    target = int(sys.argv.pop(1))
     original = dcimg.DCIMGFile.read
+    reads = itertools.count(1)
 
-    def slow_read(self, key=Ellipsis, **kwargs):
-        time.sleep(0.05)
+    def paused_read(self, key=Ellipsis, **kwargs):
+        if next(reads) == target:
+            print("paused", flush=True)
+            interrupt = signal.getsignal(signal.SIGINT).__self__
+            deadline = time.monotonic() + 60
+            while interrupt.received is None and time.monotonic() < deadline:
+                time.sleep(0.005)
         return original(self, key, **kwargs)
 
-    dcimg.DCIMGFile.read = slow_read
-    # one frame per block and per chunk: 20 slow blocks
+    dcimg.DCIMGFile.read = paused_read
     convert.BLOCK_BYTES = convert.CHUNK_BYTES = 64 * 80 * 2
     sys.exit(main(sys.argv[1:]))
     """
 )
+# The first, a middle and the last of the 20 reads (after the last one, the
+# pyramid levels and the metadata are still to be written).
+MOMENTS = {"first": 1, "middle": 10, "last": 20}
 
 
 @POSIX
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
-@pytest.mark.parametrize("suffix", [".ome.tif", ".ome.zarr"])
-def test_signal_mid_conversion_leaves_nothing(tmp_path, example, signum, suffix):
-    out = tmp_path / f"o{suffix}"
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_signals_at_any_moment_leave_nothing(tmp_path, example, suffix):
+    """SIGINT and SIGTERM, at three moments: one line, status 130, no files."""
+    runs = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        for moment, target in MOMENTS.items():
+            folder = tmp_path / f"{signum.name}-{moment}"
+            folder.mkdir()
+            argv = [str(example), str(folder / f"o{suffix}"), "--pyramid", "1"]
+            proc = subprocess.Popen(
+                [sys.executable, "-c", PAUSED_CONVERT, str(target), "convert", *argv],
+                cwd=CWD,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            runs.append((signum, moment, folder, proc))
+    for signum, moment, folder, proc in runs:
+        line = proc.stdout.readline()
+        assert line == "paused\n", (moment, proc.communicate())
+        # The conversion is under way: its temporary output exists.
+        assert [p.name.endswith(".part") for p in folder.iterdir()] == [True]
+        proc.send_signal(signum)
+    for signum, moment, folder, proc in runs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130, (signum, moment, err)
+        assert err == "dcimg: interrupted\n", (signum, moment, err)
+        assert list(folder.iterdir()) == [], (signum, moment)
+
+
+@POSIX
+def test_signal_during_a_batch_keeps_finished_files(tmp_path, example):
+    inputs = [tmp_path / f"{name}.dcimg" for name in "ab"]
+    for path in inputs:
+        path.write_bytes(example.read_bytes())
+    out_dir = tmp_path / "out"
+    # Read 25 is the fifth of the second file's 20 one-frame blocks.
     proc = subprocess.Popen(
-        [sys.executable, "-c", SLOW_CONVERT, "convert", str(example), str(out)],
-        cwd=CWD,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        [sys.executable, "-c", PAUSED_CONVERT, "25", "convert", *map(str, inputs),
+         "--to", "ome.zarr", "--out-dir", str(out_dir)],
+        cwd=CWD, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout.readline() == "paused\n", proc.communicate()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert (proc.returncode, err) == (130, "dcimg: interrupted\n")
+    assert [p.name for p in out_dir.iterdir()] == ["a.ome.zarr"]
+    np.testing.assert_array_equal(read_back(out_dir / "a.ome.zarr"), example_stack())
+
+
+# --------------------------------------------------------------------------
+# convert: a full disk
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+@pytest.mark.parametrize("how", ["errno", "short write"])
+def test_full_disk_injected(capsys, tmp_path, example, monkeypatch, suffix, how):
+    """Writes fail as on a full disk: one line naming it, nothing left."""
+    written = []
+
+    def fail(*args: Any, **kwargs: Any) -> None:
+        if how == "errno":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        # NumPy's tofile on a full disk (no errno); the disk has no room left.
+        usage = SimpleNamespace(total=100, used=100, free=0)
+        monkeypatch.setattr(_convert.shutil, "disk_usage", lambda path: usage)
+        raise OSError("262144 requested and 261504 written")
+
+    real_open = open
+
+    def full_open(path: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        handle = real_open(path, mode, *args, **kwargs)
+        if "w" in mode and len(written) >= 3:
+            handle.close()
+            fail()
+        written.append(path)
+        return handle
+
+    if suffix.endswith("zarr"):
+        # Ten chunks: the disk fills up at the second one.
+        monkeypatch.setattr(_convert, "CHUNK_BYTES", 64 * 80 * 2 * 2)
+        monkeypatch.setattr(_convert, "open", full_open, raising=False)
+    else:
+        monkeypatch.setattr(tifffile.FileHandle, "write_array", fail)
+    status, _, err = run(capsys, "convert", example, tmp_path / f"o{suffix}")
+    assert_one_line_error(status, err)
+    assert (
+        err
+        == f"dcimg convert: {tmp_path / f'o{suffix}'}: no space left on the device\n"
     )
-    deadline = time.monotonic() + 120
-    while not any(p.name.endswith(".part") for p in tmp_path.iterdir()):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    time.sleep(0.2)  # a few blocks into the conversion
-    proc.send_signal(signum)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
-    assert "dcimg: interrupted" in err
-    assert "Traceback" not in err
     assert leftovers(tmp_path) == []
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs mounted for the test (needs root; skipped otherwise)."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    if sys.platform != "linux" or os.geteuid() != 0:
+        pytest.skip("mounting a small file system needs root on Linux")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)],
+        capture_output=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_full_disk_for_real(capsys, small_disk, tmp_path, suffix):
+    """A 2.5 MB stack does not fit in 1 MiB: the real error, reported once."""
+    stack = np.random.default_rng(0).integers(0, 2**16, (40, 128, 256), np.uint16)
+    path = write_dcimg(tmp_path / "big.dcimg", stack)
+    out = small_disk / f"o{suffix}"
+    options = ["--compression", "none"]
+    status, _, err = run(capsys, "convert", path, out, *options)
+    assert_one_line_error(status, err)
+    assert err == f"dcimg convert: {out}: no space left on the device\n"
+    assert list(small_disk.iterdir()) == []
 
 
 # --------------------------------------------------------------------------
