@@ -923,7 +923,7 @@ def _tiff_compression(plan: _Plan) -> dict[str, Any]:
     if name in ("zstd", "lzw") and not have_codecs:
         raise MissingDependencyError(
             f"{name} compression of TIFF needs the imagecodecs package; install "
-            "it with pip install 'dcimg[convert]'"
+            "it with pip install imagecodecs"
         )
     # Horizontal differencing shrinks camera images further, still lossless.
     predictor = have_codecs and plan.dtype.kind in "ui"
