@@ -772,18 +772,23 @@ def _halve(pixels: np.ndarray) -> np.ndarray:
         pad = [(0, 0)] * (pixels.ndim - 2) + [(0, height % 2), (0, width % 2)]
         pixels = np.pad(pixels, pad, mode="edge")
     if pixels.dtype.kind == "f":
-        total = pixels.astype(np.float64)
+        wide: Any = np.float64
+    elif pixels.dtype.itemsize <= 2:
+        # Four 16-bit values sum exactly in 32 bits: half the memory traffic
+        # of 64-bit sums, which matters on 100 GB inputs.
+        wide = np.int32
     else:
-        total = pixels.astype(np.int64)
-    total = (
-        total[..., 0::2, 0::2]
-        + total[..., 1::2, 0::2]
-        + total[..., 0::2, 1::2]
-        + total[..., 1::2, 1::2]
-    )
+        wide = np.int64
+    # Rows first (contiguous halves), then columns of the half-height sums.
+    rows = pixels[..., 0::2, :].astype(wide)
+    rows += pixels[..., 1::2, :]
+    total = rows[..., 0::2] + rows[..., 1::2]
     if pixels.dtype.kind == "f":
-        return (total / 4).astype(pixels.dtype)
-    return ((total + 2) // 4).astype(pixels.dtype)
+        total /= 4
+    else:
+        total += 2
+        total >>= 2  # floor division by 4: halves round up
+    return total.astype(pixels.dtype)
 
 
 def _levels_of(pixels: np.ndarray, count: int) -> list[np.ndarray]:
@@ -1141,10 +1146,16 @@ def _write_zarr(plan: _Plan, target: Path, progress: Callable[[int], Any]) -> No
             src_lo[source_axis] = start[position]
             src_hi[source_axis] = stop[position]
         shape = [hi - lo for lo, hi in zip(src_lo, src_hi, strict=True)]
-        buffer = np.empty((*shape, plan.height, plan.width), plan.dtype)
         outer = [
             range(lo, hi) for lo, hi in zip(src_lo[:inner], src_hi[:inner], strict=True)
         ]
+        runs = math.prod(len(r) for r in outer)
+        # One run of frames fills the region: use the read array itself.
+        buffer = (
+            None
+            if runs == 1
+            else np.empty((*shape, plan.height, plan.width), plan.dtype)
+        )
         for index in itertools.product(*outer):
             cell = tuple(index[:grid_ndim])
             split_index = (*index[grid_ndim:], src_lo[inner])
@@ -1152,8 +1163,13 @@ def _write_zarr(plan: _Plan, target: Path, progress: Callable[[int], Any]) -> No
             count = src_hi[inner] - src_lo[inner]
             assert first + count <= frames_per_cell
             position = tuple(i - lo for i, lo in zip(index, src_lo, strict=False))
-            buffer[position] = plan.read_run(cell, first, count)
+            pixels = plan.read_run(cell, first, count)
+            if buffer is None:
+                buffer = pixels.reshape(*shape, plan.height, plan.width)
+            else:
+                buffer[position] = pixels
             progress(count)
+        assert buffer is not None
         region = np.transpose(buffer, (*order, len(order), len(order) + 1))
         _track_range(plan, region, array_axes, start, low, high)
         for array, pixels in zip(
