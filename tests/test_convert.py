@@ -617,6 +617,28 @@ def test_progress_bar_on_a_terminal(tmp_path, example):
 
 
 @POSIX
+def test_one_progress_bar_for_a_batch(tmp_path, example):
+    inputs = [tmp_path / f"{name}.dcimg" for name in "ab"]
+    for path in inputs:
+        path.write_bytes(example.read_bytes())
+    out_dir = tmp_path / "out"
+    status, screen = run_in_pty(
+        [sys.executable, "-m", "dcimg", "convert", *map(str, inputs), "--to",
+         "zarr", "--out-dir", str(out_dir), "--frames", "::2"]
+    )  # fmt: skip
+    assert status == 0, screen
+    assert "2 files: 100%" in screen and "20/20" in screen
+    assert f"wrote 2 files to {out_dir}" in screen
+
+
+def test_convert_is_public():
+    assert dcimg.convert is _convert.convert
+    assert "convert" in dcimg.__all__
+    for word in ("shape", "dtype", "read(key, dtype=...)", "timestamps", "axes"):
+        assert word in dcimg.convert.__doc__
+
+
+@POSIX
 def test_no_progress_bar_with_quiet_on_a_terminal(tmp_path, example):
     out = tmp_path / "quiet.tif"
     status, screen = run_in_pty(
