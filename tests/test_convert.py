@@ -1232,3 +1232,34 @@ def test_batch_all_failed_removes_the_new_folder(capsys, tmp_path):
     assert status == 1
     assert "1 of 1 files failed" in err
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize(
+    ("suffix", "options"),
+    [(".ome.zarr", {"pyramid": 2}), (".ome.tif", {"pyramid": 1}), (".tif", {})],
+)
+def test_memory_stays_bounded(tmp_path, monkeypatch, suffix, options):
+    """A 200 MB file converts with a few blocks of memory (NumPy's allocations
+    are traced), pyramid levels included."""
+    import tracemalloc
+
+    from dcimg.testing import write_sparse_dcimg
+
+    path = write_sparse_dcimg(
+        tmp_path / "big.dcimg", 100, 1024, 1024, stored_pixels_row=3
+    )
+    block = 8 << 20
+    monkeypatch.setattr(_convert, "BLOCK_BYTES", block)
+    monkeypatch.setattr(_convert, "CHUNK_BYTES", 4 << 20)
+    tracemalloc.start()
+    try:
+        out = dcimg.convert(path, tmp_path / f"o{suffix}", **options)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    size = 100 * 1024 * 1024 * 2
+    assert peak < 8 * block < size / 3, peak
+    with dcimg.DCIMGFile(path) as f:
+        truth = f[::33]
+    result = read_back(out)
+    np.testing.assert_array_equal(result[::33], truth)
