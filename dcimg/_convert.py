@@ -1520,7 +1520,9 @@ def _convert_one(
         with DCIMGFile(source) as opened:
             return _convert_one(opened, out, options, overwrite, progress, interrupt)
     path = getattr(source, "file_path", None)
-    name = Path(path or "dcimg").name
+    # A series names its files in its metadata: the first one names it.
+    files = getattr(getattr(source, "metadata", None), "files", None) or [None]
+    name = Path(path or files[0] or "dcimg").name
     plan = _make_plan(source, name, fmt, options)
     plan.interrupt = interrupt
     if not out.parent.is_dir():
