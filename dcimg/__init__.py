@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal, overload
 
 import numpy.typing as npt
 
+from dcimg._convert import convert
 from dcimg.core import DCIMGFile, StrOrBytesPath
 from dcimg.errors import (
     DCIMGChangedError,
@@ -52,6 +53,7 @@ __all__ = [
     "StoredPixels",
     "SubArray",
     "__version__",
+    "convert",
     "imread",
 ]
 

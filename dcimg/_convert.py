@@ -1,28 +1,44 @@
 """Convert DCIMG files to TIFF, BigTIFF, OME-TIFF, Zarr and OME-Zarr.
 
-This module backs ``dcimg convert``. It is an adapter over the public surface
-of :class:`dcimg.DCIMGFile` only (``shape``, ``dtype``, ``read``,
-``timestamps``, ``framestamps``, ``metadata``): frames are read in blocks of a
-bounded size and written out one block at a time, so files larger than the
-memory of the machine convert with a small, constant footprint.
+This module backs :func:`dcimg.convert` and ``dcimg convert``. It reads its
+source only through a small duck-typed surface (see :func:`convert`), so a
+:class:`dcimg.DCIMGFile` and any N-dimensional source of frames (a series of
+files) convert alike. Frames are read in blocks of a bounded size and written
+out one block at a time: files larger than the memory of the machine convert
+with a small, constant footprint, pyramids included.
 
 The output is first written to a hidden temporary folder beside the
 destination and renamed into place only when it is complete: a conversion that
-fails or is interrupted leaves nothing behind, and an existing destination is
-only replaced (with ``overwrite=True``) by a complete result.
+fails, is interrupted or fills the disk leaves nothing behind, and an existing
+destination is only replaced (with ``overwrite=True``) by a complete result.
+
+Zarr output (format 2, as OME-NGFF 0.4 requires) is written by this module
+itself, chunk by chunk and in order, with the codecs of ``numcodecs``: no
+background thread can still be writing when a failed or interrupted
+conversion removes its temporary folder.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib
+import importlib.util
+import itertools
+import json
+import math
 import os
+import re
 import shutil
+import signal
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+import threading
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -32,25 +48,53 @@ from dcimg.core import DCIMGFile
 from dcimg.errors import DCIMGError
 
 __all__ = [
+    "AXES",
     "DTYPES",
     "FORMATS",
+    "TIFF_COMPRESSIONS",
+    "ZARR_COMPRESSIONS",
     "ConversionError",
     "MissingDependencyError",
     "OutputFormat",
     "convert",
     "output_format",
+    "parse_chunks",
     "parse_frames",
 ]
 
-#: Bytes read from the DCIMG file (and held in memory) per block, at most.
+#: Bytes read from the source (and held in memory) per block, at most.
 BLOCK_BYTES = 64 << 20
-#: Target size of one Zarr chunk; chunks always hold whole frames.
+#: Target size of one Zarr chunk along the frames; chunks hold whole frames
+#: unless ``chunks`` says otherwise.
 CHUNK_BYTES = 8 << 20
 # Classic TIFF stores 32-bit offsets: beyond this, switch to BigTIFF.
 _CLASSIC_TIFF_LIMIT = 2**32 - 2**25
 
-#: Output types ``--dtype`` accepts (each must hold every input value).
+#: Output types ``dtype`` accepts (each must hold every input value).
 DTYPES = ("uint8", "uint16", "int16", "int32", "uint32", "int64", "float32", "float64")
+#: What the frames of a file are: time points, Z planes, or both (outer first).
+AXES = ("T", "Z", "ZT", "TZ")
+#: Lossless compressions of TIFF output (``None`` or ``"none"``: uncompressed).
+TIFF_COMPRESSIONS = ("none", "zlib", "zstd", "lzw")
+#: Lossless compressions of Zarr output; the default is ``"blosc-zstd"``.
+ZARR_COMPRESSIONS = ("none", "blosc-zstd", "zstd", "gzip")
+
+# OME-XML namespace of the 2016-06 schema (the current one).
+_OME_NS = "http://www.openmicroscopy.org/Schemas/OME/2016-06"
+_XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+# Pixel types of OME-XML for each output dtype (OME has no 64-bit integers).
+_OME_PIXEL_TYPES = {
+    "uint8": "uint8",
+    "uint16": "uint16",
+    "int16": "int16",
+    "int32": "int32",
+    "uint32": "uint32",
+    "float32": "float",
+    "float64": "double",
+}
+# OME-NGFF 0.4 orders axes: time, channel, then space.
+_NGFF_ORDER = "TCZ"
+_NGFF_TYPES = {"T": "time", "C": "channel", "Z": "space"}
 
 
 class ConversionError(DCIMGError):
@@ -185,6 +229,42 @@ def parse_frames(text: str) -> slice:
     return slice(*values)
 
 
+def parse_chunks(text: str) -> tuple[int, ...]:
+    """Parse a ``--chunks`` value: comma-separated positive integers.
+
+    Parameters
+    ----------
+    text : str
+        E.g. ``"1,512,512"`` (one size per axis of the array) or ``"512,512"``
+        (Y and X only; the leading axes keep their default chunking).
+
+    Returns
+    -------
+    tuple of int
+        The chunk sizes.
+
+    Raises
+    ------
+    ConversionError
+        If a size is not a positive integer.
+
+    Examples
+    --------
+    >>> from dcimg._convert import parse_chunks
+    >>> parse_chunks("1, 256,256")
+    (1, 256, 256)
+    """
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ConversionError(
+            f"--chunks {text!r}: expected comma-separated integers, e.g. 1,512,512"
+        ) from None
+    if not sizes or min(sizes) < 1:
+        raise ConversionError(f"--chunks {text!r}: sizes must be at least 1")
+    return sizes
+
+
 def _check_dtype(source: np.dtype, dtype: Any) -> np.dtype:
     target = np.dtype(source if dtype is None else dtype)
     if target.name not in DTYPES:
@@ -198,110 +278,323 @@ def _check_dtype(source: np.dtype, dtype: Any) -> np.dtype:
     return target
 
 
-def _require(module: str, fmt: OutputFormat) -> Any:
+def _require(module: str, what: str, extra: str = "convert") -> Any:
     try:
         return importlib.import_module(module)
     except ImportError:
         raise MissingDependencyError(
-            f"writing {fmt.name} needs the {module} package; install it with "
-            "pip install 'dcimg[convert]'"
+            f"writing {what} needs the {module} package; install it with "
+            f"pip install 'dcimg[{extra}]'"
         ) from None
 
 
-def _frame_ranges(indices: range, block: int) -> Iterator[tuple[int, slice]]:
-    """Split the selected frames into slices of at most ``block`` frames.
+def _positive(name: str, value: Any) -> float | None:
+    """Check a physical size (µm): a finite number above 0, or None."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConversionError(f"{name} must be a number of µm, not {value!r}") from None
+    if not math.isfinite(number) or number <= 0:
+        raise ConversionError(f"{name} must be a positive number of µm, not {value!r}")
+    return number
 
-    Yields the position of each block in the output and the slice to read.
-    """
-    for start in range(0, len(indices), block):
-        part = indices[start : start + block]
-        stop = part.stop if part.stop >= 0 else None
-        yield start, slice(part.start, stop, part.step)
+
+# --------------------------------------------------------------------------
+# Options shared by every file of a conversion
+
+
+@dataclass(frozen=True)
+class _Options:
+    """The checked options of a conversion (the same for every file)."""
+
+    frames: slice | None = None
+    dtype: Any = None
+    axes: str = "T"
+    z_size: int | None = None
+    frames_per_slice: int | None = None
+    pixel_size_y: float | None = None
+    pixel_size_x: float | None = None
+    z_step: float | None = None
+    channel_name: str | None = None
+    compression: str | None = None
+    chunks: tuple[int, ...] | None = None
+    pyramid: int = 0
+
+    @classmethod
+    def checked(cls, **values: Any) -> _Options:
+        axes = str(values.get("axes") or "T").upper()
+        if axes not in AXES:
+            raise ConversionError(
+                f"axes={values.get('axes')!r}: the frames are one of {', '.join(AXES)}"
+                " (time points, Z planes, or Z planes of time points, outer first)"
+            )
+        values["axes"] = axes
+        for name in ("z_size", "frames_per_slice"):
+            size = values.get(name)
+            if size is None:
+                continue
+            if isinstance(size, bool) or int(size) != size or size < 1:
+                raise ConversionError(f"{name} must be a whole number >= 1, not {size}")
+            if len(axes) == 1:
+                raise ConversionError(
+                    f"{name} splits the frames into Z and T: use it with axes "
+                    f"'ZT' or 'TZ', not {axes!r}"
+                )
+            values[name] = int(size)
+        if len(axes) == 2 and values.get("z_size") is None:
+            if axes == "TZ" or values.get("frames_per_slice") is None:
+                need = "z_size" if axes == "TZ" else "z_size or frames_per_slice"
+                raise ConversionError(f"axes={axes!r} needs {need}")
+        if axes == "TZ" and values.get("frames_per_slice") not in (None, 1):
+            raise ConversionError(
+                "frames_per_slice counts consecutive frames at one Z position "
+                "(axes 'ZT'); with axes 'TZ' every frame is its own Z plane: "
+                "give z_size instead"
+            )
+        pixel = values.pop("pixel_size", None)
+        if isinstance(pixel, (tuple, list)):
+            if len(pixel) != 2:
+                raise ConversionError(
+                    f"pixel_size takes one size or (y, x), not {pixel!r}"
+                )
+            pixel_y, pixel_x = pixel
+        else:
+            pixel_y = pixel_x = pixel
+        if values.get("pixel_size_y") is not None:
+            pixel_y = values["pixel_size_y"]
+        if values.get("pixel_size_x") is not None:
+            pixel_x = values["pixel_size_x"]
+        values["pixel_size_y"] = _positive("pixel_size_y", pixel_y)
+        values["pixel_size_x"] = _positive("pixel_size_x", pixel_x)
+        values["z_step"] = _positive("z_step", values.get("z_step"))
+        pyramid = values.get("pyramid") or 0
+        if isinstance(pyramid, bool) or int(pyramid) != pyramid or pyramid < 0:
+            raise ConversionError(f"pyramid must be a whole number >= 0, not {pyramid}")
+        values["pyramid"] = int(pyramid)
+        compression = values.get("compression")
+        if compression is not None:
+            compression = str(compression).lower()
+            if compression not in {*TIFF_COMPRESSIONS, *ZARR_COMPRESSIONS}:
+                raise ConversionError(
+                    f"compression {compression!r}: choose one of "
+                    f"{', '.join(TIFF_COMPRESSIONS)} for TIFF or "
+                    f"{', '.join(ZARR_COMPRESSIONS)} for Zarr"
+                )
+            values["compression"] = compression
+        chunks = values.get("chunks")
+        if chunks is not None:
+            if isinstance(chunks, str):
+                chunks = parse_chunks(chunks)
+            chunks = tuple(int(size) for size in chunks)
+            if not chunks or min(chunks) < 1:
+                raise ConversionError(f"chunks must be sizes >= 1, not {chunks}")
+            values["chunks"] = chunks
+        if values.get("channel_name") is not None:
+            values["channel_name"] = str(values["channel_name"])
+        return cls(**values)
+
+    def for_format(self, fmt: OutputFormat) -> None:
+        """Refuse options that the output format cannot honour."""
+        compression = self.compression
+        if fmt.container == "tiff":
+            if compression is not None and compression not in TIFF_COMPRESSIONS:
+                raise ConversionError(
+                    f"compression {compression!r} is for Zarr; {fmt.name} takes "
+                    f"{', '.join(TIFF_COMPRESSIONS)}"
+                )
+            if self.chunks is not None:
+                raise ConversionError(f"chunks apply to Zarr output, not {fmt.name}")
+        elif compression is not None and compression not in ZARR_COMPRESSIONS:
+            raise ConversionError(
+                f"compression {compression!r} is for TIFF; {fmt.name} takes "
+                f"{', '.join(ZARR_COMPRESSIONS)}"
+            )
+
+
+# --------------------------------------------------------------------------
+# The source and the shape of the output
+
+
+def _file_metadata(meta: Any) -> Any:
+    """Return the per-file metadata (camera...) of a file or a series."""
+    if hasattr(meta, "camera"):
+        return meta
+    return getattr(meta, "first", None)
 
 
 @dataclass
 class _Plan:
-    """What to write: selected frames, output type, per-frame data."""
+    """What to write: the source, the selected frames and their layout.
 
-    source: DCIMGFile
-    indices: range
-    dtype: np.dtype
-    fmt: OutputFormat
+    ``axes`` names the leading (non-YX) axes of the output in the source's
+    order: the source's own leading axes, then the axes the frames are split
+    into. Planes are numbered in that order (C order), which is the order of
+    the TIFF pages.
+    """
+
+    source: Any
     name: str
+    fmt: OutputFormat
+    options: _Options
+    dtype: np.dtype
+    indices: range
+    grid_axes: str
+    grid_shape: tuple[int, ...]
+    split_shape: tuple[int, ...]
+    height: int
+    width: int
+    interrupt: _Interrupt = field(default_factory=lambda: _Interrupt())
 
     @property
-    def shape(self) -> tuple[int, int, int]:
-        _, height, width = self.source.shape
-        return (len(self.indices), height, width)
+    def axes(self) -> str:
+        return self.grid_axes + self.options.axes
+
+    @property
+    def lead_shape(self) -> tuple[int, ...]:
+        return self.grid_shape + self.split_shape
+
+    @property
+    def planes(self) -> int:
+        return math.prod(self.lead_shape)
 
     @property
     def frame_bytes(self) -> int:
-        _, height, width = self.shape
-        return height * width * self.dtype.itemsize
+        return self.height * self.width * self.dtype.itemsize
 
-    def blocks(
-        self, block_frames: int, progress: Callable[[int], Any]
-    ) -> Iterator[tuple[int, np.ndarray]]:
-        """Read the selection block by block (output position, pixels).
+    @property
+    def levels(self) -> list[tuple[int, int]]:
+        """(height, width) of every resolution level, full size first."""
+        sizes = [(self.height, self.width)]
+        for _ in range(self.options.pyramid):
+            height, width = sizes[-1]
+            sizes.append(((height + 1) // 2, (width + 1) // 2))
+        return sizes
 
-        Every block is read into the same buffer, so memory use stays at one
-        block; consumers must be done with a block before asking for the next.
-        """
-        _, height, width = self.shape
-        block_frames = min(block_frames, len(self.indices))
-        buffer = np.empty((block_frames, height, width), self.dtype)
-        for position, frames in _frame_ranges(self.indices, block_frames):
-            count = min(block_frames, len(self.indices) - position)
-            pixels = self.source.read(frames, out=buffer[:count])
-            yield position, pixels
-            progress(count)
+    def read_run(self, cell: tuple[int, ...], start: int, count: int) -> np.ndarray:
+        """Read ``count`` selected frames of one grid cell from ``start``."""
+        part = self.indices[start : start + count]
+        stop = part.stop if part.stop >= 0 else None
+        frames = slice(part.start, stop, part.step)
+        key: Any = (*cell, frames) if cell else frames
+        pixels = np.asarray(self.source.read(key, dtype=self.dtype))
+        return pixels.reshape(count, self.height, self.width)
 
-    def timestamps_us(self) -> np.ndarray | None:
-        stamps = self.source.timestamps
+    def pages(
+        self, progress: Callable[[int], Any], block_bytes: int | None = None
+    ) -> Iterator[np.ndarray]:
+        """Every plane in order, read in blocks of at most ``block_bytes``."""
+        block = max(1, (block_bytes or BLOCK_BYTES) // max(self.frame_bytes, 1))
+        frames = len(self.indices)
+        for cell in np.ndindex(*self.grid_shape):
+            for start in range(0, frames, block):
+                self.interrupt.check()
+                count = min(block, frames - start)
+                pixels = self.read_run(tuple(cell), start, count)
+                yield from pixels
+                progress(count)
+
+    def stamps_us(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Time stamps (µs, int64) of every plane in lead shape, and a mask."""
+        stamps = np.asarray(self.source.timestamps)
+        full = self.grid_shape + (self.source.shape[-3],)
+        if stamps.size == 0 or stamps.shape != full:
+            return None
+        stamps = stamps.astype("datetime64[us]")
+        valid = ~np.isnat(stamps)
+        if not valid.any():
+            return None
+        micro = stamps.view(np.int64)
+        origin = int(micro[valid].min())
+        selected = np.asarray(self.indices)
+        micro = (micro[..., selected] - origin).reshape(self.lead_shape)
+        valid = valid[..., selected].reshape(self.lead_shape)
+        return micro, valid
+
+    def acquisition_date(self) -> str | None:
+        stamps = np.asarray(self.source.timestamps)
         if stamps.size == 0:
             return None
-        return stamps.astype("datetime64[us]").astype(np.int64)
+        stamps = stamps.astype("datetime64[us]")
+        valid = stamps[~np.isnat(stamps)]
+        return f"{valid.min()}" if valid.size else None
 
-    def delta_t(self) -> list[float] | None:
-        """Seconds from the file's first frame to each selected frame."""
-        stamps = self.timestamps_us()
-        if stamps is None:
+    def time_increment(self) -> float | None:
+        """Seconds between time points: the median step of the time stamps."""
+        if "T" not in self.axes or self.lead_shape[self.axes.index("T")] < 2:
             return None
-        return [float(value) for value in (stamps[self.indices] - stamps[0]) / 1e6]
+        found = self.stamps_us()
+        if found is None:
+            return None
+        micro, valid = found
+        axis = self.axes.index("T")
+        steps = np.diff(micro, axis=axis)
+        ok = (
+            valid[(slice(None),) * axis + (slice(1, None),)]
+            & valid[(slice(None),) * axis + (slice(None, -1),)]
+        )
+        if not ok.any():
+            return None
+        return int(np.median(steps[ok])) / 1e6
 
-    def summary(self, per_frame: bool) -> dict[str, Any]:
+    def channel_name(self) -> str:
+        return self.options.channel_name or Path(self.name).stem
+
+    def summary(self) -> dict[str, Any]:
         """Provenance and camera metadata, as JSON-serialisable values."""
         frames = self.indices
         info: dict[str, Any] = {
             "converter": f"dcimg {__version__}",
             "source": self.name,
+            "axes": self.axes,
             "frames": {"start": frames.start, "stop": frames.stop, "step": frames.step},
             "stored_pixels_corrected": True,
             "metadata": self.source.metadata.to_dict(),
         }
-        if per_frame:
-            stamps = self.timestamps_us()
-            counters = self.source.framestamps
-            info["timestamps_us"] = None if stamps is None else stamps[frames].tolist()
-            info["framestamps"] = counters[frames].tolist() if counters.size else None
         return info
+
+    def per_frame(self) -> dict[str, Any]:
+        """Time stamps (µs since the epoch) and counters of every plane."""
+        stamps = np.asarray(self.source.timestamps)
+        selected = np.asarray(self.indices)
+        out: dict[str, Any] = {"timestamps_us": None, "framestamps": None}
+        full = self.grid_shape + (self.source.shape[-3],)
+        if stamps.shape == full and stamps.size:
+            micro = stamps.astype("datetime64[us]")[..., selected]
+            values = micro.view(np.int64).reshape(-1)
+            nat = np.isnat(micro).reshape(-1)
+            out["timestamps_us"] = [
+                None if bad else int(v) for v, bad in zip(values, nat, strict=True)
+            ]
+        counters = np.asarray(getattr(self.source, "framestamps", np.empty(0)))
+        if counters.shape == full and counters.size:
+            out["framestamps"] = counters[..., selected].reshape(-1).tolist()
+        return out
 
     def annotations(self) -> dict[str, str]:
         """Camera metadata as key-value strings (an OME MapAnnotation)."""
-        meta = self.source.metadata
+        meta = _file_metadata(self.source.metadata)
         values = {
             "source file": self.name,
             "converter": f"dcimg {__version__}",
-            "DCIMG format version": f"{meta.format_version:#x} ({meta.layout})",
-            "camera model": meta.camera.model or "unknown",
-            "camera serial": meta.camera.serial or "unknown",
-            "frames in source": str(meta.frames),
             "selected frames": f"{self.indices.start}:{self.indices.stop}:"
             f"{self.indices.step}",
-            "first timestamp": meta.first_timestamp or "unknown",
-            "dropped frames (after index)": ", ".join(map(str, meta.dropped_frames))
-            or "none",
+            "axes": self.axes,
         }
+        if meta is None:
+            return values
+        values.update(
+            {
+                "DCIMG format version": f"{meta.format_version:#x} ({meta.layout})",
+                "camera model": meta.camera.model or "unknown",
+                "camera serial": meta.camera.serial or "unknown",
+                "frames in source": str(meta.frames),
+                "first timestamp": meta.first_timestamp or "unknown",
+                "dropped frames (after index)": ", ".join(map(str, meta.dropped_frames))
+                or "none",
+            }
+        )
         if meta.sub_array is not None:
             sub = meta.sub_array
             values["sensor sub-array"] = (
@@ -318,116 +611,702 @@ class _Plan:
         return values
 
 
-def _write_tiff(plan: _Plan, target: Path, progress: Callable[[int], Any]) -> None:
-    tifffile = _require("tifffile", plan.fmt)
-    nbytes = plan.frame_bytes * len(plan.indices)
-    bigtiff = plan.fmt.bigtiff or nbytes > _CLASSIC_TIFF_LIMIT
-    block = max(1, BLOCK_BYTES // max(plan.frame_bytes, 1))
-    meta = plan.source.metadata
-    metadata: dict[str, Any] = {"axes": "TYX"}
-    if plan.fmt.ome:
-        metadata["Name"] = Path(plan.name).stem
-        metadata["Description"] = (
-            f"Converted by dcimg {__version__} from {plan.name}; pixels "
-            "overwritten by the camera are restored."
+def _make_plan(source: Any, name: str, fmt: OutputFormat, options: _Options) -> _Plan:
+    """Check the source against the options; say what will be written."""
+    shape = tuple(int(n) for n in source.shape)
+    if len(shape) < 3:
+        raise ConversionError(
+            f"{name}: the source has shape {shape}; expected (..., frames, height, "
+            "width)"
         )
-        if meta.first_timestamp:
-            metadata["AcquisitionDate"] = meta.first_timestamp
-        if meta.frame_interval_s:
-            step = abs(plan.indices.step)
-            metadata["TimeIncrement"] = meta.frame_interval_s * step
-            metadata["TimeIncrementUnit"] = "s"
-        delta = plan.delta_t()
-        if delta is not None:
-            metadata["Plane"] = {"DeltaT": delta, "DeltaTUnit": ["s"] * len(delta)}
-        metadata["MapAnnotation"] = plan.annotations()
+    grid_shape = shape[:-3]
+    grid_axes = str(getattr(source, "axes", "") or "").upper()
+    if len(grid_axes) != len(grid_shape):
+        raise ConversionError(
+            f"{name}: the source has {len(grid_shape)} axes before the frames but "
+            f"names {len(grid_axes)} ({grid_axes!r}); give it an 'axes' attribute"
+        )
+    axes = grid_axes + options.axes
+    if len(set(axes)) != len(axes):
+        raise ConversionError(
+            f"{name}: the source's axes {grid_axes!r} and the frames' axes "
+            f"{options.axes!r} repeat a letter"
+        )
+    if fmt.ome and set(axes) - set(_NGFF_ORDER):
+        extra = "".join(sorted(set(axes) - set(_NGFF_ORDER)))
+        raise ConversionError(
+            f"{name}: {fmt.name} stores the axes T, C and Z only, not {extra!r}; "
+            "convert each position separately, or write plain TIFF or Zarr"
+        )
+    dtype = _check_dtype(np.dtype(source.dtype), options.dtype)
+    if fmt.container == "tiff" and fmt.ome and dtype.name not in _OME_PIXEL_TYPES:
+        raise ConversionError(
+            f"{fmt.name} cannot store {dtype.name} pixels; choose one of "
+            f"{', '.join(_OME_PIXEL_TYPES)}"
+        )
+    nframes = shape[-3]
+    indices = range(nframes)[options.frames or slice(None)]
+    if len(indices) == 0:
+        raise ConversionError(
+            f"the frame selection selects none of the {nframes} frames"
+        )
+    split = _split_frames(len(indices), options)
+    plan = _Plan(
+        source=source,
+        name=name,
+        fmt=fmt,
+        options=options,
+        dtype=dtype,
+        indices=indices,
+        grid_axes=grid_axes,
+        grid_shape=grid_shape,
+        split_shape=split,
+        height=shape[-2],
+        width=shape[-1],
+    )
+    if options.chunks is not None and len(options.chunks) not in (
+        2,
+        len(plan.lead_shape) + 2,
+    ):
+        raise ConversionError(
+            f"chunks {options.chunks}: give 2 sizes (Y, X) or "
+            f"{len(plan.lead_shape) + 2}, one per axis of the array "
+            f"({_array_axes(plan)}YX)"
+        )
+    return plan
+
+
+def _split_frames(count: int, options: _Options) -> tuple[int, ...]:
+    """Sizes of the axes the selected frames are split into (outer first)."""
+    axes = options.axes
+    if len(axes) == 1:
+        return (count,)
+    if options.z_size is not None:
+        z_size = options.z_size
     else:
-        metadata["dcimg"] = plan.summary(per_frame=False)
-
-    def pages() -> Iterator[np.ndarray]:
-        for _, pixels in plan.blocks(block, progress):
-            yield from pixels
-
-    with tifffile.TiffWriter(target, bigtiff=bigtiff, ome=plan.fmt.ome) as writer:
-        writer.write(
-            pages(),
-            shape=plan.shape,
-            dtype=plan.dtype,
-            photometric="minisblack",
-            metadata=metadata,
+        assert options.frames_per_slice is not None
+        if count % options.frames_per_slice:
+            raise ConversionError(
+                f"{count} frames are not a whole number of Z slices of "
+                f"frames_per_slice={options.frames_per_slice} frames; select "
+                f"{count - count % options.frames_per_slice} with frames="
+            )
+        z_size = count // options.frames_per_slice
+    if count % z_size:
+        raise ConversionError(
+            f"{count} frames do not split into z_size={z_size} Z planes "
+            f"({count % z_size} frames left over); select "
+            f"{count - count % z_size} frames with frames="
         )
+    other = count // z_size
+    if options.frames_per_slice is not None and axes == "ZT":
+        if other != options.frames_per_slice:
+            raise ConversionError(
+                f"z_size={z_size} and frames_per_slice={options.frames_per_slice} "
+                f"disagree for {count} frames"
+            )
+    return (z_size, other) if axes == "ZT" else (other, z_size)
 
 
-def _zarr_major(zarr: Any) -> int:
-    try:
-        return int(str(zarr.__version__).split(".")[0])
-    except ValueError:
-        return 3
+def _array_axes(plan: _Plan) -> str:
+    """Leading axes of the Zarr array: NGFF order for OME-Zarr."""
+    if plan.fmt.ome:
+        return "".join(a for a in _NGFF_ORDER if a in plan.axes)
+    return plan.axes
+
+
+# --------------------------------------------------------------------------
+# Interruption: signals stop the conversion between blocks
+
+
+class _Interrupt:
+    """Turn SIGINT (and SIGTERM) into a stop at the next block boundary.
+
+    While a conversion runs, the first signal only records that it came: the
+    block being written is completed (no writer is left half-way through a
+    file), then :meth:`check` raises :class:`KeyboardInterrupt` and the
+    temporary output is removed. A second signal raises at once.
+    """
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+
+    def check(self) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt
+
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signum
+
+    @contextlib.contextmanager
+    def installed(self, signals: Sequence[int]) -> Iterator[_Interrupt]:
+        """Install the handler (main thread only) for the given signals."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {}
+        try:
+            for signum in signals:
+                previous[signum] = signal.signal(signum, self._handler)
+            yield self
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+
+# --------------------------------------------------------------------------
+# Pyramids
+
+
+def _halve(pixels: np.ndarray) -> np.ndarray:
+    """Mean of every 2 x 2 block of the last two axes (same dtype).
+
+    An odd last row or column is averaged with itself, so every level is
+    ``ceil(size / 2)`` and edge pixels keep their value. Integers round half
+    up.
+    """
+    height, width = pixels.shape[-2:]
+    if height % 2 or width % 2:
+        pad = [(0, 0)] * (pixels.ndim - 2) + [(0, height % 2), (0, width % 2)]
+        pixels = np.pad(pixels, pad, mode="edge")
+    if pixels.dtype.kind == "f":
+        wide: Any = np.float64
+    elif pixels.dtype.itemsize <= 2:
+        # Four 16-bit values sum exactly in 32 bits: half the memory traffic
+        # of 64-bit sums, which matters on 100 GB inputs.
+        wide = np.int32
+    else:
+        wide = np.int64
+    # Rows first (contiguous halves), then columns of the half-height sums.
+    rows = pixels[..., 0::2, :].astype(wide)
+    rows += pixels[..., 1::2, :]
+    total = rows[..., 0::2] + rows[..., 1::2]
+    if pixels.dtype.kind == "f":
+        total /= 4
+    else:
+        total += 2
+        total >>= 2  # floor division by 4: halves round up
+    return total.astype(pixels.dtype)
+
+
+def _levels_of(pixels: np.ndarray, count: int) -> list[np.ndarray]:
+    """``pixels`` and its ``count`` successive halvings."""
+    levels = [pixels]
+    for _ in range(count):
+        levels.append(_halve(levels[-1]))
+    return levels
+
+
+# --------------------------------------------------------------------------
+# TIFF and OME-TIFF
+
+
+def _fmt_float(value: float) -> str:
+    # repr gives the shortest text that reads back as the same double.
+    return repr(float(value))
+
+
+def _ome_xml(plan: _Plan, pages: int) -> str:
+    """Return the OME-XML (2016-06 schema) describing the TIFF pages."""
+    ET.register_namespace("", _OME_NS)
+    ET.register_namespace("xsi", _XSI_NS)
+
+    def q(tag: str) -> str:
+        return f"{{{_OME_NS}}}{tag}"
+
+    ome = ET.Element(
+        q("OME"),
+        {
+            "Creator": f"dcimg {__version__}",
+            f"{{{_XSI_NS}}}schemaLocation": f"{_OME_NS} {_OME_NS}/ome.xsd",
+        },
+    )
+    meta = _file_metadata(plan.source.metadata)
+    camera = getattr(meta, "camera", None)
+    instrument = ET.SubElement(ome, q("Instrument"), ID="Instrument:0")
+    detector = {"ID": "Detector:0:0", "Manufacturer": "Hamamatsu"}
+    if camera is not None and camera.model:
+        detector["Model"] = camera.model
+    if camera is not None and camera.serial:
+        detector["SerialNumber"] = camera.serial
+    detector["Type"] = "CMOS"
+    ET.SubElement(instrument, q("Detector"), detector)
+
+    image = ET.SubElement(ome, q("Image"), ID="Image:0", Name=Path(plan.name).stem)
+    date = plan.acquisition_date()
+    if date:
+        ET.SubElement(image, q("AcquisitionDate")).text = date
+    ET.SubElement(image, q("Description")).text = (
+        f"Converted by dcimg {__version__} from {plan.name}; pixels "
+        "overwritten by the camera are restored."
+    )
+    ET.SubElement(image, q("InstrumentRef"), ID="Instrument:0")
+
+    axes, lead = plan.axes, plan.lead_shape
+    sizes = {
+        letter: lead[axes.index(letter)] if letter in axes else 1 for letter in "ZCT"
+    }
+    # DimensionOrder lists the fastest-varying axis first; pages are in C
+    # order of the source's axes, so the last one varies fastest.
+    order = "XY" + axes[::-1] + "".join(a for a in "ZCT" if a not in axes)
+    pixels_attrs = {
+        "ID": "Pixels:0",
+        "DimensionOrder": order,
+        "Type": _OME_PIXEL_TYPES[plan.dtype.name],
+        "SizeX": str(plan.width),
+        "SizeY": str(plan.height),
+        "SizeZ": str(sizes["Z"]),
+        "SizeC": str(sizes["C"]),
+        "SizeT": str(sizes["T"]),
+        "BigEndian": "false",
+        "Interleaved": "false",
+        "SignificantBits": str(plan.dtype.itemsize * 8),
+    }
+    opts = plan.options
+    for axis, value in (
+        ("X", opts.pixel_size_x),
+        ("Y", opts.pixel_size_y),
+        ("Z", opts.z_step),
+    ):
+        if value is not None:
+            pixels_attrs[f"PhysicalSize{axis}"] = _fmt_float(value)
+            pixels_attrs[f"PhysicalSize{axis}Unit"] = "µm"
+    increment = plan.time_increment()
+    if increment is not None:
+        pixels_attrs["TimeIncrement"] = _fmt_float(increment)
+        pixels_attrs["TimeIncrementUnit"] = "s"
+    pixels = ET.SubElement(image, q("Pixels"), pixels_attrs)
+    channel_name = plan.channel_name()
+    binning = getattr(meta, "binning", None)
+    for c in range(sizes["C"]):
+        name = channel_name if sizes["C"] == 1 else f"{channel_name} {c}"
+        channel = ET.SubElement(
+            pixels, q("Channel"), ID=f"Channel:0:{c}", Name=name, SamplesPerPixel="1"
+        )
+        settings = {"ID": "Detector:0:0"}
+        if binning in (1, 2, 4, 8):
+            settings["Binning"] = f"{binning}x{binning}"
+        ET.SubElement(channel, q("DetectorSettings"), settings)
+    ET.SubElement(pixels, q("TiffData"), IFD="0", PlaneCount=str(pages))
+    stamps = plan.stamps_us()
+    for index in np.ndindex(*lead):
+        where = dict(zip(axes, index, strict=True))
+        attrs = {
+            "TheZ": str(where.get("Z", 0)),
+            "TheT": str(where.get("T", 0)),
+            "TheC": str(where.get("C", 0)),
+        }
+        if stamps is not None and stamps[1][index]:
+            attrs["DeltaT"] = _fmt_float(int(stamps[0][index]) / 1e6)
+            attrs["DeltaTUnit"] = "s"
+        ET.SubElement(pixels, q("Plane"), attrs)
+    ET.SubElement(image, q("AnnotationRef"), ID="Annotation:0")
+    annotations = ET.SubElement(ome, q("StructuredAnnotations"))
+    mapping = ET.SubElement(
+        annotations,
+        q("MapAnnotation"),
+        ID="Annotation:0",
+        Namespace="https://github.com/dcimg/dcimg/camera",
+    )
+    value = ET.SubElement(mapping, q("Value"))
+    for key, text in plan.annotations().items():
+        ET.SubElement(value, q("M"), K=key).text = text
+    # TIFF descriptions are 7-bit ASCII: other characters (the "µ" of the
+    # units, names) become XML character references.
+    text = ET.tostring(ome, encoding="us-ascii", xml_declaration=False)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + text.decode("ascii")
+
+
+def _tiff_compression(plan: _Plan) -> dict[str, Any]:
+    """Return tifffile's ``compression`` and ``predictor`` arguments."""
+    name = plan.options.compression or "none"
+    if name == "none":
+        return {}
+    have_codecs = importlib.util.find_spec("imagecodecs") is not None
+    if name in ("zstd", "lzw") and not have_codecs:
+        raise MissingDependencyError(
+            f"{name} compression of TIFF needs the imagecodecs package; install "
+            "it with pip install imagecodecs"
+        )
+    # Horizontal differencing shrinks camera images further, still lossless.
+    predictor = have_codecs and plan.dtype.kind in "ui"
+    return {"compression": name, "predictor": predictor or None}
+
+
+def _write_tiff(plan: _Plan, target: Path, progress: Callable[[int], Any]) -> None:
+    tifffile = _require("tifffile", plan.fmt.name)
+    nbytes = plan.frame_bytes * plan.planes
+    # Pyramid levels add a third of the full size at most.
+    bigtiff = plan.fmt.bigtiff or nbytes * 4 // 3 > _CLASSIC_TIFF_LIMIT
+    levels = plan.levels
+    codec = _tiff_compression(plan)
+    common: dict[str, Any] = {"photometric": "minisblack", "dtype": plan.dtype, **codec}
+    if plan.fmt.ome:
+        description = _ome_xml(plan, plan.planes)
+        first: dict[str, Any] = {
+            "shape": (plan.planes, plan.height, plan.width),
+            "description": description,
+            "metadata": None,
+        }
+    else:
+        meta: dict[str, Any] = {"dcimg": plan.summary()}
+        first = {"shape": plan.lead_shape + (plan.height, plan.width), "metadata": meta}
+    spool: list[Any] = []
+    folder = target.parent
+
+    def full_pages() -> Iterator[np.ndarray]:
+        for page in plan.pages(progress):
+            if len(levels) > 1:
+                # Lower levels go to raw files beside the output, in page
+                # order, to be copied in after the full-size pages.
+                for level, small in enumerate(_levels_of(page, len(levels) - 1)[1:]):
+                    small.tofile(spool[level])
+            yield page
+
+    def spooled(level: int) -> Iterator[np.ndarray]:
+        height, width = levels[level]
+        size = height * width
+        with open(folder / f"level{level}.raw", "rb") as handle:
+            for _ in range(plan.planes):
+                plan.interrupt.check()
+                page = np.fromfile(handle, plan.dtype, size)
+                yield page.reshape(height, width)
+
+    with contextlib.ExitStack() as stack:
+        for level in range(1, len(levels)):
+            spool.append(stack.enter_context(open(folder / f"level{level}.raw", "wb")))
+        writer = stack.enter_context(
+            tifffile.TiffWriter(target, bigtiff=bigtiff, ome=False)
+        )
+        writer.write(
+            full_pages(),
+            subifds=len(levels) - 1 or None,
+            **first,
+            **common,
+        )
+        for handle in spool:
+            handle.close()
+        for level in range(1, len(levels)):
+            height, width = levels[level]
+            writer.write(
+                spooled(level),
+                shape=(plan.planes, height, width),
+                subfiletype=1,
+                **common,
+            )
+    for level in range(1, len(levels)):
+        os.unlink(folder / f"level{level}.raw")
+
+
+# --------------------------------------------------------------------------
+# Zarr and OME-Zarr (format 2), written chunk by chunk
+
+
+def _zarr_codec(plan: _Plan) -> Any:
+    """Return the numcodecs compressor for the compression (None: raw)."""
+    name = plan.options.compression or "blosc-zstd"
+    if name == "none":
+        return None
+    numcodecs = _require("numcodecs", plan.fmt.name)
+    if name == "blosc-zstd":
+        shuffle = (
+            numcodecs.Blosc.BITSHUFFLE
+            if plan.dtype.itemsize == 1
+            else (numcodecs.Blosc.SHUFFLE)
+        )
+        return numcodecs.Blosc(cname="zstd", clevel=5, shuffle=shuffle)
+    if name == "zstd":
+        return numcodecs.Zstd(level=5)
+    return numcodecs.GZip(level=5)
+
+
+@dataclass
+class _ZarrArray:
+    """One Zarr (format 2) array being written: geometry and codec."""
+
+    folder: Path
+    shape: tuple[int, ...]
+    chunks: tuple[int, ...]
+    dtype: np.dtype
+    codec: Any
+
+    def create(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        header = {
+            "zarr_format": 2,
+            "shape": list(self.shape),
+            "chunks": list(self.chunks),
+            "dtype": self.dtype.str,
+            "compressor": None if self.codec is None else self.codec.get_config(),
+            "fill_value": 0,
+            "order": "C",
+            "filters": None,
+            "dimension_separator": "/",
+        }
+        _write_json(self.folder / ".zarray", header)
+
+    def write_region(self, start: tuple[int, ...], pixels: np.ndarray) -> None:
+        """Write ``pixels`` at ``start``: whole chunks (edge chunks padded).
+
+        ``start`` and the region must fall on chunk boundaries (or end at the
+        array's edge), so every chunk is written once, whole.
+        """
+        ranges = [
+            range(s // c, (s + n + c - 1) // c)
+            for s, n, c in zip(start, pixels.shape, self.chunks, strict=True)
+        ]
+        unsigned = np.dtype(f"u{self.dtype.itemsize}")
+        for index in itertools.product(*ranges):
+            lo = [i * c - s for i, c, s in zip(index, self.chunks, start, strict=True)]
+            part = pixels[
+                tuple(slice(a, a + c) for a, c in zip(lo, self.chunks, strict=True))
+            ]
+            # All-zero chunks are left out: readers return the fill value.
+            if not part.view(unsigned).any():
+                continue
+            if part.shape != self.chunks:
+                chunk = np.zeros(self.chunks, self.dtype)
+                chunk[tuple(slice(0, n) for n in part.shape)] = part
+            else:
+                chunk = np.ascontiguousarray(part)
+            data = chunk.tobytes() if self.codec is None else self.codec.encode(chunk)
+            path = self.folder.joinpath(*map(str, index))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "wb") as handle:
+                handle.write(data)
+
+
+def _write_json(path: Path, value: Any) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(value, handle, indent=2, allow_nan=False)
+        handle.write("\n")
+
+
+def _zarr_chunks(plan: _Plan, lead: tuple[int, ...]) -> tuple[int, ...]:
+    """Chunk shape of the full-size array (leading axes in array order)."""
+    requested = plan.options.chunks
+    array_axes = _array_axes(plan)
+    if requested is not None and len(requested) == len(lead) + 2:
+        sizes = [min(c, n) for c, n in zip(requested[:-2], lead, strict=True)]
+        return (
+            *sizes,
+            min(requested[-2], plan.height),
+            min(requested[-1], plan.width),
+        )
+    height, width = plan.height, plan.width
+    if requested is not None:
+        height, width = min(requested[0], height), min(requested[1], width)
+    # Whole frames; as many frames of the innermost source axis as fit.
+    inner = plan.axes[-1]
+    per = max(1, CHUNK_BYTES // max(plan.frame_bytes, 1))
+    sizes = [
+        min(per, n) if axis == inner else 1
+        for axis, n in zip(array_axes, lead, strict=True)
+    ]
+    return (*sizes, height, width)
 
 
 def _write_zarr(plan: _Plan, target: Path, progress: Callable[[int], Any]) -> None:
-    zarr = _require("zarr", plan.fmt)
-    v3 = _zarr_major(zarr) >= 3
-    frames, height, width = plan.shape
-    chunk = max(1, min(frames, CHUNK_BYTES // max(plan.frame_bytes, 1)))
-    # Blocks hold whole chunks, so every chunk is written exactly once.
-    block = chunk * max(1, BLOCK_BYTES // max(chunk * plan.frame_bytes, 1))
-    geometry = {
-        "shape": plan.shape,
-        "chunks": (chunk, height, width),
-        "dtype": plan.dtype,
-    }
+    codec = _zarr_codec(plan)
+    array_axes = _array_axes(plan)
+    # Where each array axis sits among the source's axes.
+    order = [plan.axes.index(axis) for axis in array_axes]
+    lead = tuple(plan.lead_shape[i] for i in order)
+    chunks = _zarr_chunks(plan, lead)
+    levels = plan.levels
+    target.mkdir()
+    arrays = []
+    for level, (height, width) in enumerate(levels):
+        folder = target / str(level) if plan.fmt.ome else target
+        level_chunks = (*chunks[:-2], min(chunks[-2], height), min(chunks[-1], width))
+        array = _ZarrArray(
+            folder, lead + (height, width), level_chunks, plan.dtype, codec
+        )
+        array.create()
+        arrays.append(array)
     if plan.fmt.ome:
-        # OME-NGFF 0.4 (Zarr format 2): read by every OME-Zarr viewer and by
-        # zarr-python 2 and 3 alike.
-        group_args = {"zarr_format": 2} if v3 else {}
-        group = zarr.open_group(str(target), mode="w", **group_args)
-        create = getattr(group, "create_array", None) or group.create_dataset
-        array = create("0", **geometry)
-        interval = plan.source.metadata.frame_interval_s
-        t_axis: dict[str, Any] = {"name": "t", "type": "time"}
-        t_scale = 1.0
-        if interval:
-            t_axis["unit"] = "second"
-            t_scale = interval * abs(plan.indices.step)
-        group.attrs.update(
+        _write_json(target / ".zgroup", {"zarr_format": 2})
+    low = np.full(_channel_count(plan), np.inf)
+    high = np.full(_channel_count(plan), -np.inf)
+    inner = len(plan.axes) - 1
+    frames_per_cell = len(plan.indices)
+    split = plan.split_shape
+    grid_ndim = len(plan.grid_shape)
+    # Regions: one chunk along every leading axis, whole frames.
+    region_grid = [range(0, n, c) for n, c in zip(lead, chunks[:-2], strict=True)]
+    for start in itertools.product(*region_grid):
+        plan.interrupt.check()
+        stop = [min(s + c, n) for s, c, n in zip(start, chunks[:-2], lead, strict=True)]
+        # The same region in the source's axis order.
+        src_lo = [0] * len(plan.axes)
+        src_hi = [0] * len(plan.axes)
+        for position, source_axis in enumerate(order):
+            src_lo[source_axis] = start[position]
+            src_hi[source_axis] = stop[position]
+        shape = [hi - lo for lo, hi in zip(src_lo, src_hi, strict=True)]
+        outer = [
+            range(lo, hi) for lo, hi in zip(src_lo[:inner], src_hi[:inner], strict=True)
+        ]
+        runs = math.prod(len(r) for r in outer)
+        # One run of frames fills the region: use the read array itself.
+        buffer = (
+            None
+            if runs == 1
+            else np.empty((*shape, plan.height, plan.width), plan.dtype)
+        )
+        for index in itertools.product(*outer):
+            cell = tuple(index[:grid_ndim])
+            split_index = (*index[grid_ndim:], src_lo[inner])
+            first = int(np.ravel_multi_index(split_index, split))
+            count = src_hi[inner] - src_lo[inner]
+            assert first + count <= frames_per_cell
+            position = tuple(i - lo for i, lo in zip(index, src_lo, strict=False))
+            pixels = plan.read_run(cell, first, count)
+            if buffer is None:
+                buffer = pixels.reshape(*shape, plan.height, plan.width)
+            else:
+                buffer[position] = pixels
+            progress(count)
+        assert buffer is not None
+        region = np.transpose(buffer, (*order, len(order), len(order) + 1))
+        _track_range(plan, region, array_axes, start, low, high)
+        for array, pixels in zip(
+            arrays, _levels_of(region, len(levels) - 1), strict=True
+        ):
+            array.write_region(tuple(start) + (0, 0), pixels)
+    summary = plan.summary()
+    summary.update(plan.per_frame())
+    if not plan.fmt.ome:
+        _write_json(target / ".zattrs", {"dcimg": summary})
+        return
+    _write_json(
+        target / ".zattrs",
+        {
+            "multiscales": [_multiscale(plan, array_axes)],
+            "omero": _omero(plan, low, high),
+            "dcimg": summary,
+        },
+    )
+
+
+def _channel_count(plan: _Plan) -> int:
+    return plan.lead_shape[plan.axes.index("C")] if "C" in plan.axes else 1
+
+
+def _track_range(
+    plan: _Plan,
+    region: np.ndarray,
+    array_axes: str,
+    start: Sequence[int],
+    low: np.ndarray,
+    high: np.ndarray,
+) -> None:
+    """Update each channel's smallest and largest value (display window)."""
+    if region.size == 0:
+        return
+    if "C" not in array_axes:
+        low[0] = min(low[0], float(region.min()))
+        high[0] = max(high[0], float(region.max()))
+        return
+    axis = array_axes.index("C")
+    others = tuple(i for i in range(region.ndim) if i != axis)
+    first = start[axis]
+    mins = region.min(axis=others)
+    maxs = region.max(axis=others)
+    for i in range(region.shape[axis]):
+        low[first + i] = min(low[first + i], float(mins[i]))
+        high[first + i] = max(high[first + i], float(maxs[i]))
+
+
+def _multiscale(plan: _Plan, array_axes: str) -> dict[str, Any]:
+    """Return the NGFF 0.4 ``multiscales`` entry: axes, units, scales."""
+    opts = plan.options
+    axes: list[dict[str, Any]] = []
+    scale: list[float] = []
+    increment = plan.time_increment()
+    for axis in array_axes:
+        entry: dict[str, Any] = {"name": axis.lower(), "type": _NGFF_TYPES[axis]}
+        value = 1.0
+        if axis == "T" and increment is not None:
+            entry["unit"] = "second"
+            value = increment
+        elif axis == "Z" and opts.z_step is not None:
+            entry["unit"] = "micrometer"
+            value = opts.z_step
+        axes.append(entry)
+        scale.append(value)
+    for name, size in (("y", opts.pixel_size_y), ("x", opts.pixel_size_x)):
+        entry = {"name": name, "type": "space"}
+        if size is not None:
+            entry["unit"] = "micrometer"
+        axes.append(entry)
+    datasets = []
+    for level in range(len(plan.levels)):
+        factor = 2**level
+        yx = [
+            (opts.pixel_size_y or 1.0) * factor,
+            (opts.pixel_size_x or 1.0) * factor,
+        ]
+        datasets.append(
             {
-                "multiscales": [
-                    {
-                        "version": "0.4",
-                        "name": Path(plan.name).stem,
-                        "axes": [
-                            t_axis,
-                            {"name": "y", "type": "space"},
-                            {"name": "x", "type": "space"},
-                        ],
-                        "datasets": [
-                            {
-                                "path": "0",
-                                "coordinateTransformations": [
-                                    {"type": "scale", "scale": [t_scale, 1.0, 1.0]}
-                                ],
-                            }
-                        ],
-                        "type": "none",
-                    }
+                "path": str(level),
+                "coordinateTransformations": [
+                    {"type": "scale", "scale": [*scale, *yx]}
                 ],
-                "dcimg": plan.summary(per_frame=True),
             }
         )
+    return {
+        "version": "0.4",
+        "name": Path(plan.name).stem,
+        "axes": axes,
+        "datasets": datasets,
+        "type": "mean" if plan.options.pyramid else "none",
+        "metadata": {
+            "description": "2 x 2 mean in Y and X per level",
+            "method": "dcimg._convert._halve",
+            "version": __version__,
+        }
+        if plan.options.pyramid
+        else {},
+    }
+
+
+def _omero(plan: _Plan, low: np.ndarray, high: np.ndarray) -> dict[str, Any]:
+    """Channel names and display windows (the transitional ``omero`` block)."""
+    if plan.dtype.kind == "f":
+        limits = (float(np.finfo(plan.dtype).min), float(np.finfo(plan.dtype).max))
     else:
-        array = zarr.create(store=str(target), overwrite=True, **geometry)
-        array.attrs.update({"dcimg": plan.summary(per_frame=True)})
-    for position, pixels in plan.blocks(block, progress):
-        array[position : position + len(pixels)] = pixels
+        info = np.iinfo(plan.dtype)
+        limits = (float(info.min), float(info.max))
+    channels = []
+    name = plan.channel_name()
+    for c in range(len(low)):
+        lo = float(low[c]) if np.isfinite(low[c]) else 0.0
+        hi = float(high[c]) if np.isfinite(high[c]) else lo
+        channels.append(
+            {
+                "label": name if len(low) == 1 else f"{name} {c}",
+                "color": "FFFFFF",
+                "active": True,
+                "window": {"min": limits[0], "max": limits[1], "start": lo, "end": hi},
+            }
+        )
+    return {"channels": channels, "rdefs": {"model": "greyscale"}}
+
+
+# --------------------------------------------------------------------------
+# Staging, errors, progress
 
 
 @contextlib.contextmanager
-def _staging(out: Path, overwrite: bool) -> Iterator[Path]:
+def _staging(out: Path, overwrite: bool, interrupt: _Interrupt) -> Iterator[Path]:
     """Give a temporary path beside ``out``; move it into place on success.
 
-    Whatever happens inside (an error, ``KeyboardInterrupt``), the temporary
-    folder is removed; ``out`` is only touched once the new output is whole.
+    Whatever happens inside (an error, ``KeyboardInterrupt``, a full disk),
+    the temporary folder is removed; ``out`` is only touched once the new
+    output is whole.
     """
     folder = Path(
         tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
@@ -435,6 +1314,7 @@ def _staging(out: Path, overwrite: bool) -> Iterator[Path]:
     try:
         target = folder / out.name
         yield target
+        interrupt.check()
         if os.path.lexists(out):
             if not overwrite:
                 raise ConversionError(f"{out} appeared during the conversion")
@@ -443,6 +1323,24 @@ def _staging(out: Path, overwrite: bool) -> Iterator[Path]:
         os.replace(target, out)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+# NumPy's ``tofile`` reports a short write without an errno.
+_SHORT_WRITE = re.compile(r"(\d+) requested and (\d+) written")
+_NO_SPACE = "no space left on the device"
+
+
+def _disk_full(error: OSError, folder: Path) -> bool:
+    """Whether a failed write means the file system (or quota) is full."""
+    if error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return True
+    if error.errno is None and _SHORT_WRITE.search(str(error)):
+        # A short write to a regular file: out of space unless the device
+        # still has room (then it was a quota or a file size limit).
+        with contextlib.suppress(OSError):
+            return shutil.disk_usage(folder).free < BLOCK_BYTES
+        return True
+    return False
 
 
 def _progress_bar(total: int, label: str, enabled: bool) -> Any:
@@ -462,27 +1360,60 @@ def _progress_bar(total: int, label: str, enabled: bool) -> Any:
     )
 
 
+def _planes_of(source: Any, options: _Options) -> int:
+    """How many planes a conversion of ``source`` writes (for progress)."""
+    shape = tuple(source.shape)
+    frames = len(range(shape[-3])[options.frames or slice(None)])
+    return math.prod(shape[:-3]) * frames
+
+
+# --------------------------------------------------------------------------
+# The public function
+
+
 def convert(
-    source: DCIMGFile | str | os.PathLike[str],
+    source: Any,
     out: str | os.PathLike[str],
     *,
     frames: slice | None = None,
     dtype: Any = None,
+    axes: str = "T",
+    z_size: int | None = None,
+    frames_per_slice: int | None = None,
+    pixel_size: float | tuple[float, float] | None = None,
+    pixel_size_x: float | None = None,
+    pixel_size_y: float | None = None,
+    z_step: float | None = None,
+    channel_name: str | None = None,
+    compression: str | None = None,
+    chunks: Sequence[int] | str | None = None,
+    pyramid: int = 0,
     overwrite: bool = False,
     progress: bool | None = None,
 ) -> Path:
-    """Write the corrected frames of a DCIMG file to TIFF or Zarr.
+    """Write the corrected frames of a DCIMG file to TIFF, OME-TIFF or (OME-)Zarr.
 
     The format follows the name of ``out``: ``.tif``/``.tiff`` (TIFF, switched
     to BigTIFF when larger than 4 GiB), ``.btf``/``.tf8`` (BigTIFF),
-    ``.ome.tif``/``.ome.tiff`` (OME-TIFF), ``.zarr`` (one Zarr array) or
-    ``.ome.zarr`` (OME-Zarr 0.4). Frames are read and written in blocks of at
-    most 64 MiB; Zarr chunks hold whole frames.
+    ``.ome.tif``/``.ome.tiff`` (OME-TIFF; ``.ome.btf``: OME-BigTIFF), ``.zarr``
+    (one Zarr array) or ``.ome.zarr`` (OME-Zarr, NGFF 0.4). Frames are read
+    and written in blocks of at most 64 MiB, so any size converts in bounded
+    memory. Nothing is left behind if the conversion fails, fills the disk or
+    is interrupted: Ctrl-C (``SIGINT``) stops it at the next block, removes
+    the partial output and raises :class:`KeyboardInterrupt`.
 
     Parameters
     ----------
-    source : DCIMGFile or str or os.PathLike
-        An open file, or the path of one.
+    source : DCIMGFile or str or os.PathLike or array-like source
+        An open file, the path of one, or any object with ``shape``
+        (``(..., frames, height, width)``), ``dtype``,
+        ``read(key, dtype=...)`` (``key``: an integer per leading axis then a
+        slice of frames), ``timestamps`` (``datetime64``, shape
+        ``shape[:-2]``, ``NaT`` where unknown, or empty), ``metadata`` (with
+        ``to_dict()``, and ``camera`` etc. as in :class:`dcimg.Metadata` or
+        under ``first``) and, when it has axes before the frames, ``axes``
+        (one letter per such axis, e.g. ``"TZ"``); ``framestamps`` and
+        ``file_path`` are used when present.
     out : str or os.PathLike
         Destination file (TIFF) or folder (Zarr).
     frames : slice, optional
@@ -490,6 +1421,33 @@ def convert(
     dtype : numpy dtype, optional
         Pixel type of the output; default the file's. It must hold every
         value of the file's type (those ``dcimg convert --help`` lists).
+    axes : {"T", "Z", "ZT", "TZ"}, default "T"
+        What the frames are: time points, Z planes, or both, the outer axis
+        first. ``"ZT"``: ``frames_per_slice`` consecutive frames at each Z
+        position (as :meth:`dcimg.DCIMGFile.zslice_idx` numbers them);
+        ``"TZ"``: one Z-stack after the other.
+    z_size : int, optional
+        Number of Z planes, with two-letter ``axes``.
+    frames_per_slice : int, optional
+        With ``axes="ZT"``: frames per Z plane (the number of time points).
+    pixel_size : float or (float, float), optional
+        Pixel size in µm in the sample: one value for X and Y, or ``(y, x)``.
+    pixel_size_x, pixel_size_y : float, optional
+        The pixel size along one axis (µm); they take precedence.
+    z_step : float, optional
+        Distance between Z planes (µm).
+    channel_name : str, optional
+        Name of the channel; default the file's name without extension.
+    compression : str, optional
+        Lossless compression: ``"none"`` (TIFF's default), ``"zlib"``,
+        ``"zstd"`` or ``"lzw"`` for TIFF; ``"blosc-zstd"`` (Zarr's default),
+        ``"zstd"``, ``"gzip"`` or ``"none"`` for Zarr.
+    chunks : sequence of int or str, optional
+        Zarr chunk shape: one size per array axis, or ``(y, x)`` only.
+        Default: whole frames, about 8 MiB per chunk.
+    pyramid : int, default 0
+        Number of reduced-resolution levels (each the 2 x 2 mean in Y and X
+        of the one before), as TIFF SubIFDs or OME-Zarr multiscales.
     overwrite : bool, default False
         Replace ``out`` if it exists (only once the new output is complete).
     progress : bool, optional
@@ -505,11 +1463,16 @@ def convert(
     ------
     ConversionError
         For an unknown output name, an existing ``out`` without
-        ``overwrite``, an empty frame selection or an unsuitable ``dtype``.
+        ``overwrite``, an empty frame selection, frames that do not split
+        into ``z_size`` planes, or options the format cannot honour.
     MissingDependencyError
-        When tifffile (TIFF) or zarr (Zarr) is not installed.
+        When tifffile (TIFF), numcodecs (Zarr) or imagecodecs (``zstd``,
+        ``lzw`` TIFF compression) is not installed.
     OSError
-        When the output cannot be written; nothing is left behind.
+        When the output cannot be written (``errno.ENOSPC``, "no space left
+        on the device", when the disk is full); nothing is left behind.
+    KeyboardInterrupt
+        On Ctrl-C, once the partial output is removed.
 
     Examples
     --------
@@ -519,52 +1482,85 @@ def convert(
     >>> from dcimg.testing import write_example
     >>> with tempfile.TemporaryDirectory() as folder:
     ...     path = write_example(f"{folder}/example.dcimg")
-    ...     out = dcimg.convert(path, f"{folder}/stack.ome.tif", frames=slice(0, 10))
+    ...     out = dcimg.convert(
+    ...         path, f"{folder}/stack.ome.tif", frames=slice(0, 10), pixel_size=0.65
+    ...     )
     ...     print(out.name, tifffile.imread(out).shape)
     stack.ome.tif (10, 64, 80)
     """
-    out = Path(out)
-    fmt = output_format(out)
-    if isinstance(source, DCIMGFile):
-        return _convert(source, out, fmt, frames, dtype, overwrite, progress)
-    with DCIMGFile(source) as opened:
-        return _convert(opened, out, fmt, frames, dtype, overwrite, progress)
+    options = _Options.checked(
+        frames=frames,
+        dtype=dtype,
+        axes=axes,
+        z_size=z_size,
+        frames_per_slice=frames_per_slice,
+        pixel_size=pixel_size,
+        pixel_size_x=pixel_size_x,
+        pixel_size_y=pixel_size_y,
+        z_step=z_step,
+        channel_name=channel_name,
+        compression=compression,
+        chunks=chunks,
+        pyramid=pyramid,
+    )
+    if progress is None:
+        progress = sys.stderr is not None and sys.stderr.isatty()
+    interrupt = _Interrupt()
+    with interrupt.installed([signal.SIGINT]):
+        return _convert_one(source, Path(out), options, overwrite, progress, interrupt)
 
 
-def _convert(
-    source: DCIMGFile,
+def _convert_one(
+    source: Any,
     out: Path,
-    fmt: OutputFormat,
-    frames: slice | None,
-    dtype: Any,
+    options: _Options,
     overwrite: bool,
-    progress: bool | None,
+    progress: bool | Callable[[int], Any],
+    interrupt: _Interrupt,
 ) -> Path:
-    target_dtype = _check_dtype(source.dtype, dtype)
-    indices = range(source.nfrms)[frames if frames is not None else slice(None)]
-    if len(indices) == 0:
-        raise ConversionError(
-            f"the frame selection selects none of the {source.nfrms} frames"
-        )
+    """Convert one source; ``progress`` is a flag or a callback of frames."""
+    fmt = output_format(out)
+    options.for_format(fmt)
+    if isinstance(source, (str, os.PathLike)):
+        with DCIMGFile(source) as opened:
+            return _convert_one(opened, out, options, overwrite, progress, interrupt)
+    path = getattr(source, "file_path", None)
+    # A series names its files in its metadata: the first one names it.
+    files = getattr(getattr(source, "metadata", None), "files", None) or [None]
+    name = Path(path or files[0] or "dcimg").name
+    plan = _make_plan(source, name, fmt, options)
+    plan.interrupt = interrupt
     if not out.parent.is_dir():
         raise ConversionError(f"the folder {str(out.parent)!r} does not exist")
     if os.path.lexists(out):
         if not overwrite:
             raise ConversionError(f"{str(out)!r} exists; add --overwrite to replace it")
-        if source.file_path and os.path.exists(source.file_path):
-            if os.path.samefile(out, source.file_path):
-                raise ConversionError("the output would replace the input file")
-    writer = _write_tiff if fmt.container == "tiff" else _write_zarr
-    # Fail early, before any output exists, when the writer is missing.
-    _require("tifffile" if fmt.container == "tiff" else "zarr", fmt)
-    name = Path(source.file_path or "dcimg").name
-    plan = _Plan(source, indices, target_dtype, fmt, name)
-    if progress is None:
-        progress = sys.stderr is not None and sys.stderr.isatty()
-    with _progress_bar(len(indices), out.name, progress) as bar:
-        update = bar.update if bar is not None else _ignore
-        with _staging(out, overwrite) as target:
-            writer(plan, target, update)
+        if path and os.path.exists(path) and os.path.samefile(out, path):
+            raise ConversionError("the output would replace the input file")
+    # Fail early, before any output exists, when a package is missing.
+    if fmt.container == "tiff":
+        _require("tifffile", fmt.name)
+        _tiff_compression(plan)
+        writer = _write_tiff
+    else:
+        _zarr_codec(plan)
+        writer = _write_zarr
+    if callable(progress):
+        bar = contextlib.nullcontext(None)
+        update = progress
+    else:
+        bar = _progress_bar(plan.planes, out.name, progress)
+        update = _ignore
+    with bar as shown:
+        if shown is not None:
+            update = shown.update
+        try:
+            with _staging(out, overwrite, interrupt) as target:
+                writer(plan, target, update)
+        except OSError as error:
+            if _disk_full(error, out.parent):
+                raise OSError(errno.ENOSPC, _NO_SPACE, str(out)) from None
+            raise
     return out
 
 

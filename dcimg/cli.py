@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import glob
 import json
 import os
 import re
@@ -18,7 +19,7 @@ import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import FrameType
+from typing import Any
 
 from dcimg import __version__
 from dcimg.core import DCIMGFile
@@ -153,62 +154,124 @@ def _info(args: argparse.Namespace) -> int:
     return status
 
 
-@contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM like Ctrl-C, so that partial output is cleaned up."""
+def _open_input(source: str | Path, quiet: bool) -> DCIMGFile:
+    """Open one input, saying its warnings (truncation...) on standard error."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DCIMGWarning)
+        f = DCIMGFile(source)
+    if not quiet:
+        for warning in caught:
+            _say("convert", f"warning: {source}: {warning.message}")
+    return f
 
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
+
+def _conversion_options(args: argparse.Namespace) -> Any:
+    """Check the options of ``dcimg convert`` (usage errors if bad)."""
+    from dcimg import _convert as conversion
 
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except (ValueError, OSError):  # not the main thread, or no SIGTERM
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        return conversion._Options.checked(
+            frames=None
+            if args.frames is None
+            else conversion.parse_frames(args.frames),
+            dtype=args.dtype,
+            axes=args.axes,
+            z_size=args.z_size,
+            frames_per_slice=args.frames_per_slice,
+            pixel_size=args.pixel_size,
+            pixel_size_x=args.pixel_size_x,
+            pixel_size_y=args.pixel_size_y,
+            z_step=args.z_step,
+            channel_name=args.channel_name,
+            compression=args.compression,
+            chunks=args.chunks,
+            pyramid=args.pyramid,
+        )
+    except conversion.ConversionError as error:
+        raise _UsageError(_option_names(str(error))) from None
+
+
+def _option_names(message: str) -> str:
+    """Say ``--z-size`` where the Python API says ``z_size``."""
+    for name in (
+        "frames_per_slice",
+        "pixel_size_x",
+        "pixel_size_y",
+        "pixel_size",
+        "z_size",
+        "z_step",
+        "pyramid",
+        "chunks",
+        "axes",
+    ):
+        message = re.sub(rf"(?<![-\w]){name}\b", "--" + name.replace("_", "-"), message)
+    return message.replace("--axes=", "--axes ").replace("frames=", "--frames ")
+
+
+def _expand(paths: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Expand glob patterns (for shells that do not); return (files, unmatched)."""
+    found: list[str] = []
+    unmatched: list[str] = []
+    for path in paths:
+        if glob.has_magic(path) and not os.path.exists(path):
+            matches = sorted(glob.glob(path))
+            if matches:
+                found.extend(matches)
+            else:
+                unmatched.append(path)
+        else:
+            found.append(path)
+    return found, unmatched
 
 
 def _convert(args: argparse.Namespace) -> int:
     from dcimg import _convert as conversion
 
+    options = _conversion_options(args)
+    interrupt = conversion._Interrupt()
+    # Ctrl-C and SIGTERM stop the conversion at the next block boundary, once
+    # the writers are idle, so that the temporary output can be removed.
+    with interrupt.installed([signal.SIGINT, signal.SIGTERM]):
+        if args.out_dir is not None:
+            return _convert_batch(args, options, interrupt)
+        return _convert_single(args, options, interrupt)
+
+
+def _convert_single(args: argparse.Namespace, options: Any, interrupt: Any) -> int:
+    from dcimg import _convert as conversion
+
+    if args.to is not None:
+        raise _UsageError("--to names the format of the files in --out-dir")
     expected = 1 if args.example else 2
     if len(args.paths) != expected:
         raise _UsageError(
-            "give OUT after --example" if args.example else "give PATH and OUT"
+            "give OUT after --example"
+            if args.example
+            else "give PATH and OUT (or several PATHs with --out-dir DIR --to FORMAT)"
         )
-    try:
-        frames = None if args.frames is None else conversion.parse_frames(args.frames)
-        conversion.output_format(args.paths[-1])
-    except conversion.ConversionError as error:
-        raise _UsageError(str(error)) from None
     out = Path(args.paths[-1])
+    try:
+        options.for_format(conversion.output_format(out))
+    except conversion.ConversionError as error:
+        raise _UsageError(_option_names(str(error))) from None
     with contextlib.ExitStack() as stack:
         source = stack.enter_context(_example_path()) if args.example else args.paths[0]
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", DCIMGWarning)
-                f = stack.enter_context(DCIMGFile(source))
+            f = stack.enter_context(_open_input(source, args.quiet))
         except (OSError, DCIMGError) as error:
             _say("convert", f"{source}: {_reason(error, source)}")
             return 1
-        if not args.quiet:
-            for warning in caught:
-                _say("convert", f"warning: {warning.message}")
         try:
-            with _terminate_as_interrupt():
-                conversion.convert(
-                    f,
-                    out,
-                    frames=frames,
-                    dtype=args.dtype,
-                    overwrite=args.overwrite,
-                    progress=False if args.quiet else None,
-                )
+            conversion._convert_one(
+                f,
+                out,
+                options,
+                args.overwrite,
+                False if args.quiet else sys.stderr.isatty(),
+                interrupt,
+            )
         except conversion.ConversionError as error:
-            _say("convert", str(error))
+            _say("convert", _option_names(str(error)))
             return 1
         except (OSError, DCIMGError) as error:
             _say("convert", f"{out}: {_reason(error)}")
@@ -216,6 +279,89 @@ def _convert(args: argparse.Namespace) -> int:
     if not args.quiet:
         what = _EXAMPLE_LABEL if args.example else str(source)
         _say("convert", f"wrote {out} from {what}")
+    return 0
+
+
+def _convert_batch(args: argparse.Namespace, options: Any, interrupt: Any) -> int:
+    """Convert every input into ``--out-dir``; one progress bar, a summary."""
+    from dcimg import _convert as conversion
+
+    if args.to is None:
+        raise _UsageError("--out-dir needs --to FORMAT (e.g. --to ome.zarr)")
+    suffix = "." + args.to.lower().lstrip(".")
+    try:
+        fmt = conversion.output_format("x" + suffix)
+        options.for_format(fmt)
+    except conversion.ConversionError as error:
+        raise _UsageError(f"--to {args.to}: {_option_names(str(error))}") from None
+    paths, unmatched = _expand(args.paths)
+    if not paths and not unmatched and not args.example:
+        raise _UsageError("give the DCIMG files to convert (or --example)")
+    out_dir = Path(args.out_dir)
+    created = not out_dir.exists()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        _say("convert", f"{out_dir}: {_reason(error)}")
+        return 1
+    failures: list[tuple[str, str]] = [(p, "no file matches") for p in unmatched]
+    written: list[Path] = []
+    with contextlib.ExitStack() as stack:
+        if args.example:
+            paths.insert(0, str(stack.enter_context(_example_path())))
+        # Count the frames first: one progress bar for the whole batch.
+        jobs: list[tuple[str, Path, int]] = []
+        seen: dict[Path, str] = {}
+        for path in paths:
+            out = out_dir / (Path(path).name.rsplit(".", 1)[0] + suffix)
+            if out in seen:
+                failures.append((path, f"same output name as {seen[out]}"))
+                continue
+            try:
+                with _open_input(path, args.quiet) as f:
+                    planes = conversion._planes_of(f, options)
+            except (OSError, DCIMGError) as error:
+                failures.append((path, _reason(error, path)))
+                continue
+            seen[out] = path
+            jobs.append((path, out, planes))
+        total = sum(planes for _, _, planes in jobs)
+        show = not args.quiet and sys.stderr.isatty()
+        bar = stack.enter_context(
+            conversion._progress_bar(total, f"{len(jobs)} files", show)
+        )
+        update = bar.update if bar is not None else conversion._ignore
+        for path, out, _ in jobs:
+            interrupt.check()
+            try:
+                with _open_input(path, quiet=True) as f:
+                    conversion._convert_one(
+                        f, out, options, args.overwrite, update, interrupt
+                    )
+            except conversion.ConversionError as error:
+                failures.append((path, _option_names(str(error))))
+                continue
+            except (OSError, DCIMGError) as error:
+                failures.append((path, _reason(error, path)))
+                continue
+            written.append(out)
+        if bar is not None:
+            bar.close()
+    if created and not written:
+        with contextlib.suppress(OSError):
+            out_dir.rmdir()
+    for path, reason in failures:
+        _say("convert", f"{path}: {reason}")
+    count = len(written) + len(failures)
+    if failures:
+        _say(
+            "convert",
+            f"{len(failures)} of {count} files failed; "
+            f"{len(written)} written to {out_dir}",
+        )
+        return 1
+    if not args.quiet:
+        _say("convert", f"wrote {len(written)} files to {out_dir}")
     return 0
 
 
@@ -257,22 +403,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     convert = commands.add_parser(
         "convert",
-        help="convert a DCIMG file to TIFF, OME-TIFF, Zarr or OME-Zarr",
+        help="convert DCIMG files to TIFF, OME-TIFF, Zarr or OME-Zarr",
         usage="dcimg convert [options] PATH OUT\n"
+        "       dcimg convert [options] PATH... --out-dir DIR --to FORMAT\n"
         "       dcimg convert [options] --example OUT",
         description="Write the corrected frames of PATH to OUT. The format "
         "follows OUT's name: .tif/.tiff (TIFF; BigTIFF above 4 GiB), "
-        ".btf/.tf8 (BigTIFF), .ome.tif/.ome.tiff (OME-TIFF with per-frame "
-        "time stamps and camera metadata), .zarr (a Zarr array) or .ome.zarr "
-        "(OME-Zarr 0.4, chunked by frames). Frames are streamed in blocks, so "
-        "files larger than memory convert. OUT appears only once complete. "
-        "Needs the 'convert' extra: pip install 'dcimg[convert]'.",
+        ".btf/.tf8 (BigTIFF), .ome.tif/.ome.tiff (OME-TIFF with physical "
+        "sizes, per-plane time stamps, camera and channel), .zarr (a Zarr "
+        "array) or .ome.zarr (OME-Zarr, NGFF 0.4). With --out-dir, every PATH "
+        "(or glob pattern) is converted into DIR with the extension --to. "
+        "Frames are streamed in blocks, so files larger than memory convert. "
+        "Outputs appear only once complete; Ctrl-C or a full disk leave "
+        "nothing behind. Needs the 'convert' extra: "
+        "pip install 'dcimg[convert]'.",
     )
     convert.add_argument(
         "paths",
         nargs="*",
         metavar="PATH OUT",
-        help="the DCIMG file and the output (only OUT with --example)",
+        help="the DCIMG file and the output (only OUT with --example; only "
+        "PATHs with --out-dir)",
     )
     convert.add_argument(
         "--frames",
@@ -286,8 +437,87 @@ def build_parser() -> argparse.ArgumentParser:
         help="pixel type of the output (default: the file's, uint8 or uint16); "
         "must hold every value of the file's type",
     )
+    dims = convert.add_argument_group("dimensions and physical sizes")
+    dims.add_argument(
+        "--axes",
+        default="T",
+        type=str.upper,
+        choices=("T", "Z", "ZT", "TZ"),
+        help="what the frames are: time points (T, default), Z planes (Z), or "
+        "both, outer axis first: ZT (several frames per Z plane, as "
+        "zslice_idx counts them) or TZ (one Z-stack after the other)",
+    )
+    dims.add_argument(
+        "--z-size", type=int, metavar="N", help="number of Z planes (ZT, TZ)"
+    )
+    dims.add_argument(
+        "--frames-per-slice",
+        type=int,
+        metavar="N",
+        help="consecutive frames per Z plane (ZT): the number of time points",
+    )
+    dims.add_argument(
+        "--pixel-size",
+        type=float,
+        metavar="UM",
+        help="pixel size in the sample, in µm (X and Y)",
+    )
+    dims.add_argument("--pixel-size-x", type=float, metavar="UM", help="X only")
+    dims.add_argument("--pixel-size-y", type=float, metavar="UM", help="Y only")
+    dims.add_argument(
+        "--z-step", type=float, metavar="UM", help="distance between Z planes (µm)"
+    )
+    dims.add_argument(
+        "--channel-name",
+        metavar="NAME",
+        help="name of the channel (default: the file name without extension)",
+    )
+    storage = convert.add_argument_group("storage")
+    storage.add_argument(
+        "--compression",
+        type=str.lower,
+        choices=("none", "zlib", "zstd", "lzw", "blosc-zstd", "gzip"),
+        help="lossless compression: none (TIFF default), zlib, zstd, lzw for "
+        "TIFF; blosc-zstd (Zarr default), zstd, gzip, none for Zarr",
+    )
+    storage.add_argument(
+        "--chunks",
+        metavar="N,...",
+        help="Zarr chunk shape, one size per axis or only Y,X (default: whole "
+        "frames, about 8 MiB per chunk)",
+    )
+    storage.add_argument(
+        "--pyramid",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add N reduced levels (2x2 mean in Y and X each): TIFF SubIFDs, "
+        "OME-Zarr multiscales",
+    )
+    batch = convert.add_argument_group("several files")
+    batch.add_argument(
+        "--out-dir",
+        metavar="DIR",
+        help="convert every PATH (or glob pattern) into DIR",
+    )
+    batch.add_argument(
+        "--to",
+        metavar="FORMAT",
+        choices=(
+            "tif",
+            "tiff",
+            "btf",
+            "ome.tif",
+            "ome.tiff",
+            "ome.btf",
+            "zarr",
+            "ome.zarr",
+        ),
+        help="format of the files in --out-dir: tif, btf, ome.tif, ome.btf, zarr, "
+        "ome.zarr",
+    )
     convert.add_argument(
-        "--overwrite", action="store_true", help="replace OUT if it exists"
+        "--overwrite", action="store_true", help="replace outputs that exist"
     )
     convert.add_argument(
         "-q",
