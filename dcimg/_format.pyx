@@ -18,6 +18,8 @@ Offsets follow ``FORMAT.md`` in the project's shared notes.
 
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 
+import os
+
 from dcimg._layout import Layout
 from dcimg.errors import DCIMGFormatError
 
@@ -673,3 +675,161 @@ NEW_CROP_INFO = [
     ("y0", "<u2"),
     ("ysize", "<u2"),
 ]
+
+
+# ----------------------------------------------------------------------
+# A quick look at a file's geometry, for series of many small files
+
+cdef extern from *:
+    """
+    #include <fcntl.h>
+    #include <sys/stat.h>
+    #ifdef _WIN32
+    #include <io.h>
+    #else
+    #include <unistd.h>
+    #endif
+    #ifndef O_CLOEXEC
+    #define O_CLOEXEC 0
+    #endif
+    #ifndef O_BINARY
+    #define O_BINARY 0
+    #endif
+    /* Read up to n bytes from the start of a file, with its size and
+       modification time; -1 when it cannot be opened or read. */
+    static long long dcimg_head(const char *path, unsigned char *buf, long long n,
+                                long long *size, long long *mtime_ns) {
+        struct stat info;
+        long long got = 0, r;
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_BINARY);
+        if (fd < 0) return -1;
+        if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+            close(fd);
+            return -1;
+        }
+        *size = (long long)info.st_size;
+    #if defined(__APPLE__)
+        *mtime_ns = (long long)info.st_mtimespec.tv_sec * 1000000000LL
+                    + info.st_mtimespec.tv_nsec;
+    #elif defined(_WIN32)
+        *mtime_ns = (long long)info.st_mtime * 1000000000LL;
+    #else
+        *mtime_ns = (long long)info.st_mtim.tv_sec * 1000000000LL
+                    + info.st_mtim.tv_nsec;
+    #endif
+        while (got < n) {
+            r = read(fd, buf + got, (size_t)(n - got));
+            if (r <= 0) break;
+            got += r;
+        }
+        close(fd);
+        return got;
+    }
+    """
+    long long dcimg_head(const char* path, unsigned char* buf, long long n,
+                         long long* size, long long* mtime_ns) nogil
+
+cdef enum:
+    PROBE_BYTES = 4096
+
+
+cdef inline uint64_t _le(const unsigned char* p, int n) noexcept nogil:
+    cdef uint64_t v = 0
+    cdef int i
+    for i in range(n):
+        v |= (<uint64_t>p[i]) << (8 * i)
+    return v
+
+
+def probe(path):
+    """Geometry of a complete DCIMG file from its first 4 KiB, or None.
+
+    For checking many small files quickly (a series): reads the start of the
+    file only, with one ``open``, ``fstat``, ``read`` and ``close`` done in C.
+    Returns None whenever the quick look cannot vouch for the file -- it is
+    not DCIMG, a field is out of range, the headers reach past the first
+    4 KiB, or the file does not hold every frame its header declares -- so
+    that the caller opens it fully (and gets the full parser's error).
+
+    Parameters
+    ----------
+    path : str
+        The file.
+
+    Returns
+    -------
+    tuple or None
+        ``(version, frames, height, width, byte_depth, size, mtime_ns)``.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be opened or read.
+    """
+    cdef bytes name = os.fsencode(path)
+    cdef const char* cname = name
+    cdef unsigned char buf[PROBE_BYTES]
+    cdef long long size = 0, mtime_ns = 0, got
+    cdef const unsigned char* p
+    cdef uint64_t version, s, n, depth, width, height, bpr, bpi, data, stride
+    cdef uint64_t trailer, data_size
+    with nogil:
+        got = dcimg_head(cname, buf, PROBE_BYTES, &size, &mtime_ns)
+    if got < 0:
+        # Let Python say why (missing, a folder, permissions), with the path.
+        with open(path, "rb"):
+            pass
+        return None
+    if got < FILE_HEADER_SIZE or buf[:8] != MAGIC:
+        return None
+    version = _le(buf + 0x08, 4)
+    s = _le(buf + 0x28, 4)
+    if _le(buf + 0x20, 4) != 1 or s < FILE_HEADER_SIZE:
+        return None
+    if version == VERSION_PACKED:
+        if s + PACKED_SESSION_HEADER_SIZE > <uint64_t>got:
+            return None
+        p = buf + s
+        n = _le(p + 0x20, 4)
+        depth = _le(p + 0x24, 4)
+        width = _le(p + 0x2C, 4)
+        bpr = _le(p + 0x30, 4)
+        height = _le(p + 0x34, 4)
+        bpi = _le(p + 0x38, 4)
+        data = s + _le(p + 0x44, 4)
+        data_size = _le(p + 0x48, 8)
+        stride = bpi
+        # Every frame, and a footer after them (its tables are not checked
+        # here: the full parse does when the file is read).
+        if data + n * bpi + 0x30 > <uint64_t>size or data_size < n * bpi:
+            return None
+        if s + data_size + 0x30 > <uint64_t>size:
+            return None
+    elif version == VERSION_FRAMED or version == VERSION_FRAMED_2:
+        if s + FRAMED_SESSION_HEADER_SIZE > <uint64_t>got:
+            return None
+        p = buf + s
+        n = _le(p + 0x3C, 4)
+        depth = _le(p + 0x40, 4)
+        width = _le(p + 0x48, 4)
+        height = _le(p + 0x4C, 4)
+        bpr = _le(p + 0x50, 4)
+        bpi = _le(p + 0x54, 4)
+        data = s + _le(p + 0x60, 8)
+        stride = _le(p + 0x74, 4)
+        trailer = _le(p + 0x7C, 4)
+        if trailer < TRAILER_STORED_PIXELS or stride != bpi + trailer:
+            return None
+        # Every frame with its whole trailer.
+        if n == 0 or data + n * stride > <uint64_t>size:
+            return None
+    else:
+        return None
+    if (depth != 1 and depth != 2) or width == 0 or height == 0 or n == 0:
+        return None
+    if bpr < width * depth or bpi != bpr * height or data > <uint64_t>size:
+        return None
+    if width > 0xFFFFFFFF or height > 0xFFFFFFFF or data < s:
+        return None
+    return (int(version), int(n), int(height), int(width), int(depth), int(size),
+            int(mtime_ns))

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from dcimg import _format
 from dcimg.core import DCIMGFile
 from dcimg.errors import DCIMGError, DCIMGFormatError, DCIMGWarning
 from dcimg.metadata import Metadata
@@ -101,7 +102,7 @@ def _open_member(path: str, correction: bool | None) -> DCIMGFile:
 
 def _probe_member(
     path: str, correction: bool | None
-) -> tuple[DCIMGFile, tuple[int, int, int], np.dtype, str, tuple[int, int]]:
+) -> tuple[DCIMGFile | None, tuple[int, int, int], np.dtype, str, tuple[int, int]]:
     """Read what a series checks about a file: geometry, type, layout, identity.
 
     All a series needs from a file's header passes through here, so a
@@ -116,8 +117,10 @@ def _probe_member(
 
     Returns
     -------
-    file : dcimg.DCIMGFile
-        The open file (the series caches the most recent ones).
+    file : dcimg.DCIMGFile or None
+        The open file (the series caches the most recent ones), or None when
+        a quick look at the first 4 KiB (:func:`dcimg._format.probe`, done
+        in C) vouched for a complete file: it is opened when first read.
     shape : tuple of int
         ``(frames, height, width)``.
     dtype : numpy.dtype
@@ -127,6 +130,12 @@ def _probe_member(
     identity : tuple of int
         ``(size, mtime_ns)`` of the file opened.
     """
+    quick = _format.probe(path)
+    if quick is not None:
+        version, nframes, height, width, depth, size, mtime_ns = quick
+        layout = "packed" if version == _format.VERSION_PACKED else "framed"
+        dtype = np.dtype(np.uint16 if depth == 2 else np.uint8)
+        return None, (nframes, height, width), dtype, layout, (size, mtime_ns)
     f = _open_member(path, correction)
     layout = "packed" if f.fmt_version == DCIMGFile.FMT_OLD else "framed"
     _, size, mtime_ns = f.identity
@@ -928,7 +937,8 @@ class DCIMGSeries:
                 )
             identities.append(identity)
             frames.append(nframes)
-            opened.append((index, f))
+            if f is not None:
+                opened.append((index, f))
         if problems:
             path, field, value, expected = problems[0]
             details = "; ".join(

@@ -11,6 +11,7 @@ import sys
 import tempfile
 import textwrap
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -771,3 +772,37 @@ def test_bench_series_tiny_runs(tmp_path):
     assert "np.asarray(series)" in result.stdout
     # Nothing is left behind.
     assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]
+
+
+@pytest.mark.parametrize("version", [0x7, 0x1000000, 0x2000000])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_quick_probe_agrees_with_the_parser(tmp_path, version, dtype):
+    from dcimg import _format
+
+    truth = np.arange(3 * 10 * 12, dtype=dtype).reshape(3, 10, 12)
+    path = write_dcimg(tmp_path / "a.dcimg", truth, version=version)
+    version_, frames, height, width, depth, size, mtime_ns = _format.probe(str(path))
+    with DCIMGFile(path) as f:
+        assert (frames, height, width) == f.shape
+        assert depth == f.byte_depth and version_ == f.metadata.format_version
+        assert (size, mtime_ns) == f.identity[1:]
+    # A file cut short: the probe vouches for it only where the full parser
+    # finds every frame too; otherwise it leaves the file to the parser.
+    data = path.read_bytes()
+    cut = tmp_path / "cut.dcimg"
+    vouched = 0
+    for length in range(0, len(data), 7):
+        cut.write_bytes(data[:length])
+        quick = _format.probe(str(cut))
+        if quick is not None:
+            vouched += 1
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with DCIMGFile(cut) as f:
+                    assert quick[1:4] == f.shape, length
+    assert vouched < len(range(0, len(data), 7)) // 2
+    other = tmp_path / "other.dcimg"
+    other.write_bytes(b"not a DCIMG file at all" * 10)
+    assert _format.probe(str(other)) is None
+    with pytest.raises(OSError):
+        _format.probe(str(tmp_path / "missing.dcimg"))
