@@ -490,6 +490,8 @@ def to_xarray(
     chunks: Any = "auto",
     dtype: Any = None,
     name: str | None = None,
+    pixel_size: float | tuple[float, float] | None = None,
+    z_step: float | None = None,
 ) -> xr.DataArray:
     """Return the frames of ``f`` as an xarray DataArray with time stamps.
 
@@ -507,22 +509,46 @@ def to_xarray(
         if chunks != "auto":
             raise ValueError("chunks is only used with dask=True")
         data = f.read(..., dtype=dtype)
-    nframes = f.nfrms
+    nframes, height, width = f.shape
+    frame_dim = "t" if z_step is None else "z"
     stamps = f.timestamps
     coords: dict[str, Any] = {}
+    if z_step is not None:
+        step = _micrometres("z_step", z_step)
+        coords["z"] = ("z", np.arange(nframes) * step, {"units": "µm"})
     if stamps.shape == (nframes,):
-        coords["t"] = ("t", stamps)
-    else:
+        coords["time" if z_step is not None else "t"] = (frame_dim, stamps)
+    elif z_step is None:
         coords["t"] = ("t", np.arange(nframes))
     counters = f.framestamps
     if counters.shape == (nframes,):
-        coords["framestamp"] = ("t", counters)
+        coords["framestamp"] = (frame_dim, counters)
+    if pixel_size is not None:
+        if isinstance(pixel_size, (tuple, list)):
+            size_y, size_x = pixel_size
+        else:
+            size_y = size_x = pixel_size
+        coords["y"] = ("y", np.arange(height) * _micrometres("pixel_size", size_y),
+                       {"units": "µm"})  # fmt: skip
+        coords["x"] = ("x", np.arange(width) * _micrometres("pixel_size", size_x),
+                       {"units": "µm"})  # fmt: skip
     if name is None:
-        name = os.path.splitext(os.path.basename(f.file_path))[0]
+        name = os.path.splitext(os.path.basename(f.file_path or "dcimg"))[0]
     return xr.DataArray(
         data,
-        dims=("t", "y", "x"),
+        dims=(frame_dim, "y", "x"),
         coords=coords,
         name=name,
         attrs=_attributes(f),
     )
+
+
+def _micrometres(name: str, value: Any) -> float:
+    """Check a physical size in µm: a finite number above 0."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number of µm, not {value!r}") from None
+    if not np.isfinite(number) or number <= 0:
+        raise ValueError(f"{name} must be a positive number of µm, not {value!r}")
+    return number

@@ -979,6 +979,8 @@ class DCIMGFile:
         chunks: Any = "auto",
         dtype: npt.DTypeLike | None = None,
         name: str | None = None,
+        pixel_size: float | tuple[float, float] | None = None,
+        z_step: float | None = None,
     ) -> xr.DataArray:
         """Return the frames as an :class:`xarray.DataArray` with time stamps.
 
@@ -993,11 +995,19 @@ class DCIMGFile:
             Type of the pixels; default the file's.
         name : str, optional
             Name of the array; default the file name without its extension.
+        pixel_size : float or (float, float), optional
+            Pixel size in the sample, in µm (one value, or ``(y, x)``): adds
+            coordinates ``y`` and ``x`` in µm.
+        z_step : float, optional
+            For a Z-stack: the distance between frames in µm.  The frame
+            dimension is then ``z`` (coordinate in µm) instead of ``t``, and
+            the time stamps become the coordinate ``time`` along it.
 
         Returns
         -------
         xarray.DataArray
-            Dimensions ``("t", "y", "x")``.  Coordinate ``t`` holds the frame
+            Dimensions ``("t", "y", "x")`` (``("z", "y", "x")`` with
+            ``z_step``).  Coordinate ``t`` holds the frame
             time stamps (``datetime64[us]``, UTC) or, when the file lost them,
             the frame indices; coordinate ``framestamp`` (along ``t``) holds
             the camera's frame counters when available.  ``attrs`` holds the
@@ -1026,4 +1036,12 @@ class DCIMGFile:
         """
         from dcimg._dask import to_xarray
 
-        return to_xarray(self, dask=dask, chunks=chunks, dtype=dtype, name=name)
+        return to_xarray(
+            self,
+            dask=dask,
+            chunks=chunks,
+            dtype=dtype,
+            name=name,
+            pixel_size=pixel_size,
+            z_step=z_step,
+        )

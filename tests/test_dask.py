@@ -562,3 +562,24 @@ def test_scale_script_quick(tmp_path):
     assert "RssAnon" in result.stdout
     assert "build dask array" in result.stdout
     assert not any(tmp_path.iterdir()), "scale.py left files behind"
+
+
+def test_to_xarray_physical_coordinates(tmp_path):
+    pytest.importorskip("xarray")
+    from dcimg.testing import write_example
+
+    path = write_example(tmp_path / "x.dcimg")
+    with DCIMGFile(path) as f:
+        plain = f.to_xarray(dask=False)
+        sized = f.to_xarray(dask=False, pixel_size=(0.5, 0.65))
+        np.testing.assert_allclose(sized.x.values, np.arange(80) * 0.65)
+        np.testing.assert_allclose(sized.y.values, np.arange(64) * 0.5)
+        assert sized.x.attrs["units"] == "µm"
+        assert sized.dims == ("t", "y", "x") and "x" not in plain.coords
+        stack = f.to_xarray(dask=False, pixel_size=0.65, z_step=2.0)
+        assert stack.dims == ("z", "y", "x")
+        np.testing.assert_allclose(stack.z.values, np.arange(20) * 2.0)
+        np.testing.assert_array_equal(stack.time.values, f.timestamps)
+        np.testing.assert_array_equal(stack.values, plain.values)
+        with pytest.raises(ValueError, match="positive"):
+            f.to_xarray(pixel_size=-1)
