@@ -19,8 +19,6 @@ except ModuleNotFoundError as _missing:  # pragma: no cover - source checkout
         "which imports the installed package."
     ) from None
 
-import glob
-import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, overload
 
@@ -35,7 +33,7 @@ from dcimg.errors import (
     DCIMGWarning,
 )
 from dcimg.metadata import Camera, Metadata, StoredPixels, SubArray
-from dcimg.series import DCIMGSeries
+from dcimg.series import DCIMGSeries, names_series
 
 if TYPE_CHECKING:
     # As ``da``: inside imread, the name ``dask`` is the keyword argument.
@@ -56,18 +54,6 @@ __all__ = [
     "convert",
     "imread",
 ]
-
-
-def _is_series(path: Any) -> bool:
-    """Whether ``imread``'s argument names several files (see DCIMGSeries)."""
-    if hasattr(path, "read") and hasattr(path, "seek"):
-        return False  # a file object
-    if isinstance(path, (str, bytes, os.PathLike)):
-        text = os.fsdecode(path)
-        if os.path.isdir(text):
-            return True
-        return glob.has_magic(text) and not os.path.exists(text)
-    return True
 
 
 # The return type follows ``dask``: a NumPy array in memory, or a lazy Dask
@@ -174,7 +160,7 @@ def imread(
     >>> stack.shape, every_other.shape, every_other.dtype, lazy_mean.shape
     ((20, 64, 80), (10, 64, 80), dtype('float32'), (64, 80))
     """
-    if _is_series(path):
+    if names_series(path):
         with DCIMGSeries(
             path,  # type: ignore[arg-type]
             pattern=pattern,

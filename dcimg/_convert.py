@@ -21,6 +21,7 @@ conversion removes its temporary folder.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import importlib
 import importlib.util
@@ -626,11 +627,20 @@ def _make_plan(source: Any, name: str, fmt: OutputFormat, options: _Options) -> 
             f"{name}: the source has {len(grid_shape)} axes before the frames but "
             f"names {len(grid_axes)} ({grid_axes!r}); give it an 'axes' attribute"
         )
+    selected = len(range(shape[-3])[options.frames or slice(None)])
+    if len(options.axes) == 1 and options.axes in grid_axes and selected == 1:
+        # One frame per file (a series of single images): its axis is of
+        # length 1, so give it any letter the grid does not use.
+        free = [letter for letter in "CZT" if letter not in grid_axes]
+        if free:
+            options = dataclasses.replace(options, axes=free[0])
     axes = grid_axes + options.axes
     if len(set(axes)) != len(axes):
         raise ConversionError(
             f"{name}: the source's axes {grid_axes!r} and the frames' axes "
-            f"{options.axes!r} repeat a letter"
+            f"{options.axes!r} repeat a letter; each file holds {selected} "
+            "frames: name their axis with one the series does not use (e.g. "
+            "--axes Z), or select one frame per file with --frames"
         )
     if fmt.ome and set(axes) - set(_NGFF_ORDER):
         extra = "".join(sorted(set(axes) - set(_NGFF_ORDER)))
@@ -1522,7 +1532,10 @@ def _convert_one(
     fmt = output_format(out)
     options.for_format(fmt)
     if isinstance(source, (str, os.PathLike)):
-        with DCIMGFile(source) as opened:
+        from dcimg.series import DCIMGSeries, names_series
+
+        opener = DCIMGSeries if names_series(source) else DCIMGFile
+        with opener(source) as opened:
             return _convert_one(opened, out, options, overwrite, progress, interrupt)
     path = getattr(source, "file_path", None)
     # A series names its files in its metadata: the first one names it.

@@ -108,7 +108,7 @@ def _reason(error: BaseException, path: str | os.PathLike[str] = "") -> str:
     """One line saying why a path could not be used."""
     if isinstance(error, FileNotFoundError):
         return "no such file"
-    if isinstance(error, IsADirectoryError) or (path and os.path.isdir(path)):
+    if isinstance(error, IsADirectoryError):
         return "is a directory, not a DCIMG file"
     if isinstance(error, PermissionError):
         return "permission denied"
@@ -136,9 +136,9 @@ def _info(args: argparse.Namespace) -> int:
                 with warnings.catch_warnings():
                     # Everything a warning says is in the report ("note" lines).
                     warnings.simplefilter("ignore", DCIMGWarning)
-                    with DCIMGFile(path) as f:
+                    with _open_any(path) as f:
                         meta = f.metadata
-            except (OSError, DCIMGError) as error:
+            except (OSError, DCIMGError, ImportError) as error:
                 _say("info", f"{path}: {_reason(error, path)}")
                 status = 1
                 continue
@@ -146,7 +146,8 @@ def _info(args: argparse.Namespace) -> int:
             if not args.json:
                 label = f"  ({_EXAMPLE_LABEL})" if args.example and number == 0 else ""
                 print(f"{path}{label}")
-                for line in _describe(meta):
+                describe = _describe if isinstance(meta, Metadata) else _describe_series
+                for line in describe(meta):
                     print(f"  {line}")
         if args.json:
             json.dump([meta.to_dict() for meta in reports], sys.stdout, indent=2)
@@ -154,11 +155,53 @@ def _info(args: argparse.Namespace) -> int:
     return status
 
 
-def _open_input(source: str | Path, quiet: bool) -> DCIMGFile:
+def _open_any(source: str | Path) -> Any:
+    """Open a file (path or URL), or a series (folder or glob pattern)."""
+    from dcimg.series import DCIMGSeries, names_series
+
+    if names_series(source):
+        return DCIMGSeries(source)
+    return DCIMGFile(source)
+
+
+def _describe_series(meta: Any) -> list[str]:
+    """Human-readable lines about a series of files."""
+    frames, height, width = meta.first.shape
+    grid = " x ".join(
+        f"{n} {axis}" for n, axis in zip(meta.grid_shape, meta.axes, strict=True)
+    )
+    lines = [
+        f"series         {len(meta.files)} files: "
+        + ("frames joined in file order" if meta.concat else f"grid {grid}"),
+        f"shape          {' x '.join(str(n) for n in meta.shape)} ({meta.first.dtype})",
+        f"each file      {frames} frames x {height} x {width} pixels "
+        f"(first: {Path(meta.files[0]).name})",
+        f"format         version {meta.first.format_version:#x} ({meta.first.layout})",
+    ]
+    if meta.first_timestamp is not None:
+        lines.append(f"first frame    {meta.first_timestamp}")
+        lines.append(f"last frame     {meta.last_timestamp}")
+    else:
+        lines.append("time stamps    not available")
+    dropped = [
+        (Path(name).name, count)
+        for name, count in zip(meta.files, meta.dropped_frame_count, strict=True)
+        if count
+    ]
+    if dropped:
+        shown = ", ".join(f"{name}: {count}" for name, count in dropped[:10])
+        more = " ..." if len(dropped) > 10 else ""
+        lines.append(f"dropped frames {shown}{more}")
+    else:
+        lines.append("dropped frames none")
+    return lines
+
+
+def _open_input(source: str | Path, quiet: bool) -> Any:
     """Open one input, saying its warnings (truncation...) on standard error."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DCIMGWarning)
-        f = DCIMGFile(source)
+        f = _open_any(source)
     if not quiet:
         for warning in caught:
             _say("convert", f"warning: {source}: {warning.message}")

@@ -15,6 +15,7 @@ at most, where a mapping keeps one).
 from __future__ import annotations
 
 import dataclasses
+import glob
 import glob as _glob
 import hashlib
 import itertools
@@ -62,6 +63,33 @@ _PARALLEL_BYTES = 8 << 20
 # Threads of such reads: more than cores pays, since opening a file (GIL held)
 # and the page faults of its fresh mapping overlap with copies elsewhere.
 _READ_THREADS = 4
+
+
+def names_series(source: Any) -> bool:
+    """Tell whether an argument names several files rather than one.
+
+    A folder, a glob pattern that is not itself a file's name, or a sequence
+    of paths names a series; a path, a URL or a file object names one file.
+
+    Parameters
+    ----------
+    source : object
+        What a user gave (``dcimg.imread``'s or ``dcimg info``'s argument).
+
+    Returns
+    -------
+    bool
+    """
+    if hasattr(source, "read") and hasattr(source, "seek"):
+        return False  # a file object
+    if isinstance(source, (str, bytes, os.PathLike)):
+        text = os.fsdecode(source)
+        if "://" in text or "::" in text:
+            return False  # a URL
+        if os.path.isdir(text):
+            return True
+        return glob.has_magic(text) and not os.path.exists(text)
+    return True
 
 
 def _open_member(path: str, correction: bool | None) -> DCIMGFile:

@@ -1550,6 +1550,7 @@ def write_series(
     """
     data = np.asarray(data)
     folder = pathlib.Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     if separator not in ("_", "-"):
         raise ValueError(f"separator must be '_' or '-', not {separator!r}")
     if isinstance(digits, bool) or not isinstance(digits, (int, np.integer)):
