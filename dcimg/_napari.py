@@ -218,6 +218,8 @@ def _reader_for(source: Any, name: str) -> ReaderFunction:
     """Make the napari reader function that turns ``source`` into a layer."""
 
     def read(path: PathOrPaths) -> list[LayerData]:
+        if getattr(source, "closed", False):  # called again: reopen
+            source.open()
         try:
             return [_layer_data(source, name)]
         finally:

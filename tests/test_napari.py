@@ -298,6 +298,15 @@ def test_100_gb_file_opens_in_under_a_second_as_dask(plugin_manager, tmp_path):
     np.testing.assert_array_equal(data[6400, 1023, :16].compute(), 0)
 
 
+def test_reader_function_can_be_called_twice(tmp_path):
+    truth = _truth()
+    path = str(write_dcimg(tmp_path / "twice.dcimg", truth, stored_pixels_row=2))
+    reader = _napari.napari_get_reader(path)
+    for _ in range(2):
+        ((data, _, _),) = reader(path)
+        np.testing.assert_array_equal(data, truth)
+
+
 def test_non_dcimg_file_is_declined(plugin_manager, tmp_path):
     junk = tmp_path / "junk.dcimg"
     junk.write_bytes(b"this is not a DCIMG file at all" * 100)
