@@ -307,6 +307,23 @@ def test_reader_function_can_be_called_twice(tmp_path):
         np.testing.assert_array_equal(data, truth)
 
 
+def test_interrupted_acquisition_opens_its_complete_frames(tmp_path):
+    truth = _truth(nframes=8)
+    full = write_dcimg(tmp_path / "full.dcimg", truth, stored_pixels_row=2)
+    cut = write_dcimg(
+        tmp_path / "cut.dcimg",
+        truth,
+        stored_pixels_row=2,
+        truncate_to=int(os.path.getsize(full) * 0.6),
+    )
+    with pytest.warns(dcimg.DCIMGWarning):
+        reader = _napari.napari_get_reader(str(cut))
+    ((data, kwargs, _),) = reader(str(cut))
+    assert 0 < data.shape[0] < truth.shape[0]
+    np.testing.assert_array_equal(data, truth[: data.shape[0]])
+    assert kwargs["metadata"]["truncated"] is True
+
+
 def test_non_dcimg_file_is_declined(plugin_manager, tmp_path):
     junk = tmp_path / "junk.dcimg"
     junk.write_bytes(b"this is not a DCIMG file at all" * 100)
