@@ -1,0 +1,302 @@
+"""napari plugin: open DCIMG files as image layers, and the example data.
+
+napari finds this module through the npe2 manifest ``dcimg/napari.yaml``,
+which the ``napari.manifest`` entry point names (see ``docs/napari.rst``).
+Nothing here imports napari: a reader only has to return "layer data"
+tuples ``(data, kwargs, "image")``.
+
+What a layer holds
+------------------
+``data``
+    The corrected pixels, shape ``(frames, height, width)``. A NumPy array
+    when the whole recording is at most :data:`IN_MEMORY_MAX_BYTES` and at
+    most :data:`IN_MEMORY_FRACTION` of the memory available right now;
+    otherwise a lazy Dask array that reads only the frames napari shows
+    (so a 100 GB file opens in well under a second).
+``name``
+    The file's stem (``run_01`` for ``run_01.dcimg``).
+``metadata``
+    :meth:`dcimg.Metadata.to_dict` (camera, sub-array, stored pixels,
+    dropped frames, ...) plus ``timestamps`` (``datetime64[us]``, one per
+    frame) and ``framestamps`` (the camera's frame counters).
+``contrast_limits``
+    Minimum and maximum of at most :data:`CONTRAST_SAMPLE_FRAMES` frames
+    spread over the recording, so napari never scans a whole file to guess
+    them.
+
+Folders and lists of files (a series) are routed to :func:`_open_series`,
+which opens them as one layer once :class:`dcimg.DCIMGSeries` exists and
+declines them until then.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import tempfile
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from dcimg.core import DCIMGFile
+from dcimg.errors import DCIMGError
+
+__all__ = [
+    "CONTRAST_SAMPLE_FRAMES",
+    "IN_MEMORY_FRACTION",
+    "IN_MEMORY_MAX_BYTES",
+    "example_data",
+    "napari_get_reader",
+]
+
+#: Largest recording (bytes of pixels) that is read into memory; larger ones
+#: become Dask-backed layers.
+IN_MEMORY_MAX_BYTES = 1 << 30
+#: Largest share of the currently available memory that an in-memory layer
+#: may take; the smaller of the two limits applies.
+IN_MEMORY_FRACTION = 0.25
+#: Frames read to estimate the contrast limits (evenly spread, first and last
+#: included).
+CONTRAST_SAMPLE_FRAMES = 5
+
+PathOrPaths = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+LayerData = tuple[Any, dict[str, Any], str]
+ReaderFunction = Callable[[PathOrPaths], list[LayerData]]
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available now, or None when it cannot be told."""
+    try:
+        import psutil  # napari depends on it
+
+        return int(psutil.virtual_memory().available)
+    except Exception:
+        pass
+    try:  # POSIX without psutil: free pages only (an underestimate)
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _fits_in_memory(nbytes: int) -> bool:
+    """Whether a layer of ``nbytes`` is read into memory (see module doc)."""
+    if nbytes > IN_MEMORY_MAX_BYTES:
+        return False
+    available = _available_memory()
+    return available is None or nbytes <= IN_MEMORY_FRACTION * available
+
+
+def _sample_frames(nframes: int) -> list[int]:
+    """Return the indices of the frames read for the contrast limits."""
+    count = min(nframes, CONTRAST_SAMPLE_FRAMES)
+    if count <= 0:
+        return []
+    return sorted({int(i) for i in np.linspace(0, nframes - 1, count).round()})
+
+
+def _contrast_limits(source: Any) -> list[float]:
+    """Minimum and maximum over a few frames of ``source``.
+
+    ``source`` has ``shape`` (grid axes, then frames, height, width) and
+    ``read(key)``; only the sampled frames of the first grid position are
+    read, never the whole recording.
+    """
+    shape = tuple(source.shape)
+    lead = (0,) * (len(shape) - 3)
+    low, high = None, None
+    for index in _sample_frames(shape[-3]):
+        frame = np.asarray(source.read((*lead, index)))
+        if frame.size == 0:
+            continue
+        fmin, fmax = float(frame.min()), float(frame.max())
+        low = fmin if low is None else min(low, fmin)
+        high = fmax if high is None else max(high, fmax)
+    if low is None or high is None:
+        return [0.0, 1.0]
+    if high <= low:  # a flat image: napari needs a non-empty range
+        high = low + 1.0
+    return [low, high]
+
+
+def _layer_metadata(source: Any) -> dict[str, Any]:
+    """Typed metadata as plain data, plus per-frame time stamps and counters."""
+    meta: dict[str, Any] = {}
+    typed = getattr(source, "metadata", None)
+    if typed is not None and hasattr(typed, "to_dict"):
+        meta.update(typed.to_dict())
+    for key in ("timestamps", "framestamps"):
+        value = getattr(source, key, None)
+        if value is not None:
+            meta[key] = np.asarray(value)
+    return meta
+
+
+def _layer_data(source: Any, name: str) -> LayerData:
+    """Build napari's layer data tuple from an open file (or series)."""
+    shape = tuple(int(n) for n in source.shape)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(source.dtype).itemsize
+    kwargs: dict[str, Any] = {
+        "name": name,
+        "metadata": _layer_metadata(source),
+        "contrast_limits": _contrast_limits(source),
+    }
+    grid_axes = tuple(getattr(source, "axes", "")[: len(shape) - 3])
+    kwargs["axis_labels"] = (*grid_axes, "t", "y", "x")
+    if _fits_in_memory(nbytes):
+        data = source.read(...)
+    else:
+        data = source.as_dask_array()
+    return (data, kwargs, "image")
+
+
+def _is_dcimg_name(path: str) -> bool:
+    return path.lower().endswith(".dcimg")
+
+
+def _open_file(path: str) -> DCIMGFile | None:
+    """Open a single file, or None when it is missing or not DCIMG."""
+    try:
+        return DCIMGFile(path)
+    except (OSError, DCIMGError):
+        return None
+
+
+def _series_class() -> Any:
+    """``dcimg.DCIMGSeries``, or None while this version has no series."""
+    try:
+        import dcimg
+
+        return dcimg.DCIMGSeries  # type: ignore[attr-defined]
+    except (ImportError, AttributeError):
+        return None
+
+
+def _open_series(paths: Sequence[str]) -> Any:
+    """Open several files as one series, or None to decline.
+
+    Returns None when this version of dcimg has no :class:`DCIMGSeries`
+    yet, or when the files do not form a DCIMG series.
+    """
+    series_class = _series_class()
+    if series_class is None:
+        return None
+    try:
+        return series_class(list(paths))
+    except (OSError, DCIMGError):
+        return None
+
+
+def _series_name(paths: Sequence[str], folder: str | None) -> str:
+    """Layer name of a series: the folder's name, else the files' common stem.
+
+    The common stem loses its trailing digits and separators: ``acq_00`` and
+    ``acq_01`` give ``acq``.
+    """
+    if folder is not None:
+        return pathlib.Path(os.path.abspath(folder)).name or "series"
+    stems = [pathlib.Path(p).stem for p in paths]
+    common = os.path.commonprefix(stems).rstrip("0123456789").rstrip("_-. ")
+    return common or stems[0]
+
+
+def _folder_files(folder: str) -> list[str]:
+    """List the ``*.dcimg`` files of a folder (any letter case) by name."""
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return []
+    return [
+        os.path.join(folder, n)
+        for n in names
+        if _is_dcimg_name(n) and os.path.isfile(os.path.join(folder, n))
+    ]
+
+
+def _reader_for(source: Any, name: str) -> ReaderFunction:
+    """Make the napari reader function that turns ``source`` into a layer."""
+
+    def read(path: PathOrPaths) -> list[LayerData]:
+        if getattr(source, "closed", False):  # called again: reopen
+            source.open()
+        try:
+            return [_layer_data(source, name)]
+        finally:
+            # Dask-backed layers reopen the file by path: closing is safe.
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+
+    return read
+
+
+def napari_get_reader(path: PathOrPaths) -> ReaderFunction | None:
+    """Return a reader for a DCIMG file, a folder or a list of files.
+
+    Parameters
+    ----------
+    path : str or list of str
+        What napari was asked to open: one path, or several to open as one
+        layer (``stack=True``).
+
+    Returns
+    -------
+    callable or None
+        A function that returns one image layer, or None when the input is
+        not DCIMG (napari then tries other readers).
+    """
+    if isinstance(path, (list, tuple)):
+        paths = [os.fspath(p) for p in path]
+        if len(paths) == 1:
+            path = paths[0]
+        else:
+            if not paths or not all(_is_dcimg_name(p) for p in paths):
+                return None
+            series = _open_series(paths)
+            if series is None:
+                return None
+            return _reader_for(series, _series_name(paths, None))
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        files = _folder_files(path)
+        if not files:
+            return None
+        series = _open_series(files)
+        if series is None:
+            return None
+        return _reader_for(series, _series_name(files, path))
+    if not _is_dcimg_name(path):
+        return None
+    dcimg_file = _open_file(path)
+    if dcimg_file is None:
+        return None
+    if dcimg_file.shape[0] == 0:
+        warnings.warn(
+            f"{path}: no complete frame to show", RuntimeWarning, stacklevel=2
+        )
+        dcimg_file.close()
+        return None
+    return _reader_for(dcimg_file, pathlib.Path(path).stem)
+
+
+def example_data() -> list[LayerData]:
+    """Return the built-in example acquisition as napari sample data.
+
+    Writes :func:`dcimg.testing.write_example` to a temporary folder, reads
+    it the way the reader does (corrected pixels, metadata, time stamps) and
+    removes the folder.
+
+    Returns
+    -------
+    list of tuple
+        One image layer, 20 frames of 64 x 80 ``uint16`` pixels.
+    """
+    from dcimg.testing import write_example
+
+    with tempfile.TemporaryDirectory(prefix="dcimg-example-") as folder:
+        path = write_example(pathlib.Path(folder) / "example.dcimg")
+        with DCIMGFile(path) as f:
+            data, kwargs, layer_type = _layer_data(f, "DCIMG example")
+            data = np.array(data)  # own the pixels before the file goes
+    return [(data, kwargs, layer_type)]

@@ -1,0 +1,214 @@
+"""bioio reader plugin: ``BioImage("run.dcimg")`` reads DCIMG files.
+
+bioio finds readers through the ``bioio.readers`` entry point; this package
+registers this module there under its own distribution name (``dcimg``), and
+the module exposes the two names bioio looks for, :class:`Reader` and
+:class:`ReaderMetadata`. Install with ``pip install "dcimg[bioio]"``; see
+``docs/bioio.rst``.
+
+The image has one scene, ``"Image:0"``, and the dimensions ``TCZYX``: the
+frames on ``T`` (its coordinate is the time in seconds since the first
+frame, from the frames' time stamps), one channel, one plane. The pixels are
+those of :meth:`dcimg.DCIMGFile.read`, with the overwritten pixels restored.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+try:
+    import xarray as xr
+    from bioio_base import constants, exceptions
+    from bioio_base.dimensions import DimensionNames
+    from bioio_base.io import pathlike_to_fs
+    from bioio_base.reader import Reader as _BaseReader
+    from bioio_base.reader_metadata import ReaderMetadata as _BaseReaderMetadata
+    from bioio_base.types import PhysicalPixelSizes
+except ImportError as exc:  # pragma: no cover - exercised without bioio
+    raise ImportError(
+        'the bioio plugin needs the optional dependency: pip install "dcimg[bioio]"'
+    ) from exc
+
+from dcimg.core import DCIMGFile
+from dcimg.errors import DCIMGError
+
+__all__ = ["DEFAULT_CHANNEL_NAME", "Reader", "ReaderMetadata"]
+
+#: Name of the single channel unless ``channel_name=`` is given: bioio's own
+#: identifier of the first channel of the first image.
+DEFAULT_CHANNEL_NAME = "Channel:0:0"
+
+_DIMS = "TCZYX"
+_SCENE = "Image:0"
+
+
+def _local_path(fs: Any, path: str) -> str | None:
+    """Return the path on the local disk, or None for a remote file system."""
+    protocol = getattr(fs, "protocol", "file")
+    protocols = (protocol,) if isinstance(protocol, str) else tuple(protocol)
+    if "file" not in protocols and "local" not in protocols:
+        return None
+    return path
+
+
+class Reader(_BaseReader):
+    """Read a DCIMG file with bioio.
+
+    Parameters
+    ----------
+    image : str or os.PathLike
+        A local ``.dcimg`` file.
+    fs_kwargs : dict, optional
+        Passed to fsspec by bioio; only local files are supported.
+    channel_name : str, optional
+        Name of the single channel (``C`` coordinate); default
+        :data:`DEFAULT_CHANNEL_NAME`. DCIMG files record no channel name.
+    physical_pixel_sizes : PhysicalPixelSizes or tuple of 3 float, optional
+        ``(Z, Y, X)`` pixel sizes; DCIMG files record none, so they are
+        ``None`` unless given here.
+    first_4px_correction_enabled : bool or None, default True
+        See :attr:`dcimg.DCIMGFile.first_4px_correction_enabled`.
+    **kwargs
+        Ignored (bioio passes its own options through).
+
+    Raises
+    ------
+    bioio_base.exceptions.UnsupportedFileFormatError
+        If the file is not DCIMG or not on a local file system.
+
+    Notes
+    -----
+    :attr:`metadata` is the typed :class:`dcimg.Metadata`;
+    ``xarray_dask_data.attrs["unprocessed"]`` holds its ``to_dict()`` form.
+    :attr:`time_interval` is the median interval between the frames' time
+    stamps, None when the file has no time stamps (an interrupted packed
+    acquisition) or a single frame.
+    """
+
+    NAME = "dcimg"
+
+    @staticmethod
+    def _is_supported_image(fs: Any, path: str, **kwargs: Any) -> bool:
+        local = _local_path(fs, path)
+        if local is None or not os.path.isfile(local):
+            return False
+        try:
+            with DCIMGFile(local):
+                return True
+        except (OSError, DCIMGError):
+            return False
+
+    def __init__(
+        self,
+        image: Any,
+        fs_kwargs: dict[str, Any] | None = None,
+        *,
+        channel_name: str | None = None,
+        physical_pixel_sizes: PhysicalPixelSizes | Sequence[float | None] | None = None,
+        first_4px_correction_enabled: bool | None = True,
+        **kwargs: Any,
+    ) -> None:
+        fs, path = pathlike_to_fs(image, enforce_exists=True, fs_kwargs=fs_kwargs or {})
+        local = _local_path(fs, path)
+        if local is None:
+            raise exceptions.UnsupportedFileFormatError(
+                self.__class__.__name__, path, "only local DCIMG files can be read"
+            )
+        try:
+            with DCIMGFile(
+                local, first_4px_correction_enabled=first_4px_correction_enabled
+            ) as f:
+                self._dcimg_metadata = f.metadata
+                self._timestamps_us = f.timestamps.astype(np.int64)
+        except DCIMGError as exc:
+            raise exceptions.UnsupportedFileFormatError(
+                self.__class__.__name__, path, str(exc)
+            ) from exc
+        self._fs = fs
+        self._path = local
+        self._correction = first_4px_correction_enabled
+        self._channel_name = (
+            DEFAULT_CHANNEL_NAME if channel_name is None else str(channel_name)
+        )
+        if physical_pixel_sizes is None:
+            self._physical_pixel_sizes = PhysicalPixelSizes(None, None, None)
+        else:
+            z, y, x = physical_pixel_sizes
+            self._physical_pixel_sizes = PhysicalPixelSizes(z, y, x)
+
+    @property
+    def scenes(self) -> tuple[str, ...]:
+        """The one scene of a DCIMG file, ``("Image:0",)``."""
+        return (_SCENE,)
+
+    def _open(self) -> DCIMGFile:
+        return DCIMGFile(self._path, first_4px_correction_enabled=self._correction)
+
+    def _wrap(self, stack: Any) -> xr.DataArray:
+        """Put a ``(t, y, x)`` stack into the reader's ``TCZYX`` DataArray."""
+        data = stack[:, np.newaxis, np.newaxis]
+        coords: dict[str, Any] = {DimensionNames.Channel: [self._channel_name]}
+        stamps = self._timestamps_us
+        if stamps.size == data.shape[0] and stamps.size:
+            coords[DimensionNames.Time] = (stamps - stamps[0]) / 1e6
+        return xr.DataArray(
+            data,
+            dims=tuple(_DIMS),
+            coords=coords,
+            attrs={
+                constants.METADATA_UNPROCESSED: self._dcimg_metadata.to_dict(),
+                constants.METADATA_PROCESSED: self._dcimg_metadata,
+            },
+        )
+
+    def _read_delayed(self) -> xr.DataArray:
+        with self._open() as f:
+            return self._wrap(f.as_dask_array())
+
+    def _read_immediate(self) -> xr.DataArray:
+        with self._open() as f:
+            return self._wrap(f.read(...))
+
+    @property
+    def physical_pixel_sizes(self) -> PhysicalPixelSizes:
+        """``(Z, Y, X)`` sizes given to the reader; ``None`` each otherwise."""
+        return self._physical_pixel_sizes
+
+    @property
+    def time_interval(self) -> datetime.timedelta | None:
+        """Median time between frames, from the time stamps, or None."""
+        seconds = self._dcimg_metadata.frame_interval_s
+        if not seconds:
+            return None
+        return datetime.timedelta(seconds=seconds)
+
+
+class ReaderMetadata(_BaseReaderMetadata):
+    """What bioio needs to know before it picks :class:`Reader`."""
+
+    @staticmethod
+    def get_supported_extensions() -> list[str]:
+        """Return the file extensions the reader claims (any letter case).
+
+        Returns
+        -------
+        list of str
+            ``[".dcimg"]``.
+        """
+        return [".dcimg"]
+
+    @staticmethod
+    def get_reader() -> type[Reader]:
+        """Return the reader class.
+
+        Returns
+        -------
+        type
+            :class:`Reader`.
+        """
+        return Reader
