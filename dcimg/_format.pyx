@@ -16,7 +16,10 @@ field is checked against the others; a failure raises
 Offsets follow ``FORMAT.md`` in the project's shared notes.
 """
 
+from cython.parallel cimport prange
 from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcmp
 
 import os
 
@@ -27,14 +30,23 @@ from dcimg.errors import DCIMGFormatError
 FMT_OLD = 1  # packed: frames back to back, per-frame data in a footer
 FMT_NEW = 2  # framed: every frame followed by a trailer
 
-VERSION_PACKED = 0x7
-VERSION_FRAMED = 0x1000000
-VERSION_FRAMED_2 = 0x2000000
+# Declared as C constants (for the nogil probe) that Python sees too.
+cdef enum:
+    _VERSION_PACKED = 0x7
+    _VERSION_FRAMED = 0x1000000
+    _VERSION_FRAMED_2 = 0x2000000
+    _FILE_HEADER_SIZE = 0x48
+    _PACKED_SESSION_HEADER_SIZE = 0x50
+    _FRAMED_SESSION_HEADER_SIZE = 0x80
+    _TRAILER_STORED_PIXELS = 12
+VERSION_PACKED = _VERSION_PACKED
+VERSION_FRAMED = _VERSION_FRAMED
+VERSION_FRAMED_2 = _VERSION_FRAMED_2
 
 MAGIC = b"DCIMG\0\0\0"
-FILE_HEADER_SIZE = 0x48
-PACKED_SESSION_HEADER_SIZE = 0x50
-FRAMED_SESSION_HEADER_SIZE = 0x80
+FILE_HEADER_SIZE = _FILE_HEADER_SIZE
+PACKED_SESSION_HEADER_SIZE = _PACKED_SESSION_HEADER_SIZE
+FRAMED_SESSION_HEADER_SIZE = _FRAMED_SESSION_HEADER_SIZE
 # Framed files: the block table starts here, block offsets count from
 # BLOCK_BASE (both relative to the session header).
 BLOCK_TABLE = 0xF0
@@ -56,7 +68,7 @@ _CAMERA_SUBARRAY = 0xC8
 TRAILER_COUNTER = 0
 TRAILER_SECONDS = 4
 TRAILER_MICROSECONDS = 8
-TRAILER_STORED_PIXELS = 12
+TRAILER_STORED_PIXELS = _TRAILER_STORED_PIXELS
 # The sensor row that ORCA-Flash cameras overwrite when the file does not say.
 SENSOR_CENTRE_ROW = 1023
 # A sanity bound for the block table walk; real files have three or four.
@@ -741,54 +753,30 @@ cdef inline uint64_t _le(const unsigned char* p, int n) noexcept nogil:
     return v
 
 
-def probe(path):
-    """Geometry of a complete DCIMG file from its first 4 KiB, or None.
+cdef struct Probe:
+    long long got, size, mtime_ns
+    uint64_t version, frames, height, width, depth
+    int ok
 
-    For checking many small files quickly (a series): reads the start of the
-    file only, with one ``open``, ``fstat``, ``read`` and ``close`` done in C.
-    Returns None whenever the quick look cannot vouch for the file -- it is
-    not DCIMG, a field is out of range, the headers reach past the first
-    4 KiB, or the file does not hold every frame its header declares -- so
-    that the caller opens it fully (and gets the full parser's error).
 
-    Parameters
-    ----------
-    path : str
-        The file.
-
-    Returns
-    -------
-    tuple or None
-        ``(version, frames, height, width, byte_depth, size, mtime_ns)``.
-
-    Raises
-    ------
-    OSError
-        If the file cannot be opened or read.
-    """
-    cdef bytes name = os.fsencode(path)
-    cdef const char* cname = name
-    cdef unsigned char buf[PROBE_BYTES]
-    cdef long long size = 0, mtime_ns = 0, got
+cdef int _probe_parse(const unsigned char* buf, Probe* r) noexcept nogil:
+    """Fill ``r`` from the first bytes of a file; 1 when it vouches for it."""
     cdef const unsigned char* p
     cdef uint64_t version, s, n, depth, width, height, bpr, bpi, data, stride
     cdef uint64_t trailer, data_size
-    with nogil:
-        got = dcimg_head(cname, buf, PROBE_BYTES, &size, &mtime_ns)
-    if got < 0:
-        # Let Python say why (missing, a folder, permissions), with the path.
-        with open(path, "rb"):
-            pass
-        return None
-    if got < FILE_HEADER_SIZE or buf[:8] != MAGIC:
-        return None
+    cdef uint64_t size = <uint64_t>r.size
+    cdef int i
+    if r.got < _FILE_HEADER_SIZE:
+        return 0
+    if memcmp(buf, b"DCIMG\0\0\0", 8) != 0:
+        return 0
     version = _le(buf + 0x08, 4)
     s = _le(buf + 0x28, 4)
-    if _le(buf + 0x20, 4) != 1 or s < FILE_HEADER_SIZE:
-        return None
-    if version == VERSION_PACKED:
-        if s + PACKED_SESSION_HEADER_SIZE > <uint64_t>got:
-            return None
+    if _le(buf + 0x20, 4) != 1 or s < _FILE_HEADER_SIZE:
+        return 0
+    if version == _VERSION_PACKED:
+        if s + _PACKED_SESSION_HEADER_SIZE > <uint64_t>r.got:
+            return 0
         p = buf + s
         n = _le(p + 0x20, 4)
         depth = _le(p + 0x24, 4)
@@ -798,16 +786,15 @@ def probe(path):
         bpi = _le(p + 0x38, 4)
         data = s + _le(p + 0x44, 4)
         data_size = _le(p + 0x48, 8)
-        stride = bpi
         # Every frame, and a footer after them (its tables are not checked
         # here: the full parse does when the file is read).
-        if data + n * bpi + 0x30 > <uint64_t>size or data_size < n * bpi:
-            return None
-        if s + data_size + 0x30 > <uint64_t>size:
-            return None
-    elif version == VERSION_FRAMED or version == VERSION_FRAMED_2:
-        if s + FRAMED_SESSION_HEADER_SIZE > <uint64_t>got:
-            return None
+        if data + n * bpi + 0x30 > size or data_size < n * bpi:
+            return 0
+        if s + data_size + 0x30 > size:
+            return 0
+    elif version == _VERSION_FRAMED or version == _VERSION_FRAMED_2:
+        if s + _FRAMED_SESSION_HEADER_SIZE > <uint64_t>r.got:
+            return 0
         p = buf + s
         n = _le(p + 0x3C, 4)
         depth = _le(p + 0x40, 4)
@@ -818,18 +805,106 @@ def probe(path):
         data = s + _le(p + 0x60, 8)
         stride = _le(p + 0x74, 4)
         trailer = _le(p + 0x7C, 4)
-        if trailer < TRAILER_STORED_PIXELS or stride != bpi + trailer:
-            return None
+        if trailer < _TRAILER_STORED_PIXELS or stride != bpi + trailer:
+            return 0
         # Every frame with its whole trailer.
-        if n == 0 or data + n * stride > <uint64_t>size:
-            return None
+        if n == 0 or data + n * stride > size:
+            return 0
     else:
-        return None
+        return 0
     if (depth != 1 and depth != 2) or width == 0 or height == 0 or n == 0:
-        return None
-    if bpr < width * depth or bpi != bpr * height or data > <uint64_t>size:
-        return None
-    if width > 0xFFFFFFFF or height > 0xFFFFFFFF or data < s:
-        return None
-    return (int(version), int(n), int(height), int(width), int(depth), int(size),
-            int(mtime_ns))
+        return 0
+    if bpr < width * depth or bpi != bpr * height or data > size or data < s:
+        return 0
+    r.version = version
+    r.frames = n
+    r.height = height
+    r.width = width
+    r.depth = depth
+    return 1
+
+
+def probe_many(paths):
+    """Geometry of complete DCIMG files from their first 4 KiB each.
+
+    For checking many small files quickly (a series): each file costs one
+    ``open``, ``fstat``, ``read`` and ``close`` done in C, without the GIL,
+    on several threads (OpenMP) when there are many.  An entry is None
+    whenever the quick look cannot vouch for the file -- it is not DCIMG, a
+    field is out of range, the headers reach past the first 4 KiB, or the
+    file does not hold every frame its header declares -- so that the caller
+    opens it fully (and gets the full parser's error).
+
+    Parameters
+    ----------
+    paths : sequence of str
+        The files.
+
+    Returns
+    -------
+    list of tuple or None
+        ``(version, frames, height, width, byte_depth, size, mtime_ns)`` per
+        file.
+
+    Raises
+    ------
+    OSError
+        If a file cannot be opened or read (naming it).
+    """
+    cdef list names = [os.fsencode(p) for p in paths]
+    cdef Py_ssize_t n = len(names), i
+    cdef const char** cnames = <const char**>malloc(max(n, 1) * sizeof(char*))
+    cdef Probe* found = <Probe*>malloc(max(n, 1) * sizeof(Probe))
+    cdef int threads = 2 if n >= 64 else 1
+    if cnames == NULL or found == NULL:
+        free(cnames)
+        free(found)
+        raise MemoryError()
+    try:
+        for i in range(n):
+            cnames[i] = names[i]
+        with nogil:
+            for i in prange(n, num_threads=threads, schedule="static"):
+                _probe_one(cnames[i], &found[i])
+        result = []
+        for i in range(n):
+            if found[i].got < 0:
+                # Let Python say why (missing, a folder, permissions).
+                with open(paths[i], "rb"):
+                    pass
+                result.append(None)
+            elif found[i].ok:
+                result.append((int(found[i].version), int(found[i].frames),
+                               int(found[i].height), int(found[i].width),
+                               int(found[i].depth), int(found[i].size),
+                               int(found[i].mtime_ns)))
+            else:
+                result.append(None)
+        return result
+    finally:
+        free(cnames)
+        free(found)
+
+
+cdef void _probe_one(const char* name, Probe* r) noexcept nogil:
+    cdef unsigned char buf[PROBE_BYTES]
+    r.ok = 0
+    r.got = dcimg_head(name, buf, PROBE_BYTES, &r.size, &r.mtime_ns)
+    if r.got >= 0:
+        r.ok = _probe_parse(buf, r)
+
+
+def probe(path):
+    """Geometry of one complete DCIMG file, or None (see :func:`probe_many`).
+
+    Parameters
+    ----------
+    path : str
+        The file.
+
+    Returns
+    -------
+    tuple or None
+        ``(version, frames, height, width, byte_depth, size, mtime_ns)``.
+    """
+    return probe_many([path])[0]

@@ -26,11 +26,11 @@ import re
 import threading
 import warnings
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -128,27 +128,34 @@ def _open_member(path: str, correction: bool | None) -> DCIMGFile:
         ) from exc
 
 
-def _probe_member(
-    path: str, correction: bool | None
-) -> tuple[DCIMGFile | None, tuple[int, int, int], np.dtype, str, tuple[int, int]]:
-    """Read what a series checks about a file: geometry, type, layout, identity.
+_DTYPES = {1: np.dtype(np.uint8), 2: np.dtype(np.uint16)}
 
-    All a series needs from a file's header passes through here, so a
-    cheaper header-only reader can replace the full open in one place.
+
+def _probe_members(
+    paths: Sequence[str], correction: bool | None
+) -> Iterator[
+    tuple[DCIMGFile | None, tuple[int, int, int], np.dtype, str, tuple[int, int]]
+]:
+    """Read what a series checks about its files: geometry, type, layout, identity.
+
+    All a series needs from its files' headers passes through here.  A quick
+    look at the first 4 KiB of every file (:func:`dcimg._format.probe_many`:
+    open, read and close in C, on several threads) vouches for the complete
+    files; the others are opened fully, so that a damaged one is reported by
+    the full parser, naming itself.
 
     Parameters
     ----------
-    path : str
-        The file.
+    paths : sequence of str
+        The files.
     correction : bool or None
-        Its ``first_4px_correction_enabled``.
+        Their ``first_4px_correction_enabled``.
 
-    Returns
-    -------
+    Yields
+    ------
     file : dcimg.DCIMGFile or None
-        The open file (the series caches the most recent ones), or None when
-        a quick look at the first 4 KiB (:func:`dcimg._format.probe`, done
-        in C) vouched for a complete file: it is opened when first read.
+        The open file when it had to be opened (the series caches the most
+        recent ones), else None: it is opened when first read.
     shape : tuple of int
         ``(frames, height, width)``.
     dtype : numpy.dtype
@@ -158,16 +165,26 @@ def _probe_member(
     identity : tuple of int
         ``(size, mtime_ns)`` of the file opened.
     """
-    quick = _format.probe(path)
-    if quick is not None:
-        version, nframes, height, width, depth, size, mtime_ns = quick
-        layout = "packed" if version == _format.VERSION_PACKED else "framed"
-        dtype = np.dtype(np.uint16 if depth == 2 else np.uint8)
-        return None, (nframes, height, width), dtype, layout, (size, mtime_ns)
-    f = _open_member(path, correction)
-    layout = "packed" if f.fmt_version == DCIMGFile.FMT_OLD else "framed"
-    _, size, mtime_ns = f.identity
-    return f, f.shape, f.dtype, layout, (size, mtime_ns)
+    packed = _format.VERSION_PACKED
+    for path, quick in zip(paths, _format.probe_many(paths), strict=True):
+        if quick is not None:
+            version, nframes, height, width, depth, size, mtime_ns = quick
+            layout = "packed" if version == packed else "framed"
+            yield (
+                None,
+                (nframes, height, width),
+                _DTYPES[depth],
+                layout,
+                (
+                    size,
+                    mtime_ns,
+                ),
+            )
+            continue
+        f = _open_member(path, correction)
+        layout = "packed" if f.fmt_version == DCIMGFile.FMT_OLD else "framed"
+        _, size, mtime_ns = f.identity
+        yield f, f.shape, f.dtype, layout, (size, mtime_ns)
 
 
 def _listing(names: Sequence[str]) -> str:
@@ -196,7 +213,7 @@ def _candidates(files: Any) -> tuple[list[str], bool]:
             folder = os.path.abspath(text)
             with os.scandir(folder) as entries:
                 paths = [
-                    os.path.join(folder, e.name)
+                    e.path
                     for e in entries
                     if e.name.lower().endswith(".dcimg") and e.is_file()
                 ]
@@ -224,8 +241,7 @@ def _candidates(files: Any) -> tuple[list[str], bool]:
     return paths, True
 
 
-@dataclass(frozen=True)
-class _Name:
+class _Name(NamedTuple):
     """A file name split into its counters."""
 
     path: str
@@ -236,11 +252,23 @@ class _Name:
 
 def _parse_name(path: str, regex: re.Pattern[str] | None) -> _Name | None:
     """Split a file name into counters, or return None if it has none."""
-    name = os.path.basename(path)
+    name = os.path.basename(path) if os.altsep else path.rpartition(os.sep)[2]
     if regex is None:
         match = _TRAILING_COUNTERS.fullmatch(name)
         if match is None:
             return None
+        head, tail = match.group(1), name[match.end(2) :]
+        if "{" not in name and "}" not in name:
+            # The common case, in a few C calls (series of thousands).
+            counters = match.group(2)
+            texts = _COUNTER.findall(counters)
+            if len(counters) <= 18 or all(len(t) <= 18 for t in texts):
+                return _Name(
+                    path,
+                    head + _COUNTER.sub("{}", counters) + tail,
+                    tuple(texts),
+                    tuple(map(int, texts)),
+                )
         base = match.start(2)
         spans = [
             (base + m.start(), base + m.end())
@@ -941,10 +969,9 @@ class DCIMGSeries:
         problems: list[tuple[str, str, Any, Any]] = []
         fields = ("width", "height", "dtype", "layout", "frames")
         reference: tuple[Any, ...] = ()
-        for index, path in enumerate(grid.paths):
-            f, (nframes, height, width), dtype, layout, identity = _probe_member(
-                path, correction
-            )
+        probes = _probe_members(grid.paths, correction)
+        for index, (path, probe) in enumerate(zip(grid.paths, probes, strict=True)):
+            f, (nframes, height, width), dtype, layout, identity = probe
             found = (
                 width,
                 height,
