@@ -459,3 +459,22 @@ def test_folders_and_lists_are_routed_to_the_series(tmp_path, monkeypatch):
     # One path in a list is a single file, not a series.
     ((data, _, _),) = _napari.napari_get_reader(files[:1])(files[:1])
     np.testing.assert_array_equal(data, truths[0])
+
+
+def test_a_folder_opens_as_one_layer_with_the_real_series(plugin_manager, tmp_path):
+    from napari.components import ViewerModel
+
+    from dcimg.testing import write_series
+
+    rng = np.random.default_rng(7)
+    truth = rng.integers(0, 4000, (3, 4, 1, 16, 20)).astype(np.uint16)
+    folder = tmp_path / "bead-bot4"
+    write_series(folder, truth, name="bead-bot4-560", separator="-", axes="TZ",
+                 stored_pixels_row=3)  # fmt: skip
+    # Folders are claimed by napari's built-in reader too: name the plugin.
+    ((data, kwargs, _),) = npe2.read([str(folder)], stack=False, plugin_name="dcimg")
+    np.testing.assert_array_equal(np.asarray(data), truth)
+    assert kwargs["name"] == "bead-bot4"
+    viewer = ViewerModel()
+    (layer,) = viewer.open(str(folder), plugin="dcimg")
+    np.testing.assert_array_equal(np.asarray(layer.data), truth)
