@@ -8,8 +8,7 @@ and :meth:`dcimg.Metadata.from_layout` describes it to users.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = ["Layout", "PACKED_VERSION"]
 
@@ -18,12 +17,13 @@ __all__ = ["Layout", "PACKED_VERSION"]
 PACKED_VERSION = 0x7
 
 
-@dataclass(frozen=True)
-class Layout:
+class Layout(NamedTuple):
     """Where everything in one DCIMG file lives.
 
     Offsets are absolute byte offsets in the file and strides are in bytes.
-    Built by :func:`dcimg._format.parse_layout`; immutable.
+    Built by :func:`dcimg._format.parse_layout`; immutable.  (A named tuple
+    rather than a frozen dataclass: it is built on every open, and a series
+    opens thousands of files.)
     """
 
     #: The header's format version (0x7, 0x1000000 or 0x2000000).
@@ -93,4 +93,4 @@ class Layout:
 
     def as_dict(self) -> dict[str, Any]:
         """Return every field as a plain ``dict``."""
-        return asdict(self)
+        return self._asdict()

@@ -45,6 +45,7 @@ __all__ = ["MappedSource", "RangeSource", "Source", "open_source"]
 # inside it, so a framed file's headers cost one fetch and a packed file's
 # two (its footer follows the frames).
 HEADER_FETCH = 64 * 1024
+MAP_FETCH = 4096
 # Large copies are split across this many threads inside the kernel (which
 # releases the GIL); small ones run on the calling thread.
 MAX_THREADS = max(1, min(8, os.cpu_count() or 1))
@@ -219,8 +220,9 @@ class MappedSource(Source):
         )
 
     def fetch(self, offset: int, length: int) -> bytes:
-        """Return the bytes at ``offset`` (a few kilobytes more than asked)."""
-        length = max(0, min(max(length, HEADER_FETCH), self.size - offset))
+        """Return the bytes at ``offset`` (a page or more)."""
+        # A map costs no request: read a page ahead, not HEADER_FETCH.
+        length = max(0, min(max(length, MAP_FETCH), self.size - offset))
         try:
             return _kernels.gather(self._map, offset, 0, 1, length)
         except _kernels.BufferFault:
