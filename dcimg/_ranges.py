@@ -352,7 +352,13 @@ class RangeReader:
                 out.append(memoryview(joined))
         return out
 
-    def readinto_ranges(self, ranges: Sequence[Range], buffers: Sequence[Any]) -> None:
+    def readinto_ranges(
+        self,
+        ranges: Sequence[Range],
+        buffers: Sequence[Any],
+        *,
+        max_gap: int | None = None,
+    ) -> None:
         """Read every range into its buffer.
 
         A request that serves a single range (the usual case for large reads)
@@ -367,6 +373,9 @@ class RangeReader:
         buffers : sequence of writable buffers
             One per range, C-contiguous, exactly ``stop - start`` bytes long
             (for example NumPy arrays, ``bytearray`` or ``memoryview``).
+        max_gap : int, optional
+            Instead of :attr:`max_gap` for this call: 0 keeps large ranges
+            apart, so that each goes straight into its buffer.
 
         Raises
         ------
@@ -379,7 +388,7 @@ class RangeReader:
             raise ValueError(
                 f"{len(ranges)} ranges but {len(buffers)} buffers were given"
             )
-        plan = self._plan(ranges)
+        plan = self._plan(ranges, max_gap)
         views = [
             _writable(buffer, stop - start, i)
             for i, (buffer, (start, stop)) in enumerate(
@@ -454,11 +463,15 @@ class RangeReader:
 
     # -- machinery --------------------------------------------------------
 
-    def _plan(self, ranges: Sequence[Range]) -> RequestPlan:
+    def _plan(self, ranges: Sequence[Range], max_gap: int | None = None) -> RequestPlan:
         """Check the ranges against the reader's state and size, and plan them."""
         if self.closed:
             raise ValueError(f"{self.name}: read from a closed reader")
-        plan = plan_requests(ranges, max_gap=self.max_gap, max_request=self.max_request)
+        plan = plan_requests(
+            ranges,
+            max_gap=self.max_gap if max_gap is None else max_gap,
+            max_request=self.max_request,
+        )
         if plan.requests and plan.requests[-1][1] > self.size:
             worst = max((_check_range(r) for r in ranges), key=lambda r: r[1])
             raise RangeReadError(

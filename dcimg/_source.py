@@ -326,6 +326,7 @@ class RangeSource(Source):
         self.reader = reader
         self.name = reader.name
         self.size = reader.size
+        self.direct_frame_bytes = DIRECT_FRAME_BYTES
         self._mtime_ns = 0
         path = getattr(reader, "path", None)
         if isinstance(path, str) and os.path.isfile(path):  # pread on a local file
@@ -346,11 +347,16 @@ class RangeSource(Source):
             self.name,
         )
 
-    def _read_into(self, ranges: list[tuple[int, int]], buffers: list[Any]) -> None:
+    def _read_into(
+        self,
+        ranges: list[tuple[int, int]],
+        buffers: list[Any],
+        max_gap: int | None = None,
+    ) -> None:
         from dcimg._ranges import RangeReadError
 
         try:
-            self.reader.readinto_ranges(ranges, buffers)
+            self.reader.readinto_ranges(ranges, buffers, max_gap=max_gap)
         except RangeReadError as exc:
             if self.reader.refresh_size() < self.size:
                 raise self.changed() from exc
@@ -385,6 +391,17 @@ class RangeSource(Source):
         if not (nf and nr and nc):
             return result[()] if out is None and not result_shape else result
         block = result.reshape((nf, nr, nc))
+        if (
+            _RESULT_DTYPES[kind] == ("uint16" if layout.byte_depth == 2 else "uint8")
+            and (r0, rstep, nr, c0, cstep, nc)
+            == (0, 1, layout.height, 0, 1, layout.width)
+            and layout.bytes_per_row == layout.width * layout.byte_depth
+            and layout.bytes_per_image >= self.direct_frame_bytes
+        ):
+            # Whole, unpadded, large frames without conversion: each goes
+            # straight from its request into the result (no window).
+            self._frames_into(block, [f0 + fstep * i for i in range(nf)], mode)
+            return result[()] if out is None and not result_shape else result
         rows = (min(r0, r0 + rstep * (nr - 1)), max(r0, r0 + rstep * (nr - 1)))
         span = (rows[1] - rows[0] + 1) * layout.bytes_per_row
         stored_row = layout.stored_row - rows[0]
@@ -439,6 +456,31 @@ class RangeSource(Source):
             image.take((frame_key, row_key, col_key), kind, block[i0:i1], mode)
         return result[()] if out is None and not result_shape else result
 
+    def _frames_into(self, block: np.ndarray, frames: list[int], mode: int) -> None:
+        """Read whole frames into ``block`` (one per frame), then fix them."""
+        layout = self.layout
+        size = layout.bytes_per_image
+        ranges = []
+        for frame in frames:
+            start = layout.data_offset + frame * layout.frame_stride
+            ranges.append((start, start + size))
+        buffers = [block[i].reshape(-1).view(np.uint8) for i in range(len(frames))]
+        self._read_into(ranges, buffers, max_gap=0)
+        if mode == _kernels.LEAVE or not layout.stored_bytes:
+            return
+        row, first = layout.stored_row, layout.stored_column
+        where = (slice(None), row, slice(first, first + layout.stored_pixels))
+        if mode == _kernels.ZERO:
+            block[where] = 0
+            return
+        values = np.empty((len(frames), layout.stored_bytes), np.uint8)
+        stored = []
+        for frame in frames:
+            start = layout.stored_offset + frame * layout.stored_stride
+            stored.append((start, start + layout.stored_bytes))
+        self._read_into(stored, list(values))
+        block[where] = values.view(block.dtype)
+
     def column(self, offset: int, stride: int, itemsize: int) -> bytes:
         """Gather one field of every frame in few requests (see :class:`Source`)."""
         frames = self.layout.frames if self.layout is not None else 0
@@ -476,6 +518,9 @@ def _as_slice(start: int, step: int, count: int) -> slice:
 _RESULT_DTYPES = {code: name for name, code in _kernels.DST_KINDS.items()}
 # Bytes a range source fetches into one window before copying out of it.
 WINDOW_BYTES = 64 * 1024 * 1024
+# Frames from this size on are read straight into the result, one request
+# (or more) each, rather than through a window.
+DIRECT_FRAME_BYTES = 256 * 1024
 
 
 def open_source(

@@ -103,7 +103,7 @@ def folder():
 
 # Where the bytes come from: the memory map, or the range reader over pread,
 # a file object or fsspec's in-memory file system.
-SOURCES = ["map", "pread", "fileobj", "memory"]
+SOURCES = ["map", "pread", "pread-direct", "fileobj", "memory"]
 
 
 def open_as(variant: Variant, source: str, **kwargs) -> DCIMGFile:
@@ -112,6 +112,11 @@ def open_as(variant: Variant, source: str, **kwargs) -> DCIMGFile:
         return DCIMGFile(variant.path, **kwargs)
     if source == "pread":
         return DCIMGFile(variant.path, mmap=False, **kwargs)
+    if source == "pread-direct":
+        # Whole frames straight into the result, however small the frames.
+        f = DCIMGFile(variant.path, mmap=False, **kwargs)
+        f._source.direct_frame_bytes = 0
+        return f
     if source == "fileobj":
         return DCIMGFile(io.BytesIO(variant.path.read_bytes()), **kwargs)
     fsspec = pytest.importorskip("fsspec")

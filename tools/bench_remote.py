@@ -55,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from dcimg._ranges import FsspecReader, PreadReader
+import dcimg
 from dcimg.testing import write_dcimg, write_sparse_dcimg
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -140,26 +140,25 @@ def bench_s3_throughput(s3: S3Server, big: Path, repeat: int) -> list[Row]:
     size = big.stat().st_size
     url = s3.put("big.dcimg", big.read_bytes())
     fs = s3.filesystem()
-    out = np.empty(size, np.uint8)
-    reader = FsspecReader(url, s3.storage_options, timeout=600)
+    remote = dcimg.DCIMGFile(url, storage_options=s3.storage_options)
+    reader = remote._source.reader
 
     def through_reader() -> None:
-        reader.readinto_ranges([(0, size)], [out])
+        remote.whole()
 
     def cat_file() -> None:
         data = fs.cat_file(url)
         assert len(data) == size
 
-    through_reader()  # opens the connections; checks the bytes once
-    with mapped(big) as m:
-        same = np.array_equal(out, np.frombuffer(m, np.uint8))
-    assert same, "the reader returned other bytes"
+    with dcimg.DCIMGFile(big) as local:
+        same = np.array_equal(remote.whole(), local.whole())
+    assert same, "DCIMGFile(url).whole() differs from the local file"
     ours, theirs = interleaved(through_reader, cat_file, repeat)
     ratio = min(theirs) / min(ours)  # throughput ratio
     mb = size / 1e6
     return [
         Row(
-            f"S3: whole {mb:.0f} MB object, reader vs `fs.cat_file`",
+            f"S3: `DCIMGFile(url).whole()` of a {mb:.0f} MB object vs `fs.cat_file`",
             f"{ratio:.2f}x ({mb / min(ours):.0f} vs {mb / min(theirs):.0f} MB/s)",
             ">= 0.8x",
             ratio >= 0.8,
@@ -175,11 +174,12 @@ def bench_s3_small_trailers(s3: S3Server, path: Path) -> list[Row]:
     size = path.stat().st_size
     url = s3.put("small.dcimg", path.read_bytes())
     trailers = trailer_ranges(path)
-    reader = FsspecReader(url, s3.storage_options, timeout=600)
-    seconds = timed(lambda: reader.read_ranges(trailers))
+    f = dcimg.DCIMGFile(url, storage_options=s3.storage_options)
+    reader = f._source.reader  # counts the header's requests too
+    seconds = timed(lambda: f.timestamps)
     return [
         Row(
-            f"S3: time stamps of {len(trailers):,} frames of 64x64",
+            f"S3: `DCIMGFile(url).timestamps`, {len(trailers):,} frames of 64x64",
             f"{reader.requests} requests",
             "<= 20 requests",
             reader.requests <= 20,
@@ -197,8 +197,9 @@ def bench_http_trailers(
         http.files[key] = m
         try:
             trailers = trailer_ranges(path)
-            reader = FsspecReader(http.url(key))
-            seconds = timed(lambda: reader.read_ranges(trailers))
+            f = dcimg.DCIMGFile(http.url(key))
+            reader = f._source.reader  # counts the header's requests too
+            seconds = timed(lambda: f.timestamps)
             sent = sum(r.sent for r in http.requests_for(key))
         finally:
             del http.files[key]
@@ -219,7 +220,8 @@ def bench_http_trailers(
         )
     return [
         Row(
-            f"HTTP: time stamps of {len(trailers):,} frames of {side}x{side}",
+            f"HTTP: `DCIMGFile(url).timestamps`, {len(trailers):,} frames of "
+            f"{side}x{side}",
             measured,
             wanted,
             passed,
@@ -230,30 +232,26 @@ def bench_http_trailers(
 
 def bench_local(big: Path, repeat: int) -> list[Row]:
     size = big.stat().st_size
-    out = np.empty(size, np.uint8)
-    reader = PreadReader(big)
+    pread = dcimg.DCIMGFile(big, mmap=False)
+    mapped_file = dcimg.DCIMGFile(big)
+    reader = pread._source.reader
 
-    with open(big, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-        # In a list, so that the view can be dropped before the map closes.
-        views = [np.frombuffer(m, np.uint8)]
+    def through_pread() -> None:
+        pread.whole()
 
-        def through_pread() -> None:
-            reader.readinto_ranges([(0, size)], [out])
+    def from_map() -> None:
+        mapped_file.whole()
 
-        def from_map() -> None:
-            np.copyto(out, views[0])
-
-        from_map()  # warm the page cache
-        through_pread()
-        assert np.array_equal(out, views[0])
-        ours, theirs = interleaved(through_pread, from_map, repeat)
-        views.clear()
-    reader.close()
+    assert np.array_equal(pread.whole(), mapped_file.whole())  # warms the cache
+    ours, theirs = interleaved(through_pread, from_map, repeat)
+    pread.close()
+    mapped_file.close()
     ratio = min(theirs) / min(ours)
     mb = size / 1e6
     return [
         Row(
-            f"local {mb:.0f} MB file: `pread` reader vs copy out of a map (warm)",
+            f"local {mb:.0f} MB file: `DCIMGFile(path, mmap=False).whole()` vs "
+            "the mapped `whole()` (warm)",
             f"{ratio:.2f}x ({mb / min(ours):.0f} vs {mb / min(theirs):.0f} MB/s)",
             ">= 0.8x",
             ratio >= 0.8,
