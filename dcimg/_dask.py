@@ -245,6 +245,7 @@ class DCIMGSource:
     """
 
     __slots__ = (
+        "copy",
         "correction",
         "dtype",
         "file",
@@ -265,6 +266,7 @@ class DCIMGSource:
         dtype: Any,
         options: dict[str, Any] | None = None,
         file: DCIMGFile | None = None,
+        copy: bool = True,
     ) -> None:
         self.path = path
         self.size = size
@@ -278,9 +280,12 @@ class DCIMGSource:
         # A file read from a file object cannot be reopened elsewhere: the
         # source then holds the open file (threaded scheduler only).
         self.file = file
+        self.copy = copy
 
     @classmethod
-    def from_file(cls, f: DCIMGFile, dtype: Any = None) -> DCIMGSource:
+    def from_file(
+        cls, f: DCIMGFile, dtype: Any = None, *, copy: bool = True
+    ) -> DCIMGSource:
         """Describe an open :class:`dcimg.DCIMGFile` (its current version).
 
         Parameters
@@ -289,6 +294,8 @@ class DCIMGSource:
             An open file.
         dtype : numpy dtype, optional
             Type of the pixels returned; default the file's.
+        copy : bool, default True
+            Guarded copies (True) or, where possible, views of the map.
 
         Returns
         -------
@@ -318,6 +325,7 @@ class DCIMGSource:
             dtype,
             options,
             f if f.file_object is not None else None,
+            copy,
         )
 
     @property
@@ -358,6 +366,8 @@ class DCIMGSource:
                 self.shape,
                 self.dtype,
                 self.options,
+                None,
+                self.copy,
             ),
         )
 
@@ -384,8 +394,8 @@ class DCIMGSource:
         # DCIMGChangedError instead of killing the worker with SIGBUS.
         if any(_is_fancy(item) for item in key):
             basic, post = _split_fancy(key, self.shape)
-            return np.asarray(f.read(basic, dtype=self.dtype)[post])
-        return np.asarray(f.read(key, dtype=self.dtype))
+            return np.asarray(f.read(basic, dtype=self.dtype, copy=self.copy)[post])
+        return np.asarray(f.read(key, dtype=self.dtype, copy=self.copy))
 
 
 def _normalize_chunks(
@@ -419,7 +429,9 @@ def _normalize_chunks(
         ) from exc
 
 
-def as_dask_array(f: DCIMGFile, chunks: Any = "auto", dtype: Any = None) -> da.Array:
+def as_dask_array(
+    f: DCIMGFile, chunks: Any = "auto", dtype: Any = None, copy: bool = True
+) -> da.Array:
     """Return the frames of ``f`` as a lazy Dask array.
 
     The implementation of :meth:`dcimg.DCIMGFile.as_dask_array`, which
@@ -428,7 +440,7 @@ def as_dask_array(f: DCIMGFile, chunks: Any = "auto", dtype: Any = None) -> da.A
     dask_array = _import_dask_array()
     from dask.base import tokenize
 
-    source = DCIMGSource.from_file(f, dtype)
+    source = DCIMGSource.from_file(f, dtype, copy=copy)
     blocks = _normalize_chunks(chunks, source.shape, source.dtype)
     name = "dcimg-" + tokenize(*source.token, blocks)
     lazy: da.Array = dask_array.from_array(

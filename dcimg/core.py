@@ -901,7 +901,11 @@ class DCIMGFile:
         return self.read(..., dtype=dtype, copy=copy, out=out)
 
     def as_dask_array(
-        self, chunks: Any = "auto", dtype: npt.DTypeLike | None = None
+        self,
+        chunks: Any = "auto",
+        dtype: npt.DTypeLike | None = None,
+        *,
+        copy: bool = True,
     ) -> da.Array:
         """Return the frames as a lazy :class:`dask.array.Array`.
 
@@ -925,6 +929,8 @@ class DCIMGFile:
         dtype : numpy dtype, optional
             Type of the pixels; default the file's.  The conversion happens
             in the chunk read, in one pass.
+        copy : bool, default True
+            False: chunks are zero-copy views where possible (see Notes).
 
         Returns
         -------
@@ -944,6 +950,15 @@ class DCIMGFile:
 
         Notes
         -----
+        With ``copy=True`` (the default) every chunk is a copy made by the
+        guarded kernel: a file truncated during a computation fails the task
+        with :class:`dcimg.DCIMGChangedError`.  ``copy=False`` makes chunks
+        that need no conversion and no correction read-only views of the
+        memory map (zero-copy: a reduction then reads the file's pages
+        directly, about twice as fast), which are not protected: a file
+        truncated under them kills the worker with ``SIGBUS``.  Use it only
+        for files that cannot change.
+
         The file must not change while the array is in use: a chunk task that
         finds a different size or modification time raises
         :class:`dcimg.DCIMGError` instead of returning pixels of another file.
@@ -970,7 +985,7 @@ class DCIMGFile:
         """
         from dcimg._dask import as_dask_array
 
-        return as_dask_array(self, chunks=chunks, dtype=dtype)
+        return as_dask_array(self, chunks=chunks, dtype=dtype, copy=copy)
 
     def to_xarray(
         self,

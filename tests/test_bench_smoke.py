@@ -20,6 +20,7 @@ OPERATIONS = [
     "`frame(i)` for all",
     "reads `f[i, y:y+10, 0:10]` across the stored row",
     "`as_dask_array().sum().compute()`",
+    "`as_dask_array(copy=False).sum().compute()`",
     "open `DCIMGFile(path)`",
     "`.timestamps`",
     "first time stamps vs first full read",

@@ -484,6 +484,20 @@ def bench_layout(
             interleaved(lambda: f.as_dask_array().sum().compute(), f.whole, repeat)
         )
     rows.append(row)
+    if not row.skipped:
+        # The same with zero-copy chunks (unguarded views of the map).
+        views = Row(
+            "`as_dask_array(copy=False).sum().compute()`",
+            name,
+            f"<= {TARGET_DASK}x `whole()`",
+            limit=TARGET_DASK,
+        )
+        views.record(
+            interleaved(
+                lambda: f.as_dask_array(copy=False).sum().compute(), f.whole, repeat
+            )
+        )
+        rows.append(views)
 
     view = None  # release the buffer before closing the mapping
     mapping.close()
