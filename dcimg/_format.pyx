@@ -765,7 +765,6 @@ cdef int _probe_parse(const unsigned char* buf, Probe* r) noexcept nogil:
     cdef uint64_t version, s, n, depth, width, height, bpr, bpi, data, stride
     cdef uint64_t trailer, data_size
     cdef uint64_t size = <uint64_t>r.size
-    cdef int i
     if r.got < _FILE_HEADER_SIZE:
         return 0
     if memcmp(buf, b"DCIMG\0\0\0", 8) != 0:
