@@ -809,7 +809,7 @@ class SeriesMetadata:
         Frames of every file.
     dropped_frames : tuple of tuple of int
         For every file, the frame indices after which its frame counter
-        jumps (see :attr:`dcimg.Metadata.dropped_frames`).
+        jumps (see ``dropped_frames`` of :class:`dcimg.Metadata`).
     dropped_frame_count : tuple of int
         For every file, the number of frames missing inside it.
     first_timestamp, last_timestamp : str or None
@@ -884,7 +884,7 @@ class DCIMGSeries:
         groups of digits led by ``_`` or ``-`` before ``.dcimg``.
     axes : str, optional
         One letter per varying counter, in file-name order (e.g. ``"TZ"``).
-        Default: the last letters of :data:`DEFAULT_AXES` (``"Z"``,
+        Default: the last letters of ``DEFAULT_AXES`` (``"Z"``,
         ``"TZ"``, ``"CTZ"``, ...).  Not used with ``concat=True``.
     concat : bool, default False
         Join the files' frames along one frame axis in counter order (an
@@ -913,12 +913,12 @@ class DCIMGSeries:
     >>> import numpy as np
     >>> from dcimg import DCIMGSeries
     >>> from dcimg.testing import write_series
-    >>> folder = tempfile.mkdtemp(dir=tmp_path)
     >>> truth = np.arange(2 * 3 * 1 * 4 * 5, dtype=np.uint16).reshape(2, 3, 1, 4, 5)
-    >>> paths = write_series(folder, truth, name="cell")
-    >>> with DCIMGSeries(folder) as series:
-    ...     print(series.shape, series.axes)
-    ...     print(np.array_equal(series[1, ::-1], truth[1, ::-1]))
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     paths = write_series(folder, truth, name="cell")
+    ...     with DCIMGSeries(folder) as series:
+    ...         print(series.shape, series.axes)
+    ...         print(np.array_equal(series[1, ::-1], truth[1, ::-1]))
     (2, 3, 1, 4, 5) TZ
     True
     """

@@ -88,12 +88,13 @@ _EXTERNAL = {
         "https://docs.python.org/3/",
         # Modules of the standard library (Sphinx itself resolves the
         # built-in types and exceptions, with or without the inventory).
-        r"(os|sys|pathlib|tempfile|warnings|typing|collections)(\..+)?",
+        r"(os|sys|io|datetime|pathlib|tempfile|warnings|typing|collections)(\..+)?",
     ),
     "numpy": ("https://numpy.org/doc/stable/", r"numpy(\..+)?"),
     "dask": ("https://docs.dask.org/en/stable/", r"dask(\..+)?"),
     "xarray": ("https://docs.xarray.dev/en/stable/", r"xarray(\..+)?"),
     "imageio": ("https://imageio.readthedocs.io/en/stable/", r"imageio(\..+)?"),
+    "fsspec": ("https://filesystem-spec.readthedocs.io/en/latest/", r"fsspec(\..+)?"),
 }
 
 
