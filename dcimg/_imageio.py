@@ -40,6 +40,18 @@ _EXTENSION = ".dcimg"
 Index = int | slice | EllipsisType | None
 
 
+def _source_of(request: Request) -> Any:
+    """Return a local path to map, else a seekable file object to read in place."""
+    from imageio.core.request import URI_FILENAME
+
+    if request._uri_type == URI_FILENAME:
+        return request.get_local_filename()
+    handle = request.get_file()
+    if getattr(handle, "seekable", lambda: False)():
+        return handle
+    return request.get_local_filename()  # imageio copies it to a temporary file
+
+
 class DCIMGPlugin(PluginV3):
     """Read DCIMG files through imageio's v3 API.
 
@@ -51,8 +63,10 @@ class DCIMGPlugin(PluginV3):
     put back.
 
     Paths, :class:`pathlib.Path` objects, ``bytes`` and file objects are all
-    accepted; anything that is not a local file is first copied to a
-    temporary file, which is memory-mapped and deleted on :meth:`close`.
+    accepted.  Local files are memory-mapped; ``bytes`` and seekable file
+    objects are read in place, through dcimg's range reader (no temporary
+    copy); anything else (a stream that cannot seek) is first copied to a
+    temporary file by imageio.
 
     Parameters
     ----------
@@ -102,7 +116,7 @@ class DCIMGPlugin(PluginV3):
             )
         try:
             self._file = DCIMGFile(
-                request.get_local_filename(),
+                _source_of(request),
                 first_4px_correction_enabled=first_4px_correction_enabled,
             )
         except DCIMGFormatError as error:

@@ -27,6 +27,7 @@ import shutil
 import site
 import subprocess
 import sys
+import tempfile
 import textwrap
 import venv
 import warnings
@@ -336,12 +337,16 @@ def test_imopen(iio, example):
     plugin.close()  # a second close is harmless
 
 
-def test_close_removes_the_temporary_copy(iio, example):
+def test_bytes_and_file_objects_are_read_in_place(iio, example, tmp_path):
+    # No temporary copy: the bytes are read through dcimg's range reader.
+    before = set(pathlib.Path(tempfile.gettempdir()).iterdir())
+    truth = iio.imread(example)
     with iio.imopen(example.read_bytes(), "r", plugin="DCIMG") as plugin:
-        copy = pathlib.Path(plugin.file.file_path)
-        assert copy.is_file()
-        assert copy != example
-    assert not copy.exists()
+        assert plugin.file.file_object is not None
+        np.testing.assert_array_equal(plugin.read(), truth)
+        assert set(pathlib.Path(tempfile.gettempdir()).iterdir()) == before
+    with open(example, "rb") as handle:
+        np.testing.assert_array_equal(iio.imread(handle, plugin="DCIMG"), truth)
 
 
 def test_bad_indices(iio, example):
