@@ -167,6 +167,7 @@ def imread(
             axes=axes,
             concat=concat,
             first_4px_correction_enabled=first_4px_correction_enabled,
+            storage_options=storage_options,
         ) as series:
             if dask:
                 array: da.Array = series.as_dask_array(chunks=chunks, dtype=dtype)

@@ -85,14 +85,17 @@ def names_series(source: Any) -> bool:
     if isinstance(source, (str, bytes, os.PathLike)):
         text = os.fsdecode(source)
         if "://" in text or "::" in text:
-            return False  # a URL
+            # A URL: a glob or a folder (ending in "/") names a series.
+            return _glob.has_magic(text.split("://", 1)[-1]) or text.endswith("/")
         if os.path.isdir(text):
             return True
         return glob.has_magic(text) and not os.path.exists(text)
     return True
 
 
-def _open_member(path: str, correction: bool | None) -> DCIMGFile:
+def _open_member(
+    path: str, correction: bool | None, storage_options: dict[str, Any] | None = None
+) -> DCIMGFile:
     """Open one file of a series.
 
     Every member is opened here and nowhere else, so other sources (remote
@@ -104,6 +107,8 @@ def _open_member(path: str, correction: bool | None) -> DCIMGFile:
         The file.
     correction : bool or None
         Its ``first_4px_correction_enabled``.
+    storage_options : dict, optional
+        For URLs: the file system's options.
 
     Returns
     -------
@@ -118,7 +123,11 @@ def _open_member(path: str, correction: bool | None) -> DCIMGFile:
         If it cannot be opened.
     """
     try:
-        return DCIMGFile(path, first_4px_correction_enabled=correction)
+        return DCIMGFile(
+            path,
+            first_4px_correction_enabled=correction,
+            storage_options=storage_options,
+        )
     except DCIMGFormatError as exc:
         message = str(exc)
         if path not in message:
@@ -132,7 +141,9 @@ _DTYPES = {1: np.dtype(np.uint8), 2: np.dtype(np.uint16)}
 
 
 def _probe_members(
-    paths: Sequence[str], correction: bool | None
+    paths: Sequence[str],
+    correction: bool | None,
+    storage_options: dict[str, Any] | None = None,
 ) -> Iterator[
     tuple[DCIMGFile | None, tuple[int, int, int], np.dtype, str, tuple[int, int]]
 ]:
@@ -166,7 +177,9 @@ def _probe_members(
         ``(size, mtime_ns)`` of the file opened.
     """
     packed = _format.VERSION_PACKED
-    for path, quick in zip(paths, _format.probe_many(paths), strict=True):
+    local = not storage_options and not any(_is_url(p) for p in paths[:1])
+    quicks = _format.probe_many(paths) if local else [None] * len(paths)
+    for path, quick in zip(paths, quicks, strict=True):
         if quick is not None:
             version, nframes, height, width, depth, size, mtime_ns = quick
             layout = "packed" if version == packed else "framed"
@@ -181,7 +194,7 @@ def _probe_members(
                 ),
             )
             continue
-        f = _open_member(path, correction)
+        f = _open_member(path, correction, storage_options)
         layout = "packed" if f.fmt_version == DCIMGFile.FMT_OLD else "framed"
         _, size, mtime_ns = f.identity
         yield f, f.shape, f.dtype, layout, (size, mtime_ns)
@@ -199,7 +212,35 @@ def _listing(names: Sequence[str]) -> str:
 # Finding and naming the files
 
 
-def _candidates(files: Any) -> tuple[list[str], bool]:
+def _is_url(text: Any) -> bool:
+    return isinstance(text, str) and ("://" in text or "::" in text)
+
+
+def _remote_candidates(
+    text: str, storage_options: dict[str, Any] | None
+) -> tuple[list[str], bool]:
+    """List the ``*.dcimg`` URLs of a URL glob or URL folder (ending in ``/``)."""
+    from dcimg._ranges import _import_fsspec
+
+    fsspec = _import_fsspec()
+    fs, root = fsspec.core.url_to_fs(text, **(storage_options or {}))
+    if _glob.has_magic(root):
+        found = fs.glob(root)
+    elif text.endswith("/"):
+        found = fs.glob(root.rstrip("/") + "/*")
+    else:
+        return [text], True
+    urls = sorted(
+        fs.unstrip_protocol(p) for p in found if str(p).lower().endswith(".dcimg")
+    )
+    if not urls:
+        raise DCIMGError(f"no *.dcimg file matches {text!r}")
+    return urls, False
+
+
+def _candidates(
+    files: Any, storage_options: dict[str, Any] | None = None
+) -> tuple[list[str], bool]:
     """Return the absolute paths ``files`` designates, and whether it listed them.
 
     A directory gives every ``*.dcimg`` in it (any letter case), a string
@@ -207,6 +248,8 @@ def _candidates(files: Any) -> tuple[list[str], bool]:
     paths in it.  The flag is True for an explicit list (names that do not
     match the pattern are then errors instead of being skipped).
     """
+    if _is_url(files):
+        return _remote_candidates(files, storage_options)
     if isinstance(files, (str, bytes, os.PathLike)):
         text = os.fsdecode(files)
         if os.path.isdir(text):
@@ -235,7 +278,7 @@ def _candidates(files: Any) -> tuple[list[str], bool]:
             "files must be a folder, a glob pattern or a sequence of paths, "
             f"not {type(files).__name__}"
         )
-    paths = [os.path.abspath(os.fsdecode(p)) for p in files]
+    paths = [p if _is_url(p) else os.path.abspath(os.fsdecode(p)) for p in files]
     if not paths:
         raise DCIMGError("the series is empty: no file given")
     return paths, True
@@ -551,7 +594,9 @@ class _Members:
         concat: bool,
         correction: bool | None,
         cache_size: int,
+        storage_options: dict[str, Any] | None = None,
     ) -> None:
+        self.storage_options = storage_options
         self.paths = paths
         self.identities = identities
         self.frames = frames
@@ -590,6 +635,7 @@ class _Members:
                 "concat",
                 "correction",
                 "cache_size",
+                "storage_options",
             )
         }
 
@@ -632,7 +678,7 @@ class _Members:
         with _WARNINGS_LOCK, warnings.catch_warnings():
             # Its warnings were shown when the series was made.
             warnings.simplefilter("ignore", DCIMGWarning)
-            f = _open_member(path, self.correction)
+            f = _open_member(path, self.correction, self.storage_options)
         _, size, mtime = f.identity
         if (size, mtime) != self.identities[index]:
             was_size, was_mtime = self.identities[index]
@@ -894,6 +940,11 @@ class DCIMGSeries:
         :attr:`dcimg.DCIMGFile.first_4px_correction_enabled` of every file.
     cache_size : int, default 64
         Files kept open (memory-mapped) at most.
+    storage_options : dict, optional
+        For URLs (``files`` may be an fsspec URL glob such as
+        ``"s3://bucket/run3/*.dcimg"``, a URL folder ending in ``/``, or a
+        list of URLs): the file system's options, as for
+        :class:`dcimg.DCIMGFile`.
 
     Raises
     ------
@@ -932,7 +983,9 @@ class DCIMGSeries:
         concat: bool = False,
         first_4px_correction_enabled: bool | None = True,
         cache_size: int = DEFAULT_CACHE_SIZE,
+        storage_options: dict[str, Any] | None = None,
     ) -> None:
+        self._storage_options = dict(storage_options) if storage_options else None
         if first_4px_correction_enabled not in (True, False, None):
             raise TypeError(
                 "first_4px_correction_enabled must be True, False or None, not "
@@ -942,7 +995,7 @@ class DCIMGSeries:
         if cache_size < 1:
             raise ValueError(f"cache_size must be at least 1, not {cache_size}")
         regex = None if pattern is None else re.compile(pattern)
-        paths, listed = _candidates(files)
+        paths, listed = _candidates(files, self._storage_options)
         grid = _grid(paths, listed, regex, files)
         if concat:
             if axes is not None:
@@ -969,7 +1022,7 @@ class DCIMGSeries:
         problems: list[tuple[str, str, Any, Any]] = []
         fields = ("width", "height", "dtype", "layout", "frames")
         reference: tuple[Any, ...] = ()
-        probes = _probe_members(grid.paths, correction)
+        probes = _probe_members(grid.paths, correction, self._storage_options)
         for index, (path, probe) in enumerate(zip(grid.paths, probes, strict=True)):
             f, (nframes, height, width), dtype, layout, identity = probe
             found = (
@@ -1017,6 +1070,7 @@ class DCIMGSeries:
             concat=self._concat,
             correction=correction,
             cache_size=cache_size,
+            storage_options=self._storage_options,
         )
         for index, f in opened:
             members.put(index, f)

@@ -168,3 +168,24 @@ def test_bad_remote_inputs_are_named(http_server, s3_server, tmp_path):
         f.whole()
     assert time.perf_counter() - start < 30
     assert "drop.dcimg" in str(info.value)
+
+
+def test_series_from_an_s3_glob(s3_server, tmp_path):
+    pytest.importorskip("s3fs")
+    from dcimg.testing import write_series
+
+    rng = np.random.default_rng(5)
+    truth = rng.integers(0, 4000, (2, 3, 1, 8, 10)).astype(np.uint16)
+    paths = write_series(
+        tmp_path / "run", truth, name="cell09_642", stored_pixels_row=2
+    )
+    for path in paths.ravel():
+        s3_server.put(f"run/{path.name}", path.read_bytes())
+    pattern = s3_server.url("run/*.dcimg")
+    options = s3_server.storage_options
+    with dcimg.DCIMGSeries(pattern, storage_options=options) as series:
+        assert series.shape == truth.shape and series.axes == "TZ"
+        np.testing.assert_array_equal(series[:], truth)
+        np.testing.assert_array_equal(series[1, ::-1, 0, 2:5], truth[1, ::-1, 0, 2:5])
+    lazy = dcimg.imread(pattern, dask=True, storage_options=options)
+    np.testing.assert_array_equal(lazy.compute(), truth)
