@@ -521,12 +521,15 @@ def to_xarray(
         if chunks != "auto":
             raise ValueError("chunks is only used with dask=True")
         data = f.read(..., dtype=dtype)
+    # One check of physical sizes for the package (a ValueError subclass).
+    from dcimg._convert import _positive
+
     nframes, height, width = f.shape
     frame_dim = "t" if z_step is None else "z"
     stamps = f.timestamps
     coords: dict[str, Any] = {}
     if z_step is not None:
-        step = _micrometres("z_step", z_step)
+        step = _positive("z_step", z_step)
         coords["z"] = ("z", np.arange(nframes) * step, {"units": "µm"})
     if stamps.shape == (nframes,):
         coords["time" if z_step is not None else "t"] = (frame_dim, stamps)
@@ -540,9 +543,9 @@ def to_xarray(
             size_y, size_x = pixel_size
         else:
             size_y = size_x = pixel_size
-        coords["y"] = ("y", np.arange(height) * _micrometres("pixel_size", size_y),
+        coords["y"] = ("y", np.arange(height) * _positive("pixel_size", size_y),
                        {"units": "µm"})  # fmt: skip
-        coords["x"] = ("x", np.arange(width) * _micrometres("pixel_size", size_x),
+        coords["x"] = ("x", np.arange(width) * _positive("pixel_size", size_x),
                        {"units": "µm"})  # fmt: skip
     if name is None:
         name = os.path.splitext(os.path.basename(f.file_path or "dcimg"))[0]
@@ -553,14 +556,3 @@ def to_xarray(
         name=name,
         attrs=_attributes(f),
     )
-
-
-def _micrometres(name: str, value: Any) -> float:
-    """Check a physical size in µm: a finite number above 0."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number of µm, not {value!r}") from None
-    if not np.isfinite(number) or number <= 0:
-        raise ValueError(f"{name} must be a positive number of µm, not {value!r}")
-    return number

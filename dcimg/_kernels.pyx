@@ -826,26 +826,6 @@ cdef class StridedImage:
             tuple(sel.out_shape[a] for a in range(sel.out_ndim)))
         return result[()] if sel.out_ndim == 0 else result
 
-    def selection(self, key):
-        """Per-axis ``(start, step, count)`` that a basic index selects.
-
-        Parameters
-        ----------
-        key : index
-            A basic index, as for :meth:`take`.
-
-        Returns
-        -------
-        axes : tuple of 3 tuples
-            ``(start, step, count)`` for frames, rows and columns.
-        shape : tuple of int
-            Shape of the result (integer axes dropped, ``None`` axes added).
-        """
-        cdef Selection sel
-        _parse(self.shape, key, &sel)
-        axes = tuple((sel.start[a], sel.step[a], sel.count[a]) for a in range(3))
-        return axes, tuple(sel.out_shape[a] for a in range(sel.out_ndim))
-
     def touches_stored(self, key):
         """Whether reading ``key`` covers any overwritten pixel.
 
