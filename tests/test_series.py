@@ -710,7 +710,11 @@ def test_many_files_under_a_low_descriptor_limit(tmp_path):
         """
     )
     result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tempfile.gettempdir(),  # not the source tree
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("ok")
