@@ -326,7 +326,15 @@ class RangeSource(Source):
         self.reader = reader
         self.name = reader.name
         self.size = reader.size
-        self.direct_frame_bytes = DIRECT_FRAME_BYTES
+        # Local reads (pread, file objects) cost little per request: large
+        # frames go straight into the result, one request each.  Remote ones
+        # (object stores, HTTP) cost a round trip per request: every whole
+        # frame goes into the result through merged, capped requests, several
+        # in flight (one copy out of each request, against the network).
+        from dcimg._ranges import FsspecReader
+
+        self._remote = isinstance(reader, FsspecReader)
+        self.direct_frame_bytes = 0 if self._remote else DIRECT_FRAME_BYTES
         self._mtime_ns = 0
         path = getattr(reader, "path", None)
         if isinstance(path, str) and os.path.isfile(path):  # pread on a local file
@@ -465,7 +473,7 @@ class RangeSource(Source):
             start = layout.data_offset + frame * layout.frame_stride
             ranges.append((start, start + size))
         buffers = [block[i].reshape(-1).view(np.uint8) for i in range(len(frames))]
-        self._read_into(ranges, buffers, max_gap=0)
+        self._read_into(ranges, buffers, max_gap=None if self._remote else 0)
         if mode == _kernels.LEAVE or not layout.stored_bytes:
             return
         row, first = layout.stored_row, layout.stored_column
