@@ -465,7 +465,11 @@ class RangeSource(Source):
         return result[()] if out is None and not result_shape else result
 
     def _frames_into(self, block: np.ndarray, frames: list[int], mode: int) -> None:
-        """Read whole frames into ``block`` (one per frame), then fix them."""
+        """Read whole frames into ``block`` (one per frame), then fix them.
+
+        The stored pixels are fetched in the same call, so that a framed
+        file's (which follow each frame) ride in the frames' own requests.
+        """
         layout = self.layout
         size = layout.bytes_per_image
         ranges = []
@@ -473,21 +477,19 @@ class RangeSource(Source):
             start = layout.data_offset + frame * layout.frame_stride
             ranges.append((start, start + size))
         buffers = [block[i].reshape(-1).view(np.uint8) for i in range(len(frames))]
+        restore = mode == _kernels.RESTORE and layout.stored_bytes
+        if restore:
+            values = np.empty((len(frames), layout.stored_bytes), np.uint8)
+            for frame in frames:
+                start = layout.stored_offset + frame * layout.stored_stride
+                ranges.append((start, start + layout.stored_bytes))
+            buffers.extend(values)
         self._read_into(ranges, buffers, max_gap=None if self._remote else 0)
         if mode == _kernels.LEAVE or not layout.stored_bytes:
             return
         row, first = layout.stored_row, layout.stored_column
         where = (slice(None), row, slice(first, first + layout.stored_pixels))
-        if mode == _kernels.ZERO:
-            block[where] = 0
-            return
-        values = np.empty((len(frames), layout.stored_bytes), np.uint8)
-        stored = []
-        for frame in frames:
-            start = layout.stored_offset + frame * layout.stored_stride
-            stored.append((start, start + layout.stored_bytes))
-        self._read_into(stored, list(values))
-        block[where] = values.view(block.dtype)
+        block[where] = values.view(block.dtype) if restore else 0
 
     def column(self, offset: int, stride: int, itemsize: int) -> bytes:
         """Gather one field of every frame in few requests (see :class:`Source`)."""
