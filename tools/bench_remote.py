@@ -197,9 +197,9 @@ def bench_http_trailers(
         http.files[key] = m
         try:
             trailers = trailer_ranges(path)
-            f = dcimg.DCIMGFile(http.url(key))
-            reader = f._source.reader  # counts the header's requests too
-            seconds = timed(lambda: f.timestamps)
+            with dcimg.DCIMGFile(http.url(key)) as f:
+                reader = f._source.reader  # counts the header's requests too
+                seconds = timed(lambda: f.timestamps)
             sent = sum(r.sent for r in http.requests_for(key))
         finally:
             del http.files[key]
