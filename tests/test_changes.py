@@ -6,6 +6,7 @@ failed test (a negative return code), not as a dead test runner.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -41,24 +42,22 @@ def _child(code: str, *args: str, timeout: float = 300) -> subprocess.CompletedP
 # --------------------------------------------------------------------------
 # Truncation at any moment: a clean exception, never a dead process
 
-READS = [
-    "index",
-    "read",
-    "frame",
-    "zslice",
-    "zslice_idx",
-    "whole",
-    "whole_float_threads",
-    "timestamps",
-    "framestamps",
-    "metadata",
-    "imageio",
-    "dask",
-]
+
+def _stress_tool():
+    spec = importlib.util.spec_from_file_location(
+        "truncation_stress", TOOLS / "truncation_stress.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-@pytest.mark.parametrize("read", READS)
-@pytest.mark.parametrize("how", ["truncate", "overwrite"])
+# The reads and the ways of changing the file: the stress tool's own lists.
+STRESS = _stress_tool()
+
+
+@pytest.mark.parametrize("read", STRESS.READS)
+@pytest.mark.parametrize("how", STRESS.HOWS)
 def test_file_changing_during_reads_never_kills(tmp_path, read, how):
     # tools/truncation_stress.py runs one child per case, many times over; here
     # each child goes through 12 truncation moments of one read.
