@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from test_cli import bad_inputs  # one list of bad inputs for both commands
 
 import dcimg
 from dcimg import _convert, cli
@@ -77,24 +78,6 @@ def assert_one_line_error(status: int, err: str) -> None:
 @pytest.fixture(scope="module")
 def example(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_example(tmp_path_factory.mktemp("example") / "example.dcimg")
-
-
-def bad_inputs(tmp_path: Path) -> dict[str, Path]:
-    text = tmp_path / "notes.txt"
-    text.write_text("hello\n")
-    empty = tmp_path / "empty.dcimg"
-    empty.write_bytes(b"")
-    cut = tmp_path / "cut.dcimg"
-    cut.write_bytes((DATA / "framed_usb.dcimg").read_bytes()[:40])
-    folder = tmp_path / "folder.dcimg"
-    folder.mkdir()
-    return {
-        "missing": tmp_path / "missing.dcimg",
-        "text": text,
-        "empty": empty,
-        "cut-header": cut,
-        "directory": folder,
-    }
 
 
 # --------------------------------------------------------------------------
