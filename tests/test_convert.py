@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from test_cli import bad_inputs  # one list of bad inputs for both commands
+from test_cli import POSIX, bad_inputs, run  # shared with the CLI tests
 
 import dcimg
-from dcimg import _convert, cli
+from dcimg import _convert
 from dcimg.testing import example_stack, write_dcimg, write_example
 
 tifffile = pytest.importorskip("tifffile")
@@ -34,17 +34,6 @@ MANIFEST = json.loads((DATA / "manifest.json").read_text())
 FIXTURES = sorted(DATA.glob("*.dcimg"))
 FIXTURE_IDS = [path.stem for path in FIXTURES]
 SUFFIXES = [".tif", ".btf", ".ome.tif", ".zarr", ".ome.zarr"]
-POSIX = pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals and ptys")
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """Run the command line in this process; return (status, stdout, stderr)."""
-    try:
-        status = cli.main([str(arg) for arg in argv])
-    except SystemExit as stop:  # argparse: --help, --version, usage errors
-        status = stop.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def read_back(out: Path) -> np.ndarray:
