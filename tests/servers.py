@@ -115,25 +115,28 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if not body:
             return
-        with server.lock:
+        with server.idle:
             server.in_flight += 1
             server.max_in_flight = max(server.max_in_flight, server.in_flight)
+        # The view is released before the request counts as done, so that a
+        # test may close a memory map it served once wait_idle() returns.
         try:
             if behaviour.stall:
                 server.stop_event.wait(behaviour.stall)
-            payload = memoryview(data)[start:stop]
             if behaviour.drop_after is not None:
-                payload = payload[: behaviour.drop_after]
+                stop = min(stop, start + behaviour.drop_after)
                 self.close_connection = True
-            try:
-                self.wfile.write(payload)
-                self.wfile.flush()
-            except OSError:
-                return  # the client went away
-            record.sent = len(payload)
+            with memoryview(data) as whole, whole[start:stop] as payload:
+                try:
+                    self.wfile.write(payload)
+                    self.wfile.flush()
+                except OSError:
+                    return  # the client went away
+                record.sent = len(payload)
         finally:
-            with server.lock:
+            with server.idle:
                 server.in_flight -= 1
+                server.idle.notify_all()
         if behaviour.drop_after is not None:
             with contextlib.suppress(OSError):
                 self.connection.shutdown(2)
@@ -172,6 +175,7 @@ class RangeHTTPServer(http.server.ThreadingHTTPServer):
         self.max_in_flight = 0
         self.log: list[Request] = []
         self.lock = threading.Lock()
+        self.idle = threading.Condition(self.lock)  # notified as requests end
         self.behaviour = Behaviour()
         self.stop_event = threading.Event()
         self._thread = threading.Thread(
@@ -193,6 +197,13 @@ class RangeHTTPServer(http.server.ThreadingHTTPServer):
         path = "/" + path.lstrip("/")
         with self.lock:
             return [r for r in self.log if r.path == path and r.method == method]
+
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        """Wait until no request is being answered (the client may have all
+        the bytes before the handler has let go of the buffer it sent)."""
+        with self.idle:
+            if not self.idle.wait_for(lambda: self.in_flight == 0, timeout):
+                raise TimeoutError(f"{self.in_flight} requests still in flight")
 
     def start(self) -> RangeHTTPServer:
         """Start serving in a thread."""

@@ -405,6 +405,7 @@ def test_http_trailers_of_small_frames_take_few_requests(http_server, tmp_path):
             assert [bytes(g) for g in got] == [m[a:b] for a, b in trailers]
             assert reader.requests <= 20
         # The server agrees.
+        http_server.wait_idle()
         gets = http_server.requests_for("small.dcimg")
         assert len(gets) == reader.requests <= 20
         del http_server.files["/small.dcimg"], got
@@ -421,13 +422,9 @@ def test_http_trailers_of_large_frames_transfer_few_bytes(http_server, tmp_path)
             assert [bytes(g) for g in got] == [m[a:b] for a, b in trailers]
             assert reader.bytes_read < 0.05 * size
         # The server notes a request once its handler has sent it, which may
-        # come a moment after the client has the bytes: wait for the log.
-        deadline = time.monotonic() + 10
-        while True:
-            sent = sum(r.sent for r in http_server.requests_for("large.dcimg"))
-            if sent >= reader.bytes_read or time.monotonic() > deadline:
-                break
-            time.sleep(0.01)
+        # come a moment after the client has the bytes: wait for it.
+        http_server.wait_idle()
+        sent = sum(r.sent for r in http_server.requests_for("large.dcimg"))
         assert sent == reader.bytes_read < 0.05 * size
         # The small requests ran concurrently, never more than allowed.
         assert 1 < http_server.max_in_flight <= reader.max_concurrency
