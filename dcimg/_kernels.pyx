@@ -273,7 +273,7 @@ cdef extern from "Python.h":
 
 
 def last_copy_threads():
-    """Return how many threads ran the last copy that was split (0: none)."""
+    """Return how many threads ran the last copy (0: no copy yet)."""
     return _last_threads
 
 
@@ -397,6 +397,7 @@ cdef int _run(Plan* p, uint8_t* dst, int kind, int depth) noexcept nogil:
 
     Returns 0, or -1 when a page of the buffer could not be read.
     """
+    global _last_threads
     cdef Py_ssize_t rows = p.n0 * p.n1
     cdef int part, faults = 0
     cdef Job whole
@@ -409,6 +410,7 @@ cdef int _run(Plan* p, uint8_t* dst, int kind, int depth) noexcept nogil:
     whole.r0 = 0
     whole.r1 = rows
     if p.threads <= 1:
+        _last_threads = 1
         faults = dcimg_guarded(_job_entry, &whole)
     else:
         for part in range(p.threads):
@@ -714,7 +716,7 @@ cdef class StridedImage:
         _last_gil = PyGILState_Check()
         return _run(&p, dst, kind, self.depth)
 
-    def take(self, key, int kind, out=None, int mode=_RESTORE):
+    def take(self, key, int kind, out=None, int mode=_RESTORE, int threads=0):
         """Read a basic index into a new array (or ``out``) in one pass.
 
         Parameters
@@ -728,6 +730,11 @@ cdef class StridedImage:
             and type to fill.
         mode : int, default RESTORE
             :data:`RESTORE`, :data:`ZERO` or :data:`LEAVE`.
+        threads : int, default 0
+            Most threads this copy may be split across; 0 means the
+            ``max_threads`` the image was made with.  Callers that already
+            run copies in parallel pass 1 (nested thread teams only compete
+            for the same cores).
 
         Returns
         -------
@@ -742,9 +749,12 @@ cdef class StridedImage:
         """
         cdef Selection sel
         cdef cnp.ndarray result
-        cdef int a, threads = 1, status
+        cdef int a, status
+        cdef int team = self.max_threads if threads == 0 else min(threads, MAX_THREADS)
         if kind < 0 or kind > 8:
             raise ValueError(f"unknown element kind {kind}")
+        if threads < 0:
+            raise ValueError(f"threads must be 0 or more, not {threads}")
         _parse(self.shape, key, &sel)
         if out is None:
             result = cnp.PyArray_EMPTY(sel.out_ndim, sel.out_shape, _TYPENUM[kind], 0)
@@ -768,8 +778,9 @@ cdef class StridedImage:
         cdef uint8_t* dst = <uint8_t*>cnp.PyArray_DATA(result)
         if n == 0:
             return _finish(result, out, sel.out_ndim)
+        threads = 1
         if n * _ITEMSIZE[kind] >= self.parallel_bytes:
-            threads = min(self.max_threads, sel.count[0] * sel.count[1])
+            threads = min(team, sel.count[0] * sel.count[1])
         if _hold_gil:
             status = self._fill(&sel, dst, kind, mode, threads)
         else:

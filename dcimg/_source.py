@@ -105,10 +105,13 @@ class Source:
     def _attach(self, layout: Layout) -> None:
         raise NotImplementedError
 
-    def take(self, key: Any, kind: int, out: np.ndarray | None, mode: int) -> Any:
+    def take(
+        self, key: Any, kind: int, out: np.ndarray | None, mode: int, threads: int = 0
+    ) -> Any:
         """Read a basic index, converted to result kind ``kind``.
 
-        See :meth:`dcimg._kernels.StridedImage.take`; raises
+        See :meth:`dcimg._kernels.StridedImage.take` (``threads`` bounds the
+        copy kernel's threads; 0 leaves it to the source); raises
         :class:`dcimg._kernels.BufferFault` when the bytes are gone (the
         caller turns it into :meth:`changed`'s error).
         """
@@ -251,9 +254,11 @@ class MappedSource(Source):
         # the copy on the hot path.
         self.take = image.take  # type: ignore[method-assign]
 
-    def take(self, key: Any, kind: int, out: np.ndarray | None, mode: int) -> Any:
+    def take(
+        self, key: Any, kind: int, out: np.ndarray | None, mode: int, threads: int = 0
+    ) -> Any:
         """Read a basic index with the copy kernel (see :class:`Source`)."""
-        return self._image.take(key, kind, out, mode)
+        return self._image.take(key, kind, out, mode, threads)
 
     def view(self, key: Any, keep_overwritten: bool) -> np.ndarray | None:
         """Return a read-only view of the map, or None (see :class:`Source`)."""
@@ -382,8 +387,14 @@ class RangeSource(Source):
         self._shape = (layout.frames, layout.height, layout.width)
         self._depth = layout.byte_depth
 
-    def take(self, key: Any, kind: int, out: np.ndarray | None, mode: int) -> Any:
-        """Fetch what ``key`` needs, then copy it with the kernel."""
+    def take(
+        self, key: Any, kind: int, out: np.ndarray | None, mode: int, threads: int = 0
+    ) -> Any:
+        """Fetch what ``key`` needs, then copy it with the kernel.
+
+        ``threads`` bounds the copy kernel only: the requests run on the
+        reader's own threads, which mostly wait for the storage.
+        """
         layout = self.layout
         (f0, fstep, nf), (r0, rstep, nr), (c0, cstep, nc) = _kernels.select(
             key, self._shape
@@ -461,7 +472,7 @@ class RangeSource(Source):
                 max_threads=MAX_THREADS,
             )
             frame_key = slice(0, n) if fstep > 0 else slice(n - 1, None, -1)
-            image.take((frame_key, row_key, col_key), kind, block[i0:i1], mode)
+            image.take((frame_key, row_key, col_key), kind, block[i0:i1], mode, threads)
         return result[()] if out is None and not result_shape else result
 
     def _frames_into(self, block: np.ndarray, frames: list[int], mode: int) -> None:

@@ -642,6 +642,7 @@ class DCIMGFile:
         dtype: npt.DTypeLike | None = ...,
         out: None = ...,
         copy: bool = ...,
+        threads: int | None = ...,
     ) -> np.generic: ...
     @overload
     def read(
@@ -651,6 +652,7 @@ class DCIMGFile:
         dtype: npt.DTypeLike | None = ...,
         out: npt.NDArray[Any] | None = ...,
         copy: bool = ...,
+        threads: int | None = ...,
     ) -> npt.NDArray[Any]: ...
     def read(
         self,
@@ -659,6 +661,7 @@ class DCIMGFile:
         dtype: npt.DTypeLike | None = None,
         out: npt.NDArray[Any] | None = None,
         copy: bool = True,
+        threads: int | None = None,
     ) -> Any:
         """Read a basic-index selection, converted to ``dtype`` in one pass.
 
@@ -684,6 +687,12 @@ class DCIMGFile:
             read through a range reader) a copy.  Views are not protected
             against the file shrinking under them (reading a lost page kills
             the process with ``SIGBUS``); copies are.
+        threads : int, optional
+            Most threads the copy may be split across.  By default a copy of
+            32 MiB or more uses up to ``min(8, os.cpu_count())`` threads and a
+            smaller one the calling thread.  Pass 1 when your own code already
+            reads in parallel (a thread pool, Dask tasks): teams of copy
+            threads inside each of them only compete for the same cores.
 
         Returns
         -------
@@ -703,6 +712,10 @@ class DCIMGFile:
         self._require_open()
         source = self._source
         mode = self._mode
+        if threads is None:
+            threads = 0
+        elif operator.index(threads) < 1:
+            raise ValueError(f"threads must be 1 or more, not {threads}")
         if out is not None:
             if dtype is not None and np.dtype(dtype) != out.dtype:
                 raise ValueError(
@@ -716,10 +729,10 @@ class DCIMGFile:
                 return view
         kind = _KERNEL_KINDS.get(dtype)
         if kind is not None:
-            return self._guarded(source.take, key, kind, out, mode)
+            return self._guarded(source.take, key, kind, out, mode, threads)
         # Types the kernel does not write: read natively, let NumPy cast.
         native = np.asarray(
-            self._guarded(source.take, key, self._native_kind, None, mode)
+            self._guarded(source.take, key, self._native_kind, None, mode, threads)
         )
         if out is None:
             result = native.astype(dtype)

@@ -345,6 +345,29 @@ def test_large_copy_split_across_threads(tmp_path):
         np.testing.assert_array_equal(f[::-1, ::3, ::-2], truth[::-1, ::3, ::-2])
 
 
+def test_threads_bounds_the_copy_kernel(tmp_path):
+    """``read(threads=1)`` copies on the calling thread, exactly; 0 is refused."""
+    rng = np.random.default_rng(2)
+    truth = rng.integers(0, 65535, (6, 1024, 1100), dtype=np.uint16)
+    path = write_dcimg(tmp_path / "big.dcimg", truth, stored_pixels_row=1000)
+    with DCIMGFile(path) as f:
+        got = f.read(..., dtype=np.float64, threads=1)
+        assert _kernels.last_copy_threads() == 1
+        np.testing.assert_array_equal(got, truth)
+        if _kernels.OPENMP and (os.cpu_count() or 1) > 1:
+            # The same read without the bound is split: the check above
+            # fails when ``threads`` is ignored.
+            f.read(..., dtype=np.float64)
+            assert _kernels.last_copy_threads() >= 2
+            f.read(..., dtype=np.float64, threads=2)
+            assert _kernels.last_copy_threads() == 2
+        for bad in (0, -1):
+            with pytest.raises(ValueError, match="threads"):
+                f.read(0, threads=bad)
+        with pytest.raises(TypeError):
+            f.read(0, threads=1.5)
+
+
 # ----------------------------------------------------------------------
 # Lifecycle
 
