@@ -39,6 +39,15 @@ __all__ = ["DCIMGSource", "as_dask_array", "clear_cache", "to_xarray"]
 #: out).  Each open file costs a memory mapping and a file header parse.
 CACHE_SIZE = 32
 
+#: Bytes per chunk that ``chunks="auto"`` aims for (whole frames, at least
+#: one).  Smaller than Dask's usual 128 MiB on purpose: every chunk is a
+#: fresh array, and an allocation this size is served from memory the
+#: allocator reuses, while a 128 MiB one is a new mapping whose pages the
+#: system must zero first.  On 2 cores, ``sum()`` of a 800 MiB stack took
+#: 1.4x the time of ``whole()`` with 16 MiB chunks and 2.1x with 128 MiB.
+#: It also keeps a viewer's one-frame look-ups from reading many frames.
+AUTO_CHUNK_BYTES = 16 << 20
+
 _CACHE: OrderedDict[tuple[Any, ...], DCIMGFile] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 
@@ -391,11 +400,16 @@ class DCIMGSource:
             key = (key,)
         # A copy, never a view of the map: the copy kernel is guarded, so a
         # file truncated during a computation fails the task with
-        # DCIMGChangedError instead of killing the worker with SIGBUS.
+        # DCIMGChangedError instead of killing the worker with SIGBUS.  One
+        # thread per copy: the scheduler runs the chunks in parallel, and a
+        # team of copy threads inside each task would only compete with the
+        # other tasks for the cores.
         if any(_is_fancy(item) for item in key):
             basic, post = _split_fancy(key, self.shape)
-            return np.asarray(f.read(basic, dtype=self.dtype, copy=self.copy)[post])
-        return np.asarray(f.read(key, dtype=self.dtype, copy=self.copy))
+            return np.asarray(
+                f.read(basic, dtype=self.dtype, copy=self.copy, threads=1)[post]
+            )
+        return np.asarray(f.read(key, dtype=self.dtype, copy=self.copy, threads=1))
 
 
 def _normalize_chunks(
@@ -408,6 +422,7 @@ def _normalize_chunks(
     limit = None
     if chunks is None or (isinstance(chunks, str) and chunks == "auto"):
         spec: Any = ("auto", -1, -1)
+        limit = AUTO_CHUNK_BYTES
     elif isinstance(chunks, str):
         spec = ("auto", -1, -1)
         limit = parse_bytes(chunks)

@@ -932,13 +932,13 @@ class DCIMGFile:
         Parameters
         ----------
         chunks : "auto", str, int, tuple or dict, default "auto"
-            ``"auto"``: whole frames per chunk, as many as fit Dask's
-            ``array.chunk-size`` setting (at least one).  A byte size such as
-            ``"64 MiB"``: the same with that limit.  An int ``n``: ``n``
-            frames per chunk (``-1``: one chunk).  Anything else is a Dask
-            chunk specification for the three axes ``(t, y, x)``, e.g.
-            ``(10, 512, 512)`` or ``{0: 10}``; splitting rows and columns is
-            exact too.
+            ``"auto"``: whole frames per chunk, as many as fit 16 MiB (at
+            least one; less than Dask's usual 128 MiB, see :doc:`/dask`).  A
+            byte size such as ``"128 MiB"``: the same with that limit.  An
+            int ``n``: ``n`` frames per chunk (``-1``: one chunk).  Anything
+            else is a Dask chunk specification for the three axes
+            ``(t, y, x)``, e.g. ``(10, 512, 512)`` or ``{0: 10}``; splitting
+            rows and columns is exact too.
         dtype : numpy dtype, optional
             Type of the pixels; default the file's.  The conversion happens
             in the chunk read, in one pass.

@@ -785,23 +785,29 @@ class _Members:
         return jobs
 
     def _run(self, jobs: list[tuple[int, Any, np.ndarray]], threads: int) -> None:
-        """Read every job's file part into its view, on up to ``threads``."""
+        """Read every job's file part into its view, on up to ``threads``.
 
-        def one(job: tuple[int, Any, np.ndarray]) -> None:
+        ``threads=1`` keeps everything on the calling thread, the copy kernel
+        included (Dask tasks: the scheduler already runs them in parallel).
+        """
+        kernel_threads = 1 if threads == 1 else None
+
+        def one(job: tuple[int, Any, np.ndarray], copy_threads: int | None) -> None:
             index, key, view = job
-            self.file(index).read(key, out=view)
+            self.file(index).read(key, out=view, threads=copy_threads)
 
         nbytes = sum(view.nbytes for _, _, view in jobs)
         threads = min(threads, len(jobs))
         if threads < 2 or nbytes < _PARALLEL_BYTES:
             for job in jobs:
-                one(job)
+                one(job, kernel_threads)
             return
         # Opening a file holds the GIL but copying its pixels does not, and
         # the page faults of fresh mappings are served in parallel: reading
         # several files at once overlaps them.
+        # Files are read in parallel here, so each copy stays on its thread.
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            for done in pool.map(one, jobs):
+            for done in pool.map(one, jobs, itertools.repeat(1)):
                 del done
 
 
@@ -825,7 +831,7 @@ class _DaskSource:
         return (type(self), (self.members, self.dtype))
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        return np.asarray(self.members.read(key, dtype=self.dtype))
+        return np.asarray(self.members.read(key, dtype=self.dtype, threads=1))
 
 
 # ----------------------------------------------------------------------
@@ -1371,11 +1377,12 @@ class DCIMGSeries:
         if isinstance(chunks, (bool, np.bool_)):
             raise TypeError(f"chunks must be a file count or a size, not {chunks!r}")
         if chunks is None or isinstance(chunks, str):
-            import dask
             from dask.utils import parse_bytes
 
+            from dcimg._dask import AUTO_CHUNK_BYTES
+
             if chunks is None or chunks == "auto":
-                limit = parse_bytes(dask.config.get("array.chunk-size"))
+                limit = AUTO_CHUNK_BYTES
             else:
                 try:
                     limit = parse_bytes(chunks)
@@ -1420,8 +1427,8 @@ class DCIMGSeries:
             Whole files per chunk, grouped along the last grid axis (with
             ``concat=True``, consecutive files along the frame axis).  An int
             is a number of files; ``"auto"`` or a size such as ``"64 MiB"``
-            takes as many files as fit Dask's ``array.chunk-size`` or that
-            size (at least one).
+            takes as many files as fit 16 MiB (less than Dask's usual
+            128 MiB: see :doc:`/dask`) or that size (at least one).
         dtype : numpy dtype, optional
             Type of the pixels; default the files'.
 

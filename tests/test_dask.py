@@ -205,16 +205,32 @@ def test_source_fancy_keys_match_numpy(files):
 # --------------------------------------------------------------------------
 
 
-def test_auto_chunks_are_whole_frames(files):
-    path = files["packed_u16_row5"]
-    frame_bytes = SHAPE[1] * SHAPE[2] * 2
-    with _open(path) as f, dask.config.set({"array.chunk-size": 5 * frame_bytes}):
+def test_auto_chunks_are_whole_frames_of_at_most_16_mib(tmp_path, monkeypatch):
+    path = write_sparse_dcimg(tmp_path / "big_frames.dcimg", 23, 1024, 1024)
+    # Dask's own setting does not decide "auto" (see AUTO_CHUNK_BYTES).
+    with _open(path) as f, dask.config.set({"array.chunk-size": "1 GiB"}):
         arr = f.as_dask_array()
         wide = f.as_dask_array(dtype=np.float64)  # 4x the bytes per frame
-    assert arr.chunks[1:] == ((SHAPE[1],), (SHAPE[2],))
-    assert arr.chunks[0] == (5, 5, 5, 5, 3)
-    assert max(wide.chunks[0]) == 1
-    assert wide.chunks[1:] == ((SHAPE[1],), (SHAPE[2],))
+        assert arr.chunks == ((8, 8, 7), (1024,), (1024,))
+        assert wide.chunks[0] == (2,) * 11 + (1,)
+        monkeypatch.setattr(dd, "AUTO_CHUNK_BYTES", 1)
+        assert f.as_dask_array().chunks[0] == (1,) * 23  # at least one frame
+
+
+def test_chunk_reads_copy_on_their_task_thread(tmp_path):
+    """Dask runs chunks in parallel; a chunk's copy must not start a team."""
+    from dcimg import _kernels
+
+    truth = np.random.default_rng(3).integers(0, 65535, (6, 1024, 1100), np.uint16)
+    path = write_dcimg(tmp_path / "big.dcimg", truth, stored_pixels_row=1000)
+    with _open(path) as f:
+        arr = f.as_dask_array(chunks=-1, dtype=np.float64)  # 54 MB: one chunk
+        got = arr.compute(scheduler="sync")
+        np.testing.assert_array_equal(got, truth)
+        assert _kernels.last_copy_threads() == 1
+        if _kernels.OPENMP and (os.cpu_count() or 1) > 1:
+            f.read(..., dtype=np.float64)  # the same copy outside Dask is split
+            assert _kernels.last_copy_threads() >= 2
 
 
 def test_chunk_arguments(files):
