@@ -1,6 +1,9 @@
 """Type stubs for the compiled header parser :mod:`dcimg._format`."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import numpy.typing as npt
 
 from dcimg._layout import Layout
 
@@ -18,6 +21,7 @@ NEW_CROP_INFO: list[tuple[str, str]]
 
 def parse_layout(size: int, fetch: Callable[[int, int], bytes]) -> Layout: ...
 def probe(path: str) -> tuple[int, int, int, int, int, int, int] | None: ...
-def probe_many(
-    paths: list[str],
-) -> list[tuple[int, int, int, int, int, int, int] | None]: ...
+
+PROBE_COLUMNS: tuple[str, ...]
+
+def probe_many(paths: Sequence[str], threads: int = 0) -> npt.NDArray[np.int64]: ...

@@ -22,9 +22,16 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcmp
 
 import os
+import sys
+
+import numpy
 
 from dcimg._layout import Layout
 from dcimg.errors import DCIMGFormatError
+
+# How os.fsencode() encodes names, for encoding many at once.
+_FS_ENCODING = sys.getfilesystemencoding()
+_FS_ERRORS = sys.getfilesystemencodeerrors()
 
 # Layout kinds, numbered as the historical ``DCIMGFile.FMT_*`` constants.
 FMT_OLD = 1  # packed: frames back to back, per-frame data in a footer
@@ -823,74 +830,103 @@ cdef int _probe_parse(const unsigned char* buf, Probe* r) noexcept nogil:
     return 1
 
 
-def probe_many(paths):
+#: Columns of :func:`probe_many`'s table.
+PROBE_COLUMNS = ("version", "frames", "height", "width", "byte_depth", "size",
+                 "mtime_ns")
+
+
+def probe_many(paths, int threads=0):
     """Geometry of complete DCIMG files from their first 4 KiB each.
 
     For checking many small files quickly (a series): each file costs one
     ``open``, ``fstat``, ``read`` and ``close`` done in C, without the GIL,
-    on several threads (OpenMP) when there are many.  An entry is None
-    whenever the quick look cannot vouch for the file -- it is not DCIMG, a
-    field is out of range, the headers reach past the first 4 KiB, or the
-    file does not hold every frame its header declares -- so that the caller
-    opens it fully (and gets the full parser's error).
+    on several threads (OpenMP) when there are many, and the answers land
+    in one array, so that the caller checks thousands of files with a few
+    NumPy comparisons.  A row's version is -1 whenever the quick look
+    cannot vouch for the file -- it is not DCIMG, a field is out of range,
+    the headers reach past the first 4 KiB, or the file does not hold every
+    frame its header declares -- so that the caller opens it fully (and
+    gets the full parser's error).
 
     Parameters
     ----------
     paths : sequence of str
         The files.
+    threads : int, default 0
+        Threads that open the files; 0 chooses (2 for 64 files or more).
 
     Returns
     -------
-    list of tuple or None
-        ``(version, frames, height, width, byte_depth, size, mtime_ns)`` per
-        file.
+    numpy.ndarray
+        ``int64``, shape ``(len(paths), 7)``: the :data:`PROBE_COLUMNS`
+        ``(version, frames, height, width, byte_depth, size, mtime_ns)`` of
+        each file.
 
     Raises
     ------
     OSError
         If a file cannot be opened or read (naming it).
     """
-    cdef list names = [os.fsencode(p) for p in paths]
-    cdef Py_ssize_t n = len(names), i
+    cdef Py_ssize_t n = len(paths), i, start = 0, at = 0
+    # One encoded string for all the names, NUL between them: one call
+    # instead of one os.fsencode() per file.  The bytes object also ends in
+    # a NUL, so pointers into it are C strings.
+    cdef bytes blob = "\0".join(paths).encode(_FS_ENCODING, _FS_ERRORS)
+    cdef const char* chars = blob
+    cdef Py_ssize_t length = len(blob)
+    if n and blob.count(b"\0") != n - 1:
+        # A NUL inside a name: let Python refuse the bad one.
+        for path in paths:
+            os.fsencode(path).index(b"\0")
+    table = numpy.full((n, 7), -1, dtype=numpy.int64)
+    cdef int64_t[:, ::1] rows = table
     cdef const char** cnames = <const char**>malloc(max(n, 1) * sizeof(char*))
-    cdef Probe* found = <Probe*>malloc(max(n, 1) * sizeof(Probe))
-    cdef int threads = 2 if n >= 64 else 1
-    if cnames == NULL or found == NULL:
+    cdef long long* got = <long long*>malloc(max(n, 1) * sizeof(long long))
+    cdef Probe found
+    if threads <= 0:
+        threads = 2 if n >= 64 else 1
+    if cnames == NULL or got == NULL:
         free(cnames)
-        free(found)
+        free(got)
         raise MemoryError()
     try:
-        for i in range(n):
-            cnames[i] = names[i]
+        for i in range(length + 1):
+            if i == length or chars[i] == 0:
+                if at < n:
+                    cnames[at] = chars + start
+                at += 1
+                start = i + 1
         with nogil:
             for i in prange(n, num_threads=threads, schedule="static"):
-                _probe_one(cnames[i], &found[i])
-        result = []
+                found = _probe_one(cnames[i])
+                got[i] = found.got
+                if found.ok:
+                    rows[i, 0] = <int64_t>found.version
+                    rows[i, 1] = <int64_t>found.frames
+                    rows[i, 2] = <int64_t>found.height
+                    rows[i, 3] = <int64_t>found.width
+                    rows[i, 4] = <int64_t>found.depth
+                    rows[i, 5] = found.size
+                    rows[i, 6] = found.mtime_ns
         for i in range(n):
-            if found[i].got < 0:
+            if got[i] < 0:
                 # Let Python say why (missing, a folder, permissions).
                 with open(paths[i], "rb"):
                     pass
-                result.append(None)
-            elif found[i].ok:
-                result.append((int(found[i].version), int(found[i].frames),
-                               int(found[i].height), int(found[i].width),
-                               int(found[i].depth), int(found[i].size),
-                               int(found[i].mtime_ns)))
-            else:
-                result.append(None)
-        return result
+        return table
     finally:
         free(cnames)
-        free(found)
+        free(got)
 
 
-cdef void _probe_one(const char* name, Probe* r) noexcept nogil:
+cdef Probe _probe_one(const char* name) noexcept nogil:
     cdef unsigned char buf[PROBE_BYTES]
+    cdef Probe r
     r.ok = 0
     r.got = dcimg_head(name, buf, PROBE_BYTES, &r.size, &r.mtime_ns)
     if r.got >= 0:
-        r.ok = _probe_parse(buf, r)
+        r.ok = _probe_parse(buf, &r)
+    return r
 
 
 def probe(path):
@@ -906,4 +942,5 @@ def probe(path):
     tuple or None
         ``(version, frames, height, width, byte_depth, size, mtime_ns)``.
     """
-    return probe_many([path])[0]
+    row = probe_many([path])[0]
+    return None if row[0] < 0 else tuple(row.tolist())

@@ -26,7 +26,7 @@ import re
 import threading
 import warnings
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
@@ -137,16 +137,17 @@ def _open_member(
         ) from exc
 
 
-_DTYPES = {1: np.dtype(np.uint8), 2: np.dtype(np.uint16)}
+# Columns of the table _probe_members() returns.
+_LAYOUT, _FRAMES, _HEIGHT, _WIDTH, _DEPTH, _SIZE, _MTIME = range(7)
+_LAYOUT_NAMES = ("packed", "framed")
 
 
 def _probe_members(
     paths: Sequence[str],
     correction: bool | None,
     storage_options: dict[str, Any] | None = None,
-) -> Iterator[
-    tuple[DCIMGFile | None, tuple[int, int, int], np.dtype, str, tuple[int, int]]
-]:
+    keep: int = DEFAULT_CACHE_SIZE,
+) -> tuple[np.ndarray, list[tuple[int, DCIMGFile]]]:
     """Read what a series checks about its files: geometry, type, layout, identity.
 
     All a series needs from its files' headers passes through here.  A quick
@@ -161,43 +162,47 @@ def _probe_members(
         The files.
     correction : bool or None
         Their ``first_4px_correction_enabled``.
+    storage_options : dict, optional
+        For URLs: the file system's options.
+    keep : int
+        How many of the files opened here stay open (the last ones); the
+        others are closed as the check goes, so that a series of thousands
+        of remote files never holds thousands of connections.
 
-    Yields
-    ------
-    file : dcimg.DCIMGFile or None
-        The open file when it had to be opened (the series caches the most
-        recent ones), else None: it is opened when first read.
-    shape : tuple of int
-        ``(frames, height, width)``.
-    dtype : numpy.dtype
-        Pixel type.
-    layout : str
-        ``"packed"`` or ``"framed"``.
-    identity : tuple of int
-        ``(size, mtime_ns)`` of the file opened.
+    Returns
+    -------
+    table : numpy.ndarray
+        ``int64``, one row per file: layout (0 packed, 1 framed), frames,
+        height, width, byte depth, size and ``mtime_ns`` (the file's
+        identity), in the columns named by this module's ``_LAYOUT`` ...
+        ``_MTIME``.
+    opened : list of (int, dcimg.DCIMGFile)
+        The files that had to be opened, by position (the series caches the
+        most recent ones); the others are opened when first read.
     """
-    packed = _format.VERSION_PACKED
     local = not storage_options and not any(_is_url(p) for p in paths[:1])
-    quicks = _format.probe_many(paths) if local else [None] * len(paths)
-    for path, quick in zip(paths, quicks, strict=True):
-        if quick is not None:
-            version, nframes, height, width, depth, size, mtime_ns = quick
-            layout = "packed" if version == packed else "framed"
-            yield (
-                None,
-                (nframes, height, width),
-                _DTYPES[depth],
-                layout,
-                (
-                    size,
-                    mtime_ns,
-                ),
-            )
-            continue
-        f = _open_member(path, correction, storage_options)
-        layout = "packed" if f.fmt_version == DCIMGFile.FMT_OLD else "framed"
+    if local:
+        table = _format.probe_many(paths)
+        table[:, _LAYOUT] = np.where(
+            table[:, 0] < 0, -1, table[:, 0] != _format.VERSION_PACKED
+        )
+    else:
+        table = np.full((len(paths), 7), -1, dtype=np.int64)
+    opened: deque[tuple[int, DCIMGFile]] = deque()
+    for index in np.flatnonzero(table[:, _LAYOUT] < 0).tolist():
+        f = _open_member(paths[index], correction, storage_options)
         _, size, mtime_ns = f.identity
-        yield f, f.shape, f.dtype, layout, (size, mtime_ns)
+        table[index] = (
+            f.fmt_version != DCIMGFile.FMT_OLD,
+            *f.shape,
+            f.dtype.itemsize,
+            size,
+            mtime_ns,
+        )
+        opened.append((index, f))
+        if len(opened) > keep:
+            opened.popleft()[1].close()
+    return table, list(opened)
 
 
 def _listing(names: Sequence[str]) -> str:
@@ -363,86 +368,137 @@ class _Grid:
     counters: tuple[np.ndarray, ...]
 
 
+def _parse_alike(
+    paths: list[str], first: _Name
+) -> tuple[list[str], list[tuple[str, ...]], list[str]] | None:
+    """Parse every name that follows ``first``'s template in one regex pass.
+
+    The default naming for a series of thousands: one multi-line regex built
+    from the first name's template finds every name of the same series and
+    its counters in C, instead of a regex and a few objects per file.  The
+    names it does not match must have no counters at all (they are skipped
+    or refused like in :func:`_parse_name`); when one has counters of
+    another template, returns None and the caller parses name by name,
+    which says which series the folder holds.
+
+    Returns
+    -------
+    matched : list of str
+        The paths that follow the template, in the given order.
+    texts : list of tuple of str
+        Their counters as written, one tuple per counter.
+    unmatched : list of str
+        The paths without counters.
+    """
+    joined = "\n".join(paths)
+    if "{" in first.template.replace("{}", "") or joined.count("\n") != len(paths) - 1:
+        return None
+    folder = re.escape(os.sep + (os.altsep or ""))
+    # 18 digits at most, as in _parse_name: a longer counter falls through
+    # to it, which says why it is refused.
+    body = "([0-9]{1,18})".join(re.escape(p) for p in first.template.split("{}"))
+    line = re.compile(f"^((?:[^\\n]*[{folder}])?{body})$", re.MULTILINE)
+    found = line.findall(joined)
+    unmatched: list[str] = []
+    if len(found) != len(paths):
+        seen = {row[0] for row in found}
+        unmatched = [p for p in paths if p not in seen]
+        if any(_parse_name(p, None) is not None for p in unmatched):
+            return None
+    matched, *texts = zip(*found, strict=True)
+    return list(matched), texts, unmatched
+
+
 def _grid(
     paths: list[str], listed: bool, regex: re.Pattern[str] | None, source: Any
 ) -> _Grid:
     """Sort files into the grid of their varying counters."""
-    parsed: list[_Name] = []
-    unmatched: list[str] = []
-    for path in paths:
-        name = _parse_name(path, regex)
-        if name is None:
-            unmatched.append(path)
-        else:
-            parsed.append(name)
     what = (
         "the default naming (counters like _001 or -001 before .dcimg)"
         if regex is None
         else f"pattern {regex.pattern!r}"
     )
-    if not parsed:
-        if len(paths) == 1:
-            # One file without counters: a series of one.
-            return _Grid(tuple(paths), (), ())
-        raise DCIMGError(
-            f"no file name of {source!r} matches {what}: "
-            f"{_listing([os.path.basename(p) for p in unmatched])}; "
-            "pass pattern= with one regex group per counter"
-        )
+    alike = None
+    if regex is None and len(paths) > 1:
+        first = next(filter(None, (_parse_name(p, None) for p in paths)), None)
+        if first is not None:
+            alike = _parse_alike(paths, first)
+    if alike is not None:
+        named, texts, unmatched = alike
+        template = first.template
+    else:
+        parsed: list[_Name] = []
+        unmatched = []
+        for path in paths:
+            name = _parse_name(path, regex)
+            if name is None:
+                unmatched.append(path)
+            else:
+                parsed.append(name)
+        if not parsed:
+            if len(paths) == 1:
+                # One file without counters: a series of one.
+                return _Grid(tuple(paths), (), ())
+            raise DCIMGError(
+                f"no file name of {source!r} matches {what}: "
+                f"{_listing([os.path.basename(p) for p in unmatched])}; "
+                "pass pattern= with one regex group per counter"
+            )
+        groups: dict[str, list[_Name]] = {}
+        for name in parsed:
+            groups.setdefault(name.template, []).append(name)
+        if len(groups) > 1:
+            kinds = sorted(groups.items(), key=lambda item: -len(item[1]))
+            described = "; ".join(
+                f"{t.replace('{}', '*')!r} ({len(g)} files)" for t, g in kinds
+            )
+            raise DCIMGError(
+                f"{source!r} holds more than one series: {described}; choose one "
+                "with a glob (e.g. 'folder/name_*.dcimg') or pattern="
+            )
+        ((template, names),) = groups.items()
+        named = [n.path for n in names]
+        texts = list(zip(*(n.texts for n in names), strict=True))
     if unmatched and listed and len(paths) > 1:
         raise DCIMGError(
             f"file names do not match {what}: {_listing(unmatched)}; "
             "pass pattern= with one regex group per counter"
         )
-    groups: dict[str, list[_Name]] = {}
-    for name in parsed:
-        groups.setdefault(name.template, []).append(name)
-    if len(groups) > 1:
-        kinds = sorted(groups.items(), key=lambda item: -len(item[1]))
-        described = "; ".join(
-            f"{t.replace('{}', '*')!r} ({len(g)} files)" for t, g in kinds
-        )
-        raise DCIMGError(
-            f"{source!r} holds more than one series: {described}; choose one "
-            "with a glob (e.g. 'folder/name_*.dcimg') or pattern="
-        )
-    ((template, names),) = groups.items()
-    values = np.array([n.values for n in names], dtype=np.int64).reshape(len(names), -1)
-    varying = [j for j in range(values.shape[1]) if np.unique(values[:, j]).size > 1]
-    axes_values = [np.unique(values[:, j]) for j in varying]
+    values = np.empty((len(named), len(texts)), dtype=np.int64)
+    for j, column in enumerate(texts):
+        values[:, j] = np.fromiter(map(int, column), np.int64, len(named))
+    distinct = [np.unique(values[:, j]) for j in range(values.shape[1])]
+    varying = [j for j, v in enumerate(distinct) if v.size > 1]
+    axes_values = [distinct[j] for j in varying]
     shape = tuple(v.size for v in axes_values)
-    flat = np.zeros(len(names), dtype=np.int64)
+    flat = np.zeros(len(named), dtype=np.int64)
     for v, j in zip(axes_values, varying, strict=True):
         flat = flat * v.size + np.searchsorted(v, values[:, j])
     order = np.argsort(flat, kind="stable")
     flat_sorted = flat[order]
     same = np.flatnonzero(flat_sorted[1:] == flat_sorted[:-1])
     if same.size:
-        a, b = names[order[same[0]]], names[order[same[0] + 1]]
+        a, b = order[same[0]], order[same[0] + 1]
         raise DCIMGError(
-            f"two files have the same counters {a.values}: {a.path!r} and {b.path!r}"
+            f"two files have the same counters {tuple(values[a].tolist())}: "
+            f"{named[a]!r} and {named[b]!r}"
         )
     total = math.prod(shape)
-    if len(names) != total:
+    if len(named) != total:
         present = np.zeros(total, dtype=bool)
         present[flat] = True
         # Name the missing files the way their neighbours are written.
-        texts = [
-            {
-                value: name.texts[j]
-                for name, value in zip(names, values[:, j], strict=True)
-            }
-            for j in varying
+        written = [
+            dict(zip(values[:, j].tolist(), texts[j], strict=True)) for j in varying
         ]
-        first = names[order[0]]
         missing = []
         for index in np.flatnonzero(~present)[: _LIST_AT_MOST + 1]:
             position = np.unravel_index(index, shape)
-            counter = list(first.texts)
+            counter = [column[order[0]] for column in texts]
             for axis, j in enumerate(varying):
-                counter[j] = texts[axis][int(axes_values[axis][position[axis]])]
+                counter[j] = written[axis][int(axes_values[axis][position[axis]])]
             missing.append(template.format(*counter))
-        count = total - len(names)
+        count = total - len(named)
         shown = ", ".join(repr(m) for m in missing[:_LIST_AT_MOST])
         if count > _LIST_AT_MOST:
             shown += f" and {count - _LIST_AT_MOST} more"
@@ -452,7 +508,7 @@ def _grid(
             f"missing: {shown}"
         )
     return _Grid(
-        tuple(names[i].path for i in order),
+        tuple(map(named.__getitem__, order.tolist())),
         shape,
         tuple(axes_values),
     )
@@ -1021,39 +1077,33 @@ class DCIMGSeries:
         self, grid: _Grid, correction: bool | None, cache_size: int
     ) -> _Members:
         """Open every file's header and check that it agrees with the first."""
-        # The last files checked stay open, as many as the cache holds.
-        opened: deque[tuple[int, DCIMGFile]] = deque(maxlen=cache_size)
-        identities: list[tuple[int, int]] = []
-        frames: list[int] = []
-        problems: list[tuple[str, str, Any, Any]] = []
-        fields = ("width", "height", "dtype", "layout", "frames")
-        reference: tuple[Any, ...] = ()
-        probes = _probe_members(grid.paths, correction, self._storage_options)
-        for index, (path, probe) in enumerate(zip(grid.paths, probes, strict=True)):
-            f, (nframes, height, width), dtype, layout, identity = probe
-            found = (
-                width,
-                height,
-                dtype,
-                layout,
-                # Files of a joined series may differ in frame count.
-                0 if self._concat else nframes,
-            )
-            if not reference:
-                reference = found
-            elif found != reference:
-                problems.extend(
-                    (path, field, str(value), str(expected))
-                    for field, value, expected in zip(
-                        fields, found, reference, strict=True
-                    )
-                    if value != expected
-                )
-            identities.append(identity)
-            frames.append(nframes)
-            if f is not None:
-                opened.append((index, f))
-        if problems:
+        table, opened = _probe_members(
+            grid.paths, correction, self._storage_options, cache_size
+        )
+        # Files of a joined series may differ in frame count.
+        checked = {
+            "width": _WIDTH,
+            "height": _HEIGHT,
+            "dtype": _DEPTH,
+            "layout": _LAYOUT,
+            **({} if self._concat else {"frames": _FRAMES}),
+        }
+        columns = list(checked.values())
+        reference = table[0]
+        odd = np.flatnonzero((table[:, columns] != reference[columns]).any(axis=1))
+        if odd.size:
+
+            def shown(column: int, value: int) -> str:
+                if column == _DEPTH:
+                    return str(np.dtype(f"u{value}"))
+                return _LAYOUT_NAMES[value] if column == _LAYOUT else str(value)
+
+            problems = [
+                (grid.paths[i], field, shown(c, table[i, c]), shown(c, reference[c]))
+                for i in odd.tolist()
+                for field, c in checked.items()
+                if table[i, c] != reference[c]
+            ]
             path, field, value, expected = problems[0]
             details = "; ".join(
                 f"{p!r}: {fld} {v} (first file: {e})"
@@ -1068,16 +1118,19 @@ class DCIMGSeries:
             )
         members = _Members(
             paths=grid.paths,
-            identities=tuple(identities),
-            frames=tuple(frames),
+            identities=tuple(
+                zip(table[:, _SIZE].tolist(), table[:, _MTIME].tolist(), strict=True)
+            ),
+            frames=tuple(table[:, _FRAMES].tolist()),
             grid_shape=grid.shape,
-            image_shape=(reference[1], reference[0]),
-            dtype=reference[2],
+            image_shape=(int(reference[_HEIGHT]), int(reference[_WIDTH])),
+            dtype=np.dtype(f"u{reference[_DEPTH]}"),
             concat=self._concat,
             correction=correction,
             cache_size=cache_size,
             storage_options=self._storage_options,
         )
+        # The last files checked stay open, as many as the cache holds.
         for index, f in opened:
             members.put(index, f)
         return members

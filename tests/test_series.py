@@ -335,6 +335,61 @@ def test_two_series_in_one_folder(grid):
         assert series.shape == truth.shape
 
 
+_NAME_PARTS = st.sampled_from(["cell", "a-1", "x_", "b{", "_", "-", "7", "00", "9"])
+
+
+@st.composite
+def folder_names(draw):
+    """Names as a folder may hold them: series, strays, odd characters."""
+    stem = "".join(draw(st.lists(_NAME_PARTS, min_size=1, max_size=3)))
+    counters = draw(st.integers(1, 3))
+    seps = draw(st.lists(st.sampled_from("_-"), min_size=counters, max_size=counters))
+    rows = draw(
+        st.lists(
+            st.tuples(*[st.integers(0, 120) | st.just(10**19)] * counters),
+            min_size=1,
+            max_size=12,
+        )
+    )
+    pad = draw(st.sampled_from([0, 1, 3]))
+    names = [
+        stem + "".join(f"{c}{v:0{pad}d}" for c, v in zip(seps, row, strict=True))
+        for row in rows
+    ]
+    strays = draw(st.lists(st.text("ab_-1{}.", max_size=6), max_size=3))
+    names += [stem + s for s in strays]
+    ext = draw(st.sampled_from([".dcimg", ".DCIMG"]))
+    names = [
+        n + (ext if draw(st.booleans()) or i == 0 else ".dcimg")
+        for i, n in enumerate(names)
+    ]
+    return draw(st.permutations(names))
+
+
+@settings(max_examples=EXAMPLES * 3, deadline=None)
+@given(names=folder_names(), listed=st.booleans())
+def test_one_pass_parse_equals_name_by_name(names, listed):
+    """The one-regex parse of a big folder gives the grid, or the error, that
+    parsing each name on its own gives."""
+    from dcimg import series as module
+
+    paths = [os.path.join(os.sep + "data", "run", n) for n in names]
+
+    def outcome(fast):
+        original = module._parse_alike
+        if not fast:
+            module._parse_alike = lambda paths, first: None
+        try:
+            grid = module._grid(paths, listed, None, "folder")
+        except DCIMGError as exc:
+            return ("error", str(exc))
+        finally:
+            module._parse_alike = original
+        return (grid.paths, grid.shape, [c.tolist() for c in grid.counters])
+
+    assert outcome(fast=True) == outcome(fast=False)
+
+
 def test_same_counters_twice(tmp_path):
     write_dcimg(tmp_path / "a_1.dcimg", random_stack((1, 2, 2)))
     write_dcimg(tmp_path / "a_01.dcimg", random_stack((1, 2, 2)))
