@@ -495,7 +495,11 @@ class RangeSource(Source):
                 start = layout.stored_offset + frame * layout.stored_stride
                 ranges.append((start, start + layout.stored_bytes))
             buffers.extend(values)
-        self._read_into(ranges, buffers, max_gap=None if self._remote else 0)
+        # Merging frames with their neighbours (and a framed file's stored
+        # pixels) saves requests; readers that cannot read a merged request
+        # in place would copy it, so they read every frame on its own.
+        vectored = self._remote or self.reader.vectored
+        self._read_into(ranges, buffers, max_gap=None if vectored else 0)
         if mode == _kernels.LEAVE or not layout.stored_bytes:
             return
         row, first = layout.stored_row, layout.stored_column

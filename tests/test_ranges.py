@@ -306,6 +306,44 @@ def test_pread_reader_returns_exact_bytes(sample, ranges, limits):
 
 
 @SETTINGS
+@given(
+    ranges=ranges_strategy,
+    limits=limits_strategy,
+    most=st.sampled_from([1, 7, 4096, None]),
+    iov_max=st.sampled_from([2, 3, 1024]),
+)
+def test_pread_vectored_reads_are_exact_through_short_reads(
+    sample, ranges, limits, most, iov_max
+):
+    """Merged requests read in place (preadv into the ranges' own buffers and
+    scratch for the gaps) stay exact when the system returns fewer bytes than
+    asked, and when a request has more pieces than one call takes."""
+    from unittest import mock
+
+    from dcimg import _ranges
+
+    path, data = sample
+    max_gap, max_request = limits
+    real = os.preadv
+    calls = []
+
+    def short(fd, buffers, offset):
+        calls.append(len(buffers))
+        if most is None:
+            return real(fd, buffers, offset)
+        return real(fd, [buffers[0][:most]], offset)
+
+    with (
+        mock.patch.object(_ranges, "_IOV_MAX", iov_max),
+        mock.patch.object(_ranges.os, "preadv", short),
+        PreadReader(path, max_gap=max_gap, max_request=max_request) as reader,
+    ):
+        assert reader.vectored
+        check_reader(reader, data, ranges)
+    assert all(n <= iov_max for n in calls)
+
+
+@SETTINGS
 @given(ranges=ranges_strategy, limits=limits_strategy, readinto=st.booleans())
 def test_file_object_reader_returns_exact_bytes(sample, ranges, limits, readinto):
     path, data = sample
@@ -393,6 +431,25 @@ def test_readinto_reads_large_requests_straight_into_the_buffer(sample):
 
 # --------------------------------------------------------------------------
 # Few requests, few bytes
+
+
+def test_pread_whole_file_reads_frames_in_few_large_requests(tmp_path):
+    """Without a map, a framed file's frames, trailers and stored pixels are
+    read in requests of up to 32 MiB, straight into the result."""
+    from dcimg import DCIMGFile
+
+    truth = np.random.default_rng(5).integers(0, 4096, (40, 512, 520), np.uint16)
+    path = write_dcimg(tmp_path / "framed.dcimg", truth, stored_pixels_row=100)
+    with DCIMGFile(path, mmap=False) as f:
+        reader = f._source.reader
+        assert f.layout.frame_stride > f.layout.bytes_per_image  # trailers between
+        before, read_before = reader.requests, reader.bytes_read
+        got = f.whole()
+        np.testing.assert_array_equal(got, truth)
+        # 21 MB: one request of at most 32 MiB (a request per frame and per
+        # frame's stored pixels would be 80).
+        assert reader.requests - before <= 2
+        assert reader.bytes_read - read_before <= path.stat().st_size
 
 
 def test_http_trailers_of_small_frames_take_few_requests(http_server, tmp_path):
