@@ -52,6 +52,7 @@ DEFAULT_CACHE_SIZE = 64
 # extension.  The lazy stem makes the counter run as long as possible.
 _TRAILING_COUNTERS = re.compile(r"(.*?)((?:[_-][0-9]+)+)\.dcimg", re.IGNORECASE)
 _COUNTER = re.compile(r"[0-9]+")
+_DCIMG_LINE = re.compile(r"^.*\.dcimg$", re.IGNORECASE | re.MULTILINE)
 # Dimension names of each file's stack in to_xarray(); series axes may not
 # reuse them.
 _FRAME_DIMS = ("t", "y", "x")
@@ -243,6 +244,14 @@ def _remote_candidates(
     return urls, False
 
 
+def _dcimg_names(names: list[str]) -> list[str]:
+    """Keep the names that end in ``.dcimg`` (any letter case), in one regex pass."""
+    joined = "\n".join(names)
+    if joined.count("\n") != len(names) - 1:  # a name holds a line break
+        return [n for n in names if n.lower().endswith(".dcimg")]
+    return _DCIMG_LINE.findall(joined)
+
+
 def _candidates(
     files: Any, storage_options: dict[str, Any] | None = None
 ) -> tuple[list[str], bool]:
@@ -258,22 +267,15 @@ def _candidates(
     if isinstance(files, (str, bytes, os.PathLike)):
         text = os.fsdecode(files)
         if os.path.isdir(text):
-            folder = os.path.abspath(text)
-            with os.scandir(folder) as entries:
-                paths = [
-                    e.path
-                    for e in entries
-                    if e.name.lower().endswith(".dcimg") and e.is_file()
-                ]
+            # Names only (no stat per entry): a folder that carries a
+            # member's name is refused when the member is opened.
+            folder = os.path.join(os.path.abspath(text), "")
+            paths = [folder + n for n in _dcimg_names(os.listdir(folder))]
             if not paths:
                 raise DCIMGError(f"no *.dcimg file in the folder {text!r}")
             return paths, False
         if _glob.has_magic(text) and not os.path.exists(text):
-            paths = [
-                os.path.abspath(p)
-                for p in _glob.glob(text)
-                if p.lower().endswith(".dcimg") and os.path.isfile(p)
-            ]
+            paths = [os.path.abspath(p) for p in _dcimg_names(_glob.glob(text))]
             if not paths:
                 raise DCIMGError(f"no *.dcimg file matches {text!r}")
             return paths, False

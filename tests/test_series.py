@@ -324,6 +324,17 @@ def test_unrelated_files_in_the_folder(grid):
         DCIMGSeries([*paths.ravel(), folder / "background.dcimg"])
 
 
+def test_a_folder_in_place_of_a_member_names_itself(grid):
+    folder, _, paths = grid
+    member = pathlib.Path(paths[1, 2])
+    member.unlink()
+    member.mkdir()  # e.g. an export that made a folder of that name
+    with pytest.raises(OSError, match=member.name):
+        DCIMGSeries(folder)
+    with pytest.raises(OSError, match=member.name):
+        DCIMGSeries(str(folder / "cell_*.dcimg"))
+
+
 def test_two_series_in_one_folder(grid):
     folder, truth, _ = grid
     write_series(folder, random_stack((2, 1, 3, 3)), name="dark")
