@@ -686,39 +686,21 @@ class PreadReader(RangeReader):
     def _read_one(self, start: int, stop: int, out: Any) -> Any:
         self._ensure_open()
         length = stop - start
-        if isinstance(out, list):
-            return self._read_vectored(start, stop, out)
-        target = memoryview(bytearray(length)) if out is None else out
+        if isinstance(out, list):  # a vectored read (see RangeReader.vectored)
+            target = None
+            pending = list(out)
+        else:
+            target = memoryview(bytearray(length)) if out is None else out
+            pending = [target]
         got = 0
         try:
             while got < length:
                 if self._fd is not None:
-                    n = _preadv(self._fd, [target[got:]], start + got)
+                    n = _preadv(self._fd, pending, start + got)
                 else:
                     with self._lock:
                         self._file.seek(start + got)
-                        n = self._file.readinto(target[got:])
-                if not n:
-                    break
-                got += n
-        except OSError as error:
-            raise RangeReadError(
-                f"{self.name}: reading bytes [{start}, {stop}) failed: {error}"
-            ) from error
-        finally:
-            self._count(got)
-        if got != length:
-            raise self._short(start, stop, got)
-        return target if out is not None else target.obj
-
-    def _read_vectored(self, start: int, stop: int, buffers: list[memoryview]) -> Any:
-        """Read ``[start, stop)`` across `buffers` with ``preadv`` calls."""
-        length = stop - start
-        pending = list(buffers)
-        got = 0
-        try:
-            while got < length:
-                n = os.preadv(self._fd, pending, start + got)
+                        n = self._file.readinto(pending[0])
                 if not n:
                     break
                 got += n
@@ -735,7 +717,9 @@ class PreadReader(RangeReader):
             self._count(got)
         if got != length:
             raise self._short(start, stop, got)
-        return buffers
+        if target is None:
+            return out
+        return target if out is not None else target.obj
 
     def close(self) -> None:
         """Close the descriptor; idempotent."""

@@ -335,7 +335,7 @@ def test_pread_vectored_reads_are_exact_through_short_reads(
 
     with (
         mock.patch.object(_ranges, "_IOV_MAX", iov_max),
-        mock.patch.object(_ranges.os, "preadv", short),
+        mock.patch.object(_ranges, "_preadv", short),
         PreadReader(path, max_gap=max_gap, max_request=max_request) as reader,
     ):
         assert reader.vectored
