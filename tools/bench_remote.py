@@ -200,6 +200,9 @@ def bench_http_trailers(
             with dcimg.DCIMGFile(http.url(key)) as f:
                 reader = f._source.reader  # counts the header's requests too
                 seconds = timed(lambda: f.timestamps)
+            # Handlers may still hold a view of the map: wait for them before
+            # reading the log and closing the map.
+            http.wait_idle()
             sent = sum(r.sent for r in http.requests_for(key))
         finally:
             del http.files[key]
