@@ -109,7 +109,12 @@ class DCIMGPlugin(PluginV3):
                     "save the image in another format, e.g. .tif"
                 )
             raise InitializationError("the DCIMG plugin only reads files")
-        if not bytes(request.firstbytes).startswith(_SIGNATURE):
+        first = bytes(request.firstbytes)
+        # An empty .dcimg file (an export being rewritten in place, a copy
+        # that failed) is no other plugin's either: say so, instead of
+        # imageio's "could not find a backend".
+        empty_dcimg = not first and request.extension == _EXTENSION
+        if not first.startswith(_SIGNATURE) and not empty_dcimg:
             raise InitializationError(
                 f"{request.filename} is not a DCIMG file (it does not start "
                 f"with the DCIMG signature {_SIGNATURE!r})"
@@ -120,7 +125,7 @@ class DCIMGPlugin(PluginV3):
                 first_4px_correction_enabled=first_4px_correction_enabled,
             )
         except DCIMGFormatError as error:
-            if error.field == "magic":
+            if error.field == "magic" and not empty_dcimg:
                 raise InitializationError(str(error)) from error
             # A DCIMG file that no other plugin will read either: report the
             # precise problem, and release the resource (imageio does not).

@@ -376,10 +376,16 @@ def test_not_dcimg_with_dcimg_name(iio, tmp_path):
     from imageio.core.request import InitializationError
 
     assert isinstance(caught.value.__cause__, InitializationError)
+    # An empty .dcimg file (an export rewritten in place) is named as such.
     empty = tmp_path / "empty.dcimg"
     empty.write_bytes(b"")
-    with pytest.raises(OSError):
+    with pytest.raises(DCIMGFormatError, match=r"empty\.dcimg.*empty \(0 bytes\)"):
         iio.imread(empty)
+    # Under another extension it is simply not this plugin's.
+    other = tmp_path / "empty.bin"
+    other.write_bytes(b"")
+    with pytest.raises(OSError):
+        iio.imread(other)
 
 
 def test_other_formats_still_work_through_the_fallback(iio, tmp_path):
