@@ -835,7 +835,7 @@ PROBE_COLUMNS = ("version", "frames", "height", "width", "byte_depth", "size",
                  "mtime_ns")
 
 
-def probe_many(paths, int threads=0):
+def probe_many(paths):
     """Geometry of complete DCIMG files from their first 4 KiB each.
 
     For checking many small files quickly (a series): each file costs one
@@ -852,8 +852,6 @@ def probe_many(paths, int threads=0):
     ----------
     paths : sequence of str
         The files.
-    threads : int, default 0
-        Threads that open the files; 0 chooses (2 for 64 files or more).
 
     Returns
     -------
@@ -883,8 +881,7 @@ def probe_many(paths, int threads=0):
     cdef const char** cnames = <const char**>malloc(max(n, 1) * sizeof(char*))
     cdef long long* got = <long long*>malloc(max(n, 1) * sizeof(long long))
     cdef Probe found
-    if threads <= 0:
-        threads = 2 if n >= 64 else 1
+    cdef int threads = 2 if n >= 64 else 1
     if cnames == NULL or got == NULL:
         free(cnames)
         free(got)

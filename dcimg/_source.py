@@ -498,8 +498,8 @@ class RangeSource(Source):
         # Merging frames with their neighbours (and a framed file's stored
         # pixels) saves requests; readers that cannot read a merged request
         # in place would copy it, so they read every frame on its own.
-        vectored = self._remote or self.reader.vectored
-        self._read_into(ranges, buffers, max_gap=None if vectored else 0)
+        merge = self._remote or self.reader.vectored
+        self._read_into(ranges, buffers, max_gap=None if merge else 0)
         if mode == _kernels.LEAVE or not layout.stored_bytes:
             return
         row, first = layout.stored_row, layout.stored_column

@@ -138,8 +138,12 @@ def _open_member(
         ) from exc
 
 
-# Columns of the table _probe_members() returns.
-_LAYOUT, _FRAMES, _HEIGHT, _WIDTH, _DEPTH, _SIZE, _MTIME = range(7)
+# Columns of the table _probe_members() returns: the probe's, with the
+# version replaced by the layout (0 packed, 1 framed).
+_COLUMNS = {name: i for i, name in enumerate(_format.PROBE_COLUMNS)}
+_LAYOUT = _COLUMNS["version"]
+_FRAMES, _HEIGHT, _WIDTH = _COLUMNS["frames"], _COLUMNS["height"], _COLUMNS["width"]
+_DEPTH, _SIZE, _MTIME = _COLUMNS["byte_depth"], _COLUMNS["size"], _COLUMNS["mtime_ns"]
 _LAYOUT_NAMES = ("packed", "framed")
 
 
