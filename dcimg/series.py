@@ -188,11 +188,10 @@ def _probe_members(
     local = not storage_options and not any(_is_url(p) for p in paths[:1])
     if local:
         table = _format.probe_many(paths)
-        table[:, _LAYOUT] = np.where(
-            table[:, 0] < 0, -1, table[:, 0] != _format.VERSION_PACKED
-        )
+        version = table[:, _LAYOUT]  # replaced in place by the layout
+        table[:, _LAYOUT] = np.where(version < 0, -1, version != _format.VERSION_PACKED)
     else:
-        table = np.full((len(paths), 7), -1, dtype=np.int64)
+        table = np.full((len(paths), len(_COLUMNS)), -1, dtype=np.int64)
     opened: deque[tuple[int, DCIMGFile]] = deque()
     for index in np.flatnonzero(table[:, _LAYOUT] < 0).tolist():
         f = _open_member(paths[index], correction, storage_options)
@@ -300,8 +299,7 @@ class _Name(NamedTuple):
 
     path: str
     template: str  # the name with "{}" in place of each counter
-    texts: tuple[str, ...]  # the counters as written
-    values: tuple[int, ...]  # the counters as numbers
+    texts: tuple[str, ...]  # the counters as written (_grid reads the numbers)
 
 
 def _parse_name(path: str, regex: re.Pattern[str] | None) -> _Name | None:
@@ -321,7 +319,6 @@ def _parse_name(path: str, regex: re.Pattern[str] | None) -> _Name | None:
                     path,
                     head + _COUNTER.sub("{}", counters) + tail,
                     tuple(texts),
-                    tuple(map(int, texts)),
                 )
         base = match.start(2)
         spans = [
@@ -361,7 +358,6 @@ def _parse_name(path: str, regex: re.Pattern[str] | None) -> _Name | None:
         path=path,
         template="{}".join(pieces),
         texts=tuple(texts),
-        values=tuple(int(t) for t in texts),
     )
 
 
