@@ -19,7 +19,7 @@ Offsets follow ``FORMAT.md`` in the project's shared notes.
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcmp
+from libc.string cimport memcmp, strncmp
 
 import os
 import sys
@@ -714,13 +714,33 @@ cdef extern from *:
     #ifndef O_BINARY
     #define O_BINARY 0
     #endif
-    /* Read up to n bytes from the start of a file, with its size and
-       modification time; -1 when it cannot be opened or read. */
-    static long long dcimg_head(const char *path, unsigned char *buf, long long n,
-                                long long *size, long long *mtime_ns) {
+    /* A folder opened once, so that the files in it are opened by name
+       alone (openat): the kernel then walks one path component per file,
+       not every folder above it.  -1 where there is no openat. */
+    static int dcimg_open_folder(const char *path) {
+    #if defined(_WIN32) || !defined(O_DIRECTORY)
+        (void)path;
+        return -1;
+    #else
+        return open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    #endif
+    }
+    static void dcimg_close_folder(int folder) {
+        if (folder >= 0) close(folder);
+    }
+    /* Read up to n bytes from the start of a file (a name in folder, or a
+       path when folder is -1), with its size and modification time; -1
+       when it cannot be opened or read. */
+    static long long dcimg_head(int folder, const char *path, unsigned char *buf,
+                                long long n, long long *size, long long *mtime_ns) {
         struct stat info;
         long long got = 0, r;
+    #if defined(_WIN32) || !defined(O_DIRECTORY)
         int fd = open(path, O_RDONLY | O_CLOEXEC | O_BINARY);
+    #else
+        int fd = folder >= 0 ? openat(folder, path, O_RDONLY | O_CLOEXEC)
+                             : open(path, O_RDONLY | O_CLOEXEC | O_BINARY);
+    #endif
         if (fd < 0) return -1;
         if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
             close(fd);
@@ -745,8 +765,10 @@ cdef extern from *:
         return got;
     }
     """
-    long long dcimg_head(const char* path, unsigned char* buf, long long n,
-                         long long* size, long long* mtime_ns) nogil
+    int dcimg_open_folder(const char* path) nogil
+    void dcimg_close_folder(int folder) nogil
+    long long dcimg_head(int folder, const char* path, unsigned char* buf,
+                         long long n, long long* size, long long* mtime_ns) nogil
 
 cdef enum:
     PROBE_BYTES = 4096
@@ -882,6 +904,9 @@ def probe_many(paths):
     cdef long long* got = <long long*>malloc(max(n, 1) * sizeof(long long))
     cdef Probe found
     cdef int threads = 2 if n >= 64 else 1
+    cdef int folder = -1
+    cdef Py_ssize_t common = 0
+    cdef bytes folder_name
     if cnames == NULL or got == NULL:
         free(cnames)
         free(got)
@@ -893,9 +918,17 @@ def probe_many(paths):
                     cnames[at] = chars + start
                 at += 1
                 start = i + 1
+        # Files of one folder (a series) are opened by name in that folder.
+        common = _common_folder(cnames, n, c"/")  # POSIX; no openat on Windows
+        if common > 0 and n > 1:
+            folder_name = chars[:common]
+            folder = dcimg_open_folder(folder_name)
+            if folder >= 0:
+                for i in range(n):
+                    cnames[i] += common
         with nogil:
             for i in prange(n, num_threads=threads, schedule="static"):
-                found = _probe_one(cnames[i])
+                found = _probe_one(folder, cnames[i])
                 got[i] = found.got
                 if found.ok:
                     rows[i, 0] = <int64_t>found.version
@@ -912,15 +945,32 @@ def probe_many(paths):
                     pass
         return table
     finally:
+        dcimg_close_folder(folder)
         free(cnames)
         free(got)
 
 
-cdef Probe _probe_one(const char* name) noexcept nogil:
+cdef Py_ssize_t _common_folder(const char** names, Py_ssize_t n, char sep) noexcept:
+    """Length of the first name's folder (separator included), if every name
+    starts with it; else 0 (also for a first name without a folder)."""
+    cdef Py_ssize_t length = 0, i, j = 0
+    if n == 0:
+        return 0
+    while names[0][j] != 0:
+        if names[0][j] == sep:
+            length = j + 1
+        j += 1
+    for i in range(1, n if length else 0):
+        if strncmp(names[i], names[0], length) != 0:  # stops at a shorter name's end
+            return 0
+    return length
+
+
+cdef Probe _probe_one(int folder, const char* name) noexcept nogil:
     cdef unsigned char buf[PROBE_BYTES]
     cdef Probe r
     r.ok = 0
-    r.got = dcimg_head(name, buf, PROBE_BYTES, &r.size, &r.mtime_ns)
+    r.got = dcimg_head(folder, name, buf, PROBE_BYTES, &r.size, &r.mtime_ns)
     if r.got >= 0:
         r.ok = _probe_parse(buf, &r)
     return r

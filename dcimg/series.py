@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from dcimg import _format
+from dcimg import _format, _names
 from dcimg.core import DCIMGFile
 from dcimg.errors import DCIMGError, DCIMGFormatError, DCIMGWarning
 from dcimg.metadata import Metadata
@@ -50,9 +50,13 @@ DEFAULT_CACHE_SIZE = 64
 
 # Trailing counters: groups of digits each led by "_" or "-", just before the
 # extension.  The lazy stem makes the counter run as long as possible.
-_TRAILING_COUNTERS = re.compile(r"(.*?)((?:[_-][0-9]+)+)\.dcimg", re.IGNORECASE)
+# ASCII letter case only, like dcimg._names.dcimg_names().
+_TRAILING_COUNTERS = re.compile(
+    r"(.*?)((?:[_-][0-9]+)+)\.dcimg", re.IGNORECASE | re.ASCII
+)
 _COUNTER = re.compile(r"[0-9]+")
-_DCIMG_LINE = re.compile(r"^.*\.dcimg$", re.IGNORECASE | re.MULTILINE)
+# The characters that end a folder in a path.
+_SEPARATORS = os.sep + (os.altsep or "")
 # Dimension names of each file's stack in to_xarray(); series axes may not
 # reuse them.
 _FRAME_DIMS = ("t", "y", "x")
@@ -247,20 +251,12 @@ def _remote_candidates(
     return urls, False
 
 
-def _dcimg_names(names: list[str]) -> list[str]:
-    """Keep the names that end in ``.dcimg`` (any letter case), in one regex pass."""
-    joined = "\n".join(names)
-    if joined.count("\n") != len(names) - 1:  # a name holds a line break
-        return [n for n in names if n.lower().endswith(".dcimg")]
-    return _DCIMG_LINE.findall(joined)
-
-
 def _candidates(
     files: Any, storage_options: dict[str, Any] | None = None
 ) -> tuple[list[str], bool]:
     """Return the absolute paths ``files`` designates, and whether it listed them.
 
-    A directory gives every ``*.dcimg`` in it (any letter case), a string
+    A directory gives every ``*.dcimg`` in it (any ASCII letter case), a string
     with glob characters the files it matches, anything else iterable the
     paths in it.  The flag is True for an explicit list (names that do not
     match the pattern are then errors instead of being skipped).
@@ -273,12 +269,12 @@ def _candidates(
             # Names only (no stat per entry): a folder that carries a
             # member's name is refused when the member is opened.
             folder = os.path.join(os.path.abspath(text), "")
-            paths = [folder + n for n in _dcimg_names(os.listdir(folder))]
+            paths = _names.dcimg_names(os.listdir(folder), folder)
             if not paths:
                 raise DCIMGError(f"no *.dcimg file in the folder {text!r}")
             return paths, False
         if _glob.has_magic(text) and not os.path.exists(text):
-            paths = [os.path.abspath(p) for p in _dcimg_names(_glob.glob(text))]
+            paths = [os.path.abspath(p) for p in _names.dcimg_names(_glob.glob(text))]
             if not paths:
                 raise DCIMGError(f"no *.dcimg file matches {text!r}")
             return paths, False
@@ -311,10 +307,10 @@ def _parse_name(path: str, regex: re.Pattern[str] | None) -> _Name | None:
             return None
         head, tail = match.group(1), name[match.end(2) :]
         if "{" not in name and "}" not in name:
-            # The common case, in a few C calls (series of thousands).
+            # The common case, in a few C calls.
             counters = match.group(2)
             texts = _COUNTER.findall(counters)
-            if len(counters) <= 18 or all(len(t) <= 18 for t in texts):
+            if all(len(t) <= _names.COUNTER_DIGITS for t in texts):
                 return _Name(
                     path,
                     head + _COUNTER.sub("{}", counters) + tail,
@@ -345,10 +341,11 @@ def _parse_name(path: str, regex: re.Pattern[str] | None) -> _Name | None:
                 f"pattern {regex.pattern if regex else ''!r}: counter groups "
                 f"overlap in {name!r}"
             )
-        if end - start > 18:
+        if end - start > _names.COUNTER_DIGITS:
             # Beyond what int64 positions hold; no camera counts this far.
             raise DCIMGError(
-                f"{path!r}: the counter {name[start:end]!r} has more than 18 digits"
+                f"{path!r}: the counter {name[start:end]!r} has more than "
+                f"{_names.COUNTER_DIGITS} digits"
             )
         pieces.append(name[last:start].replace("{", "{{").replace("}", "}}"))
         texts.append(name[start:end])
@@ -372,43 +369,61 @@ class _Grid:
 
 def _parse_alike(
     paths: list[str], first: _Name
-) -> tuple[list[str], list[tuple[str, ...]], list[str]] | None:
-    """Parse every name that follows ``first``'s template in one regex pass.
+) -> tuple[list[str], np.ndarray, list[str]] | None:
+    """Parse every name that follows ``first``'s template in one pass, in C.
 
-    The default naming for a series of thousands: one multi-line regex built
-    from the first name's template finds every name of the same series and
-    its counters in C, instead of a regex and a few objects per file.  The
-    names it does not match must have no counters at all (they are skipped
-    or refused like in :func:`_parse_name`); when one has counters of
-    another template, returns None and the caller parses name by name,
-    which says which series the folder holds.
+    The default naming for a series of thousands: every name is matched
+    against the first name's template and its counters read as numbers by
+    :func:`dcimg._names.split_counters`, instead of a regex and a few
+    objects per file.  The names that do not match must have no counters at
+    all (they are skipped or refused like in :func:`_parse_name`); when one
+    has counters of another template, returns None and the caller parses
+    name by name, which says which series the folder holds.
 
     Returns
     -------
     matched : list of str
         The paths that follow the template, in the given order.
-    texts : list of tuple of str
-        Their counters as written, one tuple per counter.
+    values : numpy.ndarray
+        Their counters, ``int64`` of shape ``(counters, len(matched))``.
     unmatched : list of str
         The paths without counters.
     """
-    joined = "\n".join(paths)
-    if "{" in first.template.replace("{}", "") or joined.count("\n") != len(paths) - 1:
+    if "{" in first.template.replace("{}", ""):
+        return None  # braces are escaped in the template: name by name
+    found, values = _names.split_counters(
+        paths, tuple(first.template.split("{}")), _SEPARATORS
+    )
+    if found.all():
+        return paths, values, []
+    # Longer counters than split_counters reads fall through to
+    # _parse_name, which says why they are refused.
+    unmatched = [paths[i] for i in np.flatnonzero(~found).tolist()]
+    if any(_parse_name(p, None) is not None for p in unmatched):
         return None
-    folder = re.escape(os.sep + (os.altsep or ""))
-    # 18 digits at most, as in _parse_name: a longer counter falls through
-    # to it, which says why it is refused.
-    body = "([0-9]{1,18})".join(re.escape(p) for p in first.template.split("{}"))
-    line = re.compile(f"^((?:[^\\n]*[{folder}])?{body})$", re.MULTILINE)
-    found = line.findall(joined)
-    unmatched: list[str] = []
-    if len(found) != len(paths):
-        seen = {row[0] for row in found}
-        unmatched = [p for p in paths if p not in seen]
-        if any(_parse_name(p, None) is not None for p in unmatched):
-            return None
-    matched, *texts = zip(*found, strict=True)
-    return list(matched), texts, unmatched
+    matched = [paths[i] for i in np.flatnonzero(found).tolist()]
+    return matched, values[:, found], unmatched
+
+
+def _axis(counter: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Return one counter's sorted distinct values, and each file's place in them.
+
+    Returns None for a counter that never varies (it makes no axis).
+    """
+    low, high = int(counter.min()), int(counter.max())
+    if low == high:
+        return None
+    if high - low < 4 * counter.size:
+        # Counters are nearly always dense runs (0, 1, 2, ...): a table of
+        # the values present beats sorting.
+        offset = counter - low
+        present = np.zeros(high - low + 1, dtype=bool)
+        present[offset] = True
+        if present.all():
+            return np.arange(low, high + 1, dtype=np.int64), offset
+        return np.flatnonzero(present) + low, (np.cumsum(present) - 1)[offset]
+    values, places = np.unique(counter, return_inverse=True)
+    return values, places.reshape(-1)
 
 
 def _grid(
@@ -426,7 +441,7 @@ def _grid(
         if first is not None:
             alike = _parse_alike(paths, first)
     if alike is not None:
-        named, texts, unmatched = alike
+        named, values, unmatched = alike
         template = first.template
     else:
         parsed: list[_Name] = []
@@ -460,59 +475,78 @@ def _grid(
             )
         ((template, names),) = groups.items()
         named = [n.path for n in names]
-        texts = list(zip(*(n.texts for n in names), strict=True))
+        counts = (len(names), len(names[0].texts))  # one template: same count
+        values = (
+            np.array([[int(t) for t in n.texts] for n in names], dtype=np.int64)
+            .reshape(counts)
+            .T
+        )
     if unmatched and listed and len(paths) > 1:
         raise DCIMGError(
             f"file names do not match {what}: {_listing(unmatched)}; "
             "pass pattern= with one regex group per counter"
         )
-    values = np.empty((len(named), len(texts)), dtype=np.int64)
-    for j, column in enumerate(texts):
-        values[:, j] = np.fromiter(map(int, column), np.int64, len(named))
-    distinct = [np.unique(values[:, j]) for j in range(values.shape[1])]
-    varying = [j for j, v in enumerate(distinct) if v.size > 1]
-    axes_values = [distinct[j] for j in varying]
-    shape = tuple(v.size for v in axes_values)
+    axes = [(j, found) for j, c in enumerate(values) if (found := _axis(c))]
+    shape = tuple(axis.size for _, (axis, _) in axes)
     flat = np.zeros(len(named), dtype=np.int64)
-    for v, j in zip(axes_values, varying, strict=True):
-        flat = flat * v.size + np.searchsorted(v, values[:, j])
+    for _, (axis, places) in axes:
+        flat = flat * axis.size + places
+    total = math.prod(shape)
+    if len(named) == total:
+        # As many files as grid places: a permutation unless two share one.
+        order = np.full(total, -1, dtype=np.int64)
+        order[flat] = np.arange(total)
+        if not (order < 0).any():
+            return _Grid(
+                tuple(map(named.__getitem__, order.tolist())),
+                shape,
+                tuple(axis for _, (axis, _) in axes),
+            )
+    _refuse_grid(named, values, flat, axes, template, regex)
+    raise AssertionError("unreachable: _refuse_grid raises")
+
+
+def _refuse_grid(
+    named: list[str],
+    values: np.ndarray,
+    flat: np.ndarray,
+    axes: list[tuple[int, tuple[np.ndarray, np.ndarray]]],
+    template: str,
+    regex: re.Pattern[str] | None,
+) -> None:
+    """Say why files do not fill their grid: two share counters, or gaps."""
     order = np.argsort(flat, kind="stable")
     flat_sorted = flat[order]
     same = np.flatnonzero(flat_sorted[1:] == flat_sorted[:-1])
     if same.size:
         a, b = order[same[0]], order[same[0] + 1]
         raise DCIMGError(
-            f"two files have the same counters {tuple(values[a].tolist())}: "
+            f"two files have the same counters {tuple(values[:, a].tolist())}: "
             f"{named[a]!r} and {named[b]!r}"
         )
+    shape = tuple(axis.size for _, (axis, _) in axes)
     total = math.prod(shape)
-    if len(named) != total:
-        present = np.zeros(total, dtype=bool)
-        present[flat] = True
-        # Name the missing files the way their neighbours are written.
-        written = [
-            dict(zip(values[:, j].tolist(), texts[j], strict=True)) for j in varying
-        ]
-        missing = []
-        for index in np.flatnonzero(~present)[: _LIST_AT_MOST + 1]:
-            position = np.unravel_index(index, shape)
-            counter = [column[order[0]] for column in texts]
-            for axis, j in enumerate(varying):
-                counter[j] = written[axis][int(axes_values[axis][position[axis]])]
-            missing.append(template.format(*counter))
-        count = total - len(named)
-        shown = ", ".join(repr(m) for m in missing[:_LIST_AT_MOST])
-        if count > _LIST_AT_MOST:
-            shown += f" and {count - _LIST_AT_MOST} more"
-        raise DCIMGError(
-            f"the series {template.replace('{}', '*')!r} has gaps: {count} of "
-            f"{total} files of its {'x'.join(map(str, shape))} grid are "
-            f"missing: {shown}"
-        )
-    return _Grid(
-        tuple(map(named.__getitem__, order.tolist())),
-        shape,
-        tuple(axes_values),
+    present = np.zeros(total, dtype=bool)
+    present[flat] = True
+    # Name the missing files the way their neighbours are written.
+    texts = list(zip(*(_parse_name(p, regex).texts for p in named), strict=True))
+    written = [dict(zip(values[j].tolist(), texts[j], strict=True)) for j, _ in axes]
+    missing = []
+    for index in np.flatnonzero(~present)[: _LIST_AT_MOST + 1]:
+        position = np.unravel_index(index, shape)
+        counter = [column[order[0]] for column in texts]
+        for axis_index, (j, (axis, _)) in enumerate(axes):
+            value = int(axis[position[axis_index]])
+            counter[j] = written[axis_index][value]
+        missing.append(template.format(*counter))
+    count = total - len(named)
+    shown = ", ".join(repr(m) for m in missing[:_LIST_AT_MOST])
+    if count > _LIST_AT_MOST:
+        shown += f" and {count - _LIST_AT_MOST} more"
+    raise DCIMGError(
+        f"the series {template.replace('{}', '*')!r} has gaps: {count} of "
+        f"{total} files of its {'x'.join(map(str, shape))} grid are "
+        f"missing: {shown}"
     )
 
 
@@ -984,10 +1018,10 @@ class DCIMGSeries:
     Parameters
     ----------
     files : str, os.PathLike or sequence of them
-        A folder (every ``*.dcimg`` in it, any letter case), a glob pattern
-        (``"run/cell_*.dcimg"``), or the files themselves.  In a folder or
-        glob, files whose names do not match the naming are skipped; in a
-        sequence they are an error.
+        A folder (every ``*.dcimg`` in it, any ASCII letter case), a glob
+        pattern (``"run/cell_*.dcimg"``), or the files themselves.  In a
+        folder or glob, files whose names do not match the naming are
+        skipped; in a sequence they are an error.
     pattern : str or re.Pattern, optional
         Regular expression that must match a whole file name (not the
         folder); each group captures one counter.  Default: the trailing

@@ -235,12 +235,14 @@ def test_wheel_contents(version):
             "dcimg/py.typed",
             "dcimg/_format.pyi",
             "dcimg/_kernels.pyi",
+            "dcimg/_names.pyi",
             "dcimg/_version.py",
             "dcimg/cli.py",
             "dcimg/_convert.py",
         ):
             assert required in names, required
-        assert any(re.match(r"dcimg/_kernels\..*(so|pyd)$", n) for n in names)
+        for module in ("_format", "_kernels", "_names"):
+            assert any(re.match(rf"dcimg/{module}\..*(so|pyd)$", n) for n in names)
         entry_points = next(
             n for n in names if n.endswith(".dist-info/entry_points.txt")
         )
