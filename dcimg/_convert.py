@@ -73,8 +73,9 @@ _CLASSIC_TIFF_LIMIT = 2**32 - 2**25
 
 #: Output types ``dtype`` accepts (each must hold every input value).
 DTYPES = ("uint8", "uint16", "int16", "int32", "uint32", "int64", "float32", "float64")
-#: What the frames of a file are: time points, Z planes, or both (outer first).
-AXES = ("T", "Z", "ZT", "TZ")
+#: What the frames of a file are: time points, Z planes, channels, or T and
+#: Z (outer first).
+AXES = ("T", "Z", "C", "ZT", "TZ")
 #: Lossless compressions of TIFF output (``None`` or ``"none"``: uncompressed).
 TIFF_COMPRESSIONS = ("none", "zlib", "zstd", "lzw")
 #: Lossless compressions of Zarr output; the default is ``"blosc-zstd"``.
@@ -627,20 +628,26 @@ def _make_plan(source: Any, name: str, fmt: OutputFormat, options: _Options) -> 
             f"{name}: the source has {len(grid_shape)} axes before the frames but "
             f"names {len(grid_axes)} ({grid_axes!r}); give it an 'axes' attribute"
         )
-    selected = len(range(shape[-3])[options.frames or slice(None)])
-    if len(options.axes) == 1 and options.axes in grid_axes and selected == 1:
+    chosen = range(shape[-3])[options.frames or slice(None)]
+    free = [letter for letter in "CZT" if letter not in grid_axes]
+    if len(options.axes) == 1 and options.axes in grid_axes and len(chosen) == 1:
         # One frame per file (a series of single images): its axis is of
-        # length 1, so give it any letter the grid does not use.
-        free = [letter for letter in "CZT" if letter not in grid_axes]
+        # length 1, so give it any letter the grid does not use; when the
+        # grid uses them all, the grid's last axis becomes the frame axis.
         if free:
             options = dataclasses.replace(options, axes=free[0])
+        else:
+            source = _GridAxisAsFrames(source, chosen[0])
+            options = dataclasses.replace(options, axes=grid_axes[-1], frames=None)
+            shape, grid_shape, grid_axes = source.shape, grid_shape[:-1], source.axes
     axes = grid_axes + options.axes
     if len(set(axes)) != len(axes):
+        rename = f"name their axis with --axes {free[0]}, or " if free else ""
         raise ConversionError(
             f"{name}: the source's axes {grid_axes!r} and the frames' axes "
-            f"{options.axes!r} repeat a letter; each file holds {selected} "
-            "frames: name their axis with one the series does not use (e.g. "
-            "--axes Z), or select one frame per file with --frames"
+            f"{options.axes!r} repeat a letter; each file holds {len(chosen)} "
+            f"frames: {rename}select one frame per file with --frames (e.g. "
+            "--frames 0)"
         )
     if fmt.ome and set(axes) - set(_NGFF_ORDER):
         extra = "".join(sorted(set(axes) - set(_NGFF_ORDER)))
@@ -684,6 +691,37 @@ def _make_plan(source: Any, name: str, fmt: OutputFormat, options: _Options) -> 
             f"({_array_axes(plan)}YX)"
         )
     return plan
+
+
+class _GridAxisAsFrames:
+    """A series of single frames, seen with its last grid axis as the frames.
+
+    An OME image has only C, T and Z besides Y and X.  A C x T x Z grid of
+    one-frame files uses all three, and its frame axis (of length 1) has no
+    letter left; seen this way the Z files are the frames, and the writers
+    need nothing new.
+    """
+
+    def __init__(self, series: Any, frame: int) -> None:
+        self._series = series
+        self._frame = frame
+        shape = tuple(int(n) for n in series.shape)
+        self.shape = (*shape[:-4], shape[-4], *shape[-2:])
+        self.axes = str(series.axes).upper()[:-1]
+        self.dtype = series.dtype
+        self.metadata = series.metadata
+
+    @property
+    def timestamps(self) -> np.ndarray:
+        return np.asarray(self._series.timestamps)[..., self._frame]
+
+    @property
+    def framestamps(self) -> np.ndarray:
+        return np.asarray(self._series.framestamps)[..., self._frame]
+
+    def read(self, key: Any, dtype: Any = None) -> np.ndarray:
+        *cell, files = key if isinstance(key, tuple) else (key,)
+        return self._series.read((*cell, files, self._frame), dtype=dtype)
 
 
 def _split_frames(count: int, options: _Options) -> tuple[int, ...]:
@@ -1431,9 +1469,11 @@ def convert(
     dtype : numpy dtype, optional
         Pixel type of the output; default the file's. It must hold every
         value of the file's type (those ``dcimg convert --help`` lists).
-    axes : {"T", "Z", "ZT", "TZ"}, default "T"
-        What the frames are: time points, Z planes, or both, the outer axis
-        first. ``"ZT"``: ``frames_per_slice`` consecutive frames at each Z
+    axes : {"T", "Z", "C", "ZT", "TZ"}, default "T"
+        What the frames are: time points, Z planes, channels (e.g. a series
+        whose files each hold one frame per laser line), or time points and
+        Z planes, the outer axis first. ``"ZT"``: ``frames_per_slice``
+        consecutive frames at each Z
         position (as :meth:`dcimg.DCIMGFile.zslice_idx` numbers them);
         ``"TZ"``: one Z-stack after the other.
     z_size : int, optional

@@ -136,9 +136,9 @@ def _info(args: argparse.Namespace) -> int:
                 with warnings.catch_warnings():
                     # Everything a warning says is in the report ("note" lines).
                     warnings.simplefilter("ignore", DCIMGWarning)
-                    with _open_any(path) as f:
+                    with _open_any(path, args.series_axes) as f:
                         meta = f.metadata
-            except (OSError, DCIMGError, ImportError) as error:
+            except (OSError, ValueError, ImportError) as error:
                 _say("info", f"{path}: {_reason(error, path)}")
                 status = 1
                 continue
@@ -155,12 +155,17 @@ def _info(args: argparse.Namespace) -> int:
     return status
 
 
-def _open_any(source: str | Path) -> Any:
+def _open_any(source: str | Path, series_axes: str | None = None) -> Any:
     """Open a file (path or URL), or a series (folder or glob pattern)."""
     from dcimg.series import DCIMGSeries, names_series
 
     if names_series(source):
-        return DCIMGSeries(source)
+        return DCIMGSeries(source, axes=series_axes)
+    if series_axes is not None:
+        raise DCIMGError(
+            f"--series-axes {series_axes} names the counters of a series (a "
+            "folder or glob pattern), not of one file"
+        )
     return DCIMGFile(source)
 
 
@@ -197,11 +202,11 @@ def _describe_series(meta: Any) -> list[str]:
     return lines
 
 
-def _open_input(source: str | Path, quiet: bool) -> Any:
+def _open_input(source: str | Path, quiet: bool, series_axes: str | None) -> Any:
     """Open one input, saying its warnings (truncation...) on standard error."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DCIMGWarning)
-        f = _open_any(source)
+        f = _open_any(source, series_axes)
     if not quiet:
         for warning in caught:
             _say("convert", f"warning: {source}: {warning.message}")
@@ -300,8 +305,8 @@ def _convert_single(args: argparse.Namespace, options: Any, interrupt: Any) -> i
     with contextlib.ExitStack() as stack:
         source = stack.enter_context(_example_path()) if args.example else args.paths[0]
         try:
-            f = stack.enter_context(_open_input(source, args.quiet))
-        except (OSError, DCIMGError) as error:
+            f = stack.enter_context(_open_input(source, args.quiet, args.series_axes))
+        except (OSError, ValueError) as error:
             _say("convert", f"{source}: {_reason(error, source)}")
             return 1
         try:
@@ -361,9 +366,9 @@ def _convert_batch(args: argparse.Namespace, options: Any, interrupt: Any) -> in
                 failures.append((path, f"same output name as {seen[out]}"))
                 continue
             try:
-                with _open_input(path, args.quiet) as f:
+                with _open_input(path, args.quiet, args.series_axes) as f:
                     planes = conversion._planes_of(f, options)
-            except (OSError, DCIMGError) as error:
+            except (OSError, ValueError) as error:
                 failures.append((path, _reason(error, path)))
                 continue
             seen[out] = path
@@ -377,7 +382,7 @@ def _convert_batch(args: argparse.Namespace, options: Any, interrupt: Any) -> in
         for path, out, _ in jobs:
             interrupt.check()
             try:
-                with _open_input(path, quiet=True) as f:
+                with _open_input(path, True, args.series_axes) as f:
                     conversion._convert_one(
                         f, out, options, args.overwrite, update, interrupt
                     )
@@ -442,6 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also describe a built-in synthetic acquisition",
     )
+    _add_series_axes(info)
     info.set_defaults(run=_info, parser=info)
 
     convert = commands.add_parser(
@@ -485,10 +491,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--axes",
         default="T",
         type=str.upper,
-        choices=("T", "Z", "ZT", "TZ"),
-        help="what the frames are: time points (T, default), Z planes (Z), or "
-        "both, outer axis first: ZT (several frames per Z plane, as "
-        "zslice_idx counts them) or TZ (one Z-stack after the other)",
+        choices=_axes_choices(),
+        help="what the frames are: time points (T, default), Z planes (Z), "
+        "channels (C), or both T and Z, outer axis first: ZT (several frames "
+        "per Z plane, as zslice_idx counts them) or TZ (one Z-stack after the "
+        "other)",
     )
     dims.add_argument(
         "--z-size", type=int, metavar="N", help="number of Z planes (ZT, TZ)"
@@ -573,6 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="convert the built-in synthetic acquisition instead of PATH",
     )
+    _add_series_axes(convert)
     convert.set_defaults(run=_convert, parser=convert)
     return parser
 
@@ -596,11 +604,28 @@ def _join_negative_frames(argv: Sequence[str] | None) -> list[str]:
     return joined
 
 
+def _add_series_axes(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--series-axes",
+        type=str.upper,
+        metavar="LETTERS",
+        help="for a folder or glob (a series): one letter per varying counter, "
+        "in file-name order, e.g. CZ (default: Z, TZ, CTZ, ...); T, Z and C "
+        "become the OME axes",
+    )
+
+
 def _dtype_choices() -> tuple[str, ...]:
     # The list is kept in the converter; importing it needs no optional package.
     from dcimg._convert import DTYPES
 
     return DTYPES
+
+
+def _axes_choices() -> tuple[str, ...]:
+    from dcimg._convert import AXES
+
+    return AXES
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -63,6 +63,83 @@ def test_convert_a_series_to_one_image(series, tmp_path, suffix):
     np.testing.assert_array_equal(dcimg.imread(folder), truth)
 
 
+@pytest.mark.parametrize("suffix", [".ome.zarr", ".ome.tif"])
+@pytest.mark.parametrize(
+    ("grid_axes", "shape", "options", "expected_axes", "frame"),
+    [
+        # Three counters use C, T and Z: the one-frame axis has no letter left.
+        ("CTZ", (2, 3, 2, 1), [], "CTZ", 0),
+        ("CTZ", (2, 2, 3, 2), ["--frames", "1"], "CTZ", 1),
+        # Two counters and two frames per file: the frames take the free letter.
+        ("TZ", (2, 3, 2), ["--axes", "C"], "TZC", None),
+        ("TZ", (2, 3, 2), ["--frames", "1"], "TZC", 1),
+        # The grid's letters named on the command line.
+        ("CZ", (2, 3, 1), ["--series-axes", "cz"], "CZT", 0),
+    ],
+)
+def test_convert_series_of_every_axis_letter(
+    tmp_path, suffix, grid_axes, shape, options, expected_axes, frame
+):
+    rng = np.random.default_rng(5)
+    truth = rng.integers(0, 4000, (*shape, 6, 7)).astype(np.uint16)
+    folder = tmp_path / "run"
+    write_series(folder, truth, name="cell", axes=grid_axes)
+    out = tmp_path / f"out{suffix}"
+    assert main(["convert", "--quiet", *options, str(folder), str(out)]) == 0
+    # The expected image: every frame, or the selected one (its axis gone
+    # when the grid took every letter).
+    if frame is None:
+        expected = truth
+    elif len(expected_axes) == len(grid_axes):
+        expected = truth[..., frame, :, :]
+    else:
+        expected = truth[..., frame : frame + 1, :, :]
+    if suffix == ".ome.tif":
+        tifffile = pytest.importorskip("tifffile")
+        with tifffile.TiffFile(out) as tif:
+            axes = tif.series[0].axes
+            got = tif.series[0].asarray()
+    else:
+        zarr = pytest.importorskip("zarr")
+        group = zarr.open(str(out), mode="r")
+        axes = "".join(a["name"] for a in group.attrs["multiscales"][0]["axes"])
+        got = group["0"][:]
+    # Compare without the axes of length 1 (tifffile drops them, NGFF
+    # writes all five), in the series' order.
+    axes = "".join(a for a, n in zip(axes.upper(), got.shape, strict=True) if n > 1)
+    expected_axes = "".join(
+        a for a, n in zip(expected_axes + "YX", expected.shape, strict=True) if n > 1
+    )
+    got, expected = np.squeeze(got), np.squeeze(expected)
+    assert sorted(axes) == sorted(expected_axes)
+    order = [axes.index(a) for a in expected_axes]
+    np.testing.assert_array_equal(np.transpose(got, order), expected)
+
+
+def test_series_axes_on_the_command_line(tmp_path, capsys):
+    folder = tmp_path / "run"
+    write_series(folder, np.zeros((2, 3, 1, 4, 5), np.uint16), axes="CZ")
+    assert main(["info", "--series-axes", "CZ", str(folder)]) == 0
+    assert "grid 2 C x 3 Z" in capsys.readouterr().out
+    assert main(["info", "--series-axes", "C", str(folder)]) == 1
+    assert "2 varying" in capsys.readouterr().err
+    single = tmp_path / "one.dcimg"
+    write_dcimg(single, np.zeros((2, 4, 5), np.uint16))
+    out = tmp_path / "o.ome.tif"
+    assert main(["convert", "-q", "--series-axes", "CZ", str(single), str(out)]) == 1
+    assert "not of one file" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_convert_series_says_which_letter_is_free(tmp_path, capsys):
+    folder = tmp_path / "run"
+    write_series(folder, np.zeros((2, 3, 2, 4, 5), np.uint16), axes="TZ")
+    assert main(["convert", "--quiet", str(folder), str(tmp_path / "o.ome.tif")]) == 1
+    err = capsys.readouterr().err
+    assert "--axes C" in err and "--frames 0" in err
+    assert not (tmp_path / "o.ome.tif").exists()
+
+
 def test_info_reads_a_url(tmp_path, capsys):
     fsspec = pytest.importorskip("fsspec")
     path = write_example(tmp_path / "x.dcimg")
