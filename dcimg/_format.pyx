@@ -21,7 +21,9 @@ from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcmp, strncmp
 
+import errno
 import os
+import stat
 import sys
 
 import numpy
@@ -714,6 +716,12 @@ cdef extern from *:
     #ifndef O_BINARY
     #define O_BINARY 0
     #endif
+    #ifndef O_NONBLOCK
+    #define O_NONBLOCK 0
+    #endif
+    /* As dcimg._ranges.READ_ONLY_FLAGS: a FIFO opens at once (and is then
+       refused as not a regular file) instead of waiting for a writer. */
+    #define DCIMG_READ_FLAGS (O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_BINARY)
     /* A folder opened once, so that the files in it are opened by name
        alone (openat): the kernel then walks one path component per file,
        not every folder above it.  -1 where there is no openat. */
@@ -736,10 +744,10 @@ cdef extern from *:
         struct stat info;
         long long got = 0, r;
     #if defined(_WIN32) || !defined(O_DIRECTORY)
-        int fd = open(path, O_RDONLY | O_CLOEXEC | O_BINARY);
+        int fd = open(path, DCIMG_READ_FLAGS);
     #else
-        int fd = folder >= 0 ? openat(folder, path, O_RDONLY | O_CLOEXEC)
-                             : open(path, O_RDONLY | O_CLOEXEC | O_BINARY);
+        int fd = folder >= 0 ? openat(folder, path, DCIMG_READ_FLAGS)
+                             : open(path, DCIMG_READ_FLAGS);
     #endif
         if (fd < 0) return -1;
         if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
@@ -895,9 +903,9 @@ def probe_many(paths):
     cdef const char* chars = blob
     cdef Py_ssize_t length = len(blob)
     if n and blob.count(b"\0") != n - 1:
-        # A NUL inside a name: let Python refuse the bad one.
         for path in paths:
-            os.fsencode(path).index(b"\0")
+            if "\0" in path:
+                raise ValueError(f"embedded null byte in the path {path!r}")
     table = numpy.full((n, 7), -1, dtype=numpy.int64)
     cdef int64_t[:, ::1] rows = table
     cdef const char** cnames = <const char**>malloc(max(n, 1) * sizeof(char*))
@@ -940,14 +948,30 @@ def probe_many(paths):
                     rows[i, 6] = found.mtime_ns
         for i in range(n):
             if got[i] < 0:
-                # Let Python say why (missing, a folder, permissions).
-                with open(paths[i], "rb"):
-                    pass
+                _refuse(paths[i])
         return table
     finally:
         dcimg_close_folder(folder)
         free(cnames)
         free(got)
+
+
+def _refuse(path):
+    """Raise the OSError that says why ``path`` could not be probed."""
+    from dcimg._ranges import READ_ONLY_FLAGS
+
+    # Missing, or no permission: os.open says so.  Non-blocking, as in C, so
+    # that a FIFO does not wait for a writer.
+    fd = os.open(path, READ_ONLY_FLAGS)
+    try:
+        info = os.fstat(fd)
+    finally:
+        os.close(fd)
+    if stat.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(errno.EISDIR, "a folder, not a DCIMG file", path)
+    if not stat.S_ISREG(info.st_mode):
+        raise OSError(errno.EINVAL, "not a regular file", path)
+    raise OSError(errno.EIO, "could not be read", path)
 
 
 cdef Py_ssize_t _common_folder(const char** names, Py_ssize_t n, char sep) noexcept:

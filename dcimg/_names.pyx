@@ -42,7 +42,7 @@ cdef inline bint _ends_in_dcimg(str name) noexcept:
             and _ascii_lower_is(name[n - 1], u"g"))
 
 
-def dcimg_names(list names, str folder=""):
+def dcimg_names(list names, str folder="", bint hidden=True):
     """The names ending in ``.dcimg`` (any ASCII letter case), after ``folder``.
 
     Parameters
@@ -51,6 +51,9 @@ def dcimg_names(list names, str folder=""):
         File names, e.g. from :func:`os.listdir`.
     folder : str, default ""
         Prepended to every name kept (a folder ending in its separator).
+    hidden : bool, default True
+        Whether to keep names that start with ``.`` (False: skip them, as
+        the glob ``*.dcimg`` does; e.g. the ``._`` files macOS leaves).
 
     Returns
     -------
@@ -61,6 +64,8 @@ def dcimg_names(list names, str folder=""):
     cdef str name
     for item in names:
         name = item
+        if not hidden and len(name) and name[0] == u".":
+            continue
         if _ends_in_dcimg(name):
             kept.append(folder + name if folder else name)
     return kept

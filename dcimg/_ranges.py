@@ -43,6 +43,16 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .errors import DCIMGError
 
+#: How files are opened for reading.  O_NONBLOCK: a FIFO (or device) named
+#: like a DCIMG file opens at once and is refused as not a regular file,
+#: instead of blocking for a writer; regular files read the same with it.
+READ_ONLY_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+
 __all__ = [
     "FileObjectReader",
     "FsspecReader",
@@ -647,8 +657,7 @@ class PreadReader(RangeReader):
     def _open(self) -> int:
         """Open the descriptor; return the file's size."""
         if hasattr(os, "pread"):
-            flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
-            fd = os.open(self.path, flags)
+            fd = os.open(self.path, READ_ONLY_FLAGS)
             try:
                 info = os.fstat(fd)
                 if not _is_regular(info.st_mode):

@@ -31,6 +31,7 @@ import numpy as np
 
 from dcimg import _format, _kernels
 from dcimg._layout import Layout
+from dcimg._ranges import READ_ONLY_FLAGS
 from dcimg.errors import DCIMGChangedError, DCIMGFormatError
 
 try:  # POSIX: maps that hold no file descriptor
@@ -180,7 +181,7 @@ class MappedSource(Source):
         self.name = path
         self.path = path
         self._image: Any = None
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        fd = os.open(path, READ_ONLY_FLAGS)
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):

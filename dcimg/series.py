@@ -52,7 +52,7 @@ DEFAULT_CACHE_SIZE = 64
 # extension.  The lazy stem makes the counter run as long as possible.
 # ASCII letter case only, like dcimg._names.dcimg_names().
 _TRAILING_COUNTERS = re.compile(
-    r"(.*?)((?:[_-][0-9]+)+)\.dcimg", re.IGNORECASE | re.ASCII
+    r"(.*?)((?:[_-][0-9]+)+)\.dcimg", re.IGNORECASE | re.ASCII | re.DOTALL
 )
 _COUNTER = re.compile(r"[0-9]+")
 # The characters that end a folder in a path.
@@ -251,6 +251,19 @@ def _remote_candidates(
     return urls, False
 
 
+def _absolute(path: str) -> str:
+    """Return ``path`` made absolute the way the system resolves it.
+
+    :func:`os.path.abspath` also removes ``..`` as text, which changes the
+    file meant when the folder before it is a symbolic link
+    (``link/../x.dcimg``); such paths keep their ``..``.
+    """
+    if not os.path.isabs(path):
+        path = os.path.join(os.getcwd(), path)
+    parts = re.split(r"[\\/]" if os.altsep else re.escape(os.sep), path)
+    return path if ".." in parts else os.path.normpath(path)
+
+
 def _candidates(
     files: Any, storage_options: dict[str, Any] | None = None
 ) -> tuple[list[str], bool]:
@@ -268,23 +281,26 @@ def _candidates(
         if os.path.isdir(text):
             # Names only (no stat per entry): a folder that carries a
             # member's name is refused when the member is opened.
-            folder = os.path.join(os.path.abspath(text), "")
-            paths = _names.dcimg_names(os.listdir(folder), folder)
+            folder = os.path.join(_absolute(text), "")
+            # Hidden files are skipped, as by the glob "*.dcimg".
+            paths = _names.dcimg_names(os.listdir(folder), folder, hidden=False)
             if not paths:
                 raise DCIMGError(f"no *.dcimg file in the folder {text!r}")
             return paths, False
         if _glob.has_magic(text) and not os.path.exists(text):
-            paths = [os.path.abspath(p) for p in _names.dcimg_names(_glob.glob(text))]
+            paths = [_absolute(p) for p in _names.dcimg_names(_glob.glob(text))]
             if not paths:
                 raise DCIMGError(f"no *.dcimg file matches {text!r}")
             return paths, False
-        return [os.path.abspath(text)], True
+        return [_absolute(text)], True
+    if isinstance(files, np.ndarray):  # e.g. another series' files grid
+        files = files.ravel().tolist()
     if not isinstance(files, Iterable):
         raise TypeError(
             "files must be a folder, a glob pattern or a sequence of paths, "
             f"not {type(files).__name__}"
         )
-    paths = [p if _is_url(p) else os.path.abspath(os.fsdecode(p)) for p in files]
+    paths = [p if _is_url(p) else _absolute(os.fsdecode(p)) for p in files]
     if not paths:
         raise DCIMGError("the series is empty: no file given")
     return paths, True
@@ -1092,7 +1108,12 @@ class DCIMGSeries:
         cache_size = operator.index(cache_size)
         if cache_size < 1:
             raise ValueError(f"cache_size must be at least 1, not {cache_size}")
-        regex = None if pattern is None else re.compile(pattern)
+        try:
+            regex = None if pattern is None else re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(
+                f"pattern={pattern!r} is not a regular expression: {exc}"
+            ) from exc
         paths, listed = _candidates(files, self._storage_options)
         grid = _grid(paths, listed, regex, files)
         if concat:

@@ -876,3 +876,109 @@ def test_quick_probe_agrees_with_the_parser(tmp_path, version, dtype):
     assert _format.probe(str(other)) is None
     with pytest.raises(OSError):
         _format.probe(str(tmp_path / "missing.dcimg"))
+
+
+# ----------------------------------------------------------------------
+# Odd inputs (found by an adversarial campaign)
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")
+def test_dotdot_after_a_linked_folder_means_what_the_system_says(tmp_path):
+    # work/link -> data/run/sub: "link/.." is data/run, not work.
+    real = tmp_path / "data" / "run"
+    (real / "sub").mkdir(parents=True)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "link").symlink_to(real / "sub")
+    truth = random_stack((2, 1, 3, 4), seed=1)
+    write_series(real, truth, name="a")
+    write_series(work, truth + 1, name="a")  # what text-only '..' would read
+    link = work / "link"
+    for files in (
+        str(link / ".."),
+        str(link / ".." / "a_*.dcimg"),
+        [str(link / ".." / "a_000.dcimg"), str(link / ".." / "a_001.dcimg")],
+    ):
+        with DCIMGSeries(files) as series:
+            np.testing.assert_array_equal(series[...], truth)
+
+
+def test_a_line_break_in_a_name(tmp_path):
+    truth = random_stack((3, 1, 2, 2))
+    for i in range(3):
+        write_dcimg(tmp_path / f"scan\nA_{i}.dcimg", truth[i])
+    with DCIMGSeries(tmp_path) as series:
+        assert series.shape == truth.shape
+        np.testing.assert_array_equal(series[...], truth)
+
+
+def test_hidden_files_in_a_folder_are_skipped_like_the_glob(tmp_path):
+    truth = random_stack((3, 1, 2, 2))
+    write_series(tmp_path, truth, name="cell")
+    for i in range(3):  # what macOS leaves on exFAT and SMB drives
+        (tmp_path / f"._cell_{i:03d}.dcimg").write_bytes(b"\0\5\26\7" * 20)
+    for files in (tmp_path, str(tmp_path / "*.dcimg")):
+        with DCIMGSeries(files) as series:
+            np.testing.assert_array_equal(series[...], truth)
+    # Named explicitly, a hidden file is a member like any other.
+    hidden = tmp_path / ".dark_000.dcimg"
+    write_dcimg(hidden, truth[0])
+    with DCIMGSeries([hidden]) as series:
+        np.testing.assert_array_equal(series[...], truth[0])
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_named_like_a_member_is_refused_at_once(tmp_path):
+    write_series(tmp_path, random_stack((3, 1, 2, 2)), name="a")
+    fifo = tmp_path / "a_003.dcimg"
+    os.mkfifo(fifo)
+    # In a child: a blocking open() of a FIFO would wait for a writer forever.
+    code = textwrap.dedent(
+        f"""
+        import dcimg
+        from dcimg import DCIMGFile, DCIMGSeries
+        for attempt in (
+            lambda: DCIMGSeries({str(tmp_path)!r}),
+            lambda: DCIMGFile({str(fifo)!r}),
+            lambda: DCIMGFile({str(fifo)!r}, mmap=False),
+        ):
+            try:
+                attempt()
+            except (OSError, ValueError) as exc:
+                assert "a_003.dcimg" in str(exc), exc
+                print(type(exc).__name__)
+            else:
+                raise SystemExit("a FIFO was accepted")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.split()) == 3
+
+
+def test_a_null_byte_in_a_path(tmp_path):
+    from dcimg import _format
+
+    paths = write_series(tmp_path, random_stack((2, 1, 2, 2)), name="a")
+    good = str(paths[0])
+    for listed in ([good + "\0junk"], [good + "\0junk", good], [good, "x\0"]):
+        with pytest.raises(ValueError, match="null byte"):
+            _format.probe_many(listed)
+        with pytest.raises(ValueError, match="junk|x"):
+            DCIMGSeries(listed)
+
+
+def test_a_bad_pattern_is_a_value_error(tmp_path):
+    write_series(tmp_path, random_stack((2, 1, 2, 2)), name="img")
+    with pytest.raises(ValueError, match="not a regular expression"):
+        DCIMGSeries(tmp_path, pattern=r"img_(\d+")
+
+
+def test_a_grid_of_paths_opens_again(tmp_path):
+    truth = random_stack((2, 3, 1, 2, 2))
+    paths = write_series(tmp_path, truth, name="cell")
+    with DCIMGSeries(paths) as first, DCIMGSeries(first.files) as second:
+        assert first.shape == second.shape == truth.shape
+        np.testing.assert_array_equal(second[...], truth)
