@@ -173,17 +173,19 @@ def _series_class() -> Any:
         return None
 
 
-def _open_series(paths: Sequence[str]) -> Any:
-    """Open several files as one series, or None to decline.
+def _open_series(paths: Sequence[str] | str) -> Any:
+    """Open several files, or a folder, as one series, or None to decline.
 
     Returns None when this version of dcimg has no :class:`DCIMGSeries`
-    yet, or when the files do not form a DCIMG series.
+    yet, or when the files do not form a DCIMG series.  A folder is passed
+    as it is, so that files in it that are not part of the series (a
+    ``background.dcimg``) are skipped, as :class:`DCIMGSeries` does.
     """
     series_class = _series_class()
     if series_class is None:
         return None
     try:
-        return series_class(list(paths))
+        return series_class(paths if isinstance(paths, str) else list(paths))
     except (OSError, DCIMGError):
         return None
 
@@ -202,7 +204,11 @@ def _series_name(paths: Sequence[str], folder: str | None) -> str:
 
 
 def _folder_files(folder: str) -> list[str]:
-    """List the ``*.dcimg`` files of a folder (any letter case) by name."""
+    """List the ``*.dcimg`` files of a folder (any letter case) by name.
+
+    Hidden files (``._cell_000.dcimg`` from macOS) are skipped, as by the
+    glob ``*.dcimg`` and :class:`DCIMGSeries`.
+    """
     try:
         names = sorted(os.listdir(folder))
     except OSError:
@@ -210,7 +216,9 @@ def _folder_files(folder: str) -> list[str]:
     return [
         os.path.join(folder, n)
         for n in names
-        if _is_dcimg_name(n) and os.path.isfile(os.path.join(folder, n))
+        if not n.startswith(".")
+        and _is_dcimg_name(n)
+        and os.path.isfile(os.path.join(folder, n))
     ]
 
 
@@ -262,7 +270,7 @@ def napari_get_reader(path: PathOrPaths) -> ReaderFunction | None:
         files = _folder_files(path)
         if not files:
             return None
-        series = _open_series(files)
+        series = _open_series(path)
         if series is None:
             return None
         return _reader_for(series, _series_name(files, path))

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
@@ -420,10 +421,12 @@ class _FakeSeries:
     """Stands in for dcimg.DCIMGSeries: the files stacked on one grid axis."""
 
     axes = "c"
-    opened: list[list[str]] = []
+    opened: list[Any] = []
 
     def __init__(self, files):
-        type(self).opened.append(list(files))
+        type(self).opened.append(files)
+        if isinstance(files, str):  # a folder: its DCIMG files, sorted
+            files = sorted(str(p) for p in pathlib.Path(files).glob("*.DCIMG"))
         self._stack = np.stack([dcimg.imread(p) for p in files])
         self.shape = self._stack.shape
         self.dtype = self._stack.dtype
@@ -447,7 +450,7 @@ def test_folders_and_lists_are_routed_to_the_series(tmp_path, monkeypatch):
     files = sorted(str(p) for p in folder.glob("*.DCIMG"))
 
     ((data, kwargs, _),) = _napari.napari_get_reader(str(folder))(str(folder))
-    assert _FakeSeries.opened[-1] == files  # only the DCIMG files, sorted
+    assert _FakeSeries.opened[-1] == str(folder)  # the series lists it
     np.testing.assert_array_equal(data, np.stack(truths))
     assert kwargs["name"] == "acq"
     assert kwargs["axis_labels"] == ("c", "t", "y", "x")
@@ -459,6 +462,19 @@ def test_folders_and_lists_are_routed_to_the_series(tmp_path, monkeypatch):
     # One path in a list is a single file, not a series.
     ((data, _, _),) = _napari.napari_get_reader(files[:1])(files[:1])
     np.testing.assert_array_equal(data, truths[0])
+
+
+def test_a_folder_with_strays_opens_as_its_series(tmp_path):
+    from dcimg.testing import write_series
+
+    truth = np.random.default_rng(8).integers(0, 4000, (3, 1, 6, 7)).astype(np.uint16)
+    folder = tmp_path / "run"
+    write_series(folder, truth, name="cell")
+    write_dcimg(folder / "background.dcimg", truth[0])  # not a member
+    (folder / "._cell_000.dcimg").write_bytes(b"\0\5\26\7" * 16)  # macOS
+    ((data, kwargs, _),) = _napari.napari_get_reader(str(folder))(str(folder))
+    np.testing.assert_array_equal(np.asarray(data), truth)
+    assert kwargs["name"] == "run"
 
 
 def test_a_folder_opens_as_one_layer_with_the_real_series(plugin_manager, tmp_path):
