@@ -413,6 +413,12 @@ class _Options:
                 f"compression {compression!r} is for TIFF; {fmt.name} takes "
                 f"{', '.join(ZARR_COMPRESSIONS)}"
             )
+        if self.pyramid and fmt.container != "tiff" and not fmt.ome:
+            # A plain Zarr output is one array: no place for other levels.
+            raise ConversionError(
+                f"pyramid levels need OME-Zarr (.ome.zarr) or TIFF; {fmt.name} "
+                "holds one array"
+            )
 
 
 # --------------------------------------------------------------------------
@@ -462,6 +468,13 @@ class _Plan:
         return math.prod(self.lead_shape)
 
     @property
+    def file_frames(self) -> range:
+        """The frames converted from each file (or of the one file)."""
+        if isinstance(self.source, _GridAxisAsFrames):
+            return range(self.source.frame, self.source.frame + 1)
+        return self.indices
+
+    @property
     def frame_bytes(self) -> int:
         return self.height * self.width * self.dtype.itemsize
 
@@ -497,6 +510,19 @@ class _Plan:
                 yield from pixels
                 progress(count)
 
+    def _first_stamp(self) -> np.datetime64 | None:
+        """Return the earliest time stamp of all the source's frames (µs).
+
+        The frames not converted count too: times are relative to the start
+        of the acquisition, whatever the selection.
+        """
+        source = self.source
+        if isinstance(source, _GridAxisAsFrames):
+            source = source.series
+        stamps = np.asarray(source.timestamps).astype("datetime64[us]")
+        valid = stamps[~np.isnat(stamps)]
+        return valid.min() if valid.size else None
+
     def stamps_us(self) -> tuple[np.ndarray, np.ndarray] | None:
         """Time stamps (µs, int64) of every plane in lead shape, and a mask."""
         stamps = np.asarray(self.source.timestamps)
@@ -505,22 +531,19 @@ class _Plan:
             return None
         stamps = stamps.astype("datetime64[us]")
         valid = ~np.isnat(stamps)
-        if not valid.any():
+        first = self._first_stamp()
+        if not valid.any() or first is None:
             return None
         micro = stamps.view(np.int64)
-        origin = int(micro[valid].min())
+        origin = int(first.astype(np.int64))
         selected = np.asarray(self.indices)
         micro = (micro[..., selected] - origin).reshape(self.lead_shape)
         valid = valid[..., selected].reshape(self.lead_shape)
         return micro, valid
 
     def acquisition_date(self) -> str | None:
-        stamps = np.asarray(self.source.timestamps)
-        if stamps.size == 0:
-            return None
-        stamps = stamps.astype("datetime64[us]")
-        valid = stamps[~np.isnat(stamps)]
-        return f"{valid.min()}" if valid.size else None
+        first = self._first_stamp()
+        return None if first is None else f"{first}"
 
     def time_increment(self) -> float | None:
         """Seconds between time points: the median step of the time stamps."""
@@ -545,7 +568,7 @@ class _Plan:
 
     def summary(self) -> dict[str, Any]:
         """Provenance and camera metadata, as JSON-serialisable values."""
-        frames = self.indices
+        frames = self.file_frames
         info: dict[str, Any] = {
             "converter": f"dcimg {__version__}",
             "source": self.name,
@@ -580,8 +603,8 @@ class _Plan:
         values = {
             "source file": self.name,
             "converter": f"dcimg {__version__}",
-            "selected frames": f"{self.indices.start}:{self.indices.stop}:"
-            f"{self.indices.step}",
+            "selected frames": f"{self.file_frames.start}:{self.file_frames.stop}:"
+            f"{self.file_frames.step}",
             "axes": self.axes,
         }
         if meta is None:
@@ -645,9 +668,9 @@ def _make_plan(source: Any, name: str, fmt: OutputFormat, options: _Options) -> 
         rename = f"name their axis with --axes {free[0]}, or " if free else ""
         raise ConversionError(
             f"{name}: the source's axes {grid_axes!r} and the frames' axes "
-            f"{options.axes!r} repeat a letter; each file holds {len(chosen)} "
-            f"frames: {rename}select one frame per file with --frames (e.g. "
-            "--frames 0)"
+            f"{options.axes!r} repeat a letter; {len(chosen)} of each file's "
+            f"{shape[-3]} frames are selected: {rename}select one frame per "
+            "file with --frames (e.g. --frames 0)"
         )
     if fmt.ome and set(axes) - set(_NGFF_ORDER):
         extra = "".join(sorted(set(axes) - set(_NGFF_ORDER)))
@@ -696,15 +719,17 @@ def _make_plan(source: Any, name: str, fmt: OutputFormat, options: _Options) -> 
 class _GridAxisAsFrames:
     """A series of single frames, seen with its last grid axis as the frames.
 
-    An OME image has only C, T and Z besides Y and X.  A C x T x Z grid of
-    one-frame files uses all three, and its frame axis (of length 1) has no
-    letter left; seen this way the Z files are the frames, and the writers
-    need nothing new.
+    An OME image has only C, T and Z besides Y and X.  A grid of one-frame
+    files over all three (C x T x Z) leaves no letter for its frame axis, of
+    length 1; seen this way, the files along the grid's last axis are the
+    frames, and the writers need nothing new.
     """
 
     def __init__(self, series: Any, frame: int) -> None:
-        self._series = series
-        self._frame = frame
+        #: The series seen this way.
+        self.series = series
+        #: The frame taken from every file.
+        self.frame = frame
         shape = tuple(int(n) for n in series.shape)
         self.shape = (*shape[:-4], shape[-4], *shape[-2:])
         self.axes = str(series.axes).upper()[:-1]
@@ -713,15 +738,15 @@ class _GridAxisAsFrames:
 
     @property
     def timestamps(self) -> np.ndarray:
-        return np.asarray(self._series.timestamps)[..., self._frame]
+        return np.asarray(self.series.timestamps)[..., self.frame]
 
     @property
     def framestamps(self) -> np.ndarray:
-        return np.asarray(self._series.framestamps)[..., self._frame]
+        return np.asarray(self.series.framestamps)[..., self.frame]
 
     def read(self, key: Any, dtype: Any = None) -> np.ndarray:
         *cell, files = key if isinstance(key, tuple) else (key,)
-        return self._series.read((*cell, files, self._frame), dtype=dtype)
+        return self.series.read((*cell, files, self.frame), dtype=dtype)
 
 
 def _split_frames(count: int, options: _Options) -> tuple[int, ...]:

@@ -23,12 +23,12 @@ from libc.string cimport memcmp, strncmp
 
 import errno
 import os
-import stat
 import sys
 
 import numpy
 
 from dcimg._layout import Layout
+from dcimg._ranges import READ_ONLY_FLAGS, open_regular_file
 from dcimg.errors import DCIMGFormatError
 
 # How os.fsencode() encodes names, for encoding many at once.
@@ -719,36 +719,56 @@ cdef extern from *:
     #ifndef O_NONBLOCK
     #define O_NONBLOCK 0
     #endif
-    /* As dcimg._ranges.READ_ONLY_FLAGS: a FIFO opens at once (and is then
-       refused as not a regular file) instead of waiting for a writer. */
-    #define DCIMG_READ_FLAGS (O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_BINARY)
+    /* Files of one folder are opened by name relative to the folder
+       (openat); not on Windows, nor for macOS before 10.10. */
+    #if defined(_WIN32) || !defined(O_DIRECTORY)
+    #define DCIMG_OPENAT 0
+    #elif defined(__APPLE__)
+    #include <AvailabilityMacros.h>
+    #if MAC_OS_X_VERSION_MIN_REQUIRED >= 101000
+    #define DCIMG_OPENAT 1
+    #else
+    #define DCIMG_OPENAT 0
+    #endif
+    #else
+    #define DCIMG_OPENAT 1
+    #endif
+    #include <errno.h>
     /* A folder opened once, so that the files in it are opened by name
        alone (openat): the kernel then walks one path component per file,
        not every folder above it.  -1 where there is no openat. */
     static int dcimg_open_folder(const char *path) {
-    #if defined(_WIN32) || !defined(O_DIRECTORY)
+    #if DCIMG_OPENAT
+        return open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    #else
         (void)path;
         return -1;
-    #else
-        return open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     #endif
     }
     static void dcimg_close_folder(int folder) {
         if (folder >= 0) close(folder);
     }
+    static int dcimg_open(int folder, const char *path, int flags) {
+    #if DCIMG_OPENAT
+        return folder >= 0 ? openat(folder, path, flags) : open(path, flags);
+    #else
+        (void)folder;
+        return open(path, flags);
+    #endif
+    }
     /* Read up to n bytes from the start of a file (a name in folder, or a
-       path when folder is -1), with its size and modification time; -1
-       when it cannot be opened or read. */
-    static long long dcimg_head(int folder, const char *path, unsigned char *buf,
-                                long long n, long long *size, long long *mtime_ns) {
+       path when folder is -1) opened with flags (as dcimg._ranges opens
+       files), with its size and modification time; -1 when it cannot be
+       opened or read, or is not a regular file. */
+    static long long dcimg_head(int folder, const char *path, int flags,
+                                unsigned char *buf, long long n,
+                                long long *size, long long *mtime_ns) {
         struct stat info;
         long long got = 0, r;
-    #if defined(_WIN32) || !defined(O_DIRECTORY)
-        int fd = open(path, DCIMG_READ_FLAGS);
-    #else
-        int fd = folder >= 0 ? openat(folder, path, DCIMG_READ_FLAGS)
-                             : open(path, DCIMG_READ_FLAGS);
-    #endif
+        int fd = dcimg_open(folder, path, flags);
+        if (fd < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            /* A write lease held elsewhere: wait for it, as Python does. */
+            fd = dcimg_open(folder, path, flags & ~O_NONBLOCK);
         if (fd < 0) return -1;
         if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
             close(fd);
@@ -773,10 +793,15 @@ cdef extern from *:
         return got;
     }
     """
+    int DCIMG_OPENAT
     int dcimg_open_folder(const char* path) nogil
     void dcimg_close_folder(int folder) nogil
-    long long dcimg_head(int folder, const char* path, unsigned char* buf,
-                         long long n, long long* size, long long* mtime_ns) nogil
+    long long dcimg_head(int folder, const char* path, int flags,
+                         unsigned char* buf, long long n, long long* size,
+                         long long* mtime_ns) nogil
+
+#: Whether the probe opens the files of one folder by name in it (openat).
+OPENS_BY_FOLDER = bool(DCIMG_OPENAT)
 
 cdef enum:
     PROBE_BYTES = 4096
@@ -872,11 +897,13 @@ def probe_many(paths):
     ``open``, ``fstat``, ``read`` and ``close`` done in C, without the GIL,
     on several threads (OpenMP) when there are many, and the answers land
     in one array, so that the caller checks thousands of files with a few
-    NumPy comparisons.  A row's version is -1 whenever the quick look
-    cannot vouch for the file -- it is not DCIMG, a field is out of range,
-    the headers reach past the first 4 KiB, or the file does not hold every
-    frame its header declares -- so that the caller opens it fully (and
-    gets the full parser's error).
+    NumPy comparisons.  Files of one folder are opened by name in it
+    (``openat`` on the folder, opened once; see :data:`OPENS_BY_FOLDER`),
+    with the flags of :data:`dcimg._ranges.READ_ONLY_FLAGS`.  A row's
+    version is -1 whenever the quick look cannot vouch for the file -- it is
+    not DCIMG, a field is out of range, the headers reach past the first
+    4 KiB, or the file does not hold every frame its header declares -- so
+    that the caller opens it fully (and gets the full parser's error).
 
     Parameters
     ----------
@@ -894,6 +921,10 @@ def probe_many(paths):
     ------
     OSError
         If a file cannot be opened or read (naming it).
+    dcimg.DCIMGFormatError
+        If a path is not a regular file (a folder, a FIFO), naming it.
+    ValueError
+        If a path holds a NUL character.
     """
     cdef Py_ssize_t n = len(paths), i, start = 0, at = 0
     # One encoded string for all the names, NUL between them: one call
@@ -913,6 +944,7 @@ def probe_many(paths):
     cdef Probe found
     cdef int threads = 2 if n >= 64 else 1
     cdef int folder = -1
+    cdef int flags = READ_ONLY_FLAGS
     cdef Py_ssize_t common = 0
     cdef bytes folder_name
     if cnames == NULL or got == NULL:
@@ -936,7 +968,7 @@ def probe_many(paths):
                     cnames[i] += common
         with nogil:
             for i in prange(n, num_threads=threads, schedule="static"):
-                found = _probe_one(folder, cnames[i])
+                found = _probe_one(folder, cnames[i], flags)
                 got[i] = found.got
                 if found.ok:
                     rows[i, 0] = <int64_t>found.version
@@ -957,26 +989,19 @@ def probe_many(paths):
 
 
 def _refuse(path):
-    """Raise the OSError that says why ``path`` could not be probed."""
-    from dcimg._ranges import READ_ONLY_FLAGS
-
-    # Missing, or no permission: os.open says so.  Non-blocking, as in C, so
-    # that a FIFO does not wait for a writer.
-    fd = os.open(path, READ_ONLY_FLAGS)
-    try:
-        info = os.fstat(fd)
-    finally:
-        os.close(fd)
-    if stat.S_ISDIR(info.st_mode):
-        raise IsADirectoryError(errno.EISDIR, "a folder, not a DCIMG file", path)
-    if not stat.S_ISREG(info.st_mode):
-        raise OSError(errno.EINVAL, "not a regular file", path)
+    """Raise the error that says why ``path`` could not be probed."""
+    fd, _ = open_regular_file(path)  # missing, no permission, not a file
+    os.close(fd)
     raise OSError(errno.EIO, "could not be read", path)
 
 
 cdef Py_ssize_t _common_folder(const char** names, Py_ssize_t n, char sep) noexcept:
     """Length of the first name's folder (separator included), if every name
-    starts with it; else 0 (also for a first name without a folder)."""
+    starts with it; else 0 (also for a first name without a folder).
+
+    What follows the folder must not start with a separator: openat() would
+    take ``folder + "/x"`` as the absolute path ``/x``.
+    """
     cdef Py_ssize_t length = 0, i, j = 0
     if n == 0:
         return 0
@@ -984,17 +1009,19 @@ cdef Py_ssize_t _common_folder(const char** names, Py_ssize_t n, char sep) noexc
         if names[0][j] == sep:
             length = j + 1
         j += 1
-    for i in range(1, n if length else 0):
+    for i in range(n if length else 0):
         if strncmp(names[i], names[0], length) != 0:  # stops at a shorter name's end
+            return 0
+        if names[i][length] == sep:
             return 0
     return length
 
 
-cdef Probe _probe_one(int folder, const char* name) noexcept nogil:
+cdef Probe _probe_one(int folder, const char* name, int flags) noexcept nogil:
     cdef unsigned char buf[PROBE_BYTES]
     cdef Probe r
     r.ok = 0
-    r.got = dcimg_head(folder, name, buf, PROBE_BYTES, &r.size, &r.mtime_ns)
+    r.got = dcimg_head(folder, name, flags, buf, PROBE_BYTES, &r.size, &r.mtime_ns)
     if r.got >= 0:
         r.ok = _probe_parse(buf, &r)
     return r

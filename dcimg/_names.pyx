@@ -63,6 +63,8 @@ def dcimg_names(list names, str folder="", bint hidden=True):
     cdef list kept = []
     cdef str name
     for item in names:
+        if not isinstance(item, str):
+            raise TypeError(f"names must be str, not {type(item).__name__}")
         name = item
         if not hidden and len(name) and name[0] == u".":
             continue
@@ -151,6 +153,9 @@ def split_counters(list paths, tuple pieces, str separators):
     cdef Text path
     if k < 1:
         raise ValueError(f"a template needs at least two pieces, not {pieces!r}")
+    for item in pieces:
+        if not isinstance(item, str):
+            raise TypeError(f"pieces must be str, not {type(item).__name__}")
     for j in range(1, k + 1):
         if len(pieces[j]) == 0 or _is_digit(pieces[j][0]):
             raise ValueError(

@@ -203,25 +203,6 @@ def _series_name(paths: Sequence[str], folder: str | None) -> str:
     return common or stems[0]
 
 
-def _folder_files(folder: str) -> list[str]:
-    """List the ``*.dcimg`` files of a folder (any letter case) by name.
-
-    Hidden files (``._cell_000.dcimg`` from macOS) are skipped, as by the
-    glob ``*.dcimg`` and :class:`DCIMGSeries`.
-    """
-    try:
-        names = sorted(os.listdir(folder))
-    except OSError:
-        return []
-    return [
-        os.path.join(folder, n)
-        for n in names
-        if not n.startswith(".")
-        and _is_dcimg_name(n)
-        and os.path.isfile(os.path.join(folder, n))
-    ]
-
-
 def _reader_for(source: Any, name: str) -> ReaderFunction:
     """Make the napari reader function that turns ``source`` into a layer."""
 
@@ -267,13 +248,12 @@ def napari_get_reader(path: PathOrPaths) -> ReaderFunction | None:
             return _reader_for(series, _series_name(paths, None))
     path = os.fspath(path)
     if os.path.isdir(path):
-        files = _folder_files(path)
-        if not files:
-            return None
+        # A folder without DCIMG files, or whose files make no series, is
+        # declined (the series says so: no *.dcimg file, two series, ...).
         series = _open_series(path)
         if series is None:
             return None
-        return _reader_for(series, _series_name(files, path))
+        return _reader_for(series, _series_name([], path))
     if not _is_dcimg_name(path):
         return None
     dcimg_file = _open_file(path)

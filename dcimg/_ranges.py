@@ -41,17 +41,66 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
-from .errors import DCIMGError
+from .errors import DCIMGError, DCIMGFormatError
 
-#: How files are opened for reading.  O_NONBLOCK: a FIFO (or device) named
-#: like a DCIMG file opens at once and is refused as not a regular file,
-#: instead of blocking for a writer; regular files read the same with it.
+#: How files are opened for reading (here, and by the C header probe of
+#: :func:`dcimg._format.probe_many`).  O_NONBLOCK: a FIFO (or device) named
+#: like a DCIMG file opens at once and is then refused as not a regular
+#: file, instead of waiting for a writer.
 READ_ONLY_FLAGS = (
     os.O_RDONLY
     | getattr(os, "O_CLOEXEC", 0)
     | getattr(os, "O_NONBLOCK", 0)
     | getattr(os, "O_BINARY", 0)
 )
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+
+
+def open_regular_file(path: str) -> tuple[int, os.stat_result]:
+    """Open a regular file for reading; return its descriptor and status.
+
+    Raises
+    ------
+    OSError
+        If it cannot be opened (missing, no permission), naming it.
+    dcimg.DCIMGFormatError
+        If it is not a regular file (a folder, a FIFO, a device), naming it
+        and what it is.
+    """
+    try:
+        fd = os.open(path, READ_ONLY_FLAGS)
+    except BlockingIOError:
+        # Another process holds a write lease (Samba oplocks, NFS
+        # delegations): wait for it to be broken, as a blocking open does.
+        fd = os.open(path, READ_ONLY_FLAGS & ~_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise DCIMGFormatError(
+                f"{path}: {_file_kind(info.st_mode)}, not a regular file (a DCIMG "
+                "file)",
+                None,
+                path,
+            )
+        if _NONBLOCK:
+            os.set_blocking(fd, True)  # reads through it wait, as usual
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, info
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a special file"
+
 
 __all__ = [
     "FileObjectReader",
@@ -614,8 +663,10 @@ class PreadReader(RangeReader):
 
     Raises
     ------
-    FileNotFoundError, PermissionError, IsADirectoryError
+    FileNotFoundError, PermissionError
         If the file cannot be opened; the message names it.
+    dcimg.DCIMGFormatError
+        If it is not a regular file (a folder, a FIFO).
 
     Notes
     -----
@@ -657,17 +708,7 @@ class PreadReader(RangeReader):
     def _open(self) -> int:
         """Open the descriptor; return the file's size."""
         if hasattr(os, "pread"):
-            fd = os.open(self.path, READ_ONLY_FLAGS)
-            try:
-                info = os.fstat(fd)
-                if not _is_regular(info.st_mode):
-                    raise IsADirectoryError(
-                        errno.EISDIR, "not a regular file", self.path
-                    )
-            except BaseException:
-                os.close(fd)
-                raise
-            self._fd = fd
+            self._fd, info = open_regular_file(self.path)
             return info.st_size
         file = open(self.path, "rb", buffering=0)  # noqa: SIM115 (kept open)
         self._file = file

@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import mmap
 import os
-import stat
 from typing import Any
 
 import numpy as np
 
 from dcimg import _format, _kernels
 from dcimg._layout import Layout
-from dcimg._ranges import READ_ONLY_FLAGS
+from dcimg._ranges import open_regular_file
 from dcimg.errors import DCIMGChangedError, DCIMGFormatError
 
 try:  # POSIX: maps that hold no file descriptor
@@ -181,11 +180,9 @@ class MappedSource(Source):
         self.name = path
         self.path = path
         self._image: Any = None
-        fd = os.open(path, READ_ONLY_FLAGS)
+        fd = None
         try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise DCIMGFormatError(f"{path}: not a regular file", None, path)
+            fd, info = open_regular_file(path)
             self.size = info.st_size
             self._inode = (info.st_dev, info.st_ino)
             self._mtime_ns = info.st_mtime_ns
@@ -198,7 +195,8 @@ class MappedSource(Source):
                 ) from exc
             raise
         finally:
-            os.close(fd)
+            if fd is not None:
+                os.close(fd)
 
     def changed(self) -> DCIMGChangedError:
         """Describe how the file differs from the one opened."""

@@ -105,15 +105,23 @@ def _describe(meta: Metadata) -> list[str]:
 
 
 def _reason(error: BaseException, path: str | os.PathLike[str] = "") -> str:
-    """One line saying why a path could not be used."""
-    if isinstance(error, FileNotFoundError):
-        return "no such file"
-    if isinstance(error, IsADirectoryError):
-        return "is a directory, not a DCIMG file"
-    if isinstance(error, PermissionError):
-        return "permission denied"
-    if isinstance(error, OSError) and error.strerror:
-        return error.strerror
+    """One line saying why a path could not be used.
+
+    An OSError about another file than ``path`` (given: a member of a
+    series) names that file.
+    """
+    if isinstance(error, OSError):
+        named = error.filename
+        other = named and path and os.fspath(named) != os.fspath(path)
+        prefix = f"{named}: " if other else ""
+        if isinstance(error, FileNotFoundError):
+            return prefix + "no such file"
+        if isinstance(error, IsADirectoryError):
+            return prefix + "is a directory, not a DCIMG file"
+        if isinstance(error, PermissionError):
+            return prefix + "permission denied"
+        if error.strerror:
+            return prefix + error.strerror
     return " ".join(str(error).split()) or type(error).__name__
 
 

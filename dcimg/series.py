@@ -57,6 +57,7 @@ _TRAILING_COUNTERS = re.compile(
 _COUNTER = re.compile(r"[0-9]+")
 # The characters that end a folder in a path.
 _SEPARATORS = os.sep + (os.altsep or "")
+_SEPARATORS_RE = re.compile(f"[{re.escape(_SEPARATORS)}]")
 # Dimension names of each file's stack in to_xarray(); series axes may not
 # reuse them.
 _FRAME_DIMS = ("t", "y", "x")
@@ -258,10 +259,17 @@ def _absolute(path: str) -> str:
     file meant when the folder before it is a symbolic link
     (``link/../x.dcimg``); such paths keep their ``..``.
     """
+    parts = _SEPARATORS_RE.split(path)
+    if ".." not in parts:
+        return os.path.abspath(path)
     if not os.path.isabs(path):
         path = os.path.join(os.getcwd(), path)
-    parts = re.split(r"[\\/]" if os.altsep else re.escape(os.sep), path)
-    return path if ".." in parts else os.path.normpath(path)
+        parts = _SEPARATORS_RE.split(path)
+    # Empty and "." parts are dropped (that is safe), ".." ones kept; a
+    # Windows network path keeps its leading pair of separators.
+    lead = 2 if os.altsep and path[:2] in ("\\\\", "//") else 1
+    kept = parts[:lead] + [p for p in parts[lead:] if p not in ("", ".")]
+    return os.sep.join(kept)
 
 
 def _candidates(
@@ -405,7 +413,7 @@ def _parse_alike(
     unmatched : list of str
         The paths without counters.
     """
-    if "{" in first.template.replace("{}", ""):
+    if any(brace in first.template.replace("{}", "") for brace in "{}"):
         return None  # braces are escaped in the template: name by name
     found, values = _names.split_counters(
         paths, tuple(first.template.split("{}")), _SEPARATORS

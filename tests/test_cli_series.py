@@ -151,3 +151,42 @@ def test_info_reads_a_url(tmp_path, capsys):
     assert "20 frames x 64 x 80" in out
     assert main(["info", "memory://dcimg-cli/missing.dcimg"]) == 1
     assert "missing.dcimg" in capsys.readouterr().err
+
+
+def test_one_frame_of_each_file_is_recorded_as_such(tmp_path):
+    # A C x T x Z grid of 2-frame files, frame 1 of each: the grid's last
+    # axis becomes the frames, but the provenance names frame 1 of each file
+    # and times stay relative to the acquisition's first frame (frame 0).
+    zarr = pytest.importorskip("zarr")
+    tifffile = pytest.importorskip("tifffile")
+    ome_types = pytest.importorskip("ome_types")
+    folder = tmp_path / "run"
+    truth = np.arange(2 * 2 * 3 * 2 * 4 * 5, dtype=np.uint16).reshape(2, 2, 3, 2, 4, 5)
+    write_series(folder, truth, name="cell")
+    zarr_out, tiff_out = tmp_path / "o.ome.zarr", tmp_path / "o.ome.tif"
+    for out in (zarr_out, tiff_out):
+        assert main(["convert", "-q", "--frames", "1", str(folder), str(out)]) == 0
+    summary = zarr.open(str(zarr_out), mode="r").attrs["dcimg"]
+    assert summary["frames"] == {"start": 1, "stop": 2, "step": 1}
+    with tifffile.TiffFile(tiff_out) as tif:
+        np.testing.assert_array_equal(tif.series[0].asarray(), truth[..., 1, :, :])
+        ome = ome_types.from_xml(tif.ome_metadata)
+    with dcimg.DCIMGSeries(folder) as series:
+        stamps = series.timestamps.astype("datetime64[us]")
+    first = stamps.min()
+    assert str(ome.images[0].acquisition_date.replace(tzinfo=None)) == str(
+        first.astype("datetime64[us]").item()
+    )
+    planes = ome.images[0].pixels.planes
+    expected = (stamps[..., 1] - first).astype(np.int64).ravel() / 1e6
+    assert [p.delta_t for p in planes] == pytest.approx(expected.tolist())
+
+
+def test_info_names_the_member_that_is_a_folder(series, capsys):
+    folder, _ = series
+    member = folder / "bead-bot4-560-002-003.dcimg"
+    member.unlink()
+    member.mkdir()
+    assert main(["info", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert "bead-bot4-560-002-003.dcimg: a folder" in err

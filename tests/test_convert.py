@@ -430,7 +430,9 @@ def test_signals_at_any_moment_leave_nothing(tmp_path, example, suffix):
         for moment, target in MOMENTS.items():
             folder = tmp_path / f"{signum.name}-{moment}"
             folder.mkdir()
-            argv = [str(example), str(folder / f"o{suffix}"), "--pyramid", "1"]
+            # Pyramid levels (where the format has them) add moments to stop.
+            levels = [] if suffix == ".zarr" else ["--pyramid", "1"]
+            argv = [str(example), str(folder / f"o{suffix}"), *levels]
             proc = subprocess.Popen(
                 [sys.executable, "-c", PAUSED_CONVERT, str(target), "convert", *argv],
                 cwd=CWD,
@@ -1027,7 +1029,7 @@ def mean_2x2(stack: np.ndarray) -> np.ndarray:
     return out.astype(stack.dtype)
 
 
-@pytest.mark.parametrize("suffix", [".ome.tif", ".tif", ".ome.zarr", ".zarr"])
+@pytest.mark.parametrize("suffix", [".ome.tif", ".tif", ".ome.zarr"])
 def test_pyramid_levels(tmp_path, suffix):
     stack = example_stack(4, 13, 22)
     path = write_dcimg(tmp_path / "p.dcimg", stack)
@@ -1047,14 +1049,20 @@ def test_pyramid_levels(tmp_path, suffix):
         scales = [d.coordinateTransformations[0].scale for d in multiscale.datasets]
         # T keeps its scale (the frame interval); Y and X double per level.
         assert scales == [[scales[0][0], 0.5 * 2**k, 0.5 * 2**k] for k in range(4)]
-    else:
-        root = zarr.open(str(out), mode="r")
-        levels = [root[:]]
-        assert not (out / "1").exists()
-    if suffix != ".zarr":
-        assert len(levels) == 4
-        for level, reference in zip(levels, truth, strict=True):
-            np.testing.assert_array_equal(level, reference)
+    assert len(levels) == 4
+    for level, reference in zip(levels, truth, strict=True):
+        np.testing.assert_array_equal(level, reference)
+
+
+def test_plain_zarr_refuses_pyramid_levels(tmp_path, capsys):
+    # One array has no place for other levels (each level used to overwrite
+    # the full-size array's header).
+    path = write_dcimg(tmp_path / "p.dcimg", example_stack(3, 16, 20))
+    with pytest.raises(_convert.ConversionError, match="OME-Zarr"):
+        dcimg.convert(path, tmp_path / "p.zarr", pyramid=2)
+    status, _, err = run(capsys, "convert", path, tmp_path / "p.zarr", "--pyramid", "1")
+    assert status in (1, 2) and "OME-Zarr" in err
+    assert leftovers(tmp_path) == []
 
 
 def test_pyramid_of_floats_and_bytes(tmp_path):

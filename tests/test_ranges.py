@@ -35,7 +35,7 @@ from dcimg._ranges import (
     open_reader,
     plan_requests,
 )
-from dcimg.errors import DCIMGError
+from dcimg.errors import DCIMGError, DCIMGFormatError
 from dcimg.testing import example_stack, write_dcimg, write_sparse_dcimg
 
 EXAMPLES = int(os.environ.get("DCIMG_HYPOTHESIS_EXAMPLES", "500"))
@@ -570,7 +570,7 @@ def test_missing_objects_are_named(http_server, s3_server, tmp_path):
         FsspecReader("memory://nothing-here.dcimg")
     with pytest.raises(FileNotFoundError, match="absent.dcimg"):
         PreadReader(tmp_path / "absent.dcimg")
-    with pytest.raises(IsADirectoryError):
+    with pytest.raises(DCIMGFormatError, match="a folder, not a regular file"):
         PreadReader(tmp_path)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 
 from dcimg import _format, _names
 from dcimg import series as series_module
-from dcimg.errors import DCIMGError
+from dcimg.errors import DCIMGError, DCIMGFormatError
 from dcimg.testing import write_dcimg
 
 EXAMPLES = int(os.environ.get("DCIMG_HYPOTHESIS_EXAMPLES", "100"))
@@ -106,6 +107,12 @@ def test_split_counters_limits():
         _names.split_counters(paths, ("a_", ".dcimg"), "")
     with pytest.raises(TypeError, match="bytes"):
         _names.split_counters([b"a_1.dcimg"], ("a_", ".dcimg"), "/")
+    with pytest.raises(TypeError, match="NoneType"):
+        _names.split_counters(["a_1.dcimg"], (None, ".dcimg"), "/")
+    with pytest.raises(TypeError, match="NoneType"):
+        _names.split_counters([None], ("a_", ".dcimg"), "/")
+    with pytest.raises(TypeError, match="NoneType"):
+        _names.dcimg_names(["a.dcimg", None])
 
 
 _EXTENSIONS = [".dcimg", ".DcImG", ".DCIMG", ".dcımg", ".DCİMG", "", ".dcim", "dcimg"]
@@ -189,8 +196,8 @@ def counter_rows(draw):
 @settings(max_examples=EXAMPLES * 3, deadline=None)
 @given(rows=counter_rows(), pad=st.sampled_from([0, 3]), fast=st.booleans())
 def test_grid_equals_sorting_counter_tuples(rows, pad, fast):
-    # Written with padding, repeated counters differ as text ("_5", "_005"),
-    # so that every name is a different file.
+    # Repeated counters are written with another padding now and then
+    # ("_5", "_005"), as two files of the same counters would be.
     paths = [
         "/data/run/cell" + "".join(f"_{v:0{pad + (i % 2)}d}" for v in row) + ".dcimg"
         for i, row in enumerate(rows)
@@ -231,15 +238,23 @@ def test_probe_by_folder_equals_probe_by_path(tmp_path, monkeypatch):
     one_by_one = np.stack([_format.probe_many([p])[0] for p in paths])
     assert (one_by_one[:, 0] >= 0).all()
     same_folder = [paths[0], paths[1], paths[5]]
+    # The same files written another way: a doubled separator, "." and ".."
+    # (after the folder, openat() would take "/f_1.dcimg" as absolute).
+    doubled = str(tmp_path) + "//f_1.dcimg"
+    dotted = str(tmp_path / "sub" / ".." / "." / "f_5.dcimg")
+    if sys.platform.startswith(("linux", "darwin")):
+        assert _format.OPENS_BY_FOLDER
     for chosen in (
         same_folder,  # opened by name in the folder
-        paths,  # folders differ: by path
+        paths,  # names go on into sub-folders ("sub/f_2.dcimg")
         [paths[3], paths[4]],  # ".../ab/" and ".../a/": different folders
         [paths[4], paths[3]],
-        [paths[0], paths[2]],  # one name goes on into a subfolder: "sub/f_2..."
+        [paths[2], paths[0]],  # the first one's folder does not hold the other
+        [paths[0], doubled, dotted],
+        [doubled, paths[0]],
     ):
-        rows = [paths.index(p) for p in chosen]
-        assert np.array_equal(_format.probe_many(chosen), one_by_one[rows])
+        expected = one_by_one[[_same_file(paths, p) for p in chosen]]
+        assert np.array_equal(_format.probe_many(chosen), expected), chosen
     # Relative names (no folder at all), and a missing one named in the error.
     monkeypatch.chdir(tmp_path)
     names = [os.path.basename(p) for p in same_folder]
@@ -247,5 +262,10 @@ def test_probe_by_folder_equals_probe_by_path(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="f_9"):
         _format.probe_many([*same_folder, str(tmp_path / "f_9.dcimg")])
     # A folder where a file is expected, among files of one folder.
-    with pytest.raises(OSError, match="sub"):
+    with pytest.raises(DCIMGFormatError, match="sub: a folder"):
         _format.probe_many([*same_folder, str(tmp_path / "sub")])
+
+
+def _same_file(paths, path):
+    """Index in ``paths`` of the file ``path`` names."""
+    return [os.path.samefile(p, path) for p in paths].index(True)
