@@ -954,8 +954,13 @@ def test_a_fifo_named_like_a_member_is_refused_at_once(tmp_path):
                 raise SystemExit("a FIFO was accepted")
         """
     )
+    # cwd: not the checkout, whose dcimg/ folder is not the installed package.
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.split()) == 3
