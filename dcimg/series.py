@@ -26,8 +26,8 @@ import re
 import threading
 import warnings
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, NamedTuple
@@ -69,6 +69,8 @@ _PARALLEL_BYTES = 8 << 20
 # Threads of such reads: more than cores pays, since opening a file (GIL held)
 # and the page faults of its fresh mapping overlap with copies elsewhere.
 _READ_THREADS = 4
+# Remote files opened at a time when a series is made.
+_REMOTE_OPENS = 16
 
 
 def names_series(source: Any) -> bool:
@@ -198,8 +200,14 @@ def _probe_members(
     else:
         table = np.full((len(paths), len(_COLUMNS)), -1, dtype=np.int64)
     opened: deque[tuple[int, DCIMGFile]] = deque()
-    for index in np.flatnonzero(table[:, _LAYOUT] < 0).tolist():
-        f = _open_member(paths[index], correction, storage_options)
+    todo = np.flatnonzero(table[:, _LAYOUT] < 0).tolist()
+    # A remote file's open waits on a round trip or two: several at a time.
+    workers = 1 if local else min(_REMOTE_OPENS, len(todo))
+
+    def open_one(index: int) -> DCIMGFile:
+        return _open_member(paths[index], correction, storage_options)
+
+    for index, f in _opened_in_order(todo, open_one, workers):
         _, size, mtime_ns = f.identity
         table[index] = (
             f.fmt_version != DCIMGFile.FMT_OLD,
@@ -212,6 +220,39 @@ def _probe_members(
         if len(opened) > keep:
             opened.popleft()[1].close()
     return table, list(opened)
+
+
+def _opened_in_order(
+    indices: list[int], open_one: Callable[[int], DCIMGFile], workers: int
+) -> Iterator[tuple[int, DCIMGFile]]:
+    """Open files on up to ``workers`` threads; yield them in ``indices`` order.
+
+    At most ``2 * workers`` files are opened ahead of the one yielded, so a
+    series of thousands of remote files never holds thousands of
+    connections.  The first failure in order is raised; files opened ahead
+    of it are closed.
+    """
+    if workers <= 1:
+        for index in indices:
+            yield index, open_one(index)
+        return
+    pending = iter(indices)
+    window: deque[tuple[int, Future[DCIMGFile]]] = deque()
+    with ThreadPoolExecutor(workers, thread_name_prefix="dcimg-open") as pool:
+        try:
+            for index in itertools.islice(pending, 2 * workers):
+                window.append((index, pool.submit(open_one, index)))
+            while window:
+                index, future = window.popleft()
+                f = future.result()
+                following = next(pending, None)
+                if following is not None:
+                    window.append((following, pool.submit(open_one, following)))
+                yield index, f
+        finally:
+            for _, future in window:
+                if not future.cancel() and future.exception() is None:
+                    future.result().close()
 
 
 def _listing(names: Sequence[str]) -> str:

@@ -171,6 +171,35 @@ def test_bad_remote_inputs_are_named(http_server, s3_server, tmp_path):
     assert "drop.dcimg" in str(info.value)
 
 
+def test_remote_series_members_open_several_at_a_time(http_server, tmp_path):
+    """Each remote open waits on round trips: a series makes them overlap.
+
+    Every GET stalls, so one file at a time keeps at most one request in
+    flight (as the code did before: this test failed then).
+    """
+    from dcimg import series as series_module
+    from dcimg.testing import write_series
+
+    rng = np.random.default_rng(6)
+    truth = rng.integers(0, 4000, (24, 1, 8, 10)).astype(np.uint16)
+    paths = write_series(tmp_path / "run", truth, name="cell", stored_pixels_row=2)
+    for path in paths.ravel():
+        http_server.files[f"/{path.name}"] = path.read_bytes()
+    urls = [http_server.url(path.name) for path in paths.ravel()]
+    http_server.behaviour.stall = 0.02
+    with dcimg.DCIMGSeries(urls[::-1], cache_size=4) as series:
+        opened = http_server.max_in_flight
+        assert series._members.open_count() <= 4  # the others closed as it went
+        http_server.behaviour.stall = 0.0
+        np.testing.assert_array_equal(series[...], truth)
+    assert 1 < opened <= 2 * series_module._REMOTE_OPENS
+    # The first failing member in file order is the one named.
+    del http_server.files["/cell_005.dcimg"]
+    del http_server.files["/cell_017.dcimg"]
+    with pytest.raises(FileNotFoundError, match="cell_005"):
+        dcimg.DCIMGSeries(urls)
+
+
 def test_series_from_an_s3_glob(s3_server, tmp_path):
     pytest.importorskip("s3fs")
     from dcimg.testing import write_series
