@@ -567,25 +567,24 @@ def _grid(
                 shape,
                 tuple(axis for _, (axis, _) in axes),
             )
-    _refuse_grid(named, values, flat, axes, template, regex)
-    raise AssertionError("unreachable: _refuse_grid raises")
+    raise _grid_error(named, values, flat, axes, template, regex)
 
 
-def _refuse_grid(
+def _grid_error(
     named: list[str],
     values: np.ndarray,
     flat: np.ndarray,
     axes: list[tuple[int, tuple[np.ndarray, np.ndarray]]],
     template: str,
     regex: re.Pattern[str] | None,
-) -> None:
+) -> DCIMGError:
     """Say why files do not fill their grid: two share counters, or gaps."""
     order = np.argsort(flat, kind="stable")
     flat_sorted = flat[order]
     same = np.flatnonzero(flat_sorted[1:] == flat_sorted[:-1])
     if same.size:
         a, b = order[same[0]], order[same[0] + 1]
-        raise DCIMGError(
+        return DCIMGError(
             f"two files have the same counters {tuple(values[:, a].tolist())}: "
             f"{named[a]!r} and {named[b]!r}"
         )
@@ -608,7 +607,7 @@ def _refuse_grid(
     shown = ", ".join(repr(m) for m in missing[:_LIST_AT_MOST])
     if count > _LIST_AT_MOST:
         shown += f" and {count - _LIST_AT_MOST} more"
-    raise DCIMGError(
+    return DCIMGError(
         f"the series {template.replace('{}', '*')!r} has gaps: {count} of "
         f"{total} files of its {'x'.join(map(str, shape))} grid are "
         f"missing: {shown}"
