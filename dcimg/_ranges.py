@@ -814,10 +814,6 @@ else:
     _preadv = os.preadv
 
 
-def _is_regular(mode: int) -> bool:
-    return stat.S_ISREG(mode)
-
-
 # ---------------------------------------------------------------------------
 # Binary file objects
 
