@@ -55,6 +55,7 @@ __all__ = [
     "TIFF_COMPRESSIONS",
     "ZARR_COMPRESSIONS",
     "ConversionError",
+    "InputCollisionError",
     "MissingDependencyError",
     "OutputFormat",
     "convert",
@@ -422,6 +423,192 @@ class _Options:
 
 
 # --------------------------------------------------------------------------
+# Inputs are never touched
+
+
+# What ``os.stat`` says a file is: (device, inode), or its resolved path
+# where the file system has no inode numbers (0 on some Windows volumes).
+_Identity = tuple[int, int] | tuple[str, str]
+
+
+class InputCollisionError(ConversionError):
+    """An output would replace, contain, or lie inside what is being read.
+
+    Raised before anything is written, with or without ``overwrite``: a
+    conversion never deletes, truncates or replaces a file it reads.
+
+    Attributes
+    ----------
+    output : str
+        The output as given.
+    input : str
+        The input file, or the folder of the series, it collides with.
+    """
+
+    def __init__(self, output: str, input: str, relation: str) -> None:
+        self.output = output
+        self.input = input
+        super().__init__(
+            f"refusing to write {output!r}: {relation} {input!r}, which is "
+            "being read (inputs are never replaced, even with overwrite); "
+            "choose another output"
+        )
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """The local files a conversion reads, known by identity, not by name.
+
+    Different names can be one file (symbolic and hard links, ``..``, letter
+    case on a case-insensitive file system); the device and inode numbers of
+    ``os.stat`` cannot differ, so that is what is compared, file system by
+    file system, with no guess about how a file system compares names.
+    """
+
+    #: Each input file (and the link, when it is reached through one).
+    files: dict[_Identity, str] = field(default_factory=dict)
+    #: Every folder an input lies in, at any depth, named and resolved.
+    holders: dict[_Identity, str] = field(default_factory=dict)
+    #: The folders of a series being read: no output may lie inside them.
+    folders: dict[_Identity, str] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.files)
+
+    def add(self, other: _Inputs) -> None:
+        """Protect ``other``'s inputs too (a batch of conversions)."""
+        self.files.update(other.files)
+        self.holders.update(other.holders)
+        self.folders.update(other.folders)
+
+
+def _identity(path: str, follow: bool = True) -> _Identity | None:
+    """Return what ``path`` is on disk, or None when nothing is there."""
+    try:
+        status = os.stat(path, follow_symlinks=follow)
+    except (OSError, ValueError):
+        return None
+    if status.st_ino:
+        return (status.st_dev, status.st_ino)
+    return ("path", os.path.normcase(os.path.realpath(path)))
+
+
+def _chain(folder: str) -> list[_Identity]:
+    """Identify ``folder`` and each folder above it, by name and resolved.
+
+    Walking up the name keeps ``..`` (every folder the system passes
+    through); the resolved path adds the folders a symbolic link leads into.
+    """
+    found = []
+    for start in (folder, os.path.realpath(folder)):
+        current = start
+        while True:
+            identity = _identity(current)
+            if identity is not None:
+                found.append(identity)
+            parent = os.path.dirname(current)
+            if parent == current:
+                break
+            current = parent
+    return found
+
+
+def _local_path(name: Any) -> str | None:
+    """Return the local path an input names (None: a remote URL, no path)."""
+    if not isinstance(name, (str, bytes, os.PathLike)):
+        return None
+    text = os.fsdecode(name)
+    for scheme in ("file://", "local://"):
+        # fsspec's local file system reads these: they are local files.
+        if text.lower().startswith(scheme):
+            return text[len(scheme) :]
+    if "://" in text or "::" in text:
+        return None  # a remote object cannot be a local output
+    return os.path.join(os.getcwd(), text)
+
+
+def _inputs_of(source: Any) -> _Inputs:
+    """Identify the local files ``source`` reads (and its series' folders).
+
+    A series (whose metadata list its ``files``) is read from folders that
+    outputs must stay out of; a single file (``file_path``) only protects
+    itself and the folders holding it.
+    """
+    members = getattr(getattr(source, "metadata", None), "files", None)
+    names = list(members) if members else [getattr(source, "file_path", None)]
+    inputs = _Inputs()
+    chains: dict[str, list[_Identity]] = {}
+    for name in names:
+        path = _local_path(name)
+        if path is None:
+            continue
+        shown = os.fsdecode(name)
+        link = _identity(path, follow=False)
+        target = _identity(path)
+        for identity in (link, target):
+            if identity is not None:
+                inputs.files.setdefault(identity, shown)
+        parents = [os.path.dirname(path)]
+        if link != target:  # a symbolic link: where it leads is read too
+            parents.append(os.path.dirname(os.path.realpath(path)))
+        for parent in parents:
+            if parent not in chains:
+                chains[parent] = _chain(parent)
+            for identity in chains[parent]:
+                inputs.holders.setdefault(identity, shown)
+            if members:
+                for folder in (parent, os.path.realpath(parent)):
+                    identity = _identity(folder)
+                    if identity is not None:
+                        inputs.folders.setdefault(identity, parent)
+    return inputs
+
+
+def _existing(path: str) -> str:
+    """Return the deepest existing folder (or file) on the way to ``path``."""
+    while not os.path.lexists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path
+
+
+def _refuse_inputs(inputs: _Inputs, path: Path, output: Path | None = None) -> None:
+    """Refuse to replace, remove or create ``path`` if that touches an input.
+
+    Every place where the converter replaces, removes, truncates or creates
+    something calls this check, and only this one: ``path`` must not be an
+    input, hold one at any depth, or lie inside the folder of a series
+    being read.
+
+    Raises
+    ------
+    InputCollisionError
+        Naming ``output`` (default ``path``) and the input.
+    """
+    if not inputs:
+        return
+    shown = os.fspath(path if output is None else output)
+    text = os.path.join(os.getcwd(), os.fspath(path))
+    for follow in (False, True):
+        identity = _identity(text, follow)
+        if identity in inputs.files:
+            raise InputCollisionError(shown, inputs.files[identity], "it is the input")
+        if identity in inputs.holders:
+            raise InputCollisionError(
+                shown, inputs.holders[identity], "it is a folder holding the input"
+            )
+    for identity in _chain(_existing(text)):
+        if identity in inputs.folders:
+            raise InputCollisionError(
+                shown,
+                inputs.folders[identity],
+                "it lies inside the folder of the series",
+            )
+
+
+# --------------------------------------------------------------------------
 # The source and the shape of the output
 
 
@@ -454,6 +641,7 @@ class _Plan:
     height: int
     width: int
     interrupt: _Interrupt = field(default_factory=lambda: _Interrupt())
+    inputs: _Inputs = field(default_factory=_Inputs)
 
     @property
     def axes(self) -> str:
@@ -1049,7 +1237,9 @@ def _write_tiff(plan: _Plan, target: Path, progress: Callable[[int], Any]) -> No
 
     with contextlib.ExitStack() as stack:
         for level in range(1, len(levels)):
-            spool.append(stack.enter_context(open(folder / f"level{level}.raw", "wb")))
+            # "x": a file that exists (it cannot, in a new folder) is never
+            # truncated.
+            spool.append(stack.enter_context(open(folder / f"level{level}.raw", "xb")))
         writer = stack.enter_context(
             tifffile.TiffWriter(target, bigtiff=bigtiff, ome=False)
         )
@@ -1070,6 +1260,7 @@ def _write_tiff(plan: _Plan, target: Path, progress: Callable[[int], Any]) -> No
                 **common,
             )
     for level in range(1, len(levels)):
+        _refuse_inputs(plan.inputs, folder / f"level{level}.raw")
         os.unlink(folder / f"level{level}.raw")
 
 
@@ -1147,12 +1338,13 @@ class _ZarrArray:
             data = chunk.tobytes() if self.codec is None else self.codec.encode(chunk)
             path = self.folder.joinpath(*map(str, index))
             path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "wb") as handle:
+            # "x": every chunk is a new file; nothing existing is truncated.
+            with open(path, "xb") as handle:
                 handle.write(data)
 
 
 def _write_json(path: Path, value: Any) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
+    with open(path, "x", encoding="utf-8") as handle:
         json.dump(value, handle, indent=2, allow_nan=False)
         handle.write("\n")
 
@@ -1374,20 +1566,27 @@ def _omero(plan: _Plan, low: np.ndarray, high: np.ndarray) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _staging(out: Path, overwrite: bool, interrupt: _Interrupt) -> Iterator[Path]:
+def _staging(
+    out: Path, overwrite: bool, interrupt: _Interrupt, inputs: _Inputs
+) -> Iterator[Path]:
     """Give a temporary path beside ``out``; move it into place on success.
 
     Whatever happens inside (an error, ``KeyboardInterrupt``, a full disk),
     the temporary folder is removed; ``out`` is only touched once the new
-    output is whole.
+    output is whole. Before the folder is made, before ``out`` is moved away
+    or replaced and before the folder is removed, :func:`_refuse_inputs`
+    checks that no input is touched (``out`` may have changed meanwhile).
     """
+    _refuse_inputs(inputs, out)
     folder = Path(
         tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
     )
     try:
         target = folder / out.name
+        _refuse_inputs(inputs, target, out)
         yield target
         interrupt.check()
+        _refuse_inputs(inputs, out)
         if os.path.lexists(out):
             if not overwrite:
                 raise ConversionError(f"{out} appeared during the conversion")
@@ -1395,6 +1594,9 @@ def _staging(out: Path, overwrite: bool, interrupt: _Interrupt) -> Iterator[Path
             os.replace(out, folder / "previous")
         os.replace(target, out)
     finally:
+        # Raising here keeps the folder: better left behind than an input
+        # removed with it.
+        _refuse_inputs(inputs, folder, out)
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -1602,19 +1804,20 @@ def _convert_one(
         opener = DCIMGSeries if names_series(source) else DCIMGFile
         with opener(source) as opened:
             return _convert_one(opened, out, options, overwrite, progress, interrupt)
+    # First of all, with or without overwrite: the output is no input.
+    inputs = _inputs_of(source)
+    _refuse_inputs(inputs, out)
     path = getattr(source, "file_path", None)
     # A series names its files in its metadata: the first one names it.
     files = getattr(getattr(source, "metadata", None), "files", None) or [None]
     name = Path(path or files[0] or "dcimg").name
     plan = _make_plan(source, name, fmt, options)
     plan.interrupt = interrupt
+    plan.inputs = inputs
     if not out.parent.is_dir():
         raise ConversionError(f"the folder {str(out.parent)!r} does not exist")
-    if os.path.lexists(out):
-        if not overwrite:
-            raise ConversionError(f"{str(out)!r} exists; add --overwrite to replace it")
-        if path and os.path.exists(path) and os.path.samefile(out, path):
-            raise ConversionError("the output would replace the input file")
+    if os.path.lexists(out) and not overwrite:
+        raise ConversionError(f"{str(out)!r} exists; add --overwrite to replace it")
     # Fail early, before any output exists, when a package is missing.
     if fmt.container == "tiff":
         _require("tifffile", fmt.name)
@@ -1633,7 +1836,7 @@ def _convert_one(
         if shown is not None:
             update = shown.update
         try:
-            with _staging(out, overwrite, interrupt) as target:
+            with _staging(out, overwrite, interrupt, inputs) as target:
                 writer(plan, target, update)
         except OSError as error:
             if _disk_full(error, out.parent):

@@ -326,6 +326,9 @@ def _convert_single(args: argparse.Namespace, options: Any, interrupt: Any) -> i
                 False if args.quiet else sys.stderr.isatty(),
                 interrupt,
             )
+        except conversion.InputCollisionError as error:
+            _say("convert", str(error))
+            return 2
         except conversion.ConversionError as error:
             _say("convert", _option_names(str(error)))
             return 1
@@ -355,13 +358,11 @@ def _convert_batch(args: argparse.Namespace, options: Any, interrupt: Any) -> in
         raise _UsageError("give the DCIMG files to convert (or --example)")
     out_dir = Path(args.out_dir)
     created = not out_dir.exists()
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        _say("convert", f"{out_dir}: {_reason(error)}")
-        return 1
     failures: list[tuple[str, str]] = [(p, "no file matches") for p in unmatched]
     written: list[Path] = []
+    refused: Exception | None = None
+    # Every input of the batch: no output, nor the folder, may touch one.
+    inputs = conversion._Inputs()
     with contextlib.ExitStack() as stack:
         if args.example:
             paths.insert(0, str(stack.enter_context(_example_path())))
@@ -376,11 +377,24 @@ def _convert_batch(args: argparse.Namespace, options: Any, interrupt: Any) -> in
             try:
                 with _open_input(path, args.quiet, args.series_axes) as f:
                     planes = conversion._planes_of(f, options)
+                    inputs.add(conversion._inputs_of(f))
             except (OSError, ValueError) as error:
                 failures.append((path, _reason(error, path)))
                 continue
             seen[out] = path
             jobs.append((path, out, planes))
+        # Refused before anything is made (--out-dir included): one line.
+        try:
+            for _, out, _ in jobs:
+                conversion._refuse_inputs(inputs, out)
+        except conversion.InputCollisionError as error:
+            _say("convert", str(error))
+            return 2
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            _say("convert", f"{out_dir}: {_reason(error)}")
+            return 1
         total = sum(planes for _, _, planes in jobs)
         show = not args.quiet and sys.stderr.isatty()
         bar = stack.enter_context(
@@ -394,6 +408,10 @@ def _convert_batch(args: argparse.Namespace, options: Any, interrupt: Any) -> in
                     conversion._convert_one(
                         f, out, options, args.overwrite, update, interrupt
                     )
+            except conversion.InputCollisionError as error:
+                refused = error  # an input appeared where an output goes
+                failures.append((path, str(error)))
+                continue
             except conversion.ConversionError as error:
                 failures.append((path, _option_names(str(error))))
                 continue
@@ -404,7 +422,10 @@ def _convert_batch(args: argparse.Namespace, options: Any, interrupt: Any) -> in
         if bar is not None:
             bar.close()
     if created and not written:
-        with contextlib.suppress(OSError):
+        # Kept when not empty or (through the same check as every removal)
+        # when it would touch an input.
+        with contextlib.suppress(OSError, conversion.InputCollisionError):
+            conversion._refuse_inputs(inputs, out_dir)
             out_dir.rmdir()
     for path, reason in failures:
         _say("convert", f"{path}: {reason}")
@@ -415,7 +436,7 @@ def _convert_batch(args: argparse.Namespace, options: Any, interrupt: Any) -> in
             f"{len(failures)} of {count} files failed; "
             f"{len(written)} written to {out_dir}",
         )
-        return 1
+        return 1 if refused is None else 2
     if not args.quiet:
         _say("convert", f"wrote {len(written)} files to {out_dir}")
     return 0
