@@ -12,6 +12,12 @@ destination and renamed into place only when it is complete: a conversion that
 fails, is interrupted or fills the disk leaves nothing behind, and an existing
 destination is only replaced (with ``overwrite=True``) by a complete result.
 
+Inputs are never deleted, truncated or replaced: one check,
+:func:`_refuse_inputs`, compares what would be replaced, removed or created
+with the files being read by device and inode (so links, ``..`` and letter
+case on case-insensitive file systems cannot hide an input), and runs before
+every rename and removal; files are created with ``"x"``, never truncated.
+
 Zarr output (format 2, as OME-NGFF 0.4 requires) is written by this module
 itself, chunk by chunk and in order, with the codecs of ``numcodecs``: no
 background thread can still be writing when a failed or interrupted
@@ -473,7 +479,7 @@ class _Inputs:
     folders: dict[_Identity, str] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.files)
+        return bool(self.files or self.holders or self.folders)
 
     def add(self, other: _Inputs) -> None:
         """Protect ``other``'s inputs too (a batch of conversions)."""
@@ -537,7 +543,7 @@ def _inputs_of(source: Any) -> _Inputs:
     members = getattr(getattr(source, "metadata", None), "files", None)
     names = list(members) if members else [getattr(source, "file_path", None)]
     inputs = _Inputs()
-    chains: dict[str, list[_Identity]] = {}
+    seen: set[str] = set()
     for name in names:
         path = _local_path(name)
         if path is None:
@@ -552,9 +558,10 @@ def _inputs_of(source: Any) -> _Inputs:
         if link != target:  # a symbolic link: where it leads is read too
             parents.append(os.path.dirname(os.path.realpath(path)))
         for parent in parents:
-            if parent not in chains:
-                chains[parent] = _chain(parent)
-            for identity in chains[parent]:
+            if parent in seen:
+                continue  # the members of a series share their folder
+            seen.add(parent)
+            for identity in _chain(parent):
                 inputs.holders.setdefault(identity, shown)
             if members:
                 for folder in (parent, os.path.realpath(parent)):
@@ -1727,6 +1734,7 @@ def convert(
         of the one before), as TIFF SubIFDs or OME-Zarr multiscales.
     overwrite : bool, default False
         Replace ``out`` if it exists (only once the new output is complete).
+        An input is never replaced, even so.
     progress : bool, optional
         Show a progress bar on standard error; default only when standard
         error is a terminal.
@@ -1742,6 +1750,11 @@ def convert(
         For an unknown output name, an existing ``out`` without
         ``overwrite``, an empty frame selection, frames that do not split
         into ``z_size`` planes, or options the format cannot honour.
+    InputCollisionError
+        When ``out`` is an input (under any name: links, ``..``, letter
+        case), a folder holding one, or lies inside the folder of a series
+        being read, with or without ``overwrite``; nothing is written. A
+        ``ConversionError`` (and ``ValueError``) naming both paths.
     MissingDependencyError
         When tifffile (TIFF), numcodecs (Zarr) or imagecodecs (``zstd``,
         ``lzw`` TIFF compression) is not installed.

@@ -2,7 +2,8 @@
 
 Also run as ``python -m dcimg``. Every error is reported as one line on
 standard error with a non-zero exit status: 1 when a file cannot be read or
-written, 2 for a usage error, 130 when interrupted.
+written, 2 for a usage error (an output that would touch an input included),
+130 when interrupted.
 """
 
 from __future__ import annotations
@@ -596,7 +597,9 @@ def build_parser() -> argparse.ArgumentParser:
         "ome.zarr",
     )
     convert.add_argument(
-        "--overwrite", action="store_true", help="replace outputs that exist"
+        "--overwrite",
+        action="store_true",
+        help="replace outputs that exist (never an input: that is refused)",
     )
     convert.add_argument(
         "-q",
@@ -669,7 +672,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     -------
     int
         The exit status: 0 on success, 1 when a file could not be read or
-        written, 2 on a usage error, 130 when interrupted.
+        written, 2 on a usage error or an output that would replace, hold or
+        lie inside an input, 130 when interrupted.
     """
     parser = build_parser()
     args = parser.parse_args(_join_negative_frames(argv))

@@ -146,6 +146,9 @@ SCENARIOS = {
     "series-read-through-symlink": Scenario(
         "alias.zarr/", "run.zarr", setup=symlink("run.zarr", "alias.zarr")
     ),
+    "input-in-symlinked-folder-output-its-real-parent": Scenario(
+        "short/deep.dcimg", "top.zarr", setup=symlink("top.zarr/mid", "short")
+    ),
     "input-is-symlink-output-its-target-folder": Scenario(
         "link.dcimg",
         "keep.zarr",
