@@ -500,23 +500,20 @@ def _identity(path: str, follow: bool = True) -> _Identity | None:
 
 
 def _chain(folder: str) -> list[_Identity]:
-    """Identify ``folder`` and each folder above it, by name and resolved.
+    """Identify ``folder`` and each folder above it, walking up its name.
 
-    Walking up the name keeps ``..`` (every folder the system passes
-    through); the resolved path adds the folders a symbolic link leads into.
+    The name keeps its ``..`` and links: each step is a folder the system
+    passes through (or, resolved first, one the path really lies in).
     """
     found = []
-    for start in (folder, os.path.realpath(folder)):
-        current = start
-        while True:
-            identity = _identity(current)
-            if identity is not None:
-                found.append(identity)
-            parent = os.path.dirname(current)
-            if parent == current:
-                break
-            current = parent
-    return found
+    while True:
+        identity = _identity(folder)
+        if identity is not None:
+            found.append(identity)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return found
+        folder = parent
 
 
 def _local_path(name: Any) -> str | None:
@@ -561,7 +558,9 @@ def _inputs_of(source: Any) -> _Inputs:
             if parent in seen:
                 continue  # the members of a series share their folder
             seen.add(parent)
-            for identity in _chain(parent):
+            # Every folder passed through to reach the input, and every
+            # folder it really lies in: replacing any would remove it.
+            for identity in _chain(parent) + _chain(os.path.realpath(parent)):
                 inputs.holders.setdefault(identity, shown)
             if members:
                 for folder in (parent, os.path.realpath(parent)):
@@ -606,7 +605,8 @@ def _refuse_inputs(inputs: _Inputs, path: Path, output: Path | None = None) -> N
             raise InputCollisionError(
                 shown, inputs.holders[identity], "it is a folder holding the input"
             )
-    for identity in _chain(_existing(text)):
+    # Where it is (or would be) created: the folders it really lies in.
+    for identity in _chain(os.path.realpath(_existing(text))):
         if identity in inputs.folders:
             raise InputCollisionError(
                 shown,

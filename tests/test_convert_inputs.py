@@ -16,9 +16,12 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import dcimg
 from dcimg import _convert, cli
@@ -26,6 +29,12 @@ from dcimg.testing import write_dcimg, write_series
 
 pytest.importorskip("tifffile")
 pytest.importorskip("numcodecs")
+
+SETTINGS_PATHS = settings(
+    max_examples=int(os.environ.get("DCIMG_HYPOTHESIS_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 
 
 def snapshot(root: Path) -> dict[str, tuple[str, str]]:
@@ -294,3 +303,108 @@ def test_remote_inputs_convert_and_file_urls_are_local(tree, capsys):
     status = cli.main(["convert", "-q", "--overwrite", local, "keep.zarr"])
     assert status == 2 and "refusing" in capsys.readouterr().err
     assert snapshot(tree) == before
+
+
+# --------------------------------------------------------------------------
+# Property: however a path is spelled, the check sees what it leads to.
+
+# The tree, as a model independent of the file system: each folder's
+# entries, and where each leads (a folder, a file, or a link's target).
+# "data" is a series folder (s_000, s_001), "keep" holds a single input.
+FOLDERS: dict[tuple[str, ...], dict[str, tuple[str, ...]]] = {
+    (): {
+        "data": ("data",),
+        "keep": ("keep",),
+        "other": ("other",),
+        "L_data": ("data",),
+    },
+    ("data",): {
+        "s_000.dcimg": ("data", "s_000.dcimg"),
+        "s_001.dcimg": ("data", "s_001.dcimg"),
+        "sub": ("data", "sub"),
+    },
+    ("data", "sub"): {},
+    ("keep",): {"precious.dcimg": ("keep", "precious.dcimg")},
+    ("other",): {
+        "deeper": ("other", "deeper"),
+        "L_keep": ("keep",),
+        "L_file": ("keep", "precious.dcimg"),
+        # A hard link: another name of the same file.
+        "hard.dcimg": ("keep", "precious.dcimg"),
+        "plain.dcimg": ("other", "plain.dcimg"),
+    },
+    ("other", "deeper"): {},
+}
+ABOVE = ("..",)  # any folder above the tree's root
+INPUT_FILES = {
+    ("data", "s_000.dcimg"),
+    ("data", "s_001.dcimg"),
+    ("keep", "precious.dcimg"),
+}
+HOLDERS = {(), ("data",), ("keep",), ABOVE}
+SERIES = ("data",)
+
+
+@pytest.fixture(scope="module")
+def model_tree(tmp_path_factory):
+    root = tmp_path_factory.mktemp("model")
+    for folder in FOLDERS:
+        (root.joinpath(*folder)).mkdir(parents=True, exist_ok=True)
+    for name in INPUT_FILES | {("other", "plain.dcimg")}:
+        root.joinpath(*name).write_bytes(b"DCIMG")
+    os.symlink("data", root / "L_data")
+    os.symlink(os.path.join("..", "keep"), root / "other" / "L_keep")
+    os.symlink(os.path.join("..", "keep", "precious.dcimg"), root / "other" / "L_file")
+    os.link(root / "keep" / "precious.dcimg", root / "other" / "hard.dcimg")
+    series = SimpleNamespace(
+        metadata=SimpleNamespace(
+            files=[
+                str(root / "data" / "s_000.dcimg"),
+                str(root / "data" / "s_001.dcimg"),
+            ]
+        )
+    )
+    inputs = _convert._inputs_of(series)
+    inputs.add(
+        _convert._inputs_of(
+            SimpleNamespace(file_path=str(root / "keep" / "precious.dcimg"))
+        )
+    )
+    return root, inputs
+
+
+def expected_refusal(node: tuple[str, ...], missing: bool) -> bool:
+    """Whether writing at ``node`` (or at a new name inside it) must be refused."""
+    inside_series = node[: len(SERIES)] == SERIES
+    if missing:
+        return inside_series
+    return node in INPUT_FILES or node in HOLDERS or inside_series
+
+
+@SETTINGS_PATHS
+@given(data=st.data())
+def test_any_spelling_of_a_path_is_judged_by_what_it_leads_to(model_tree, data):
+    root, inputs = model_tree
+    node: tuple[str, ...] = ()
+    parts: list[str] = []
+    missing = False
+    for _ in range(data.draw(st.integers(0, 6), label="steps")):
+        if node not in FOLDERS and node != ABOVE:
+            break  # a file: nothing goes below it
+        entries = sorted(FOLDERS.get(node, {}))
+        step = data.draw(st.sampled_from([".", "..", "new.zarr", *entries]))
+        parts.append(step)
+        if step == "new.zarr":
+            missing = True
+            break
+        if step == "..":
+            node = ABOVE if node in ((), ABOVE) else node[:-1]
+        elif step != ".":
+            node = FOLDERS[node][step]
+    path = Path(root, *parts)
+    try:
+        _convert._refuse_inputs(inputs, path)
+        refused = False
+    except _convert.InputCollisionError:
+        refused = True
+    assert refused == expected_refusal(node, missing), (parts, node)
