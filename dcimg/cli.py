@@ -20,6 +20,7 @@ import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from dcimg import __version__
@@ -380,6 +381,8 @@ def _convert_batch(args: argparse.Namespace, options: Any, interrupt: Any) -> in
                     planes = conversion._planes_of(f, options)
                     inputs.add(conversion._inputs_of(f))
             except (OSError, ValueError) as error:
+                # Unreadable (damaged, say) is still an input: protected.
+                inputs.add(conversion._inputs_of(SimpleNamespace(file_path=path)))
                 failures.append((path, _reason(error, path)))
                 continue
             seen[out] = path

@@ -236,12 +236,22 @@ def test_open_sources_are_protected(tree, opener):
         (["keep.zarr/precious.dcimg", "other/keep.dcimg"], "."),
         # A folder that does not exist yet is not made.
         (["run.zarr"], "run.zarr/made/here"),
+        # A damaged input that cannot be opened is an input all the same.
+        (["junk.zarr/damaged.dcimg", "other/junk.dcimg"], "."),
     ],
-    ids=["out-dir-is-series-folder", "one-output-is-input-folder", "out-dir-inside"],
+    ids=[
+        "out-dir-is-series-folder",
+        "one-output-is-input-folder",
+        "out-dir-inside",
+        "output-is-folder-of-unreadable-input",
+    ],
 )
 def test_batch_refuses_before_writing(tree, paths, out_dir, capsys):
     (tree / "other").mkdir()
     write_dcimg(tree / "other" / "keep.dcimg", np.ones((1, 16, 16), np.uint16))
+    write_dcimg(tree / "other" / "junk.dcimg", np.ones((1, 16, 16), np.uint16))
+    (tree / "junk.zarr").mkdir()
+    (tree / "junk.zarr" / "damaged.dcimg").write_bytes(b"DCIMG\0 cut short")
     before = snapshot(tree)
     argv = ["convert", "-q", "--overwrite", *paths, "--out-dir", out_dir]
     status = cli.main([*argv, "--to", "zarr"])
