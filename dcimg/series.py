@@ -49,11 +49,16 @@ DEFAULT_AXES = "SRQPCTZ"
 DEFAULT_CACHE_SIZE = 64
 
 # Trailing counters: groups of digits each led by "_" or "-", just before the
-# extension.  The lazy stem makes the counter run as long as possible.
-# ASCII letter case only, like dcimg._names.dcimg_names().
-_TRAILING_COUNTERS = re.compile(
-    r"(.*?)((?:[_-][0-9]+)+)\.dcimg", re.IGNORECASE | re.ASCII | re.DOTALL
+# extension, as many as there are.  Matched on the name reversed, from its
+# start: one pass over the counters, so the time is linear in the name's
+# length.  (A forward pattern, "(.*?)((?:[_-][0-9]+)+)\.dcimg", tries every
+# start of the stem and takes quadratic time on names like "_1_1_..._1x.dcimg":
+# minutes for 80,000 characters.)  ASCII letter case only, like
+# dcimg._names.dcimg_names().
+_TRAILING_COUNTERS_REVERSED = re.compile(
+    r"gmicd\.((?:[0-9]+[_-])+)", re.IGNORECASE | re.ASCII
 )
+_EXTENSION = len(".dcimg")
 _COUNTER = re.compile(r"[0-9]+")
 # The characters that end a folder in a path.
 _SEPARATORS = os.sep + (os.altsep or "")
@@ -367,13 +372,14 @@ def _parse_name(path: str, regex: re.Pattern[str] | None) -> _Name | None:
     """Split a file name into counters, or return None if it has none."""
     name = os.path.basename(path) if os.altsep else path.rpartition(os.sep)[2]
     if regex is None:
-        match = _TRAILING_COUNTERS.fullmatch(name)
+        match = _TRAILING_COUNTERS_REVERSED.match(name[::-1])
         if match is None:
             return None
-        head, tail = match.group(1), name[match.end(2) :]
+        base = len(name) - match.end()  # where the counters start
+        head, tail = name[:base], name[len(name) - _EXTENSION :]
+        counters = name[base : len(name) - _EXTENSION]
         if "{" not in name and "}" not in name:
             # The common case, in a few C calls.
-            counters = match.group(2)
             texts = _COUNTER.findall(counters)
             if all(len(t) <= _names.COUNTER_DIGITS for t in texts):
                 return _Name(
@@ -381,10 +387,8 @@ def _parse_name(path: str, regex: re.Pattern[str] | None) -> _Name | None:
                     head + _COUNTER.sub("{}", counters) + tail,
                     tuple(texts),
                 )
-        base = match.start(2)
         spans = [
-            (base + m.start(), base + m.end())
-            for m in _COUNTER.finditer(match.group(2))
+            (base + m.start(), base + m.end()) for m in _COUNTER.finditer(counters)
         ]
     else:
         match = regex.fullmatch(name)
@@ -553,12 +557,14 @@ def _grid(
         )
     axes = [(j, found) for j, c in enumerate(values) if (found := _axis(c))]
     shape = tuple(axis.size for _, (axis, _) in axes)
-    flat = np.zeros(len(named), dtype=np.int64)
-    for _, (axis, places) in axes:
-        flat = flat * axis.size + places
+    # A Python int: the product of many axes overflows int64.
     total = math.prod(shape)
     if len(named) == total:
-        # As many files as grid places: a permutation unless two share one.
+        # As many files as grid places (so the flat positions fit int64): a
+        # permutation unless two share one.
+        flat = np.zeros(len(named), dtype=np.int64)
+        for _, (axis, places) in axes:
+            flat = flat * axis.size + places
         order = np.full(total, -1, dtype=np.int64)
         order[flat] = np.arange(total)
         if not (order < 0).any():
@@ -567,50 +573,66 @@ def _grid(
                 shape,
                 tuple(axis for _, (axis, _) in axes),
             )
-    raise _grid_error(named, values, flat, axes, template, regex)
+    # Fewer files than places (names alone can make a grid of 10**20), or two
+    # files in one place: the error is worked out from the files, never from
+    # an array of the grid's size.
+    raise _grid_error(named, values, axes, template, regex)
 
 
 def _grid_error(
     named: list[str],
     values: np.ndarray,
-    flat: np.ndarray,
     axes: list[tuple[int, tuple[np.ndarray, np.ndarray]]],
     template: str,
     regex: re.Pattern[str] | None,
 ) -> DCIMGError:
-    """Say why files do not fill their grid: two share counters, or gaps."""
-    order = np.argsort(flat, kind="stable")
-    flat_sorted = flat[order]
-    same = np.flatnonzero(flat_sorted[1:] == flat_sorted[:-1])
+    """Say why files do not fill their grid: two share counters, or gaps.
+
+    Time and memory grow with the number of files and counters, not with
+    the size of the grid: the missing files are found by walking the grid's
+    places in order, and at most ``len(named) + 1`` of them are visited
+    before :data:`_LIST_AT_MOST` + 1 gaps are found.
+    """
+    shape = tuple(axis.size for _, (axis, _) in axes)
+    total = math.prod(shape)
+    # Every file's place, one column per file (no axis: all in one place).
+    places = np.array([p for _, (_, p) in axes], dtype=np.int64).reshape(
+        len(axes), len(named)
+    )
+    # C order of the places; stable, so the first of two files comes first.
+    order = np.lexsort(places[::-1]) if axes else np.arange(len(named))
+    ordered = places[:, order]
+    same = np.flatnonzero((ordered[:, 1:] == ordered[:, :-1]).all(axis=0))
     if same.size:
         a, b = order[same[0]], order[same[0] + 1]
         return DCIMGError(
             f"two files have the same counters {tuple(values[:, a].tolist())}: "
             f"{named[a]!r} and {named[b]!r}"
         )
-    shape = tuple(axis.size for _, (axis, _) in axes)
-    total = math.prod(shape)
-    present = np.zeros(total, dtype=bool)
-    present[flat] = True
+    # No two files share a place, so there are fewer files than places.
+    taken = set(map(tuple, places.T.tolist()))
     # Name the missing files the way their neighbours are written.
     texts = list(zip(*(_parse_name(p, regex).texts for p in named), strict=True))
     written = [dict(zip(values[j].tolist(), texts[j], strict=True)) for j, _ in axes]
     missing = []
-    for index in np.flatnonzero(~present)[: _LIST_AT_MOST + 1]:
-        position = np.unravel_index(index, shape)
+    for position in itertools.product(*map(range, shape)):
+        if position in taken:
+            continue
         counter = [column[order[0]] for column in texts]
         for axis_index, (j, (axis, _)) in enumerate(axes):
-            value = int(axis[position[axis_index]])
-            counter[j] = written[axis_index][value]
+            counter[j] = written[axis_index][int(axis[position[axis_index]])]
         missing.append(template.format(*counter))
+        if len(missing) > _LIST_AT_MOST:
+            break
     count = total - len(named)
     shown = ", ".join(repr(m) for m in missing[:_LIST_AT_MOST])
     if count > _LIST_AT_MOST:
         shown += f" and {count - _LIST_AT_MOST} more"
+    folder = os.path.dirname(named[0])
     return DCIMGError(
-        f"the series {template.replace('{}', '*')!r} has gaps: {count} of "
-        f"{total} files of its {'x'.join(map(str, shape))} grid are "
-        f"missing: {shown}"
+        f"the series {template.replace('{}', '*')!r} in {folder!r} has gaps: "
+        f"{count} of {total} files of its {'x'.join(map(str, shape))} grid "
+        f"are missing: {shown}"
     )
 
 
