@@ -22,6 +22,7 @@ import itertools
 import math
 import operator
 import os
+import platform
 import re
 import threading
 import warnings
@@ -36,7 +37,12 @@ import numpy as np
 
 from dcimg import _format, _names
 from dcimg.core import DCIMGFile
-from dcimg.errors import DCIMGError, DCIMGFormatError, DCIMGWarning
+from dcimg.errors import (
+    DCIMGChangedError,
+    DCIMGError,
+    DCIMGFormatError,
+    DCIMGWarning,
+)
 from dcimg.metadata import Metadata
 
 __all__ = ["DEFAULT_AXES", "DCIMGSeries", "SeriesMetadata"]
@@ -146,7 +152,9 @@ def _open_member(
         if path not in message:
             message = f"{path!r}: {message}"
         raise DCIMGFormatError(
-            f"series member {message}", getattr(exc, "field", None)
+            f"series member {message}",
+            getattr(exc, "field", None),
+            getattr(exc, "path", None) or path,
         ) from exc
 
 
@@ -156,7 +164,31 @@ _COLUMNS = {name: i for i, name in enumerate(_format.PROBE_COLUMNS)}
 _LAYOUT = _COLUMNS["version"]
 _FRAMES, _HEIGHT, _WIDTH = _COLUMNS["frames"], _COLUMNS["height"], _COLUMNS["width"]
 _DEPTH, _SIZE, _MTIME = _COLUMNS["byte_depth"], _COLUMNS["size"], _COLUMNS["mtime_ns"]
+_DEVICE, _INODE = _COLUMNS["device"], _COLUMNS["inode"]
 _LAYOUT_NAMES = ("packed", "framed")
+# A member's identity: these columns, in this order.
+_IDENTITY = [_SIZE, _MTIME, _DEVICE, _INODE]
+# The machine whose device and inode numbers a series recorded: another one
+# (a Dask worker) numbers the same network files differently.
+_HOST = platform.node()
+
+
+def _signed64(number: int) -> int:
+    """Return ``number`` (an inode: unsigned) as the C probe stores it, int64."""
+    return number - (1 << 64) if number >= 1 << 63 else number
+
+
+def _identity_of(f: DCIMGFile) -> tuple[int, int, int, int]:
+    """``(size, mtime_ns, device, inode)`` of the file ``f`` opened.
+
+    Device and inode are those of the file that was mapped (kept by its
+    source when it was opened); -1 where there are none (URLs, file
+    objects).
+    """
+    _, size, mtime_ns = f.identity
+    numbers = getattr(getattr(f, "_source", None), "_inode", None)
+    device, inode = numbers if numbers is not None else (-1, -1)
+    return (size, mtime_ns, _signed64(device), _signed64(inode))
 
 
 def _probe_members(
@@ -190,9 +222,10 @@ def _probe_members(
     -------
     table : numpy.ndarray
         ``int64``, one row per file: layout (0 packed, 1 framed), frames,
-        height, width, byte depth, size and ``mtime_ns`` (the file's
-        identity), in the columns named by this module's ``_LAYOUT`` ...
-        ``_MTIME``.
+        height, width, byte depth, and the file's identity (size,
+        ``mtime_ns``, device and inode; -1 for the last two where there are
+        none), in the columns named by this module's ``_LAYOUT`` ...
+        ``_INODE``.
     opened : list of (int, dcimg.DCIMGFile)
         The files that had to be opened, by position (the series caches the
         most recent ones); the others are opened when first read.
@@ -202,6 +235,11 @@ def _probe_members(
         table = _format.probe_many(paths)
         version = table[:, _LAYOUT]  # replaced in place by the layout
         table[:, _LAYOUT] = np.where(version < 0, -1, version != _format.VERSION_PACKED)
+        # Windows: its C library gives no inode; ask Python's stat.
+        for index in np.flatnonzero((version >= 0) & (table[:, _INODE] < 0)).tolist():
+            info = os.stat(paths[index])
+            table[index, _DEVICE] = _signed64(info.st_dev)
+            table[index, _INODE] = _signed64(info.st_ino)
     else:
         table = np.full((len(paths), len(_COLUMNS)), -1, dtype=np.int64)
     opened: deque[tuple[int, DCIMGFile]] = deque()
@@ -213,13 +251,11 @@ def _probe_members(
         return _open_member(paths[index], correction, storage_options)
 
     for index, f in _opened_in_order(todo, open_one, workers):
-        _, size, mtime_ns = f.identity
         table[index] = (
             f.fmt_version != DCIMGFile.FMT_OLD,
             *f.shape,
             f.dtype.itemsize,
-            size,
-            mtime_ns,
+            *_identity_of(f),
         )
         opened.append((index, f))
         if len(opened) > keep:
@@ -759,12 +795,19 @@ class _Members:
     small; the cache of open files is per process and rebuilt on unpickling.
     Thread-safe: reads never change a :class:`~dcimg.DCIMGFile`, and the
     cache is guarded by a lock.
+
+    A file's identity is ``(size, mtime_ns, device, inode)`` (device and
+    inode -1 where there are none): a file put in a member's place keeps
+    neither its inode, whatever its size and time stamp.  Device and inode
+    are compared on the machine that recorded them (:attr:`host`) only;
+    elsewhere (a Dask worker on another machine, which numbers the same
+    network files differently) size and time stamp are.
     """
 
     def __init__(
         self,
         paths: tuple[str, ...],
-        identities: tuple[tuple[int, int], ...],
+        identities: tuple[tuple[int, int, int, int], ...],
         frames: tuple[int, ...],
         grid_shape: tuple[int, ...],
         image_shape: tuple[int, int],
@@ -777,6 +820,7 @@ class _Members:
         self.storage_options = storage_options
         self.paths = paths
         self.identities = identities
+        self.host = _HOST
         self.frames = frames
         self.grid_shape = grid_shape
         self.image_shape = image_shape
@@ -806,6 +850,7 @@ class _Members:
             for name in (
                 "paths",
                 "identities",
+                "host",
                 "frames",
                 "grid_shape",
                 "image_shape",
@@ -828,8 +873,8 @@ class _Members:
             digest = hashlib.sha256()
             digest.update(repr((self.shape, self.dtype.str, self.concat)).encode())
             digest.update(repr(self.correction).encode())
-            for path, (size, mtime) in zip(self.paths, self.identities, strict=True):
-                digest.update(f"{path}\0{size}\0{mtime}\0".encode())
+            for path, identity in zip(self.paths, self.identities, strict=True):
+                digest.update(f"{path}\0{identity}\0".encode())
             self._token = digest.hexdigest()
         return self._token
 
@@ -857,15 +902,33 @@ class _Members:
             # Its warnings were shown when the series was made.
             warnings.simplefilter("ignore", DCIMGWarning)
             f = _open_member(path, self.correction, self.storage_options)
-        _, size, mtime = f.identity
-        if (size, mtime) != self.identities[index]:
-            was_size, was_mtime = self.identities[index]
-            raise DCIMGError(
-                f"{path!r} changed since the series was made (size {was_size} "
-                f"-> {size}, mtime_ns {was_mtime} -> {mtime}); make a new series"
+        problem = self._differs(index, _identity_of(f))
+        if problem:
+            f.close()
+            raise DCIMGChangedError(
+                f"{path!r} changed since the series was made ({problem}); "
+                "make a new series",
+                path,
             )
         self.put(index, f)
         return f
+
+    def _differs(self, index: int, now: tuple[int, int, int, int]) -> str:
+        """Say how file ``index`` now differs from when the series was made."""
+        was = self.identities[index]
+        names = ("size", "mtime_ns", "device", "inode")
+        # Device and inode numbers mean something on the recording machine.
+        compared = 4 if self.host == _HOST else 2
+        changes = [
+            f"{name} {before} -> {after}"
+            for name, before, after in zip(
+                names[:compared], was[:compared], now[:compared], strict=True
+            )
+            if before != after
+        ]
+        if compared == 4 and was[2:] != now[2:]:
+            changes.insert(0, "another file was put in its place")
+        return ", ".join(changes)
 
     def put(self, index: int, f: DCIMGFile) -> None:
         """Cache an open file, dropping the least recently used ones."""
@@ -1245,9 +1308,7 @@ class DCIMGSeries:
             )
         members = _Members(
             paths=grid.paths,
-            identities=tuple(
-                zip(table[:, _SIZE].tolist(), table[:, _MTIME].tolist(), strict=True)
-            ),
+            identities=tuple(map(tuple, table[:, _IDENTITY].tolist())),
             frames=tuple(table[:, _FRAMES].tolist()),
             grid_shape=grid.shape,
             image_shape=(int(reference[_HEIGHT]), int(reference[_WIDTH])),

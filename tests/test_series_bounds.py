@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import itertools
 import os
+import pathlib
+import pickle
 import subprocess
 import sys
 import textwrap
 import tracemalloc
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dcimg import DCIMGSeries
+from dcimg import DCIMGSeries, _format
 from dcimg import series as series_module
-from dcimg.errors import DCIMGError
+from dcimg.errors import DCIMGChangedError, DCIMGError, DCIMGFormatError
+from dcimg.testing import example_stack, write_dcimg, write_series
 
 EXAMPLES = int(os.environ.get("DCIMG_HYPOTHESIS_EXAMPLES", "100"))
 FOLDER = os.path.join(os.sep + "data", "run")
@@ -238,3 +242,123 @@ def test_the_default_naming_reads_long_names_right():
     assert series_module._parse_name("a1_2x.dcimg", None) is None
     assert series_module._parse_name("a1_2.dcimgx", None) is None
     assert series_module._parse_name("a1__2.dcimg", None).template == "a1__{}.dcimg"
+
+
+# ----------------------------------------------------------------------
+# A member's identity: size, time stamp, device and inode
+
+
+def _replace_keeping_size_and_time(path: str, pixels: np.ndarray) -> None:
+    """Put another file at ``path``: same size and mtime, other pixels."""
+    info = os.stat(path)
+    other = pathlib.Path(path).with_suffix(".new")
+    write_dcimg(other, pixels, stored_pixels_row=4)
+    assert os.path.getsize(other) == info.st_size
+    os.replace(other, path)
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+    after = os.stat(path)
+    assert (after.st_size, after.st_mtime_ns) == (info.st_size, info.st_mtime_ns)
+    assert after.st_ino != info.st_ino
+
+
+@pytest.fixture
+def grid(tmp_path):
+    truth = example_stack(2 * 3 * 2, 12, 10, seed=3).reshape(2, 3, 2, 12, 10)
+    paths = write_series(tmp_path, truth, name="cell", stored_pixels_row=4)
+    return tmp_path, truth, paths
+
+
+def test_a_member_replaced_with_the_same_size_and_time_is_detected(grid):
+    folder, truth, paths = grid
+    with DCIMGSeries(folder, cache_size=1) as series:
+        assert np.array_equal(series[0, 0], truth[0, 0])  # opens (0, 0) only
+        member = str(paths[1, 2])
+        _replace_keeping_size_and_time(member, truth[1, 2] // 2 + 1)
+        with pytest.raises(DCIMGChangedError, match="put in its place") as info:
+            series[1, 2]
+        assert info.value.path == member
+        assert repr(member) in str(info.value)
+        # The files that did not change still read, and right.
+        assert np.array_equal(series[0, 1], truth[0, 1])
+
+
+def test_a_member_open_in_the_cache_is_detected_once_reopened(grid):
+    folder, truth, paths = grid
+    with DCIMGSeries(folder, cache_size=1) as series:
+        assert np.array_equal(series[1, 2], truth[1, 2])  # open, mapped
+        _replace_keeping_size_and_time(paths[1, 2], truth[1, 2] // 2 + 1)
+        # The mapped file is the one the series checked: its pixels.
+        assert np.array_equal(series[1, 2], truth[1, 2])
+        series[0, 0]  # evicts (1, 2)
+        with pytest.raises(DCIMGChangedError, match="changed since the series"):
+            series[1, 2]
+
+
+def test_a_pickled_series_checks_the_inode(grid):
+    folder, truth, paths = grid
+    with DCIMGSeries(folder) as series:
+        blob = pickle.dumps(series)
+    _replace_keeping_size_and_time(paths[0, 1], truth[0, 1] // 2 + 1)
+    clone = pickle.loads(blob)
+    with pytest.raises(DCIMGChangedError) as info:
+        clone[0, 1]
+    assert info.value.path == str(paths[0, 1])
+
+
+def test_another_machine_compares_size_and_time_only(grid):
+    # A Dask worker elsewhere numbers the same network files differently:
+    # device and inode mean something only where they were recorded.
+    folder, truth, paths = grid
+    with DCIMGSeries(folder) as series:
+        clone = pickle.loads(pickle.dumps(series))
+    clone._members.identities = tuple(
+        (size, mtime, device + 1, inode + 1)
+        for size, mtime, device, inode in clone._members.identities
+    )
+    with pytest.raises(DCIMGChangedError, match="device"):
+        clone[0, 0]
+    clone._members.host = "another machine"
+    assert np.array_equal(clone[...], truth)
+
+
+def test_identities_hold_device_and_inode(grid):
+    folder, _, paths = grid
+    with DCIMGSeries(folder) as series:
+        for path, identity in zip(
+            paths.ravel(), series._members.identities, strict=True
+        ):
+            info = os.stat(path)
+            assert identity == (
+                info.st_size,
+                info.st_mtime_ns,
+                info.st_dev,
+                info.st_ino,
+            )
+    table = _format.probe_many([str(p) for p in paths.ravel()])
+    assert table.shape[1] == len(_format.PROBE_COLUMNS) == 9
+    info = os.stat(paths[0, 0])
+    assert table[0, -2:].tolist() == [info.st_dev, info.st_ino]
+    assert len(_format.probe(str(paths[0, 0]))) == 7
+
+
+def test_the_dask_token_changes_with_the_inode(grid):
+    folder, truth, paths = grid
+    with DCIMGSeries(folder) as series:
+        before = series._members.token
+    _replace_keeping_size_and_time(paths[0, 0], truth[0, 0] // 2 + 1)
+    with DCIMGSeries(folder) as series:
+        assert series._members.token != before
+
+
+# ----------------------------------------------------------------------
+# A member's error keeps the member's path
+
+
+def test_a_corrupt_member_error_carries_its_path(grid):
+    folder, _, paths = grid
+    bad = paths[1, 1]
+    pathlib.Path(bad).write_bytes(b"not a dcimg file at all" * 10)
+    with pytest.raises(DCIMGFormatError) as info:
+        DCIMGSeries(folder)
+    assert info.value.path == str(bad)
+    assert str(bad) in str(info.value)
