@@ -341,6 +341,27 @@ def test_identities_hold_device_and_inode(grid):
     assert len(_format.probe(str(paths[0, 0]))) == 7
 
 
+def test_a_probe_without_inodes_is_completed_by_stat(grid, monkeypatch):
+    # Windows' C library has no inode: the probe says -1 and the series asks
+    # os.stat, so that the files opened later (which have one) compare equal.
+    folder, truth, paths = grid
+    real = _format.probe_many
+
+    def no_inodes(names):
+        table = real(names)
+        table[:, -2:] = -1
+        return table
+
+    monkeypatch.setattr(_format, "probe_many", no_inodes)
+    with DCIMGSeries(folder, cache_size=1) as series:
+        info = os.stat(paths[1, 1])
+        assert series._members.identities[4][2:] == (info.st_dev, info.st_ino)
+        assert np.array_equal(series[...], truth)
+        _replace_keeping_size_and_time(paths[1, 1], truth[1, 1] // 2 + 1)
+        with pytest.raises(DCIMGChangedError):
+            series[1, 1]
+
+
 def test_the_dask_token_changes_with_the_inode(grid):
     folder, truth, paths = grid
     with DCIMGSeries(folder) as series:
