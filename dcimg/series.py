@@ -626,8 +626,8 @@ def _grid_error(
 
     Time and memory grow with the number of files and counters, not with
     the size of the grid: the missing files are found by walking the grid's
-    places in order, and at most ``len(named) + 1`` of them are visited
-    before :data:`_LIST_AT_MOST` + 1 gaps are found.
+    places in order, and at most ``len(named) + _LIST_AT_MOST + 1`` of them
+    are visited before the gaps listed are found.
     """
     shape = tuple(axis.size for _, (axis, _) in axes)
     total = math.prod(shape)
@@ -797,8 +797,8 @@ class _Members:
     cache is guarded by a lock.
 
     A file's identity is ``(size, mtime_ns, device, inode)`` (device and
-    inode -1 where there are none): a file put in a member's place keeps
-    neither its inode, whatever its size and time stamp.  Device and inode
+    inode -1 where there are none): a file put in a member's place has
+    another inode, whatever its size and time stamp.  Device and inode
     are compared on the machine that recorded them (:attr:`host`) only;
     elsewhere (a Dask worker on another machine, which numbers the same
     network files differently) size and time stamp are.
