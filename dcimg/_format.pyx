@@ -758,11 +758,13 @@ cdef extern from *:
     }
     /* Read up to n bytes from the start of a file (a name in folder, or a
        path when folder is -1) opened with flags (as dcimg._ranges opens
-       files), with its size and modification time; -1 when it cannot be
-       opened or read, or is not a regular file. */
+       files), with its size, modification time, device and inode (-1 for
+       these two on Windows, whose C library has no inode); -1 when it
+       cannot be opened or read, or is not a regular file. */
     static long long dcimg_head(int folder, const char *path, int flags,
                                 unsigned char *buf, long long n,
-                                long long *size, long long *mtime_ns) {
+                                long long *size, long long *mtime_ns,
+                                long long *device, long long *inode) {
         struct stat info;
         long long got = 0, r;
         int fd = dcimg_open(folder, path, flags);
@@ -775,6 +777,13 @@ cdef extern from *:
             return -1;
         }
         *size = (long long)info.st_size;
+    #if defined(_WIN32)
+        *device = -1;
+        *inode = -1;
+    #else
+        *device = (long long)info.st_dev;
+        *inode = (long long)info.st_ino;
+    #endif
     #if defined(__APPLE__)
         *mtime_ns = (long long)info.st_mtimespec.tv_sec * 1000000000LL
                     + info.st_mtimespec.tv_nsec;
@@ -798,7 +807,8 @@ cdef extern from *:
     void dcimg_close_folder(int folder) nogil
     long long dcimg_head(int folder, const char* path, int flags,
                          unsigned char* buf, long long n, long long* size,
-                         long long* mtime_ns) nogil
+                         long long* mtime_ns, long long* device,
+                         long long* inode) nogil
 
 #: Whether the probe opens the files of one folder by name in it (openat).
 OPENS_BY_FOLDER = bool(DCIMG_OPENAT)
@@ -816,7 +826,7 @@ cdef inline uint64_t _le(const unsigned char* p, int n) noexcept nogil:
 
 
 cdef struct Probe:
-    long long got, size, mtime_ns
+    long long got, size, mtime_ns, device, inode
     uint64_t version, frames, height, width, depth
     int ok
 
@@ -887,7 +897,7 @@ cdef int _probe_parse(const unsigned char* buf, Probe* r) noexcept nogil:
 
 #: Columns of :func:`probe_many`'s table.
 PROBE_COLUMNS = ("version", "frames", "height", "width", "byte_depth", "size",
-                 "mtime_ns")
+                 "mtime_ns", "device", "inode")
 
 
 def probe_many(paths):
@@ -913,9 +923,10 @@ def probe_many(paths):
     Returns
     -------
     numpy.ndarray
-        ``int64``, shape ``(len(paths), 7)``: the :data:`PROBE_COLUMNS`
-        ``(version, frames, height, width, byte_depth, size, mtime_ns)`` of
-        each file.
+        ``int64``, shape ``(len(paths), 9)``: the :data:`PROBE_COLUMNS`
+        ``(version, frames, height, width, byte_depth, size, mtime_ns,
+        device, inode)`` of each file (the last four are its identity;
+        device and inode are -1 on Windows).
 
     Raises
     ------
@@ -937,7 +948,7 @@ def probe_many(paths):
         for path in paths:
             if "\0" in path:
                 raise ValueError(f"embedded null byte in the path {path!r}")
-    table = numpy.full((n, 7), -1, dtype=numpy.int64)
+    table = numpy.full((n, len(PROBE_COLUMNS)), -1, dtype=numpy.int64)
     cdef int64_t[:, ::1] rows = table
     cdef const char** cnames = <const char**>malloc(max(n, 1) * sizeof(char*))
     cdef long long* got = <long long*>malloc(max(n, 1) * sizeof(long long))
@@ -978,6 +989,8 @@ def probe_many(paths):
                     rows[i, 4] = <int64_t>found.depth
                     rows[i, 5] = found.size
                     rows[i, 6] = found.mtime_ns
+                    rows[i, 7] = found.device
+                    rows[i, 8] = found.inode
         for i in range(n):
             if got[i] < 0:
                 _refuse(paths[i])
@@ -1021,7 +1034,8 @@ cdef Probe _probe_one(int folder, const char* name, int flags) noexcept nogil:
     cdef unsigned char buf[PROBE_BYTES]
     cdef Probe r
     r.ok = 0
-    r.got = dcimg_head(folder, name, flags, buf, PROBE_BYTES, &r.size, &r.mtime_ns)
+    r.got = dcimg_head(folder, name, flags, buf, PROBE_BYTES, &r.size, &r.mtime_ns,
+                       &r.device, &r.inode)
     if r.got >= 0:
         r.ok = _probe_parse(buf, &r)
     return r
@@ -1040,5 +1054,5 @@ def probe(path):
     tuple or None
         ``(version, frames, height, width, byte_depth, size, mtime_ns)``.
     """
-    row = probe_many([path])[0]
+    row = probe_many([path])[0, :7]
     return None if row[0] < 0 else tuple(row.tolist())

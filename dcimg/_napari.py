@@ -22,7 +22,16 @@ What a layer holds
 ``contrast_limits``
     Minimum and maximum of at most :data:`CONTRAST_SAMPLE_FRAMES` frames
     spread over the recording, so napari never scans a whole file to guess
-    them.
+    them.  A lazy layer reads at most about :data:`CONTRAST_SAMPLE_BYTES` of
+    each of those frames: the whole frame when it fits, else bands of rows
+    spread evenly over it (see :func:`_sample_windows`).
+
+Declining
+---------
+:func:`napari_get_reader` never raises: whatever it cannot open (not DCIMG,
+a damaged file, files that make no series, a URL whose file system is not
+installed, a ``bytes`` path) it declines with None, and napari tries its
+other readers.
 
 Folders and lists of files (a series) are routed to :func:`_open_series`,
 which opens them as one layer once :class:`dcimg.DCIMGSeries` exists and
@@ -31,6 +40,8 @@ declines them until then.
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
 import pathlib
 import tempfile
@@ -41,9 +52,9 @@ from typing import Any
 import numpy as np
 
 from dcimg.core import DCIMGFile
-from dcimg.errors import DCIMGError
 
 __all__ = [
+    "CONTRAST_SAMPLE_BYTES",
     "CONTRAST_SAMPLE_FRAMES",
     "IN_MEMORY_FRACTION",
     "IN_MEMORY_MAX_BYTES",
@@ -60,6 +71,13 @@ IN_MEMORY_FRACTION = 0.25
 #: Frames read to estimate the contrast limits (evenly spread, first and last
 #: included).
 CONTRAST_SAMPLE_FRAMES = 5
+#: Bytes of pixels read at most from each of those frames, for a lazy layer
+#: (an in-memory layer has its pixels already): 8 MiB holds a whole
+#: 2048 x 2048 ``uint16`` frame; larger frames are sampled by bands of rows.
+CONTRAST_SAMPLE_BYTES = 8 << 20
+# Bands of contiguous rows a large frame's sample is made of: each is one read
+# (one request at most, on a range source), spread evenly over the frame.
+_CONTRAST_BANDS = 8
 
 PathOrPaths = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 LayerData = tuple[Any, dict[str, Any], str]
@@ -96,18 +114,61 @@ def _sample_frames(nframes: int) -> list[int]:
     return sorted({int(i) for i in np.linspace(0, nframes - 1, count).round()})
 
 
-def _contrast_limits(source: Any) -> list[float]:
+def _sample_windows(
+    height: int, width: int, itemsize: int
+) -> list[tuple[slice, slice]]:
+    """Rows and columns of a frame read for its contrast limits.
+
+    The whole frame when it holds at most :data:`CONTRAST_SAMPLE_BYTES`;
+    otherwise up to 8 bands of contiguous whole rows, spread evenly over the
+    frame, that hold that budget together (contiguous, because a range
+    source reads every row between the first and the last one asked for; a
+    row wider than the budget is cut to its middle, of which a memory map
+    reads just that much).  Whatever the frame's size, about the budget is
+    read.
+
+    Returns
+    -------
+    list of (rows, columns)
+        Basic indices of the frame's last two axes, one pair per read.
+    """
+    budget = CONTRAST_SAMPLE_BYTES
+    columns = max(1, min(width, budget // itemsize))
+    first = (width - columns) // 2
+    window = slice(first, first + columns)
+    row_bytes = width * itemsize
+    if height * row_bytes <= budget:
+        return [(slice(None), window)]
+    rows = max(1, budget // row_bytes)  # rows read in all
+    bands = min(_CONTRAST_BANDS, rows)
+    band = rows // bands
+    # Band k starts at the k-th of `bands` equal parts of the frame, moved to
+    # the middle of that part.
+    part = height / bands
+    starts = [int(part * k + (part - band) / 2) for k in range(bands)]
+    return [(slice(start, start + band), window) for start in starts]
+
+
+def _contrast_limits(source: Any, in_memory: bool = False) -> list[float]:
     """Minimum and maximum over a few frames of ``source``.
 
     ``source`` has ``shape`` (grid axes, then frames, height, width) and
-    ``read(key)``; only the sampled frames of the first grid position are
-    read, never the whole recording.
+    ``read(key)`` (or is an array); only the sampled frames of the first
+    grid position are read, never the whole recording, and of each frame at
+    most about :data:`CONTRAST_SAMPLE_BYTES` (:func:`_sample_windows`) unless
+    ``in_memory`` says the pixels are in memory already.
     """
     shape = tuple(source.shape)
     lead = (0,) * (len(shape) - 3)
+    if in_memory:
+        windows: list[tuple[slice, ...]] = [()]
+    else:
+        itemsize = np.dtype(source.dtype).itemsize
+        windows = list(_sample_windows(shape[-2], shape[-1], itemsize))
     low, high = None, None
-    for index in _sample_frames(shape[-3]):
-        frame = np.asarray(source.read((*lead, index)))
+    for index, window in itertools.product(_sample_frames(shape[-3]), windows):
+        key = (*lead, index, *window)
+        frame = np.asarray(source[key] if in_memory else source.read(key))
         if frame.size == 0:
             continue
         fmin, fmax = float(frame.min()), float(frame.max())
@@ -136,18 +197,17 @@ def _layer_metadata(source: Any) -> dict[str, Any]:
 def _layer_data(source: Any, name: str) -> LayerData:
     """Build napari's layer data tuple from an open file (or series)."""
     shape = tuple(int(n) for n in source.shape)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(source.dtype).itemsize
-    kwargs: dict[str, Any] = {
-        "name": name,
-        "metadata": _layer_metadata(source),
-        "contrast_limits": _contrast_limits(source),
-    }
-    grid_axes = tuple(getattr(source, "axes", "")[: len(shape) - 3])
-    kwargs["axis_labels"] = (*grid_axes, "t", "y", "x")
+    nbytes = math.prod(shape) * np.dtype(source.dtype).itemsize
+    kwargs: dict[str, Any] = {"name": name, "metadata": _layer_metadata(source)}
     if _fits_in_memory(nbytes):
         data = source.read(...)
+        # The sampled frames whole: they are in memory already.
+        kwargs["contrast_limits"] = _contrast_limits(data, in_memory=True)
     else:
         data = source.as_dask_array()
+        kwargs["contrast_limits"] = _contrast_limits(source)
+    grid_axes = tuple(getattr(source, "axes", "")[: len(shape) - 3])
+    kwargs["axis_labels"] = (*grid_axes, "t", "y", "x")
     return (data, kwargs, "image")
 
 
@@ -156,10 +216,16 @@ def _is_dcimg_name(path: str) -> bool:
 
 
 def _open_file(path: str) -> DCIMGFile | None:
-    """Open a single file, or None when it is missing or not DCIMG."""
+    """Open a single file, or None when it cannot be opened.
+
+    Missing, not DCIMG, damaged, or a URL whose file system is not
+    installed (``ImportError``) or not known (``ValueError``): a viewer's
+    reader declines what it cannot open rather than raise (any
+    ``Exception``, since file systems raise their own types).
+    """
     try:
         return DCIMGFile(path)
-    except (OSError, DCIMGError):
+    except Exception:
         return None
 
 
@@ -177,8 +243,10 @@ def _open_series(paths: Sequence[str] | str) -> Any:
     """Open several files, or a folder, as one series, or None to decline.
 
     Returns None when this version of dcimg has no :class:`DCIMGSeries`
-    yet, or when the files do not form a DCIMG series.  A folder is passed
-    as it is, so that files in it that are not part of the series (a
+    yet, or when the files cannot be opened as a DCIMG series (no DCIMG
+    file, gaps, more counters than default axis names, a file that cannot
+    be read, ...: any ``Exception``, as in :func:`_open_file`).  A folder is
+    passed as it is, so that files in it that are not part of the series (a
     ``background.dcimg``) are skipped, as :class:`DCIMGSeries` does.
     """
     series_class = _series_class()
@@ -186,7 +254,7 @@ def _open_series(paths: Sequence[str] | str) -> Any:
         return None
     try:
         return series_class(paths if isinstance(paths, str) else list(paths))
-    except (OSError, DCIMGError):
+    except Exception:
         return None
 
 
@@ -220,6 +288,20 @@ def _reader_for(source: Any, name: str) -> ReaderFunction:
     return read
 
 
+def _text_path(path: Any) -> str | None:
+    """``path`` as a ``str``, or None for anything else (``bytes`` included).
+
+    napari passes ``str`` paths; ``bytes`` would have to be decoded the way
+    the file system encodes names, which a viewer's reader has no reason to
+    guess: it declines them.
+    """
+    try:
+        text = os.fspath(path)
+    except TypeError:
+        return None
+    return text if isinstance(text, str) else None
+
+
 def napari_get_reader(path: PathOrPaths) -> ReaderFunction | None:
     """Return a reader for a DCIMG file, a folder or a list of files.
 
@@ -233,20 +315,25 @@ def napari_get_reader(path: PathOrPaths) -> ReaderFunction | None:
     -------
     callable or None
         A function that returns one image layer, or None when the input is
-        not DCIMG (napari then tries other readers).
+        not DCIMG or cannot be opened (napari then tries other readers).
+        Never raises.
     """
     if isinstance(path, (list, tuple)):
-        paths = [os.fspath(p) for p in path]
+        paths = [_text_path(p) for p in path]
+        if not paths or any(p is None for p in paths):
+            return None
         if len(paths) == 1:
             path = paths[0]
         else:
-            if not paths or not all(_is_dcimg_name(p) for p in paths):
+            if not all(_is_dcimg_name(p) for p in paths):
                 return None
             series = _open_series(paths)
             if series is None:
                 return None
             return _reader_for(series, _series_name(paths, None))
-    path = os.fspath(path)
+    path = _text_path(path)
+    if path is None:
+        return None
     if os.path.isdir(path):
         # A folder without DCIMG files, or whose files make no series, is
         # declined (the series says so: no *.dcimg file, two series, ...).

@@ -22,6 +22,7 @@ import itertools
 import math
 import operator
 import os
+import platform
 import re
 import threading
 import warnings
@@ -36,7 +37,12 @@ import numpy as np
 
 from dcimg import _format, _names
 from dcimg.core import DCIMGFile
-from dcimg.errors import DCIMGError, DCIMGFormatError, DCIMGWarning
+from dcimg.errors import (
+    DCIMGChangedError,
+    DCIMGError,
+    DCIMGFormatError,
+    DCIMGWarning,
+)
 from dcimg.metadata import Metadata
 
 __all__ = ["DEFAULT_AXES", "DCIMGSeries", "SeriesMetadata"]
@@ -49,11 +55,16 @@ DEFAULT_AXES = "SRQPCTZ"
 DEFAULT_CACHE_SIZE = 64
 
 # Trailing counters: groups of digits each led by "_" or "-", just before the
-# extension.  The lazy stem makes the counter run as long as possible.
-# ASCII letter case only, like dcimg._names.dcimg_names().
-_TRAILING_COUNTERS = re.compile(
-    r"(.*?)((?:[_-][0-9]+)+)\.dcimg", re.IGNORECASE | re.ASCII | re.DOTALL
+# extension, as many as there are.  Matched on the name reversed, from its
+# start: one pass over the counters, so the time is linear in the name's
+# length.  (A forward pattern, "(.*?)((?:[_-][0-9]+)+)\.dcimg", tries every
+# start of the stem and takes quadratic time on names like "_1_1_..._1x.dcimg":
+# minutes for 80,000 characters.)  ASCII letter case only, like
+# dcimg._names.dcimg_names().
+_TRAILING_COUNTERS_REVERSED = re.compile(
+    r"gmicd\.((?:[0-9]+[_-])+)", re.IGNORECASE | re.ASCII
 )
+_EXTENSION = len(".dcimg")
 _COUNTER = re.compile(r"[0-9]+")
 # The characters that end a folder in a path.
 _SEPARATORS = os.sep + (os.altsep or "")
@@ -141,7 +152,9 @@ def _open_member(
         if path not in message:
             message = f"{path!r}: {message}"
         raise DCIMGFormatError(
-            f"series member {message}", getattr(exc, "field", None)
+            f"series member {message}",
+            getattr(exc, "field", None),
+            getattr(exc, "path", None) or path,
         ) from exc
 
 
@@ -151,7 +164,31 @@ _COLUMNS = {name: i for i, name in enumerate(_format.PROBE_COLUMNS)}
 _LAYOUT = _COLUMNS["version"]
 _FRAMES, _HEIGHT, _WIDTH = _COLUMNS["frames"], _COLUMNS["height"], _COLUMNS["width"]
 _DEPTH, _SIZE, _MTIME = _COLUMNS["byte_depth"], _COLUMNS["size"], _COLUMNS["mtime_ns"]
+_DEVICE, _INODE = _COLUMNS["device"], _COLUMNS["inode"]
 _LAYOUT_NAMES = ("packed", "framed")
+# A member's identity: these columns, in this order.
+_IDENTITY = [_SIZE, _MTIME, _DEVICE, _INODE]
+# The machine whose device and inode numbers a series recorded: another one
+# (a Dask worker) numbers the same network files differently.
+_HOST = platform.node()
+
+
+def _signed64(number: int) -> int:
+    """Return ``number`` (an inode: unsigned) as the C probe stores it, int64."""
+    return number - (1 << 64) if number >= 1 << 63 else number
+
+
+def _identity_of(f: DCIMGFile) -> tuple[int, int, int, int]:
+    """``(size, mtime_ns, device, inode)`` of the file ``f`` opened.
+
+    Device and inode are those of the file that was mapped (kept by its
+    source when it was opened); -1 where there are none (URLs, file
+    objects).
+    """
+    _, size, mtime_ns = f.identity
+    numbers = getattr(getattr(f, "_source", None), "_inode", None)
+    device, inode = numbers if numbers is not None else (-1, -1)
+    return (size, mtime_ns, _signed64(device), _signed64(inode))
 
 
 def _probe_members(
@@ -185,9 +222,10 @@ def _probe_members(
     -------
     table : numpy.ndarray
         ``int64``, one row per file: layout (0 packed, 1 framed), frames,
-        height, width, byte depth, size and ``mtime_ns`` (the file's
-        identity), in the columns named by this module's ``_LAYOUT`` ...
-        ``_MTIME``.
+        height, width, byte depth, and the file's identity (size,
+        ``mtime_ns``, device and inode; -1 for the last two where there are
+        none), in the columns named by this module's ``_LAYOUT`` ...
+        ``_INODE``.
     opened : list of (int, dcimg.DCIMGFile)
         The files that had to be opened, by position (the series caches the
         most recent ones); the others are opened when first read.
@@ -197,6 +235,11 @@ def _probe_members(
         table = _format.probe_many(paths)
         version = table[:, _LAYOUT]  # replaced in place by the layout
         table[:, _LAYOUT] = np.where(version < 0, -1, version != _format.VERSION_PACKED)
+        # Windows: its C library gives no inode; ask Python's stat.
+        for index in np.flatnonzero((version >= 0) & (table[:, _INODE] < 0)).tolist():
+            info = os.stat(paths[index])
+            table[index, _DEVICE] = _signed64(info.st_dev)
+            table[index, _INODE] = _signed64(info.st_ino)
     else:
         table = np.full((len(paths), len(_COLUMNS)), -1, dtype=np.int64)
     opened: deque[tuple[int, DCIMGFile]] = deque()
@@ -208,13 +251,11 @@ def _probe_members(
         return _open_member(paths[index], correction, storage_options)
 
     for index, f in _opened_in_order(todo, open_one, workers):
-        _, size, mtime_ns = f.identity
         table[index] = (
             f.fmt_version != DCIMGFile.FMT_OLD,
             *f.shape,
             f.dtype.itemsize,
-            size,
-            mtime_ns,
+            *_identity_of(f),
         )
         opened.append((index, f))
         if len(opened) > keep:
@@ -367,13 +408,14 @@ def _parse_name(path: str, regex: re.Pattern[str] | None) -> _Name | None:
     """Split a file name into counters, or return None if it has none."""
     name = os.path.basename(path) if os.altsep else path.rpartition(os.sep)[2]
     if regex is None:
-        match = _TRAILING_COUNTERS.fullmatch(name)
+        match = _TRAILING_COUNTERS_REVERSED.match(name[::-1])
         if match is None:
             return None
-        head, tail = match.group(1), name[match.end(2) :]
+        base = len(name) - match.end()  # where the counters start
+        head, tail = name[:base], name[len(name) - _EXTENSION :]
+        counters = name[base : len(name) - _EXTENSION]
         if "{" not in name and "}" not in name:
             # The common case, in a few C calls.
-            counters = match.group(2)
             texts = _COUNTER.findall(counters)
             if all(len(t) <= _names.COUNTER_DIGITS for t in texts):
                 return _Name(
@@ -381,10 +423,8 @@ def _parse_name(path: str, regex: re.Pattern[str] | None) -> _Name | None:
                     head + _COUNTER.sub("{}", counters) + tail,
                     tuple(texts),
                 )
-        base = match.start(2)
         spans = [
-            (base + m.start(), base + m.end())
-            for m in _COUNTER.finditer(match.group(2))
+            (base + m.start(), base + m.end()) for m in _COUNTER.finditer(counters)
         ]
     else:
         match = regex.fullmatch(name)
@@ -553,12 +593,14 @@ def _grid(
         )
     axes = [(j, found) for j, c in enumerate(values) if (found := _axis(c))]
     shape = tuple(axis.size for _, (axis, _) in axes)
-    flat = np.zeros(len(named), dtype=np.int64)
-    for _, (axis, places) in axes:
-        flat = flat * axis.size + places
+    # A Python int: the product of many axes overflows int64.
     total = math.prod(shape)
     if len(named) == total:
-        # As many files as grid places: a permutation unless two share one.
+        # As many files as grid places (so the flat positions fit int64): a
+        # permutation unless two share one.
+        flat = np.zeros(len(named), dtype=np.int64)
+        for _, (axis, places) in axes:
+            flat = flat * axis.size + places
         order = np.full(total, -1, dtype=np.int64)
         order[flat] = np.arange(total)
         if not (order < 0).any():
@@ -567,50 +609,66 @@ def _grid(
                 shape,
                 tuple(axis for _, (axis, _) in axes),
             )
-    raise _grid_error(named, values, flat, axes, template, regex)
+    # Fewer files than places (names alone can make a grid of 10**20), or two
+    # files in one place: the error is worked out from the files, never from
+    # an array of the grid's size.
+    raise _grid_error(named, values, axes, template, regex)
 
 
 def _grid_error(
     named: list[str],
     values: np.ndarray,
-    flat: np.ndarray,
     axes: list[tuple[int, tuple[np.ndarray, np.ndarray]]],
     template: str,
     regex: re.Pattern[str] | None,
 ) -> DCIMGError:
-    """Say why files do not fill their grid: two share counters, or gaps."""
-    order = np.argsort(flat, kind="stable")
-    flat_sorted = flat[order]
-    same = np.flatnonzero(flat_sorted[1:] == flat_sorted[:-1])
+    """Say why files do not fill their grid: two share counters, or gaps.
+
+    Time and memory grow with the number of files and counters, not with
+    the size of the grid: the missing files are found by walking the grid's
+    places in order, and at most ``len(named) + _LIST_AT_MOST + 1`` of them
+    are visited before the gaps listed are found.
+    """
+    shape = tuple(axis.size for _, (axis, _) in axes)
+    total = math.prod(shape)
+    # Every file's place, one column per file (no axis: all in one place).
+    places = np.array([p for _, (_, p) in axes], dtype=np.int64).reshape(
+        len(axes), len(named)
+    )
+    # C order of the places; stable, so the first of two files comes first.
+    order = np.lexsort(places[::-1]) if axes else np.arange(len(named))
+    ordered = places[:, order]
+    same = np.flatnonzero((ordered[:, 1:] == ordered[:, :-1]).all(axis=0))
     if same.size:
         a, b = order[same[0]], order[same[0] + 1]
         return DCIMGError(
             f"two files have the same counters {tuple(values[:, a].tolist())}: "
             f"{named[a]!r} and {named[b]!r}"
         )
-    shape = tuple(axis.size for _, (axis, _) in axes)
-    total = math.prod(shape)
-    present = np.zeros(total, dtype=bool)
-    present[flat] = True
+    # No two files share a place, so there are fewer files than places.
+    taken = set(map(tuple, places.T.tolist()))
     # Name the missing files the way their neighbours are written.
     texts = list(zip(*(_parse_name(p, regex).texts for p in named), strict=True))
     written = [dict(zip(values[j].tolist(), texts[j], strict=True)) for j, _ in axes]
     missing = []
-    for index in np.flatnonzero(~present)[: _LIST_AT_MOST + 1]:
-        position = np.unravel_index(index, shape)
+    for position in itertools.product(*map(range, shape)):
+        if position in taken:
+            continue
         counter = [column[order[0]] for column in texts]
         for axis_index, (j, (axis, _)) in enumerate(axes):
-            value = int(axis[position[axis_index]])
-            counter[j] = written[axis_index][value]
+            counter[j] = written[axis_index][int(axis[position[axis_index]])]
         missing.append(template.format(*counter))
+        if len(missing) > _LIST_AT_MOST:
+            break
     count = total - len(named)
     shown = ", ".join(repr(m) for m in missing[:_LIST_AT_MOST])
     if count > _LIST_AT_MOST:
         shown += f" and {count - _LIST_AT_MOST} more"
+    folder = os.path.dirname(named[0])
     return DCIMGError(
-        f"the series {template.replace('{}', '*')!r} has gaps: {count} of "
-        f"{total} files of its {'x'.join(map(str, shape))} grid are "
-        f"missing: {shown}"
+        f"the series {template.replace('{}', '*')!r} in {folder!r} has gaps: "
+        f"{count} of {total} files of its {'x'.join(map(str, shape))} grid "
+        f"are missing: {shown}"
     )
 
 
@@ -737,12 +795,19 @@ class _Members:
     small; the cache of open files is per process and rebuilt on unpickling.
     Thread-safe: reads never change a :class:`~dcimg.DCIMGFile`, and the
     cache is guarded by a lock.
+
+    A file's identity is ``(size, mtime_ns, device, inode)`` (device and
+    inode -1 where there are none): a file put in a member's place has
+    another inode, whatever its size and time stamp.  Device and inode
+    are compared on the machine that recorded them (:attr:`host`) only;
+    elsewhere (a Dask worker on another machine, which numbers the same
+    network files differently) size and time stamp are.
     """
 
     def __init__(
         self,
         paths: tuple[str, ...],
-        identities: tuple[tuple[int, int], ...],
+        identities: tuple[tuple[int, int, int, int], ...],
         frames: tuple[int, ...],
         grid_shape: tuple[int, ...],
         image_shape: tuple[int, int],
@@ -755,6 +820,7 @@ class _Members:
         self.storage_options = storage_options
         self.paths = paths
         self.identities = identities
+        self.host = _HOST
         self.frames = frames
         self.grid_shape = grid_shape
         self.image_shape = image_shape
@@ -784,6 +850,7 @@ class _Members:
             for name in (
                 "paths",
                 "identities",
+                "host",
                 "frames",
                 "grid_shape",
                 "image_shape",
@@ -806,8 +873,8 @@ class _Members:
             digest = hashlib.sha256()
             digest.update(repr((self.shape, self.dtype.str, self.concat)).encode())
             digest.update(repr(self.correction).encode())
-            for path, (size, mtime) in zip(self.paths, self.identities, strict=True):
-                digest.update(f"{path}\0{size}\0{mtime}\0".encode())
+            for path, identity in zip(self.paths, self.identities, strict=True):
+                digest.update(f"{path}\0{identity}\0".encode())
             self._token = digest.hexdigest()
         return self._token
 
@@ -835,15 +902,33 @@ class _Members:
             # Its warnings were shown when the series was made.
             warnings.simplefilter("ignore", DCIMGWarning)
             f = _open_member(path, self.correction, self.storage_options)
-        _, size, mtime = f.identity
-        if (size, mtime) != self.identities[index]:
-            was_size, was_mtime = self.identities[index]
-            raise DCIMGError(
-                f"{path!r} changed since the series was made (size {was_size} "
-                f"-> {size}, mtime_ns {was_mtime} -> {mtime}); make a new series"
+        problem = self._differs(index, _identity_of(f))
+        if problem:
+            f.close()
+            raise DCIMGChangedError(
+                f"{path!r} changed since the series was made ({problem}); "
+                "make a new series",
+                path,
             )
         self.put(index, f)
         return f
+
+    def _differs(self, index: int, now: tuple[int, int, int, int]) -> str:
+        """Say how file ``index`` now differs from when the series was made."""
+        was = self.identities[index]
+        names = ("size", "mtime_ns", "device", "inode")
+        # Device and inode numbers mean something on the recording machine.
+        compared = 4 if self.host == _HOST else 2
+        changes = [
+            f"{name} {before} -> {after}"
+            for name, before, after in zip(
+                names[:compared], was[:compared], now[:compared], strict=True
+            )
+            if before != after
+        ]
+        if compared == 4 and was[2:] != now[2:]:
+            changes.insert(0, "another file was put in its place")
+        return ", ".join(changes)
 
     def put(self, index: int, f: DCIMGFile) -> None:
         """Cache an open file, dropping the least recently used ones."""
@@ -1223,9 +1308,7 @@ class DCIMGSeries:
             )
         members = _Members(
             paths=grid.paths,
-            identities=tuple(
-                zip(table[:, _SIZE].tolist(), table[:, _MTIME].tolist(), strict=True)
-            ),
+            identities=tuple(map(tuple, table[:, _IDENTITY].tolist())),
             frames=tuple(table[:, _FRAMES].tolist()),
             grid_shape=grid.shape,
             image_shape=(int(reference[_HEIGHT]), int(reference[_WIDTH])),

@@ -190,3 +190,17 @@ def test_info_names_the_member_that_is_a_folder(series, capsys):
     assert main(["info", str(folder)]) == 1
     err = capsys.readouterr().err
     assert "bead-bot4-560-002-003.dcimg: a folder" in err
+
+
+def test_info_refuses_names_that_describe_a_huge_grid_at_once(tmp_path, capsys):
+    # 100 empty files whose five counters all differ: 10**10 places.  The
+    # error comes from the names, before any file is read, and lists the
+    # first missing files.
+    folder = tmp_path / "names"
+    folder.mkdir()
+    for i in range(100):
+        (folder / ("a" + f"_{i}" * 5 + ".dcimg")).write_bytes(b"")
+    assert main(["info", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert "9999999900 of 10000000000 files" in err
+    assert str(folder) in err and "'a_0_0_0_0_1.dcimg'" in err

@@ -233,10 +233,13 @@ def test_large_layer_reads_only_the_sampled_frames(tmp_path, monkeypatch):
     with dcimg.DCIMGFile(path) as f:
         source = _CountingSource(f)
         data, kwargs, _ = _napari._layer_data(source, "big")
+        shapes = [f[key].shape for key in source.keys]
     assert isinstance(data, da.Array)
-    # One frame per read, only the sampled ones: never the whole file.
+    # One frame per read (small frames are read whole), only the sampled
+    # ones: never the whole file.
     assert len(source.keys) == _napari.CONTRAST_SAMPLE_FRAMES
-    assert all(isinstance(key, tuple) and len(key) == 1 for key in source.keys)
+    assert [key[0] for key in source.keys] == _napari._sample_frames(30)
+    assert shapes == [truth.shape[1:]] * len(shapes)
     np.testing.assert_array_equal(np.asarray(data), truth)
 
 
