@@ -337,14 +337,18 @@ def test_imopen(iio, example):
     plugin.close()  # a second close is harmless
 
 
-def test_bytes_and_file_objects_are_read_in_place(iio, example, tmp_path):
+def test_bytes_and_file_objects_are_read_in_place(iio, example, tmp_path, monkeypatch):
     # No temporary copy: the bytes are read through dcimg's range reader.
-    before = set(pathlib.Path(tempfile.gettempdir()).iterdir())
+    # A temporary folder of the test's own, so that other processes writing
+    # to the shared one cannot change what is seen.
+    private = tmp_path / "tmp"
+    private.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
     truth = iio.imread(example)
     with iio.imopen(example.read_bytes(), "r", plugin="DCIMG") as plugin:
         assert plugin.file.file_object is not None
         np.testing.assert_array_equal(plugin.read(), truth)
-        assert set(pathlib.Path(tempfile.gettempdir()).iterdir()) == before
+        assert list(private.iterdir()) == []
     with open(example, "rb") as handle:
         np.testing.assert_array_equal(iio.imread(handle, plugin="DCIMG"), truth)
 
