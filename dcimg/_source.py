@@ -520,7 +520,8 @@ class RangeSource(Source):
         path = getattr(self.reader, "path", None)
         if self._mtime_ns and isinstance(path, str):
             return (os.path.abspath(path), self.size, self._mtime_ns)
-        return (self.name, self.size, 0)
+        # URLs: a number derived from the ETag, version or Last-Modified.
+        return (self.name, self.size, getattr(self.reader, "version_stamp", 0))
 
     def reopen(self) -> RangeSource:
         """Read the same file or object again, with its size now."""

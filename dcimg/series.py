@@ -35,8 +35,14 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from dcimg import _format, _names
+from dcimg._urls import display_url, is_glob, is_url, url_path
 from dcimg.core import DCIMGFile
-from dcimg.errors import DCIMGError, DCIMGFormatError, DCIMGWarning
+from dcimg.errors import (
+    DCIMGChangedError,
+    DCIMGError,
+    DCIMGFormatError,
+    DCIMGWarning,
+)
 from dcimg.metadata import Metadata
 
 __all__ = ["DEFAULT_AXES", "DCIMGSeries", "SeriesMetadata"]
@@ -92,9 +98,9 @@ def names_series(source: Any) -> bool:
         return False  # a file object
     if isinstance(source, (str, bytes, os.PathLike)):
         text = os.fsdecode(source)
-        if "://" in text or "::" in text:
+        if is_url(text):
             # A URL: a glob or a folder (ending in "/") names a series.
-            return _glob.has_magic(text.split("://", 1)[-1]) or text.endswith("/")
+            return is_glob(text) or url_path(text).endswith("/")
         if os.path.isdir(text):
             return True
         return glob.has_magic(text) and not os.path.exists(text)
@@ -138,8 +144,9 @@ def _open_member(
         )
     except DCIMGFormatError as exc:
         message = str(exc)
-        if path not in message:
-            message = f"{path!r}: {message}"
+        shown = display_url(path)
+        if shown not in message:
+            message = f"{shown!r}: {message}"
         raise DCIMGFormatError(
             f"series member {message}", getattr(exc, "field", None)
         ) from exc
@@ -268,7 +275,7 @@ def _listing(names: Sequence[str]) -> str:
 
 
 def _is_url(text: Any) -> bool:
-    return isinstance(text, str) and ("://" in text or "::" in text)
+    return is_url(text)
 
 
 def _remote_candidates(
@@ -278,8 +285,10 @@ def _remote_candidates(
     from dcimg._ranges import _import_fsspec
 
     fsspec = _import_fsspec()
+    if not is_glob(text) and not url_path(text).endswith("/"):
+        return [text], True  # one object (a "?" starts its query string)
     fs, root = fsspec.core.url_to_fs(text, **(storage_options or {}))
-    if _glob.has_magic(root):
+    if is_glob(text):
         found = fs.glob(root)
     elif text.endswith("/"):
         found = fs.glob(root.rstrip("/") + "/*")
@@ -289,7 +298,7 @@ def _remote_candidates(
         fs.unstrip_protocol(p) for p in found if str(p).lower().endswith(".dcimg")
     )
     if not urls:
-        raise DCIMGError(f"no *.dcimg file matches {text!r}")
+        raise DCIMGError(f"no *.dcimg file matches {display_url(text)!r}")
     return urls, False
 
 
@@ -838,9 +847,11 @@ class _Members:
         _, size, mtime = f.identity
         if (size, mtime) != self.identities[index]:
             was_size, was_mtime = self.identities[index]
-            raise DCIMGError(
-                f"{path!r} changed since the series was made (size {was_size} "
-                f"-> {size}, mtime_ns {was_mtime} -> {mtime}); make a new series"
+            raise DCIMGChangedError(
+                f"{display_url(path)!r} changed since the series was made (size "
+                f"{was_size} -> {size}, mtime_ns or version {was_mtime} -> "
+                f"{mtime}); make a new series",
+                display_url(path),
             )
         self.put(index, f)
         return f
@@ -1211,14 +1222,14 @@ class DCIMGSeries:
             ]
             path, field, value, expected = problems[0]
             details = "; ".join(
-                f"{p!r}: {fld} {v} (first file: {e})"
+                f"{display_url(p)!r}: {fld} {v} (first file: {e})"
                 for p, fld, v, e in problems[:_LIST_AT_MOST]
             )
             if len(problems) > _LIST_AT_MOST:
                 details += f"; and {len(problems) - _LIST_AT_MOST} more"
             raise DCIMGFormatError(
                 f"{len(problems)} series member(s) disagree with the first file "
-                f"{grid.paths[0]!r}: {details}",
+                f"{display_url(grid.paths[0])!r}: {details}",
                 field,
             )
         members = _Members(
@@ -1513,7 +1524,7 @@ class DCIMGSeries:
             last = str(valid.max()) + "Z"
         return SeriesMetadata(
             first=members.file(0).metadata,
-            files=members.paths,
+            files=tuple(display_url(p) for p in members.paths),
             grid_shape=members.grid_shape,
             axes=self._axes,
             shape=self.shape,
