@@ -1563,6 +1563,10 @@ class _HideURLs(logging.Filter):
         message = record.getMessage()
         if holds_secret(message):
             record.msg, record.args = redact(message), None
+        if record.exc_info:
+            # fsspec logs the errors it swallows, whose texts name the URL.
+            text = logging.Formatter().formatException(record.exc_info)
+            record.exc_text, record.exc_info = redact(text), None
         return True
 
 

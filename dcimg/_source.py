@@ -370,7 +370,11 @@ class RangeSource(Source):
         try:
             self.reader.readinto_ranges(ranges, buffers, max_gap=max_gap)
         except RangeReadError as exc:
-            if self.reader.refresh_size() < self.size:
+            try:
+                shrunk = self.reader.refresh_size() < self.size
+            except Exception:  # noqa: BLE001 - the read's own error says more
+                shrunk = False
+            if shrunk:
                 raise self.changed() from exc
             raise
 

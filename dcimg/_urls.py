@@ -39,8 +39,9 @@ HIDDEN = "***"
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+(://|::)")
 
 # A URL inside free text: up to the first blank, quote or bracket that
-# cannot be part of it (aiohttp writes URL('...'), botocore "...").
-_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]+://[^\s'\"<>`]+")
+# cannot be part of it (aiohttp writes URL('...'), botocore "..."), and
+# not ending in the punctuation of the sentence around it ("URL: reason").
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]+://[^\s'\"<>`]*[^\s'\"<>`:,;.)\]]")
 
 # Keys of storage_options whose values are secrets, at any depth
 # (key/secret/token of s3fs, account_key/sas_token of adlfs, password,

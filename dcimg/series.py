@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from dcimg import _format, _names
-from dcimg._urls import display_url, is_glob, is_url, url_path
+from dcimg._urls import display_url, is_glob, is_url, redact, url_path
 from dcimg.core import DCIMGFile
 from dcimg.errors import (
     DCIMGChangedError,
@@ -374,6 +374,8 @@ class _Name(NamedTuple):
 
 def _parse_name(path: str, regex: re.Pattern[str] | None) -> _Name | None:
     """Split a file name into counters, or return None if it has none."""
+    if is_url(path):
+        path = url_path(path)  # the name is in the path, not the query string
     name = os.path.basename(path) if os.altsep else path.rpartition(os.sep)[2]
     if regex is None:
         match = _TRAILING_COUNTERS.fullmatch(name)
@@ -465,8 +467,9 @@ def _parse_alike(
     """
     if any(brace in first.template.replace("{}", "") for brace in "{}"):
         return None  # braces are escaped in the template: name by name
+    names = [url_path(p) for p in paths] if is_url(paths[0]) else paths
     found, values = _names.split_counters(
-        paths, tuple(first.template.split("{}")), _SEPARATORS
+        names, tuple(first.template.split("{}")), _SEPARATORS
     )
     if found.all():
         return paths, values, []
@@ -531,8 +534,8 @@ def _grid(
                 # One file without counters: a series of one.
                 return _Grid(tuple(paths), (), ())
             raise DCIMGError(
-                f"no file name of {source!r} matches {what}: "
-                f"{_listing([os.path.basename(p) for p in unmatched])}; "
+                f"no file name of {redact(repr(source))} matches {what}: "
+                f"{_listing([os.path.basename(display_url(p)) for p in unmatched])}; "
                 "pass pattern= with one regex group per counter"
             )
         groups: dict[str, list[_Name]] = {}
