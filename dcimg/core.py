@@ -409,7 +409,9 @@ class DCIMGFile:
 
         Taken from the file that was opened (not from the path now), so a
         program can tell later whether the path still holds the same data;
-        the Dask graph uses it.
+        the Dask graph uses it.  For a URL: the URL as shown (without
+        secrets), the object's size, and a number derived from its ETag,
+        version or Last-Modified (0 when the storage reports none).
         """
         self._require_open()
         return self._source.identity()

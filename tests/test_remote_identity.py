@@ -244,3 +244,16 @@ def test_a_file_object_whose_readinto_misbehaves_fails_at_once(returned, tmp_pat
     )
     assert child.returncode == 3, child.stderr
     assert "readinto()" in child.stdout
+
+
+def test_a_dask_array_of_a_replaced_object_is_refused(http_server, two_objects):
+    pytest.importorskip("dask.array")
+    old, new, truth, _ = two_objects
+    http_server.behaviour.etag = True
+    http_server.files["/a.dcimg"] = old
+    with DCIMGFile(http_server.url("a.dcimg")) as f:
+        lazy = f.as_dask_array(chunks=1)
+    np.testing.assert_array_equal(lazy[0].compute(), truth[0])
+    http_server.files["/a.dcimg"] = new
+    with pytest.raises(DCIMGChangedError):
+        lazy[1:].compute(scheduler="threads")
