@@ -65,6 +65,8 @@ class Behaviour:
     last_modified: bool = False
     #: Answer every request with this error status (e.g. 500).
     fail_status: int | None = None
+    #: Answer every GET with a redirect to the same URL (a redirect loop).
+    redirect_get: bool = False
     #: Answer 412 to If-Match / If-Unmodified-Since that do not hold;
     #: False: ignore those headers, as some servers do.
     conditions: bool = True
@@ -101,6 +103,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             behaviour = Behaviour()
         if behaviour.fail_status is not None:
             self.send_response(behaviour.fail_status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if behaviour.redirect_get and body:
+            self.send_response(302)
+            self.send_header("Location", self.path)
             self.send_header("Content-Length", "0")
             self.end_headers()
             return

@@ -119,6 +119,12 @@ def test_errors_about_a_presigned_url_show_no_secret(served, caplog):
     assert_safe_error(info.value)
     assert server.base in str(info.value)
     server.behaviour.fail_status = None
+    # A redirect loop: aiohttp's own error names the URL, query and all.
+    server.behaviour.redirect_get = True
+    with pytest.raises(OSError, match="TooManyRedirects") as info:
+        f[2]
+    assert_safe_error(info.value)
+    server.behaviour.redirect_get = False
     server.files.clear()  # the object is gone
     with pytest.raises(FileNotFoundError) as info:
         f[1]
