@@ -1515,8 +1515,8 @@ def _no_ranges(name: str, start: int, stop: int) -> RangeReadError:
     return RangeReadError(
         f"{name}: the server does not support range requests: asked for bytes "
         f"[{start}, {stop}), it answered with the whole object (which was not "
-        "read). Read it through a local copy instead: "
-        f"'simplecache::{name}' (see the documentation on remote files)"
+        "read). Read it through a local copy instead: put 'simplecache::' "
+        "before the URL (see the documentation on remote files)"
     )
 
 

@@ -129,7 +129,10 @@ def _reason(error: BaseException, path: str | os.PathLike[str] = "") -> str:
             return prefix + "permission denied"
         if error.strerror:
             return prefix + error.strerror
-    return " ".join(str(error).split()) or type(error).__name__
+    text = " ".join(str(error).split()) or type(error).__name__
+    # Messages that start with the input's name: it is said once.
+    named = display_url(os.fspath(path)) + ": " if path else ""
+    return text[len(named) :] if named and text.startswith(named) else text
 
 
 def _say(command: str, message: str) -> None:
