@@ -1120,11 +1120,17 @@ class FsspecReader(RangeReader):
     def _secrets(self) -> list[str]:
         return secrets_of(self.urlpath, self.storage_options)
 
-    def refresh_size(self) -> int:
+    def refresh_size(self, *, renew: bool = False) -> int:
         """Look up the object's size again (skipping fsspec's listing cache).
 
-        The identity recorded at opening is kept: reads still ask for the
-        object that was opened.
+        Parameters
+        ----------
+        renew : bool, default False
+            Also take the object's identity (ETag, version, Last-Modified)
+            as it is now, for a caller that reads its header again
+            (:meth:`dcimg.DCIMGFile.refresh`). By default the identity
+            recorded at opening is kept: reads still ask for the object
+            that was opened, and refuse another.
 
         Returns
         -------
@@ -1135,6 +1141,8 @@ class FsspecReader(RangeReader):
         if invalidate is not None:
             invalidate(self.path)
         self.size = self._lookup_size()
+        if renew:
+            self._record_identity()
         return self.size
 
     def _lookup_size(self) -> int:
@@ -1183,6 +1191,7 @@ class FsspecReader(RangeReader):
         self._version_id = _first(info, "VersionId", "version_id", "generation")
         self._last_modified = _first(info, "Last-Modified", "LastModified", "mtime")
         self.version = self._etag or self._version_id or self._last_modified
+        self.version_stamp = 0
         if self.version is not None:
             digest = hashlib.blake2b(self.version.encode(), digest_size=7).digest()
             self.version_stamp = int.from_bytes(digest, "big")

@@ -257,3 +257,19 @@ def test_a_dask_array_of_a_replaced_object_is_refused(http_server, two_objects):
     http_server.files["/a.dcimg"] = new
     with pytest.raises(DCIMGChangedError):
         lazy[1:].compute(scheduler="threads")
+
+
+def test_a_renewed_identity_reads_the_new_object(http_server, two_objects):
+    old, new, _, _ = two_objects
+    http_server.behaviour.etag = True
+    http_server.files["/a.dcimg"] = old
+    with FsspecReader(http_server.url("a.dcimg")) as reader:
+        stamp = reader.version_stamp
+        assert stamp and reader.version.startswith('"v')
+        http_server.files["/a.dcimg"] = new
+        reader.refresh_size()  # the identity opened is kept
+        with pytest.raises(DCIMGChangedError):
+            reader.read(0, 100)
+        reader.refresh_size(renew=True)  # for a caller reading the header again
+        assert reader.version_stamp != stamp
+        assert bytes(reader.read(0, 100)) == new[:100]
