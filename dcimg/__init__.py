@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal, overload
 import numpy.typing as npt
 
 from dcimg._convert import convert
+from dcimg._urls import redact as _redact
 from dcimg.core import DCIMGFile, StrOrBytesPath
 from dcimg.errors import (
     DCIMGChangedError,
@@ -176,7 +177,8 @@ def imread(
             return stack
     if pattern is not None or axes is not None or concat:
         raise ValueError(
-            f"pattern, axes and concat apply to a series of files, and {path!r} "
+            "pattern, axes and concat apply to a series of files, and "
+            f"{_redact(repr(path))} "
             "is one file; give a folder, a glob pattern or a list of files"
         )
     f = DCIMGFile(

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dcimg.errors import DCIMGError, DCIMGWarning
+from dcimg.errors import DCIMGChangedError, DCIMGError, DCIMGWarning
 
 if TYPE_CHECKING:
     import dask.array as da
@@ -122,10 +122,16 @@ def _cached_file(
         # The warnings were shown when the array was made.
         warnings.simplefilter("ignore", DCIMGWarning)
         f = DCIMGFile(path, first_4px_correction_enabled=correction, **options)
-    if not local and f.file_size != size:
-        raise DCIMGError(
-            f"{path!r} changed since the Dask array was made (size {size} -> "
-            f"{f.file_size}); make a new array from the file"
+    if not local and (f.file_size, f.identity[2]) != (size, mtime_ns):
+        from dcimg._urls import display_url
+
+        # A URL's identity: its size and a number derived from its ETag,
+        # version or Last-Modified (0 when the storage reports none).
+        raise DCIMGChangedError(
+            f"{display_url(path)!r} changed since the Dask array was made (size "
+            f"{size} -> {f.file_size}, version {mtime_ns} -> {f.identity[2]}); "
+            "make a new array from the file",
+            display_url(path),
         )
     with _CACHE_LOCK:
         other = _CACHE.get(key)
@@ -324,7 +330,7 @@ class DCIMGSource:
         if local_path(f.file_path) is None or options["storage_options"]:
             # A URL: reopen what was given (with its options), not the name
             # shown in messages (which has any credentials taken out).
-            path = f.file_path or path
+            path = f._origin if isinstance(f._origin, str) else path
         return cls(
             path,
             size,

@@ -26,6 +26,7 @@ import numpy.typing as npt
 from imageio.core.request import InitializationError, IOMode, Request
 from imageio.core.v3_plugin_api import ImageProperties, PluginV3
 
+from dcimg._urls import display_url
 from dcimg.core import DCIMGFile
 from dcimg.errors import DCIMGFormatError
 
@@ -279,7 +280,7 @@ class DCIMGPlugin(PluginV3):
         file = self.file
         key = self._key(index)
         meta = file.metadata.to_dict()
-        meta["path"] = self.request.filename
+        meta["path"] = display_url(self.request.filename)  # no credentials
         counters = file.framestamps
         stamps = file.timestamps
         if isinstance(key, int):

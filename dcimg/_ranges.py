@@ -31,17 +31,20 @@ from __future__ import annotations
 import asyncio
 import bisect
 import errno
+import hashlib
 import io
+import logging
 import os
 import re
 import stat
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit, urlunsplit
 
-from .errors import DCIMGError, DCIMGFormatError
+from ._urls import display_url, exception_text, holds_secret, is_url, redact, secrets_of
+from .errors import DCIMGChangedError, DCIMGError, DCIMGFormatError
 
 #: How files are opened for reading (here, and by the C header probe of
 #: :func:`dcimg._format.probe_many`).  O_NONBLOCK: a FIFO (or device) named
@@ -132,11 +135,6 @@ _PROTOCOL_EXTRAS = {
     "abfss": ("adlfs", "azure"),
     "adl": ("adlfs", "azure"),
 }
-
-# A URL starts with a protocol of at least two characters (so that Windows
-# drive letters are not taken for one) followed by "://", or by "::" in a
-# chained URL such as "simplecache::s3://bucket/key".
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+(://|::)")
 
 
 class RangeReadError(OSError, DCIMGError):
@@ -903,7 +901,9 @@ class FileObjectReader(RangeReader):
                 if out is not None and self._readinto is not None:
                     try:
                         while got < length:
-                            n = self._readinto(out[got:])
+                            n = _count_of(
+                                self._readinto(out[got:]), length - got, self.name
+                            )
                             if not n:
                                 break
                             got += n
@@ -918,8 +918,15 @@ class FileObjectReader(RangeReader):
                     chunks = []
                     while got < length:
                         chunk = self._fileobj.read(length - got)
+                        if chunk is None:
+                            raise _nothing_ready(self.name, "read")
                         if not chunk:
                             break
+                        if len(chunk) > length - got:
+                            raise RangeReadError(
+                                f"{self.name}: read({length - got}) returned "
+                                f"{len(chunk)} bytes, more than asked for"
+                            )
                         chunks.append(chunk)
                         got += len(chunk)
                     result = chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -953,6 +960,29 @@ class FileObjectReader(RangeReader):
         )
 
 
+def _count_of(n: Any, asked: int, name: str) -> int:
+    """Check what ``readinto`` returned: a count of bytes from 0 to `asked`.
+
+    Anything else would make the reading loop spin for ever (-1), or take
+    bytes that are not there (more than asked): a clear error instead.
+    """
+    if n is None:
+        raise _nothing_ready(name, "readinto")
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= asked:
+        raise RangeReadError(
+            f"{name}: readinto() of a {asked}-byte buffer returned {n!r}, not "
+            f"a count of bytes from 0 to {asked}; the file object is broken"
+        )
+    return n
+
+
+def _nothing_ready(name: str, method: str) -> RangeReadError:
+    return RangeReadError(
+        f"{name}: {method}() returned None: the file object is non-blocking "
+        "and had no data ready; give a blocking file object"
+    )
+
+
 def _fileobj_name(fileobj: Any) -> str:
     """Return the file object's name for messages, or a description of it."""
     name = getattr(fileobj, "name", None)
@@ -960,7 +990,7 @@ def _fileobj_name(fileobj: Any) -> str:
         return os.fsdecode(os.fspath(name))
     path = getattr(fileobj, "path", None)  # fsspec's files
     if isinstance(path, str):
-        return _display_url(path)
+        return display_url(path)
     return f"<{type(fileobj).__name__} file object>"
 
 
@@ -978,6 +1008,15 @@ class FsspecReader(RangeReader):
     :attr:`max_concurrency` at a time, each bounded by `timeout`; on the
     others they run on threads.
 
+    The object read is the object opened. Its identity (ETag, version id or
+    Last-Modified, and size) is recorded when it is opened; over HTTP(S)
+    and S3 every range request asks for that object only (``If-Match``,
+    or ``If-Unmodified-Since`` without an ETag; S3's ``IfMatch`` and
+    ``VersionId``), and every answer is checked: its ETag and size, and
+    that it holds exactly the bytes asked for (status 206 with the
+    ``Content-Range`` of the request). A server that ignores ranges is
+    found on its first answer, before its body is read.
+
     Parameters
     ----------
     urlpath : str
@@ -990,7 +1029,8 @@ class FsspecReader(RangeReader):
     timeout : float, optional
         Seconds a request of an asynchronous file system (and the size
         lookup) may take before it fails with :class:`RangeReadError`;
-        default 120. ``None`` waits for ever.
+        default 120. ``None`` waits for ever (the file system's own client
+        timeouts still apply, and the message then says so).
     max_gap, max_request, max_concurrency : int, optional
         See :class:`RangeReader`. Defaults: 64 KiB, 64 MiB, 8 requests in
         flight.
@@ -1001,6 +1041,13 @@ class FsspecReader(RangeReader):
         What the file system said about the object when its size was looked
         up (``fs.info``): for example ``ETag`` and ``LastModified`` on S3,
         ``mtime`` on local files, to tell whether the object changed.
+    version : str or None
+        The identity the object had when it was opened: its ETag, else its
+        version id, else its modification time (``None`` if the file
+        system reports none of them).
+    version_stamp : int
+        A number derived from :attr:`version` (0 without one), for
+        identities made of numbers (:attr:`dcimg.DCIMGFile.identity`).
 
     Raises
     ------
@@ -1038,22 +1085,29 @@ class FsspecReader(RangeReader):
         self.timeout = timeout
         self._fs: Any = None
         self.info: dict[str, Any] = {}
+        self.version: str | None = None
+        self.version_stamp = 0
+        self._etag: str | None = None
+        self._version_id: str | None = None
+        self._last_modified: str | None = None
         self._path: str | None = None
-        name = _display_url(self.urlpath)
         super().__init__(
-            name,
+            display_url(self.urlpath),
             0,
             max_gap=max_gap,
             max_request=max_request,
             max_concurrency=max_concurrency,
         )
         self.size = self._lookup_size()
+        self._record_identity()
 
     @property
     def fs(self) -> Any:
         """The fsspec file system, opened on first use (also after unpickling)."""
         if self._fs is None:
             self._fs, self._path = _url_to_fs(self.urlpath, self.storage_options)
+            if getattr(self._fs, "protocol", None) in (("http", "https"), "http"):
+                _hide_urls_in_fsspec_logs()
         return self._fs
 
     @property
@@ -1062,8 +1116,21 @@ class FsspecReader(RangeReader):
         self.fs  # noqa: B018 (opens the file system and sets the path)
         return self._path  # type: ignore[return-value]
 
-    def refresh_size(self) -> int:
+    @property
+    def _secrets(self) -> list[str]:
+        return secrets_of(self.urlpath, self.storage_options)
+
+    def refresh_size(self, *, renew: bool = False) -> int:
         """Look up the object's size again (skipping fsspec's listing cache).
+
+        Parameters
+        ----------
+        renew : bool, default False
+            Also take the object's identity (ETag, version, Last-Modified)
+            as it is now, for a caller that reads its header again
+            (:meth:`dcimg.DCIMGFile.refresh`). By default the identity
+            recorded at opening is kept: reads still ask for the object
+            that was opened, and refuse another.
 
         Returns
         -------
@@ -1074,25 +1141,34 @@ class FsspecReader(RangeReader):
         if invalidate is not None:
             invalidate(self.path)
         self.size = self._lookup_size()
+        if renew:
+            self._record_identity()
         return self.size
 
     def _lookup_size(self) -> int:
         fs, path = self.fs, self.path
+        failure: BaseException | None = None
         try:
             if getattr(fs, "async_impl", False):
                 from fsspec.asyn import sync
 
-                info = sync(fs.loop, fs._info, path, timeout=self.timeout)
+                info = sync(fs.loop, self._timed, fs._info(path))
             else:
                 info = fs.info(path)
         except FileNotFoundError:
-            raise FileNotFoundError(
+            failure = FileNotFoundError(
                 errno.ENOENT, "no such file or object", self.name
-            ) from None
+            )
         except PermissionError as error:
-            raise PermissionError(errno.EACCES, str(error), self.name) from None
+            failure = PermissionError(
+                errno.EACCES, redact(error, self._secrets), self.name
+            )
         except Exception as error:
-            raise self._failed("looking up the size", error) from error
+            failure = self._failed("looking up the size", error)
+        if failure is not None:
+            # Raised outside the except clause, so that an original message
+            # that holds a secret is not kept as the context (see _failed).
+            raise failure
         if info.get("type") == "directory":
             raise IsADirectoryError(errno.EISDIR, "a directory, not a file", self.name)
         size = info.get("size")
@@ -1101,44 +1177,95 @@ class FsspecReader(RangeReader):
                 f"{self.name}: the server does not report the size of the object "
                 "(no Content-Length); it cannot be read in ranges"
             )
-        self.info = dict(info)
+        info = dict(info)
+        for key in ("url", "name"):  # fsspec's HTTP info holds the whole URL
+            if isinstance(info.get(key), str):
+                info[key] = redact(info[key], self._secrets)
+        self.info = info
         return int(size)
 
-    def _failed(self, what: str, error: BaseException) -> RangeReadError:
-        if isinstance(error, asyncio.TimeoutError | TimeoutError) or (
-            type(error).__name__ == "FSTimeoutError"
-        ):
-            return RangeReadError(
-                f"{self.name}: {what} got no answer within {self.timeout} s"
+    def _record_identity(self) -> None:
+        """Keep what tells this object from another put at the same URL."""
+        info = self.info
+        self._etag = _first(info, "ETag", "etag", "Etag")
+        self._version_id = _first(info, "VersionId", "version_id", "generation")
+        self._last_modified = _first(info, "Last-Modified", "LastModified", "mtime")
+        self.version = self._etag or self._version_id or self._last_modified
+        self.version_stamp = 0
+        if self.version is not None:
+            digest = hashlib.blake2b(self.version.encode(), digest_size=7).digest()
+            self.version_stamp = int.from_bytes(digest, "big")
+
+    def _failed(self, what: str, error: BaseException) -> BaseException:
+        """Return the error to raise for `error`, which no secret ever reaches.
+
+        The message holds the original's type and text, redacted. The
+        original is chained as the cause only if no text of its chain holds
+        a secret: a traceback prints the cause's own message, which cannot
+        be redacted. Otherwise the error has no cause, and the caller raises
+        it outside its ``except`` clause so that it has no context either.
+        """
+        if isinstance(error, _Timeout):
+            failure: BaseException = RangeReadError(f"{self.name}: {what} {error}")
+        elif isinstance(error, DCIMGError | FileNotFoundError):
+            return error  # ours, already naming the URL safely
+        else:
+            failure = RangeReadError(
+                f"{self.name}: {what} failed: {type(error).__name__}: "
+                f"{redact(error, self._secrets)}"
             )
-        return RangeReadError(
-            f"{self.name}: {what} failed: {type(error).__name__}: {error}"
-        )
+        if not holds_secret(exception_text(error), self._secrets):
+            failure.__cause__ = error
+        failure.__suppress_context__ = True
+        return failure
+
+    async def _timed(self, request: Any) -> Any:
+        """Await `request` within :attr:`timeout`; say which timeout fired."""
+        began = time.monotonic()
+        client_timed_out = False
+
+        async def watched() -> Any:
+            nonlocal client_timed_out
+            try:
+                return await request
+            except (asyncio.TimeoutError, TimeoutError):
+                client_timed_out = True
+                raise
+
+        try:
+            return await asyncio.wait_for(watched(), self.timeout)
+        except (asyncio.TimeoutError, TimeoutError) as error:
+            elapsed = time.monotonic() - began
+            if client_timed_out:
+                raise _Timeout(
+                    f"got no answer within {elapsed:.3g} s: the timeout of the "
+                    "file system's client (its storage_options) fired"
+                    + (f"; dcimg's own is {self.timeout} s" if self.timeout else "")
+                ) from error
+            raise _Timeout(f"got no answer within {self.timeout} s") from None
 
     def _check(self, data: Any, start: int, stop: int) -> Any:
         got = len(data)
         if got == stop - start:
             return data
         if got == self.size and start > 0:
-            raise RangeReadError(
-                f"{self.name}: asked for bytes [{start}, {stop}) but the server "
-                "sent the whole object: it ignores range requests. Read it "
-                f"through a local copy instead, e.g. 'simplecache::{self.name}'"
-            )
+            raise _no_ranges(self.name, start, stop)
         raise self._short(start, stop, got)
 
     def _read_one(self, start: int, stop: int, out: memoryview | None) -> Any:
         # The synchronous route: file systems without an event loop.
+        failure: BaseException | None = None
         try:
             data = self.fs.cat_file(self.path, start=start, end=stop)
         except FileNotFoundError:
-            self._count(0)
-            raise FileNotFoundError(
+            failure = FileNotFoundError(
                 errno.ENOENT, "no such file or object (any more)", self.name
-            ) from None
+            )
         except Exception as error:
+            failure = self._failed(f"reading bytes [{start}, {stop})", error)
+        if failure is not None:
             self._count(0)
-            raise self._failed(f"reading bytes [{start}, {stop})", error) from error
+            raise failure
         self._count(len(data))
         data = self._check(data, start, stop)
         if out is not None:
@@ -1162,6 +1289,177 @@ class FsspecReader(RangeReader):
 
         sync(fs.loop, self._gather, fs, requests, sink)
 
+    def _range_request(self, fs: Any, start: int, stop: int) -> Any:
+        """Return the coroutine that fetches bytes ``[start, stop)`` of the object."""
+        protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+        if protocol in ("http", "https") and hasattr(fs, "set_session"):
+            return self._http_range(fs, start, stop)
+        if protocol in ("s3", "s3a") and hasattr(fs, "_call_s3"):
+            return self._s3_range(fs, start, stop)
+        return fs._cat_file(self.path, start=start, end=stop)
+
+    async def _http_range(self, fs: Any, start: int, stop: int) -> bytes:
+        """GET one range over HTTP(S), checking the answer before its body."""
+        options = dict(fs.kwargs)
+        headers = dict(options.pop("headers", None) or {})
+        headers["Range"] = f"bytes={start}-{stop - 1}"
+        # The range is of the stored bytes: no compressed answer.
+        headers["Accept-Encoding"] = "identity"
+        if self._etag is not None and not self._etag.startswith("W/"):
+            # Strong comparison: a weak ETag never matches If-Match.
+            headers["If-Match"] = self._etag
+        elif self._last_modified is not None and self._etag is None:
+            headers["If-Unmodified-Since"] = self._last_modified
+        session = await fs.set_session()
+        async with session.get(
+            fs.encode_url(self.path), headers=headers, **options
+        ) as response:
+            try:
+                self._check_answer(
+                    response.status,
+                    response.headers,
+                    start,
+                    stop,
+                    response.reason or "",
+                )
+            except BaseException:
+                response.close()  # drop the connection: its body is not read
+                raise
+            try:
+                return await response.content.readexactly(stop - start)
+            except asyncio.IncompleteReadError as error:
+                raise self._short(start, stop, len(error.partial)) from None
+
+    def _check_answer(
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        start: int,
+        stop: int,
+        reason: str,
+    ) -> None:
+        """Refuse an HTTP answer that is not bytes [start, stop) of this object."""
+        asked = f"bytes [{start}, {stop})"
+        if status == 404:
+            raise FileNotFoundError(
+                errno.ENOENT, "no such file or object (any more)", self.name
+            )
+        if status == 412:
+            raise DCIMGChangedError(
+                f"{self.name}: the object was replaced since it was opened (the "
+                f"server refused a request for {asked} of the object with "
+                f"{self._identity_text()}); open it again to read what it holds "
+                "now",
+                self.name,
+            )
+        if status == 200 and not (start == 0 and stop == self.size):
+            raise _no_ranges(self.name, start, stop)
+        if status not in (200, 206):
+            raise RangeReadError(
+                f"{self.name}: reading {asked} failed: HTTP {status} {reason}".rstrip()
+            )
+        self._check_identity(headers.get("ETag"), headers.get("Last-Modified"), asked)
+        if status == 206:
+            content_range = headers.get("Content-Range", "")
+            match = re.fullmatch(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*", content_range)
+            total = self.size if match is None or match[3] == "*" else int(match[3])
+            if total < self.size:
+                raise RangeReadError(
+                    f"{self.name}: asked for {asked} but the object holds "
+                    f"{total} bytes now; it held {self.size} when it was opened"
+                )
+            if total != self.size:
+                raise DCIMGChangedError(
+                    f"{self.name}: the object changed since it was opened: it "
+                    f"holds {total} bytes now, {self.size} then; open it again "
+                    "to read what it holds now",
+                    self.name,
+                )
+            if match is None or (int(match[1]), int(match[2]) + 1) != (start, stop):
+                raise RangeReadError(
+                    f"{self.name}: asked for {asked} but the server answered "
+                    f"with Content-Range {content_range!r}"
+                )
+        length = headers.get("Content-Length")
+        if length is not None and length.strip().isdigit():
+            if int(length) != stop - start:
+                raise RangeReadError(
+                    f"{self.name}: asked for {asked} but the server announced "
+                    f"{int(length)} bytes"
+                )
+
+    def _check_identity(self, etag: Any, modified: Any, asked: str) -> None:
+        """Refuse an answer from an object other than the one opened."""
+        if self._etag is not None and etag is not None:
+            if _bare_etag(etag) != _bare_etag(self._etag):
+                raise DCIMGChangedError(
+                    f"{self.name}: the object was replaced since it was opened: "
+                    f"the answer to {asked} has ETag {etag}, the object opened "
+                    f"{self._etag}; open it again to read what it holds now",
+                    self.name,
+                )
+        elif self._etag is None and self._last_modified and modified is not None:
+            if str(modified) != self._last_modified:
+                raise DCIMGChangedError(
+                    f"{self.name}: the object was replaced since it was opened: "
+                    f"the answer to {asked} was last modified {modified}, the "
+                    f"object opened {self._last_modified}; open it again to "
+                    "read what it holds now",
+                    self.name,
+                )
+
+    def _identity_text(self) -> str:
+        if self._etag is not None:
+            return f"ETag {self._etag}"
+        if self._version_id is not None:
+            return f"version {self._version_id}"
+        return f"Last-Modified {self._last_modified}"
+
+    async def _s3_range(self, fs: Any, start: int, stop: int) -> bytes:
+        """GetObject of one range, for the version opened only (s3fs)."""
+        bucket, key, version = fs.split_path(self.path)
+        request: dict[str, Any] = {
+            "Bucket": bucket,
+            "Key": key,
+            "Range": f"bytes={start}-{stop - 1}",
+            **getattr(fs, "req_kw", {}),
+        }
+        version = version or self._version_id
+        if version:
+            request["VersionId"] = version
+        if self._etag is not None:
+            request["IfMatch"] = self._etag
+        try:
+            answer = await fs._call_s3("get_object", **request)
+        except Exception as error:
+            if _precondition_failed(error):
+                raise DCIMGChangedError(
+                    f"{self.name}: the object was replaced since it was opened "
+                    f"(S3 refused a request for bytes [{start}, {stop}) of the "
+                    f"object with {self._identity_text()}); open it again to "
+                    "read what it holds now",
+                    self.name,
+                ) from None
+            raise
+        body = answer["Body"]
+        try:
+            asked = f"bytes [{start}, {stop})"
+            self._check_identity(answer.get("ETag"), None, asked)
+            content_range = answer.get("ContentRange")
+            if content_range is not None:
+                self._check_answer(
+                    206,
+                    {"Content-Range": content_range},
+                    start,
+                    stop,
+                    "",
+                )
+            elif not (start == 0 and stop == self.size):
+                raise _no_ranges(self.name, start, stop)
+            return await body.read()
+        finally:
+            body.close()
+
     async def _gather(
         self,
         fs: Any,
@@ -1174,20 +1472,18 @@ class FsspecReader(RangeReader):
         async def worker() -> None:
             for i in pending:  # the workers share one iterator
                 start, stop = requests[i]
+                failure: BaseException | None = None
                 try:
-                    data = await asyncio.wait_for(
-                        fs._cat_file(self.path, start=start, end=stop), self.timeout
-                    )
+                    data = await self._timed(self._range_request(fs, start, stop))
                 except FileNotFoundError:
-                    self._count(0)
-                    raise FileNotFoundError(
+                    failure = FileNotFoundError(
                         errno.ENOENT, "no such file or object (any more)", self.name
-                    ) from None
+                    )
                 except Exception as error:
+                    failure = self._failed(f"reading bytes [{start}, {stop})", error)
+                if failure is not None:
                     self._count(0)
-                    raise self._failed(
-                        f"reading bytes [{start}, {stop})", error
-                    ) from error
+                    raise failure
                 self._count(len(data))
                 sink(i, self._check(data, start, stop))
 
@@ -1220,6 +1516,76 @@ class FsspecReader(RangeReader):
         self._count_lock = threading.Lock()
 
 
+class _Timeout(Exception):
+    """A request got no answer in time (the message says whose timeout)."""
+
+
+def _no_ranges(name: str, start: int, stop: int) -> RangeReadError:
+    return RangeReadError(
+        f"{name}: the server does not support range requests: asked for bytes "
+        f"[{start}, {stop}), it answered with the whole object (which was not "
+        "read). Read it through a local copy instead: put 'simplecache::' "
+        "before the URL (see the documentation on remote files)"
+    )
+
+
+def _precondition_failed(error: BaseException) -> bool:
+    """Tell whether S3 refused a request for its IfMatch (HTTP 412).
+
+    s3fs turns botocore's ClientError into an OSError and chains it; the
+    code is read from the ClientError's response.
+    """
+    current: BaseException | None = error
+    while current is not None:
+        response = getattr(current, "response", None)
+        if isinstance(response, dict):
+            code = str(response.get("Error", {}).get("Code", ""))
+            status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code == "PreconditionFailed" or status == 412:
+                return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _first(info: Mapping[str, Any], *keys: str) -> str | None:
+    """Return the first of `keys` that `info` holds a value for, as text."""
+    for key in keys:
+        value = info.get(key)
+        if value not in (None, ""):
+            return str(value)
+    return None
+
+
+def _bare_etag(etag: Any) -> str:
+    """Return an ETag without its weak marker, to compare (RFC 9110, 8.8.3.2)."""
+    text = str(etag).strip()
+    return text[2:] if text.startswith("W/") else text
+
+
+_FSSPEC_LOG_GUARD: list[logging.Filter] = []
+
+
+class _HideURLs(logging.Filter):
+    """Shows the URLs of fsspec's HTTP log records without their secrets."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if holds_secret(message):
+            record.msg, record.args = redact(message), None
+        if record.exc_info:
+            # fsspec logs the errors it swallows, whose texts name the URL.
+            text = logging.Formatter().formatException(record.exc_info)
+            record.exc_text, record.exc_info = redact(text), None
+        return True
+
+
+def _hide_urls_in_fsspec_logs() -> None:
+    """Clean the URLs of fsspec's HTTP log records (whole URLs, at debug level)."""
+    if not _FSSPEC_LOG_GUARD:
+        _FSSPEC_LOG_GUARD.append(_HideURLs())
+        logging.getLogger("fsspec.http").addFilter(_FSSPEC_LOG_GUARD[0])
+
+
 def _import_fsspec() -> Any:
     try:
         import fsspec
@@ -1233,6 +1599,7 @@ def _import_fsspec() -> Any:
 def _url_to_fs(urlpath: str, storage_options: Mapping[str, Any]) -> tuple[Any, str]:
     """Open the file system of `urlpath`; helpful ImportError if a package lacks."""
     fsspec = _import_fsspec()
+    failure: ValueError | None = None
     try:
         fs, path = fsspec.core.url_to_fs(urlpath, **storage_options)
     except ImportError as error:
@@ -1248,58 +1615,28 @@ def _url_to_fs(urlpath: str, storage_options: Mapping[str, Any]) -> tuple[Any, s
         else:
             hint = f'pip install "dcimg[{extra}]" (or pip install {package})'
         raise ImportError(
-            f"{_display_url(urlpath)}: reading '{protocol}://' URLs needs "
+            f"{display_url(urlpath)}: reading '{protocol}://' URLs needs "
             f"{package or 'another package'}: {hint}"
         ) from error
     except ValueError as error:
-        if "protocol" in str(error).lower():
-            raise ValueError(f"{_display_url(urlpath)}: {error}") from error
-        raise
+        text = redact(error, secrets_of(urlpath, storage_options))
+        if "protocol" in str(error).lower() or text != str(error):
+            failure = ValueError(f"{display_url(urlpath)}: {text}")
+        else:
+            raise
+    if failure is not None:
+        # Raised outside the except clause: the original text may hold a
+        # secret, and would be kept as the context.
+        raise failure
     return fs, path
 
 
-def _display_url(urlpath: str) -> str:
-    """`urlpath` without user names, passwords and query strings.
-
-    Query strings go because they carry signatures and tokens in presigned
-    and SAS URLs; every part of a chained URL is cleaned.
-    """
-    parts = []
-    for part in urlpath.split("::"):
-        if "://" not in part:
-            parts.append(part)
-            continue
-        try:
-            split = urlsplit(part)
-        except ValueError:
-            parts.append(part.split("://")[0] + "://...")
-            continue
-        netloc = split.netloc.rpartition("@")[2]
-        query = "..." if split.query else ""
-        parts.append(urlunsplit((split.scheme, netloc, split.path, query, "")))
-    return "::".join(parts)
+#: Kept under its old name for the modules that import it from here.
+_display_url = display_url
 
 
 # ---------------------------------------------------------------------------
 # Choosing a reader
-
-
-def is_url(source: Any) -> bool:
-    r"""Tell whether `source` is a URL (``protocol://...`` or a chained URL).
-
-    Parameters
-    ----------
-    source : object
-        Anything; only strings can be URLs.
-
-    Returns
-    -------
-    bool
-        ``True`` for strings such as ``"s3://bucket/key"``,
-        ``"file:///data/a.dcimg"`` or ``"simplecache::https://host/a.dcimg"``;
-        ``False`` for local paths (including Windows paths ``"C:\..."``).
-    """
-    return isinstance(source, str) and _URL.match(source) is not None
 
 
 def local_path(source: Any) -> str | None:

@@ -370,7 +370,11 @@ class RangeSource(Source):
         try:
             self.reader.readinto_ranges(ranges, buffers, max_gap=max_gap)
         except RangeReadError as exc:
-            if self.reader.refresh_size() < self.size:
+            try:
+                shrunk = self.reader.refresh_size() < self.size
+            except Exception:  # noqa: BLE001 - the read's own error says more
+                shrunk = False
+            if shrunk:
                 raise self.changed() from exc
             raise
 
@@ -520,7 +524,8 @@ class RangeSource(Source):
         path = getattr(self.reader, "path", None)
         if self._mtime_ns and isinstance(path, str):
             return (os.path.abspath(path), self.size, self._mtime_ns)
-        return (self.name, self.size, 0)
+        # URLs: a number derived from the ETag, version or Last-Modified.
+        return (self.name, self.size, getattr(self.reader, "version_stamp", 0))
 
     def reopen(self) -> RangeSource:
         """Read the same file or object again, with its size now."""

@@ -24,6 +24,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from dcimg import __version__
+from dcimg._urls import display_url, is_url, redact, url_path
 from dcimg.core import DCIMGFile
 from dcimg.errors import DCIMGError, DCIMGWarning
 from dcimg.metadata import Metadata
@@ -114,7 +115,11 @@ def _reason(error: BaseException, path: str | os.PathLike[str] = "") -> str:
     """
     if isinstance(error, OSError):
         named = error.filename
-        other = named and path and os.fspath(named) != os.fspath(path)
+        other = (
+            named
+            and path
+            and display_url(os.fspath(named)) != display_url(os.fspath(path))
+        )
         prefix = f"{named}: " if other else ""
         if isinstance(error, FileNotFoundError):
             return prefix + "no such file"
@@ -124,12 +129,18 @@ def _reason(error: BaseException, path: str | os.PathLike[str] = "") -> str:
             return prefix + "permission denied"
         if error.strerror:
             return prefix + error.strerror
-    return " ".join(str(error).split()) or type(error).__name__
+    text = " ".join(str(error).split()) or type(error).__name__
+    # Messages that start with the input's name: it is said once.
+    named = display_url(os.fspath(path)) + ": " if path else ""
+    return text[len(named) :] if named and text.startswith(named) else text
 
 
 def _say(command: str, message: str) -> None:
-    """One line on standard error, prefixed with the command."""
-    print(f"dcimg {command}: {message}", file=sys.stderr)
+    """One line on standard error, prefixed with the command.
+
+    URLs in it are shown without user names, passwords and query strings.
+    """
+    print(f"dcimg {command}: {redact(message)}", file=sys.stderr)
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -155,7 +166,7 @@ def _info(args: argparse.Namespace) -> int:
             reports.append(meta)
             if not args.json:
                 label = f"  ({_EXAMPLE_LABEL})" if args.example and number == 0 else ""
-                print(f"{path}{label}")
+                print(f"{display_url(path)}{label}")
                 describe = _describe if isinstance(meta, Metadata) else _describe_series
                 for line in describe(meta):
                     print(f"  {line}")
@@ -271,7 +282,9 @@ def _expand(paths: Sequence[str]) -> tuple[list[str], list[str]]:
     found: list[str] = []
     unmatched: list[str] = []
     for path in paths:
-        if glob.has_magic(path) and not os.path.exists(path):
+        if is_url(path):
+            found.append(path)  # a URL glob names a series, opened as one
+        elif glob.has_magic(path) and not os.path.exists(path):
             matches = sorted(glob.glob(path))
             if matches:
                 found.extend(matches)
@@ -372,7 +385,8 @@ def _convert_batch(args: argparse.Namespace, options: Any, interrupt: Any) -> in
         jobs: list[tuple[str, Path, int]] = []
         seen: dict[Path, str] = {}
         for path in paths:
-            out = out_dir / (Path(path).name.rsplit(".", 1)[0] + suffix)
+            name = Path(url_path(path) if is_url(path) else path).name
+            out = out_dir / (name.rsplit(".", 1)[0] + suffix)
             if out in seen:
                 failures.append((path, f"same output name as {seen[out]}"))
                 continue

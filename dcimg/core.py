@@ -14,6 +14,7 @@ import numpy.typing as npt
 
 from dcimg import _format, _kernels
 from dcimg._source import Source, open_source
+from dcimg._urls import display_url
 from dcimg.errors import DCIMGWarning
 from dcimg.metadata import Metadata
 
@@ -68,7 +69,8 @@ class DCIMGFile:
         (``s3://``, ``gs://``, ``https://``, ``memory://``, chained URLs, ...;
         needs ``pip install "dcimg[remote]"`` and the protocol's package), or
         a binary file object with ``seek`` and ``read``.  When omitted, call
-        :meth:`open` later.
+        :meth:`open` later.  The attribute ``file_path`` holds it for display:
+        a URL without its user name, password and query string.
     first_4px_correction_enabled : bool or None, default True
         Initial value of :attr:`first_4px_correction_enabled`.
     mmap : bool, default True
@@ -189,8 +191,10 @@ class DCIMGFile:
             self.file_path = None
             return
         # Bytes paths are kept as text (os.fsdecode round-trips any name), so
-        # messages, metadata and Dask graphs see one kind of path.
-        self._origin = self.file_path = os.fsdecode(origin)
+        # messages, metadata and Dask graphs see one kind of path. What is
+        # shown is the URL without its secrets; what is opened, the URL.
+        self._origin = os.fsdecode(origin)
+        self.file_path = display_url(self._origin)
 
     def _use(self, source: Source, layout: Any) -> None:
         """Read from ``source`` (parsed as ``layout``) from now on."""
@@ -288,7 +292,7 @@ class DCIMGFile:
                 "pickled; open it by path or URL instead"
             )
         return {
-            "file_path": self.file_path,
+            "file_path": self._origin,
             "first_4px_correction_enabled": self.first_4px_correction_enabled,
             "deep_copy_enabled": self._deep_copy_enabled,
             "mmap": self._mmap,
@@ -405,7 +409,9 @@ class DCIMGFile:
 
         Taken from the file that was opened (not from the path now), so a
         program can tell later whether the path still holds the same data;
-        the Dask graph uses it.
+        the Dask graph uses it.  For a URL: the URL as shown (without
+        secrets), the object's size, and a number derived from its ETag,
+        version or Last-Modified (0 when the storage reports none).
         """
         self._require_open()
         return self._source.identity()

@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from dcimg import _format, _names
+from dcimg._urls import display_url, is_glob, is_url, redact, url_path
 from dcimg.core import DCIMGFile
 from dcimg.errors import (
     DCIMGChangedError,
@@ -103,9 +104,9 @@ def names_series(source: Any) -> bool:
         return False  # a file object
     if isinstance(source, (str, bytes, os.PathLike)):
         text = os.fsdecode(source)
-        if "://" in text or "::" in text:
+        if is_url(text):
             # A URL: a glob or a folder (ending in "/") names a series.
-            return _glob.has_magic(text.split("://", 1)[-1]) or text.endswith("/")
+            return is_glob(text) or url_path(text).endswith("/")
         if os.path.isdir(text):
             return True
         return glob.has_magic(text) and not os.path.exists(text)
@@ -149,8 +150,9 @@ def _open_member(
         )
     except DCIMGFormatError as exc:
         message = str(exc)
-        if path not in message:
-            message = f"{path!r}: {message}"
+        shown = display_url(path)
+        if shown not in message:
+            message = f"{shown!r}: {message}"
         raise DCIMGFormatError(
             f"series member {message}",
             getattr(exc, "field", None),
@@ -309,7 +311,7 @@ def _listing(names: Sequence[str]) -> str:
 
 
 def _is_url(text: Any) -> bool:
-    return isinstance(text, str) and ("://" in text or "::" in text)
+    return is_url(text)
 
 
 def _remote_candidates(
@@ -319,8 +321,10 @@ def _remote_candidates(
     from dcimg._ranges import _import_fsspec
 
     fsspec = _import_fsspec()
+    if not is_glob(text) and not url_path(text).endswith("/"):
+        return [text], True  # one object (a "?" starts its query string)
     fs, root = fsspec.core.url_to_fs(text, **(storage_options or {}))
-    if _glob.has_magic(root):
+    if is_glob(text):
         found = fs.glob(root)
     elif text.endswith("/"):
         found = fs.glob(root.rstrip("/") + "/*")
@@ -330,7 +334,7 @@ def _remote_candidates(
         fs.unstrip_protocol(p) for p in found if str(p).lower().endswith(".dcimg")
     )
     if not urls:
-        raise DCIMGError(f"no *.dcimg file matches {text!r}")
+        raise DCIMGError(f"no *.dcimg file matches {display_url(text)!r}")
     return urls, False
 
 
@@ -406,6 +410,8 @@ class _Name(NamedTuple):
 
 def _parse_name(path: str, regex: re.Pattern[str] | None) -> _Name | None:
     """Split a file name into counters, or return None if it has none."""
+    if is_url(path):
+        path = url_path(path)  # the name is in the path, not the query string
     name = os.path.basename(path) if os.altsep else path.rpartition(os.sep)[2]
     if regex is None:
         match = _TRAILING_COUNTERS_REVERSED.match(name[::-1])
@@ -496,8 +502,9 @@ def _parse_alike(
     """
     if any(brace in first.template.replace("{}", "") for brace in "{}"):
         return None  # braces are escaped in the template: name by name
+    names = [url_path(p) for p in paths] if is_url(paths[0]) else paths
     found, values = _names.split_counters(
-        paths, tuple(first.template.split("{}")), _SEPARATORS
+        names, tuple(first.template.split("{}")), _SEPARATORS
     )
     if found.all():
         return paths, values, []
@@ -562,8 +569,8 @@ def _grid(
                 # One file without counters: a series of one.
                 return _Grid(tuple(paths), (), ())
             raise DCIMGError(
-                f"no file name of {source!r} matches {what}: "
-                f"{_listing([os.path.basename(p) for p in unmatched])}; "
+                f"no file name of {redact(repr(source))} matches {what}: "
+                f"{_listing([os.path.basename(display_url(p)) for p in unmatched])}; "
                 "pass pattern= with one regex group per counter"
             )
         groups: dict[str, list[_Name]] = {}
@@ -906,9 +913,9 @@ class _Members:
         if problem:
             f.close()
             raise DCIMGChangedError(
-                f"{path!r} changed since the series was made ({problem}); "
-                "make a new series",
-                path,
+                f"{display_url(path)!r} changed since the series was made "
+                f"({problem}); make a new series",
+                display_url(path),
             )
         self.put(index, f)
         return f
@@ -916,7 +923,7 @@ class _Members:
     def _differs(self, index: int, now: tuple[int, int, int, int]) -> str:
         """Say how file ``index`` now differs from when the series was made."""
         was = self.identities[index]
-        names = ("size", "mtime_ns", "device", "inode")
+        names = ("size", "mtime_ns or version", "device", "inode")
         # Device and inode numbers mean something on the recording machine.
         compared = 4 if self.host == _HOST else 2
         changes = [
@@ -1296,14 +1303,14 @@ class DCIMGSeries:
             ]
             path, field, value, expected = problems[0]
             details = "; ".join(
-                f"{p!r}: {fld} {v} (first file: {e})"
+                f"{display_url(p)!r}: {fld} {v} (first file: {e})"
                 for p, fld, v, e in problems[:_LIST_AT_MOST]
             )
             if len(problems) > _LIST_AT_MOST:
                 details += f"; and {len(problems) - _LIST_AT_MOST} more"
             raise DCIMGFormatError(
                 f"{len(problems)} series member(s) disagree with the first file "
-                f"{grid.paths[0]!r}: {details}",
+                f"{display_url(grid.paths[0])!r}: {details}",
                 field,
             )
         members = _Members(
@@ -1596,7 +1603,7 @@ class DCIMGSeries:
             last = str(valid.max()) + "Z"
         return SeriesMetadata(
             first=members.file(0).metadata,
-            files=members.paths,
+            files=tuple(display_url(p) for p in members.paths),
             grid_shape=members.grid_shape,
             axes=self._axes,
             shape=self.shape,

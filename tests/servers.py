@@ -3,7 +3,10 @@
 - :class:`RangeHTTPServer`: an HTTP/1.1 server that serves byte strings and
   honours ``Range`` requests, counts what it is asked, and can misbehave on
   demand (stall before the body, drop the connection mid-body, ignore
-  ranges, report no size).
+  ranges, answer with a wrong ``Content-Range``, report no size). It can
+  give each object an identity (``ETag``, or ``Last-Modified`` alone), which
+  changes when the object is replaced, and honour or ignore ``If-Match`` and
+  ``If-Unmodified-Since``.
 - :class:`S3Server`: moto's S3-compatible server in a thread, with the
   ``storage_options`` that make s3fs talk to it.
 
@@ -15,6 +18,7 @@ by ``conftest.py``.
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import http.server
 import logging
 import re
@@ -52,6 +56,20 @@ class Behaviour:
     ignore_range: bool = False
     #: Send no Content-Length (and no size) in answers to HEAD.
     hide_size: bool = False
+    #: Answer a range with the bytes one further on, and say so in
+    #: Content-Range (the length is right, the place is not).
+    shift_range: bool = False
+    #: Send an ETag (a digest of the object) with every answer.
+    etag: bool = False
+    #: Send a Last-Modified (which changes when the object is replaced).
+    last_modified: bool = False
+    #: Answer every request with this error status (e.g. 500).
+    fail_status: int | None = None
+    #: Answer every GET with a redirect to the same URL (a redirect loop).
+    redirect_get: bool = False
+    #: Answer 412 to If-Match / If-Unmodified-Since that do not hold;
+    #: False: ignore those headers, as some servers do.
+    conditions: bool = True
     #: Paths (``{"/a.dcimg"}``) the misbehaviour applies to; empty: all.
     paths: set[str] = field(default_factory=set)
 
@@ -83,12 +101,29 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         behaviour = server.behaviour
         if behaviour.paths and path not in behaviour.paths:
             behaviour = Behaviour()
+        if behaviour.fail_status is not None:
+            self.send_response(behaviour.fail_status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if behaviour.redirect_get and body:
+            self.send_response(302)
+            self.send_header("Location", self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if data is None:
             self.send_response(404)
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
         size = len(data)
+        etag, modified = server.identity(path, data)
+        if not self._conditions_hold(behaviour, etag, modified):
+            self.send_response(412)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         status, start, stop = 200, 0, size
         match = re.fullmatch(r"bytes=(\d*)-(\d*)", requested or "")
         if match and not behaviour.ignore_range:
@@ -105,8 +140,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self.end_headers()
                 return
             status = 206
+            if behaviour.shift_range and stop < size:
+                start, stop = start + 1, stop + 1
         self.send_response(status)
         self.send_header("Accept-Ranges", "bytes")
+        if behaviour.etag:
+            self.send_header("ETag", etag)
+        if behaviour.last_modified:
+            self.send_header("Last-Modified", modified)
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{stop - 1}/{size}")
         if not (behaviour.hide_size and not body):
@@ -140,6 +181,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if behaviour.drop_after is not None:
             with contextlib.suppress(OSError):
                 self.connection.shutdown(2)
+
+    def _conditions_hold(self, behaviour: Behaviour, etag: str, modified: str) -> bool:
+        if not behaviour.conditions:
+            return True
+        wanted = self.headers.get("If-Match")
+        if wanted is not None and behaviour.etag:
+            if wanted.strip() != "*" and etag not in [
+                w.strip() for w in wanted.split(",")
+            ]:
+                return False
+        since = self.headers.get("If-Unmodified-Since")
+        if since is not None and behaviour.last_modified:
+            then = email.utils.parsedate_to_datetime(since)
+            if email.utils.parsedate_to_datetime(modified) > then:
+                return False
+        return True
 
 
 class RangeHTTPServer(http.server.ThreadingHTTPServer):
@@ -178,9 +235,29 @@ class RangeHTTPServer(http.server.ThreadingHTTPServer):
         self.idle = threading.Condition(self.lock)  # notified as requests end
         self.behaviour = Behaviour()
         self.stop_event = threading.Event()
+        # path -> (the object served, its ETag, its Last-Modified)
+        self._identities: dict[str, tuple[Any, str, str]] = {}
+        self._replacements = 0
         self._thread = threading.Thread(
             target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
+
+    def identity(self, path: str, data: Any) -> tuple[str, str]:
+        """The ETag and Last-Modified of the object now at `path`.
+
+        A new object (another bytes object stored under the path) gets a new
+        ETag and a Last-Modified one second later than any before it.
+        """
+        with self.lock:
+            known = self._identities.get(path)
+            if known is None or known[0] is not data:
+                self._replacements += 1
+                stamp = email.utils.formatdate(
+                    1_700_000_000 + self._replacements, usegmt=True
+                )
+                known = (data, f'"v{self._replacements}-{len(data)}"', stamp)
+                self._identities[path] = known
+            return known[1], known[2]
 
     @property
     def base(self) -> str:
