@@ -50,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from dcimg._urls import is_url
 from dcimg._version import __version__
 from dcimg.core import DCIMGFile
 from dcimg.errors import DCIMGError
@@ -525,7 +526,7 @@ def _local_path(name: Any) -> str | None:
         # fsspec's local file system reads these: they are local files.
         if text.lower().startswith(scheme):
             return text[len(scheme) :]
-    if "://" in text or "::" in text:
+    if is_url(text):
         return None  # a remote object cannot be a local output
     return os.path.join(os.getcwd(), text)
 
