@@ -787,7 +787,7 @@ class DCIMGFile:
             check_out(out, dtype, _kernels.select(key, self.shape)[1])
             if not _writes_directly(out):
                 result = self.read(key, dtype=out.dtype, threads=threads or None)
-                np.copyto(out, result, casting="no")
+                np.copyto(out, result, casting="equiv")
                 return out
             dtype = out.dtype
         dtype = self.dtype if dtype is None else np.dtype(dtype)
