@@ -482,8 +482,18 @@ cdef _parse_framed(_Bytes b, int64_t s, dict f, list notes):
     f["height"] = b.u32(s + 0x4C, "ysize")
     f["bytes_per_row"] = b.u32(s + 0x50, "bytes_per_row")
     f["bytes_per_image"] = b.u32(s + 0x54, "bytes_per_img")
-    f["data_offset"] = s + _offset(b.u64(s + 0x60, "offset_to_data"),
-                                   "offset_to_data", size)
+    to_data = b.u64(s + 0x60, "offset_to_data")
+    if size < s + to_data <= f["recorded_file_size"]:
+        # Where the file header's own size says the headers end: the file is
+        # not corrupt, only short (being written, or cut inside its headers).
+        raise DCIMGFormatError(
+            f"offset_to_data: incomplete header (file still being written or "
+            f"cut): the frame data would start at {s + to_data:#x} "
+            f"({to_data:#x} into the session), past the end of the file "
+            f"({size} bytes)",
+            "offset_to_data",
+        )
+    f["data_offset"] = s + _offset(to_data, "offset_to_data", size)
     stride = b.u32(s + 0x74, "frame_stride")
     trailer = b.u32(s + 0x7C, "frame_footer_size")
     f["frame_stride"] = stride
