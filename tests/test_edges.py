@@ -234,6 +234,17 @@ def test_bad_out_refused_alike_by_every_source(folder, http, data):
             close(reader)
         messages.add(str(caught.value))
     assert len(messages) == 1, messages  # one check, one message
+    # A series runs the same check on its own (longer) shape.
+    series = open_as(path, "series")
+    try:
+        twice = (2 * truth.shape[0], *truth.shape[1:])
+        key = data.draw(basic_indices(twice, allow_newaxis=True))
+        shape = np.shape(np.empty(twice, np.uint8)[key])
+        out, dtype = make_bad_out(case, shape, truth.dtype)
+        with pytest.raises(ValueError, match=BAD_OUTS[case]):
+            series.read(key, dtype=dtype, out=out)
+    finally:
+        series.close()
 
 
 def test_out_not_an_array_is_a_type_error(folder):
@@ -249,14 +260,16 @@ def test_issue_example_strided_out_on_pread(folder):
     """The report: a strided out stayed all zeros on mmap=False."""
     truth = example_stack(4, 32, 16)
     path = write_dcimg(folder / "issue3.dcimg", truth)
-    for source in FILE_SOURCES:
+    for source in SOURCES:
         if source == "http":
             continue
         reader = open_as(path, source)
-        out = np.zeros((4, 32, 32), np.uint16)[:, :, ::2]
+        frames = 8 if source == "series" else 4
+        out = np.zeros((frames, 32, 32), np.uint16)[:, :, ::2]
         assert reader.read(..., out=out) is out
         close(reader)
-        np.testing.assert_array_equal(out, truth, err_msg=source)
+        want = np.concatenate([truth, truth]) if source == "series" else truth
+        np.testing.assert_array_equal(out, want, err_msg=source)
 
 
 # --------------------------------------------------------------------------
