@@ -44,7 +44,16 @@ SETTINGS = settings(
 )
 FRAMED_S = 0x70  # where the writer puts a framed file's session header
 DATA = Path(__file__).parent / "data"
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+# The project's shared golden files, when this checkout sits beside them
+# (optional: the copies in tests/data are always there).
+SHARED = next(
+    (
+        folder / "shared" / "fixtures"
+        for folder in Path(__file__).resolve().parents
+        if (folder / "shared" / "fixtures" / "manifest.json").is_file()
+    ),
+    Path("/nonexistent"),
+)
 
 
 @pytest.fixture(scope="module")
@@ -591,3 +600,36 @@ def test_per_frame_data_cost_at_most_24_bytes_a_frame(tmp_path):
             tracemalloc.stop()
         assert held[0].frames == frames
         assert peak / frames <= 24, f"{peak / frames:.1f} bytes per frame"
+
+
+@pytest.mark.parametrize("fixtures", _fixture_dirs(), ids=lambda d: d.parent.name)
+def test_golden_files_edges(fixtures, tmp_path):
+    """Every golden file: out= in Fortran order and strided, on three sources;
+    framed ones cut right after their headers open with zero frames."""
+    import json
+
+    manifest = json.loads((fixtures / "manifest.json").read_text())
+    for name in sorted(manifest):
+        path = fixtures / f"{name}.dcimg"
+        truth = np.load(fixtures / f"{name}.npz")["data"]
+        for source in ("map", "pread", "bytesio"):
+            for layout in ("fortran", "strided", "reversed"):
+                out = make_out(layout, truth.shape, truth.dtype)
+                f = quietly(path, source)
+                try:
+                    assert f.read(..., out=out) is out
+                finally:
+                    close(f)
+                np.testing.assert_array_equal(out, truth, err_msg=f"{name} {source}")
+        raw = path.read_bytes()
+        if struct.unpack_from("<I", raw, 8)[0] == 0x7:
+            continue
+        s = struct.unpack_from("<I", raw, 0x28)[0]
+        data = s + struct.unpack_from("<Q", raw, s + 0x60)[0]
+        empty = tmp_path / f"{name}-empty.dcimg"
+        empty.write_bytes(raw[:data])
+        with pytest.warns(DCIMGWarning, match="0 complete frames"):
+            f = DCIMGFile(empty)
+        with f:
+            assert f.shape == (0, *truth.shape[1:])
+            assert f.timestamps.size == 0
