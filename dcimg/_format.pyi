@@ -18,6 +18,8 @@ SESS_HDR_DTYPE: list[tuple[str, str]]
 NEW_SESSION_HEADER_DTYPE: list[tuple[str, str]]
 SESSION_FOOTER2_DTYPE: list[tuple[str, str]]
 NEW_CROP_INFO: list[tuple[str, str]]
+MISSING_FRAMESTAMP: int
+PATTERN_CHECKS: int
 
 def parse_layout(size: int, fetch: Callable[[int, int], bytes]) -> Layout: ...
 def probe(path: str) -> tuple[int, int, int, int, int, int, int] | None: ...

@@ -78,6 +78,8 @@ TRAILER_COUNTER = 0
 TRAILER_SECONDS = 4
 TRAILER_MICROSECONDS = 8
 TRAILER_STORED_PIXELS = _TRAILER_STORED_PIXELS
+#: The frame counter reported for a frame whose trailer was cut off.
+MISSING_FRAMESTAMP = 0xFFFFFFFF
 # The sensor row that ORCA-Flash cameras overwrite when the file does not say.
 SENSOR_CENTRE_ROW = 1023
 # A sanity bound for the block table walk; real files have three or four.
@@ -315,8 +317,9 @@ cdef _check_geometry(_Bytes b, dict f, int64_t s, int64_t header_len):
     if bpi != bpr * height:
         _fail("bytes_per_img", f"{bpi} differs from bytes_per_row {bpr} x "
               f"height {height} = {bpr * height}")
-    if bpi > size:
-        _fail("bytes_per_img", f"{bpi} is larger than the file ({size} bytes)")
+    # No check of bytes_per_img against the file size: a file whose headers
+    # are whole but whose first frame is not (recording just started, or a
+    # cut) holds zero frames, and is read as such.
     data = f["data_offset"]
     if data < s + header_len:
         _fail("offset_to_data", f"{data - s} ({data - s:#x}) puts the frame data "
@@ -329,6 +332,7 @@ cdef _check_geometry(_Bytes b, dict f, int64_t s, int64_t header_len):
 
 cdef _no_frame_data(dict f):
     f["has_frame_data"] = False
+    f["stamped_frames"] = 0
     f["counter_offset"] = 0
     f["counter_stride"] = 0
     f["seconds_offset"] = 0
@@ -429,6 +433,7 @@ cdef _parse_packed(_Bytes b, int64_t s, dict f, list notes):
     b._need(counters, 4 * n, "framestamp table")
     b._need(times, 8 * n, "timestamp table")
     f["has_frame_data"] = True
+    f["stamped_frames"] = complete
     f["counter_offset"] = counters
     f["counter_stride"] = 4
     f["seconds_offset"] = times
@@ -477,8 +482,18 @@ cdef _parse_framed(_Bytes b, int64_t s, dict f, list notes):
     f["height"] = b.u32(s + 0x4C, "ysize")
     f["bytes_per_row"] = b.u32(s + 0x50, "bytes_per_row")
     f["bytes_per_image"] = b.u32(s + 0x54, "bytes_per_img")
-    f["data_offset"] = s + _offset(b.u64(s + 0x60, "offset_to_data"),
-                                   "offset_to_data", size)
+    to_data = b.u64(s + 0x60, "offset_to_data")
+    if size < s + to_data <= f["recorded_file_size"]:
+        # Where the file header's own size says the headers end: the file is
+        # not corrupt, only short (being written, or cut inside its headers).
+        raise DCIMGFormatError(
+            f"offset_to_data: incomplete header (file still being written or "
+            f"cut): the frame data would start at {s + to_data:#x} "
+            f"({to_data:#x} into the session), past the end of the file "
+            f"({size} bytes)",
+            "offset_to_data",
+        )
+    f["data_offset"] = s + _offset(to_data, "offset_to_data", size)
     stride = b.u32(s + 0x74, "frame_stride")
     trailer = b.u32(s + 0x7C, "frame_footer_size")
     f["frame_stride"] = stride
@@ -498,6 +513,7 @@ cdef _parse_framed(_Bytes b, int64_t s, dict f, list notes):
     version = f["version"]
     kind4 = f.pop("_kind4", None)
     _no_stored(f)
+    fallback = None
     if kind4 is not None:
         count, in_frame = kind4
         if count:
@@ -510,33 +526,54 @@ cdef _parse_framed(_Bytes b, int64_t s, dict f, list notes):
         # No kind-4 block: the historical rules (FORMAT.md section 5).
         if version == VERSION_FRAMED_2:
             row = 0
-            source = "fallback: row 0 (version 0x2000000)"
+            fallback = "fallback: row 0 (version 0x2000000)"
         else:
             y0 = f["sub_array"][1] if f["sub_array"] else 0
             binning = f["binning"] or 1
             row = (SENSOR_CENTRE_ROW - y0) // binning
-            source = "fallback: sensor row 1023"
+            fallback = "fallback: sensor row 1023"
         if 0 <= row < f["height"] and 8 <= f["width"] * f["byte_depth"]:
-            _stored_position(f, 8, row * f["bytes_per_row"], source)
+            _stored_position(f, 8, row * f["bytes_per_row"], fallback)
+        else:
+            fallback = None
 
-    # Frames whose pixels and per-frame data (counter, time, stored pixels)
-    # lie wholly inside the file; the rest of an interrupted file is lost.
+    # Frames whose pixels lie wholly inside the file; of those, the ones
+    # whose trailer holds the counter and time stamp too.  Only the last
+    # frame of a cut file can lack its trailer: its pixels are exact, its
+    # stamps are lost.  A frame whose stored pixels are cut off is not
+    # returned (four of its pixels would be the camera's pattern).
     cdef int64_t data = f["data_offset"]
-    cdef int64_t per_frame = bpi + TRAILER_STORED_PIXELS + f["stored_bytes"]
-    complete = 0 if size - data < per_frame else (size - data - per_frame) // stride + 1
-    complete = min(nframes, complete)
+    pixels = min(nframes, _whole_frames(size - data, bpi, stride))
+    stamped = min(nframes, _whole_frames(size - data, bpi + TRAILER_STORED_PIXELS,
+                                         stride))
+    if fallback is not None:
+        _check_fallback(b, f, pixels, notes)
+    complete = pixels
+    if f["stored_bytes"]:
+        complete = min(nframes, _whole_frames(
+            size - data, bpi + TRAILER_STORED_PIXELS + f["stored_bytes"], stride))
+    stamped = min(stamped, complete)
     f["frames"] = complete
+    f["stamped_frames"] = stamped
+    cut_trailer = ""
+    if stamped < complete:
+        cut_trailer = (
+            f"; the trailer of the last one is cut, so its frame counter and "
+            f"time stamp are lost (framestamps {MISSING_FRAMESTAMP:#x}, "
+            "timestamp NaT)"
+        )
     if complete < nframes:
         f["truncated"] = True
         notes.append(
             f"interrupted acquisition: the file holds {complete} complete "
-            f"frames of the {nframes} its header declares"
+            f"frames of the {nframes} its header declares{cut_trailer}"
         )
-    elif f["truncated"]:
+    elif f["truncated"] or cut_trailer:
+        f["truncated"] = True
         notes.append(
             f"the file is {size} bytes, shorter than the "
             f"{f['recorded_file_size']} bytes its header records, but it holds "
-            f"all {nframes} complete frames its header declares"
+            f"all {nframes} complete frames its header declares{cut_trailer}"
         )
     trailer0 = data + bpi
     f["has_frame_data"] = True
@@ -552,6 +589,50 @@ cdef _parse_framed(_Bytes b, int64_t s, dict f, list notes):
         # No frame in the file, so no trailer either: no counters or time
         # stamps (their offsets would lie past the end of the file).
         _no_frame_data(f)
+
+
+cdef int64_t _whole_frames(int64_t room, int64_t need, int64_t stride):
+    """Frames ``k`` whose first ``need`` bytes lie in ``room`` bytes."""
+    return 0 if room < need else (room - need) // stride + 1
+
+
+# Frames whose data are checked for the camera's pattern before a fallback
+# row is trusted: all of them in files of up to this many frames, else this
+# many spread evenly from the first to the last.
+PATTERN_CHECKS = 16
+
+
+cdef _check_fallback(_Bytes b, dict f, int64_t frames, list notes):
+    """Keep a fallback stored-pixel position only where the pattern is.
+
+    The fallback rows are guesses (FORMAT.md section 5): the position is
+    used only when every checked frame holds the camera's ``0, max, 0, max``
+    bytes there.  Otherwise the pixels are returned as stored, and the
+    record says why.
+    """
+    cdef int64_t depth = f["byte_depth"]
+    cdef int64_t count = f["stored_bytes"]
+    cdef int64_t first = (f["data_offset"] + f["stored_row"] * f["bytes_per_row"]
+                          + f["stored_column"] * depth)
+    cdef int64_t stride = f["frame_stride"]
+    if frames == 0:
+        return  # nothing to check yet, nothing to correct either
+    pattern = (b"\0" * depth + b"\xff" * depth) * (count // (2 * depth))
+    if frames <= PATTERN_CHECKS:
+        checked = range(frames)
+    else:
+        checked = sorted({(i * (frames - 1)) // (PATTERN_CHECKS - 1)
+                          for i in range(PATTERN_CHECKS)})
+    found = sum(b.raw(first + k * stride, count) == pattern for k in checked)
+    if found == len(checked):
+        return
+    source = (f"{f['stored_source']} not applied: the camera's 0, max, 0, max "
+              f"pattern is in {found} of the {len(checked)} frames checked there")
+    row, column = f["stored_row"], f["stored_column"]
+    _no_stored(f, lost=True)
+    f["stored_row"] = row
+    f["stored_column"] = column
+    f["stored_source"] = source
 
 
 cdef _read_blocks(_Bytes b, int64_t s, dict f, list notes):

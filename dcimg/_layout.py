@@ -36,6 +36,10 @@ class Layout(NamedTuple):
     #: Frames the header declares, and frames wholly present in the file.
     declared_frames: int
     frames: int
+    #: Frames whose counter and time stamp are in the file: ``frames``, or
+    #: one fewer when the trailer of the last frame was cut off (its pixels
+    #: are whole); 0 when the file has no per-frame data.
+    stamped_frames: int
     #: The file is shorter than the camera software wrote it.
     truncated: bool
     #: Image geometry: bytes per pixel (1 or 2), pixels, bytes per row (with

@@ -265,7 +265,7 @@ class MappedSource(Source):
 
     def column(self, offset: int, stride: int, itemsize: int) -> bytes:
         """Gather one field of every frame (see :class:`Source`)."""
-        frames = self.layout.frames if self.layout is not None else 0
+        frames = self.layout.stamped_frames if self.layout is not None else 0
         spread = stride > mmap.PAGESIZE and ReadOnlyMap is not None
         if spread:
             # One small field per page or more: read just those pages, not
@@ -511,7 +511,7 @@ class RangeSource(Source):
 
     def column(self, offset: int, stride: int, itemsize: int) -> bytes:
         """Gather one field of every frame in few requests (see :class:`Source`)."""
-        frames = self.layout.frames if self.layout is not None else 0
+        frames = self.layout.stamped_frames if self.layout is not None else 0
         out = np.empty(frames * itemsize, np.uint8)
         ranges = [(offset + i * stride, offset + i * stride + itemsize)
                   for i in range(frames)]  # fmt: skip

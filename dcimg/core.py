@@ -46,6 +46,46 @@ _CORRECTIONS = {mode: setting for setting, mode in _CORRECTION_MODES.items()}
 _KERNEL_KINDS = {np.dtype(name): kind for name, kind in _kernels.DST_KINDS.items()}
 
 
+def check_out(out: Any, dtype: npt.DTypeLike | None, shape: tuple[int, ...]) -> None:
+    """Refuse an ``out`` array that a read of ``shape`` cannot fill.
+
+    The one check of ``out=`` for every byte source (and for series).
+
+    Parameters
+    ----------
+    out : object
+        The array the caller passed.
+    dtype : numpy dtype or None
+        The ``dtype`` the caller passed, if any.
+    shape : tuple of int
+        The shape of the selection.
+
+    Raises
+    ------
+    TypeError
+        If ``out`` is not a :class:`numpy.ndarray`.
+    ValueError
+        Naming what is wrong: the shape, the dtype (not numeric, or not
+        ``dtype``), or that it is read-only.
+    """
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray, not {type(out).__name__}")
+    if dtype is not None and np.dtype(dtype) != out.dtype:
+        raise ValueError(f"dtype {np.dtype(dtype)} differs from out.dtype {out.dtype}")
+    if out.dtype.kind not in "biufc":
+        raise ValueError(f"out has dtype {out.dtype}; pixels need a numeric type")
+    if out.shape != tuple(shape):
+        raise ValueError(f"out has shape {out.shape}, expected {tuple(shape)}")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only (its writeable flag is False)")
+
+
+def _writes_directly(out: np.ndarray) -> bool:
+    """Whether the copy kernel can write ``out`` itself (no temporary)."""
+    # "carray": C-contiguous, aligned and writeable, in one flag lookup.
+    return out.flags.carray and out.dtype.isnative
+
+
 def _is_file_object(origin: Any) -> bool:
     return hasattr(origin, "read") and hasattr(origin, "seek")
 
@@ -528,13 +568,19 @@ class DCIMGFile:
     def framestamps(self) -> np.ndarray:
         """The camera's frame counter of every frame (``uint32``).
 
-        Empty when the counters were lost (a cut packed file).
+        Empty when the counters were lost (a cut packed file).  A last frame
+        whose trailer was cut off has the counter
+        :data:`dcimg.metadata.MISSING_FRAMESTAMP` (``0xffffffff``).
         """
         layout = self._require_open()
         if not layout.has_frame_data:
             return np.empty(0, np.uint32)
+        # One array of the final size; the gathered bytes are the only other
+        # per-frame memory (files of millions of frames).
+        counters = np.full(layout.frames, _format.MISSING_FRAMESTAMP, np.uint32)
         raw = self._source.column(layout.counter_offset, layout.counter_stride, 4)
-        return np.frombuffer(raw, "<u4").astype(np.uint32)
+        counters[: len(raw) // 4] = np.frombuffer(raw, "<u4")
+        return counters
 
     @cached_property
     def _timestamps_us(self) -> np.ndarray:
@@ -542,25 +588,35 @@ class DCIMGFile:
         if not layout.has_frame_data:
             return np.empty(0, np.int64)
         source = self._source
-        if layout.microseconds_offset == layout.seconds_offset + 4:
-            # Both halves in one gather.
+        # Frames without a time stamp (a cut last trailer) get NaT.
+        micro = np.full(layout.frames, np.iinfo(np.int64).min, np.int64)
+        stamped = micro[: layout.stamped_frames]
+        adjacent = layout.microseconds_offset == layout.seconds_offset + 4
+        if adjacent and source.raw is None:
+            # Both halves in one gather: one set of requests.
             raw = source.column(layout.seconds_offset, layout.time_stride, 8)
-            pairs = np.frombuffer(raw, "<u4").reshape(-1, 2).astype(np.int64)
-            seconds, micro = pairs[:, 0], pairs[:, 1]
-        else:
-            seconds, micro = (
-                np.frombuffer(
-                    source.column(offset, layout.time_stride, 4), "<u4"
-                ).astype(np.int64)
-                for offset in (layout.seconds_offset, layout.microseconds_offset)
-            )
-        return seconds * 1_000_000 + micro
+            pairs = np.frombuffer(raw, "<u4").reshape(-1, 2)
+            np.multiply(pairs[:, 0], 1_000_000, out=stamped, dtype=np.int64)
+            np.add(stamped, pairs[:, 1], out=stamped, dtype=np.int64)
+            return micro
+        # A map costs no request: one half at a time, so that the gathered
+        # bytes never exceed 4 per frame (files of millions of frames).
+        # In place, without int64 copies of the columns.
+        seconds = source.column(layout.seconds_offset, layout.time_stride, 4)
+        np.multiply(
+            np.frombuffer(seconds, "<u4"), 1_000_000, out=stamped, dtype=np.int64
+        )
+        del seconds
+        fraction = source.column(layout.microseconds_offset, layout.time_stride, 4)
+        np.add(stamped, np.frombuffer(fraction, "<u4"), out=stamped, dtype=np.int64)
+        return micro
 
     @property
     def timestamps(self) -> np.ndarray:
         """Time stamp of every frame as ``datetime64[us]`` (UTC).
 
-        Empty when the time stamps were lost (a cut packed file).
+        Empty when the time stamps were lost (a cut packed file); ``NaT`` for
+        a last frame whose trailer was cut off.
         """
         return self._timestamps_us.astype("datetime64[us]")
 
@@ -607,8 +663,9 @@ class DCIMGFile:
         The row comes from the file's own metadata (packed footer, framed
         kind-4 block) or, without it, from the historical fallback rules.
         """
-        row = self._require_open().stored_row
-        return None if row < 0 else row
+        layout = self._require_open()
+        # A fallback row that the frames do not confirm is not used.
+        return layout.stored_row if layout.stored_bytes else None
 
     @cached_property
     def metadata(self) -> Metadata:
@@ -684,8 +741,10 @@ class DCIMGFile:
             ``int16``, ``int32``, ``uint32``, ``int64``, ``uint64``,
             ``float32`` and ``float64`` natively; others via NumPy).
         out : numpy.ndarray, optional
-            C-contiguous, writable array of the result's shape to fill instead
-            of allocating; its dtype is used when ``dtype`` is not given.
+            Writable array of the result's shape to fill instead of
+            allocating, in any memory layout (C-contiguous arrays are
+            written directly, others through a temporary); its dtype is used
+            when ``dtype`` is not given.
         copy : bool, default True
             When False, no conversion is asked for and the file is memory
             mapped, return a read-only view of the map where the selection
@@ -711,11 +770,16 @@ class DCIMGFile:
         IndexError
             For an index NumPy would refuse on an array of this shape, and for
             advanced (array or boolean) indices.
+        TypeError
+            If ``out`` is not a NumPy array.
+        ValueError
+            If ``out`` has the wrong shape, is read-only, has a non-numeric
+            dtype, or a dtype other than ``dtype``.
         dcimg.DCIMGChangedError
             If the file shrank (or was replaced) since it was opened and the
             selection's bytes are gone.
         """
-        self._require_open()
+        layout = self._require_open()
         source = self._source
         mode = self._mode
         if threads is None:
@@ -723,10 +787,16 @@ class DCIMGFile:
         elif operator.index(threads) < 1:
             raise ValueError(f"threads must be 1 or more, not {threads}")
         if out is not None:
-            if dtype is not None and np.dtype(dtype) != out.dtype:
-                raise ValueError(
-                    f"dtype {np.dtype(dtype)} differs from out.dtype {out.dtype}"
-                )
+            # One check for every byte source; a layout the kernel cannot
+            # write (strided, reversed, Fortran, unaligned, byte-swapped)
+            # is filled from a fresh array.  A C-contiguous out costs one
+            # more parse of the index (about a microsecond), no copy.
+            shape = (layout.frames, layout.height, layout.width)
+            check_out(out, dtype, _kernels.select(key, shape)[1])
+            if not _writes_directly(out):
+                result = self.read(key, dtype=out.dtype, threads=threads or None)
+                np.copyto(out, result, casting="equiv")
+                return out
             dtype = out.dtype
         dtype = self.dtype if dtype is None else np.dtype(dtype)
         if not copy and out is None and dtype == self.dtype:
@@ -743,8 +813,6 @@ class DCIMGFile:
         if out is None:
             result = native.astype(dtype)
             return result[()] if result.ndim == 0 else result
-        if out.shape != native.shape:
-            raise ValueError(f"out has shape {out.shape}, expected {native.shape}")
         np.copyto(out, native, casting="unsafe")
         return out
 

@@ -11,7 +11,15 @@ import numpy as np
 if TYPE_CHECKING:
     from dcimg._layout import Layout
 
-__all__ = ["Camera", "Metadata", "StoredPixels", "SubArray"]
+__all__ = ["MISSING_FRAMESTAMP", "Camera", "Metadata", "StoredPixels", "SubArray"]
+
+#: The frame counter given (in :attr:`dcimg.DCIMGFile.framestamps`) to a last
+#: frame whose trailer was cut off: its pixels are whole, its counter and time
+#: stamp (``NaT``) are lost.  The same value as ``numpy.iinfo(numpy.uint32).max``.
+MISSING_FRAMESTAMP = 0xFFFFFFFF
+# Counter jumps are looked for this many frames at a time, so that files of
+# millions of frames need no int64 copy of all the counters.
+_JUMP_CHUNK = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -74,10 +82,12 @@ class StoredPixels:
         Number of overwritten pixels (4 at 16 bit, 8 at 8 bit).
     source : str
         How the position was found: ``"footer"`` (packed files), ``"kind-4
-        block"`` (framed files), or a ``"fallback: ..."`` rule.
+        block"`` (framed files), or a ``"fallback: ..."`` rule; for a fallback
+        rule that the frames do not confirm, also why it is not applied.
     available : bool
-        False when the stored values were lost (a cut packed file): pixels
-        are then returned as stored.
+        False when the pixels are returned as stored: the stored values were
+        lost (a cut packed file), or a fallback row was not confirmed by the
+        camera's ``0, max, 0, max`` pattern in the frames.
     """
 
     row: int
@@ -142,6 +152,11 @@ class Metadata:
         Median time between consecutive frames, in seconds.
     notes : tuple of str
         Remarks about unusual content (also issued as warnings on opening).
+    missing_stamps : int
+        Frames at the end whose counter and time stamp were cut off with
+        their trailer (0, or 1 for an interrupted framed file whose last
+        frame's pixels are whole): their framestamp is
+        :data:`MISSING_FRAMESTAMP` and their time stamp ``NaT``.
     """
 
     path: str
@@ -170,6 +185,7 @@ class Metadata:
     last_timestamp: str | None
     frame_interval_s: float | None
     notes: tuple[str, ...]
+    missing_stamps: int = 0
 
     @classmethod
     def from_layout(
@@ -198,22 +214,30 @@ class Metadata:
         Metadata
             The description.
         """
-        counters = framestamps.astype(np.int64)
-        jumps = np.diff(counters) if counters.size > 1 else np.empty(0, np.int64)
-        dropped = np.flatnonzero(jumps > 1)
+        # Only frames with their stamps (the last may have lost them).
+        stamped = layout.stamped_frames
+        dropped, dropped_count = _counter_jumps(framestamps[:stamped])
+        timestamps_us = timestamps_us[:stamped]
         first = last = interval = None
         if timestamps_us.size:
             first = str(timestamps_us[:1].astype("datetime64[us]")[0]) + "Z"
             last = str(timestamps_us[-1:].astype("datetime64[us]")[0]) + "Z"
         if timestamps_us.size > 1:
-            interval = float(np.median(np.diff(timestamps_us))) / 1e6
+            # The differences are the one temporary; sorted in place.
+            steps = np.diff(timestamps_us)
+            interval = float(np.median(steps, overwrite_input=True)) / 1e6
+            del steps
         sub = layout.sub_array
         stored = None
         if layout.stored_bytes or layout.stored_lost:
+            count = layout.stored_pixels
+            if not count and layout.stored_row >= 0:
+                # A fallback position not applied: the 8 bytes it names.
+                count = 8 // layout.byte_depth
             stored = StoredPixels(
                 row=layout.stored_row,
                 column=layout.stored_column,
-                count=layout.stored_pixels,
+                count=count,
                 source=layout.stored_source or "lost with the footer",
                 available=not layout.stored_lost,
             )
@@ -242,12 +266,13 @@ class Metadata:
             binning=layout.binning,
             stored_pixels=stored,
             frame_data_available=layout.has_frame_data,
-            dropped_frames=tuple(int(i) for i in dropped),
-            dropped_frame_count=int((jumps[dropped] - 1).sum()),
+            dropped_frames=dropped,
+            dropped_frame_count=dropped_count,
             first_timestamp=first,
             last_timestamp=last,
             frame_interval_s=interval,
             notes=tuple(layout.notes),
+            missing_stamps=(layout.frames - stamped) if layout.has_frame_data else 0,
         )
 
     @property
@@ -278,3 +303,21 @@ class Metadata:
             return value
 
         return plain(out)
+
+
+def _counter_jumps(counters: np.ndarray) -> tuple[tuple[int, ...], int]:
+    """Where the frame counter jumps by more than one, and the frames missed.
+
+    Returns the indices ``i`` with ``counters[i + 1] - counters[i] > 1`` and
+    the sum of ``jump - 1`` over them; works through the counters a chunk
+    at a time (a bounded int64 temporary, whatever the number of frames).
+    """
+    dropped: list[int] = []
+    missed = 0
+    for start in range(0, max(counters.size - 1, 0), _JUMP_CHUNK):
+        part = counters[start : start + _JUMP_CHUNK + 1].astype(np.int64)
+        jumps = np.diff(part)
+        where = np.flatnonzero(jumps > 1)
+        dropped.extend((where + start).tolist())
+        missed += int((jumps[where] - 1).sum())
+    return tuple(dropped), missed

@@ -37,7 +37,7 @@ import numpy as np
 
 from dcimg import _format, _names
 from dcimg._urls import display_url, is_glob, is_url, redact, url_path
-from dcimg.core import DCIMGFile
+from dcimg.core import DCIMGFile, check_out
 from dcimg.errors import (
     DCIMGChangedError,
     DCIMGError,
@@ -955,23 +955,17 @@ class _Members:
         threads: int = 1,
     ) -> Any:
         """Read a basic-index selection of the series (see DCIMGSeries.read)."""
+        selection, inner_shape, final_shape = _normalize_key(key, self.shape)
         if out is not None:
-            if not isinstance(out, np.ndarray):
-                raise TypeError(f"out must be a numpy.ndarray, not {type(out)}")
-            if dtype is not None and np.dtype(dtype) != out.dtype:
-                raise ValueError(
-                    f"dtype {np.dtype(dtype)} differs from out.dtype {out.dtype}"
-                )
+            check_out(out, dtype, final_shape)  # the same check as DCIMGFile's
+            if not out.flags.c_contiguous:
+                np.copyto(out, self.read(key, out.dtype, None, threads))
+                return out
             dtype = out.dtype
         dtype = self.dtype if dtype is None else np.dtype(dtype)
-        selection, inner_shape, final_shape = _normalize_key(key, self.shape)
         if out is None:
             result = np.empty(inner_shape, dtype)
         else:
-            if out.shape != final_shape:
-                raise ValueError(f"out has shape {out.shape}, expected {final_shape}")
-            if not out.flags.c_contiguous or not out.flags.writeable:
-                raise ValueError("out must be C-contiguous and writable")
             # Drop the axes None added: a view, since out is contiguous.
             result = out.reshape(inner_shape)
         if result.size:

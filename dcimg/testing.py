@@ -370,6 +370,7 @@ def _layout(
     header_size: int | None,
     footer_table_offset: int,
     nsessions: int,
+    follow_fallback_rule: bool = True,
 ) -> _Layout:
     """Check the writer's options (see :func:`write_dcimg`) and place everything.
 
@@ -454,6 +455,7 @@ def _layout(
         block_table=block_table,
         camera_block_offset=camera_block_offset,
         camera_texts=(camera_model, camera_serial, tuple(camera_versions)),
+        follow_fallback_rule=follow_fallback_rule,
     )
 
 
@@ -521,6 +523,7 @@ def _framed_layout(
     block_table: bool,
     camera_block_offset: int,
     camera_texts: tuple[str, str, tuple[str, ...]],
+    follow_fallback_rule: bool = True,
 ) -> _Layout:
     """Check the framed layout's options and add them to `layout`."""
     g = layout
@@ -552,7 +555,7 @@ def _framed_layout(
     _check_text("camera_serial", serial_text, _CAM_SERIAL[1])
 
     has_kind4 = block_table and kind4_block and g.stored_offset is not None
-    if not has_kind4 and trailer_size != 16:
+    if not has_kind4 and trailer_size != 16 and follow_fallback_rule:
         # Without a kind-4 block a reader falls back to the historical rule
         # (this includes files without stored pixels): make the file obey it.
         row = col = None
@@ -1032,6 +1035,7 @@ def write_dcimg(
     declared_frames: int | None = None,
     truncate_to: int | None = None,
     nsessions: int = 1,
+    follow_fallback_rule: bool = True,
 ) -> pathlib.Path:
     """Write an image stack as a DCIMG file, the way a camera would.
 
@@ -1121,6 +1125,14 @@ def write_dcimg(
     nsessions : int, optional
         Session count written into the file header (only one session is
         written).
+    follow_fallback_rule : bool, optional
+        Framed layout only. With ``True`` (default), a file without a kind-4
+        block must put its stored pixels where the historical rule says (see
+        `kind4_block`). ``False`` lifts that: the file may have 32-byte or
+        larger trailers, no kind-4 block, and no overwritten pixels at all
+        (``stored_pixels_row=None``) or overwritten pixels in another row --
+        files whose fallback row does *not* show the camera's ``0, max, 0,
+        max`` pattern. A reader must then return the pixels as stored.
 
     Returns
     -------
@@ -1198,6 +1210,7 @@ def write_dcimg(
         header_size=header_size,
         footer_table_offset=footer_table_offset,
         nsessions=nsessions,
+        follow_fallback_rule=follow_fallback_rule,
     )
     table = _frame_table(declared_frames, count, framestamps, timestamps_us)
     if truncate_to is not None:

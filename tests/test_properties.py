@@ -63,7 +63,12 @@ def variants(draw: st.DrawFn, folder: Path) -> Variant:
         kwargs["stored_pixels_column"] = draw(st.integers(0, width - npx))
     if version != 0x7:
         if stored_row is None:
-            trailer = 16
+            trailer = draw(st.sampled_from([16, 16, 32, 512]))
+            if trailer != 16:
+                # No kind-4 block and no pattern at the fallback row: the
+                # reader must not "restore" anything there.
+                kwargs["kind4_block"] = False
+                kwargs["follow_fallback_rule"] = False
         else:
             trailer = draw(st.sampled_from([32, 512, 516]))
         kwargs["trailer_size"] = trailer

@@ -31,6 +31,7 @@ import pytest
 
 import dcimg
 from dcimg import DCIMGFile, DCIMGFormatError, DCIMGWarning
+from dcimg.metadata import MISSING_FRAMESTAMP
 from dcimg.testing import example_stack, write_dcimg
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -117,7 +118,9 @@ def test_every_truncation_point(tmp_path, variant):
     else:
         data = s + struct.unpack_from("<Q", full, s + 0x60)[0]
         trailer = kwargs["trailer_size"]
-        extra = 12 + (8 if row is not None else 0)
+        # A frame is returned once its pixels (and, with stored pixels,
+        # its whole trailer data) are in; its stamps once 12 trailer bytes are.
+        extra = 12 + 8 if row is not None else 0
     path = tmp_path / "cut.dcimg"
     opened = 0
     for cut in range(1, len(full) + 1):
@@ -134,8 +137,11 @@ def test_every_truncation_point(tmp_path, variant):
         with f:
             if packed:
                 expect = min(3, (cut - data) // bpi)
+                stamped = expect
             else:
-                expect = min(3, _framed_complete(cut, data, bpi, bpi + trailer, extra))
+                stride = bpi + trailer
+                expect = min(3, _framed_complete(cut, data, bpi, stride, extra))
+                stamped = min(expect, _framed_complete(cut, data, bpi, stride, 12))
             assert f.shape == (expect, 6, 8), cut
             assert f.metadata.declared_frames == 3
             assert f.metadata.frames == expect
@@ -161,10 +167,16 @@ def test_every_truncation_point(tmp_path, variant):
             else:
                 assert has_data == (expect > 0), cut
             if has_data:
-                np.testing.assert_array_equal(f.framestamps, counters[:expect])
-                np.testing.assert_array_equal(
-                    f.timestamps, stamps[:expect].astype("datetime64[us]")
-                )
+                # A last frame whose trailer is cut: counter and stamp missing.
+                missing = expect - stamped
+                want_counters = [*counters[:stamped], *[MISSING_FRAMESTAMP] * missing]
+                np.testing.assert_array_equal(f.framestamps, want_counters)
+                want_stamps = stamps[:expect].astype("datetime64[us]")
+                want_stamps[stamped:] = np.datetime64("NaT")
+                np.testing.assert_array_equal(f.timestamps, want_stamps)
+                assert f.metadata.missing_stamps == missing
+                if missing:
+                    assert any("trailer of the last one is cut" in m for m in messages)
             else:
                 assert f.framestamps.size == 0 and f.timestamps.size == 0
     assert opened == len(full) - data + 1  # every cut from the first frame on

@@ -522,6 +522,38 @@ def test_missing_kind4_block_must_match_fallback_row(tmp_path, options, row):
         assert _read(path)["trailer"] == 16
 
 
+@pytest.mark.parametrize("row", [None, 3])
+def test_files_that_break_the_fallback_rule(tmp_path, row):
+    """follow_fallback_rule=False: no kind-4 block and no pattern at row 0."""
+    data = _stack(3, 6, 8)
+    path = dt.write_dcimg(
+        tmp_path / "x.dcimg",
+        data,
+        version=0x2000000,  # the rule's row is 0
+        trailer_size=32,
+        kind4_block=False,
+        stored_pixels_row=row,
+        follow_fallback_rule=False,
+    )
+    raw = path.read_bytes()
+    s = _u32(raw, 0x28)
+    start = s + _u64(raw, s + 0x60)
+    stride = _u32(raw, s + 0x74)
+    assert stride == 6 * 8 * 2 + 32
+    kinds = [_u32(raw, s + 0xF0 + 16 * i) for i in range(4)]
+    assert 4 not in kinds and 3 in kinds  # a block table, without kind 4
+    pattern = np.array([0, 65535, 0, 65535], np.uint16)
+    for k in range(3):
+        frame = np.frombuffer(raw, "<u2", 48, start + k * stride).reshape(6, 8)
+        want = data[k].copy()
+        if row is not None:
+            want[row, :4] = pattern
+            kept = raw[start + k * stride + 96 + 12 : start + k * stride + 96 + 20]
+            assert kept == data[k, row, :4].astype("<u2").tobytes()
+        np.testing.assert_array_equal(frame, want)
+        assert not np.array_equal(frame[0, :4], pattern)  # nothing at row 0
+
+
 def test_fallback_column_must_be_zero(tmp_path):
     with pytest.raises(ValueError, match="column 2"):
         dt.write_dcimg(

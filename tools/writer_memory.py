@@ -25,6 +25,16 @@ when it needs the memory: the report also gives the peak of the process's
 anonymous memory (``RssAnon`` of ``/proc/self/status``, sampled every 20
 ms, Linux only), which is the memory the writer itself allocates.
 
+With ``--metadata-frames N`` the script measures the reader instead: it
+writes a framed file of ``N`` one-row frames (1 x 4 pixels, 16-byte
+trailers) and reports the bytes per frame that
+``DCIMGFile(path).metadata``, ``.timestamps`` and ``.framestamps`` cost,
+measured with :mod:`tracemalloc` (the peak while they are computed, and what
+stays allocated while the three are held); exit status 1 when the peak
+reaches ``--limit-bytes-per-frame`` (default 24)::
+
+    python tools/writer_memory.py --metadata-frames 2000000
+
 The reader then checks the file's shape and last frame. The output (and
 the memory map's raw file) go to a temporary folder under
 ``--folder`` (default: the system's) and are deleted afterwards. Exit
@@ -166,6 +176,57 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def metadata_memory(path: pathlib.Path, sources: tuple[str, ...] = ("map",)) -> dict:
+    """Bytes per frame of a file's metadata, time stamps and frame counters.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file (any DCIMG file; one-row frames make the per-frame data
+        dominate).
+    sources : tuple of str
+        ``"map"`` (the memory map) and/or ``"pread"`` (``mmap=False``).
+
+    Returns
+    -------
+    dict
+        Per source: ``peak`` and ``held`` bytes per frame (tracemalloc).
+    """
+    import tracemalloc
+
+    from dcimg import DCIMGFile
+
+    report: dict[str, Any] = {}
+    for source in sources:
+        with DCIMGFile(path, mmap=source == "map") as f:
+            frames = f.nfrms
+            tracemalloc.start()
+            try:
+                held = (f.metadata, f.timestamps, f.framestamps)
+                now, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+            del held
+        report[source] = {
+            "frames": frames,
+            "peak_bytes_per_frame": round(peak / frames, 2),
+            "held_bytes_per_frame": round(now / frames, 2),
+        }
+    return report
+
+
+def write_one_row_frames(path: pathlib.Path, frames: int) -> pathlib.Path:
+    """Write ``frames`` frames of 1 x 4 uint16 pixels (16-byte trailers)."""
+    import numpy as np
+
+    from dcimg.testing import write_dcimg
+
+    data = np.lib.stride_tricks.as_strided(
+        np.arange(4, dtype=np.uint16), (frames, 1, 4), (0, 0, 2)
+    )
+    return write_dcimg(path, data, trailer_size=16)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the measurement in a child process and print its report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -177,8 +238,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--dask-chunk-frames", type=int, default=4, help="frames per Dask chunk"
     )
+    parser.add_argument(
+        "--metadata-frames",
+        type=int,
+        default=0,
+        help="measure the reader's per-frame data on a file of this many frames",
+    )
+    parser.add_argument("--limit-bytes-per-frame", type=float, default=24.0)
+    parser.add_argument(
+        "--pread", action="store_true", help="also measure with mmap=False"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.metadata_frames:
+        with tempfile.TemporaryDirectory(dir=args.folder, prefix="dcimg-mem-") as tmp:
+            path = write_one_row_frames(
+                pathlib.Path(tmp) / "rows.dcimg", args.metadata_frames
+            )
+            sources = ("map", "pread") if args.pread else ("map",)
+            report = metadata_memory(path, sources)
+        print(json.dumps(report, indent=2))
+        worst = max(r["peak_bytes_per_frame"] for r in report.values())
+        return 0 if worst <= args.limit_bytes_per_frame else 1
     if args.child:
         print(json.dumps(child(args)))
         return 0
