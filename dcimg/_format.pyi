@@ -16,7 +16,9 @@ MAGIC: bytes
 FILE_HDR_DTYPE: list[tuple[str, str]]
 SESS_HDR_DTYPE: list[tuple[str, str]]
 NEW_SESSION_HEADER_DTYPE: list[tuple[str, str]]
+SESSION_FOOTER_DTYPE: list[tuple[str, str]]
 SESSION_FOOTER2_DTYPE: list[tuple[str, str]]
+NEW_FRAME_FOOTER_DTYPE: list[tuple[str, str]]
 NEW_CROP_INFO: list[tuple[str, str]]
 MISSING_FRAMESTAMP: int
 PATTERN_CHECKS: int

@@ -760,16 +760,48 @@ NEW_SESSION_HEADER_DTYPE = [
     ("skip5", "<u4"),
     ("frame_footer_size", "<u4"),  # 0x7c
 ]
-SESSION_FOOTER2_DTYPE = [
-    ("skip0", "12<u4"),
-    ("framestamps_offset", "<u8"),  # 0x30
+# The packed session footer; field names as the historical module gave them
+# (0.6.0.post1), so code that decodes footers with them keeps working.
+SESSION_FOOTER_DTYPE = [
+    ("format_version", "<u4"),  # 0x00
+    ("skip0", "<u4"),
+    ("offset_to_2nd_struct", "<u8"),  # 0x08
     ("skip1", "2<u4"),
-    ("timestamps_offset", "<u8"),  # 0x40
-    ("skip2", "4<u4"),
-    ("4px_offset", "<u8"),  # 0x58
+    ("offset_to_offset_to_end_of_data", "<u8"),  # 0x18
+    ("skip2", "2<u4"),
+    ("footer_size", "<u4"),  # 0x28
     ("skip3", "<u4"),
+    ("2nd_footer_size", "<u4"),  # 0x30
+    ("skip4", "19<u4"),
+    ("offset_to_end_of_data", "<u8"),  # 0x80
+    ("skip5", "<u8"),
+    ("offset_to_end_of_data_again", "<u8"),  # 0x90
+    ("skip6", "<u8"),
+]
+SESSION_FOOTER2_DTYPE = [
+    ("offset_to_offset_to_timestamps", "<u8"),  # 0x00
+    ("skip0", "2<u4"),
+    ("offset_to_offset_to_frame_counts", "<u8"),  # 0x10
+    ("skip1", "2<u4"),
+    ("offset_to_offset_to_4px", "<u8"),  # 0x20
+    ("skip2", "2<u4"),
+    ("offset_to_frame_counts", "<u8"),  # 0x30
+    ("skip3", "2<u4"),
+    ("offset_to_timestamps", "<u8"),  # 0x40
+    ("skip4", "4<u4"),
+    ("offset_to_4px", "<u8"),  # 0x58
+    ("skip5", "<u4"),
     ("4px_offset_in_frame", "<u4"),  # 0x64
     ("4px_size", "<u8"),  # 0x68
+]
+# The 32-byte trailer after each frame of a framed file (the historical
+# module wrote its last field as "<u12", which NumPy refuses: 3 x u4 here).
+NEW_FRAME_FOOTER_DTYPE = [
+    ("progressive_number", "<u4"),  # 0x00
+    ("timestamp", "<u4"),  # 0x04
+    ("timestamp_frac", "<u4"),  # 0x08
+    ("4px", "<u8"),  # 0x0c
+    ("zeros", "3<u4"),  # 0x14
 ]
 NEW_CROP_INFO = [
     ("x0", "<u2"),

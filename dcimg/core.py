@@ -155,8 +155,12 @@ class DCIMGFile:
     """Structured dtype of the session header of packed (0x7) files."""
     NEW_SESSION_HEADER_DTYPE = _format.NEW_SESSION_HEADER_DTYPE
     """Structured dtype of the session header of framed files."""
+    SESSION_FOOTER_DTYPE = _format.SESSION_FOOTER_DTYPE
+    """Structured dtype of the session footer of packed files."""
     SESSION_FOOTER2_DTYPE = _format.SESSION_FOOTER2_DTYPE
     """Structured dtype of the second footer structure of packed files."""
+    NEW_FRAME_FOOTER_DTYPE = _format.NEW_FRAME_FOOTER_DTYPE
+    """Structured dtype of the 32-byte trailer of each frame of framed files."""
     NEW_CROP_INFO = _format.NEW_CROP_INFO
     """Structured dtype of the sensor sub-array record (four ``uint16``)."""
     FMT_OLD = _format.FMT_OLD
@@ -206,6 +210,10 @@ class DCIMGFile:
             If the file is not DCIMG or its header is corrupt.
         """
         self.close()
+        if file_path is None and self.file_path is not None:
+            if not _is_file_object(self._origin) and self.file_path != self._origin:
+                # Historical scripts assign ``f.file_path`` and call open().
+                file_path = self.file_path
         if file_path is not None:
             self._set_origin(file_path)
         if self._origin is None:
@@ -429,6 +437,23 @@ class DCIMGFile:
         return self.nfrms
 
     @property
+    def x0(self) -> int:
+        """First sensor column of the frame (0 without a sub-array)."""
+        sub_array = self._require_open().sub_array
+        return sub_array[0] if sub_array else 0
+
+    @property
+    def y0(self) -> int:
+        """First sensor row of the frame (0 without a sub-array)."""
+        sub_array = self._require_open().sub_array
+        return sub_array[1] if sub_array else 0
+
+    @property
+    def binning(self) -> int:
+        """Sensor pixels per frame pixel along each axis (1 when unknown)."""
+        return self._require_open().binning or 1
+
+    @property
     def bytes_per_row(self) -> int:
         """Stored bytes per row, including any padding."""
         return self._require_open().bytes_per_row
@@ -620,18 +645,19 @@ class DCIMGFile:
         """
         return self._timestamps_us.astype("datetime64[us]")
 
+    # The parameter keeps the historical module's name, ``frame``.
     @overload
-    def ts(self, index: None = None) -> npt.NDArray[np.datetime64]: ...
+    def ts(self, frame: None = None) -> npt.NDArray[np.datetime64]: ...
     @overload
-    def ts(self, index: SupportsIndex) -> np.datetime64: ...
+    def ts(self, frame: SupportsIndex) -> np.datetime64: ...
     def ts(
-        self, index: SupportsIndex | None = None
+        self, frame: SupportsIndex | None = None
     ) -> npt.NDArray[np.datetime64] | np.datetime64:
         """Frame time stamps as :class:`numpy.datetime64` (microseconds, UTC).
 
         Parameters
         ----------
-        index : int, optional
+        frame : int, optional
             A frame index (negative counts from the end); all frames when
             omitted (the same as :attr:`timestamps`).
 
@@ -647,7 +673,7 @@ class DCIMGFile:
         ValueError
             If the time stamps were lost (an interrupted packed file).
         """
-        if index is None:
+        if frame is None:
             return self.timestamps
         micro = self._timestamps_us
         if not micro.size and self.nfrms:
@@ -655,7 +681,7 @@ class DCIMGFile:
                 f"{self.file_path}: the time stamps were lost with the footer of "
                 "this interrupted acquisition"
             )
-        return np.datetime64(int(micro[self._frame_index(index)]), "us")
+        return np.datetime64(int(micro[self._frame_index(frame)]), "us")
 
     def compute_target_line(self) -> int | None:
         """Return the row that holds the overwritten pixels, or None.

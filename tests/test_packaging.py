@@ -90,8 +90,48 @@ def test_recipe_version_matches_meson_build(recipe, version):
 
 
 def test_changelog_has_the_current_version(version):
-    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
-    assert re.search(rf"^## \[{re.escape(version)}\]", changelog, re.MULTILINE)
+    # One changelog, docs/changelog.rst; CHANGELOG.md points to it.
+    changelog = (ROOT / "docs" / "changelog.rst").read_text(encoding="utf-8")
+    title = re.escape(version)
+    assert re.search(rf"^{title}\n-{{{len(version)}}}\n", changelog, re.MULTILINE)
+    assert "docs/changelog.rst" in (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+
+
+def test_version_is_above_the_historical_module(version):
+    """1.0 succeeds the pure-Python dcimg 0.6.0.post1 on the package index."""
+    pytest.importorskip("packaging")
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+
+    assert Version(version) >= Version("1.0.0")
+    assert Version(version) > Version("0.6.0.post1")
+    # ZetaStitcher's requirement is met: pip keeps this package for it.
+    assert Version(version) in SpecifierSet(">=0.4.0")
+
+
+def test_python_classifiers_follow_the_wheels(pyproject):
+    """One classifier per CPython the wheels are built (and tested) for."""
+    project = pyproject["project"]
+    built = [
+        f"{tag[2]}.{tag[3:].rstrip('-*')}"
+        for tag in pyproject["tool"]["cibuildwheel"]["build"]
+    ]
+    listed = [
+        c.rsplit(" :: ", 1)[1]
+        for c in project["classifiers"]
+        if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)
+    ]
+    assert listed == built
+    assert project["requires-python"] == f">={built[0]}"
+    assert "Programming Language :: Python :: 3 :: Only" in project["classifiers"]
+
+
+def test_metadata_urls_and_description(pyproject):
+    project = pyproject["project"]
+    # The project has no public address yet: no URL that leads nowhere.
+    assert "urls" not in project
+    assert "DCIMG" in project["description"] and "Hamamatsu" in project["description"]
+    assert project["license"] == "MIT"
 
 
 def test_recipe_name_and_about(recipe, pyproject):
@@ -101,7 +141,9 @@ def test_recipe_name_and_about(recipe, pyproject):
     assert recipe["about"]["license"] == project["license"]
     assert recipe["about"]["license_file"] in project["license-files"]
     assert (ROOT / recipe["about"]["license_file"]).is_file()
-    assert recipe["about"]["documentation"] == project["urls"]["Documentation"]
+    urls = project.get("urls", {})
+    for key in ("homepage", "documentation", "repository"):
+        assert recipe["about"].get(key) in (None, *urls.values()), key
 
 
 def test_recipe_python_floor(recipe, pyproject):
@@ -139,12 +181,22 @@ def test_recipe_build_requirements(recipe, pyproject):
     host = dict(map(parse_requirement, plain_items(recipe["requirements"]["host"])))
     for requirement in pyproject["build-system"]["requires"]:
         name, bound = parse_requirement(requirement)
+        if name == "numpy":
+            # conda-forge's global pinning chooses the NumPy to build with.
+            assert host.get(name) == "", "host: numpy must be unpinned"
+            continue
         assert host.get(name) == bound, f"host: {name} {bound}"
     assert "pip" in host and "python" in host
     build = recipe["requirements"]["build"]
     assert "${{ compiler('c') }}" in build
     assert pyproject["build-system"]["build-backend"] == "mesonpy"
-    assert "--no-build-isolation" in recipe["build"]["script"]
+    # One pip command, with the meson cross file when cross-compiling.
+    (script,) = recipe["build"]["script"]
+    assert script["if"] == "build_platform != host_platform"
+    for command in (script["then"], script["else"]):
+        assert "-m pip install . " in command and "--no-build-isolation" in command
+    cross = "-Csetup-args=--cross-file=$BUILD_PREFIX/meson_cross_file.txt"
+    assert cross in script["then"] and cross not in script["else"]
 
 
 def test_recipe_entry_point(recipe, pyproject):
@@ -164,6 +216,13 @@ def test_recipe_tests_import_and_run_the_command(recipe, pyproject):
         assert f"{script} --help" in commands
         assert f"{script} info --example" in commands
     assert any("__version__ == '${{ version }}'" in line for line in commands)
+    # Every compiled module is imported (dcimg/meson.build lists them).
+    build = (ROOT / "dcimg" / "meson.build").read_text(encoding="utf-8")
+    compiled = re.findall(r"extension_module\(\s*'(\w+)'", build)
+    assert {"_format", "_kernels", "_names", "_mapping"} <= set(compiled)
+    text = yaml.safe_dump(tests)
+    for module in compiled:
+        assert f"dcimg.{module}" in text, module
 
 
 def test_cibuildwheel_configuration(pyproject):
@@ -216,7 +275,10 @@ def test_sdist_contents(version):
         "tests/test_cli.py",
         "docs/conf.py",
         "docs/index.rst",
+        "docs/changelog.rst",
+        "docs/migration.rst",
         "tools/conda/recipe.yaml",
+        "tools/conda/render.py",
     ):
         assert required in names, required
     assert any(
