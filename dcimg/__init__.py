@@ -19,6 +19,7 @@ except ModuleNotFoundError as _missing:  # pragma: no cover - source checkout
         "which imports the installed package."
     ) from None
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, overload
 
@@ -54,7 +55,13 @@ __all__ = [
     "__version__",
     "convert",
     "imread",
+    "logger",
 ]
+
+#: The package's logger, as the historical ``dcimg`` module named it: silent
+#: unless the application configures logging (a ``NullHandler`` is attached).
+logger = logging.getLogger(__name__)
+logger.addHandler(logging.NullHandler())
 
 
 # The return type follows ``dask``: a NumPy array in memory, or a lazy Dask

@@ -526,11 +526,17 @@ class DCIMGFile:
 
     @first_4px_correction_enabled.setter
     def first_4px_correction_enabled(self, value: bool | None) -> None:
-        if value is not None and value is not True and value is not False:
-            raise TypeError(
-                "first_4px_correction_enabled must be True, False or None, "
-                f"not {value!r}"
-            )
+        # The historical module took any true or false value here; scripts
+        # (and MATLAB, through py.dcimg) pass 1 and 0 or NumPy booleans.
+        # Other types (a string "False" is true) are refused, not guessed.
+        if value is not None and not isinstance(value, bool):
+            if isinstance(value, (int, np.integer, np.bool_)) and value in (0, 1):
+                value = bool(value)
+            else:
+                raise TypeError(
+                    "first_4px_correction_enabled must be True, False or None "
+                    f"(or 1, 0), not {value!r}"
+                )
         self._mode = _CORRECTION_MODES[value]
 
     def _raw_map(self) -> Any:

@@ -407,3 +407,12 @@ def test_sub_array_and_binning(tmp_path):
     with DCIMGFile(path) as f:
         assert (f.x0, f.y0, f.binning) == (64, 32, 2)
         np.testing.assert_array_equal(f[...], data)
+
+
+def test_module_logger_kept():
+    # The historical module exposed ``dcimg.logger`` with a NullHandler.
+    import logging
+
+    assert isinstance(dcimg.logger, logging.Logger)
+    assert dcimg.logger.name == "dcimg"
+    assert any(isinstance(h, logging.NullHandler) for h in dcimg.logger.handlers)

@@ -284,8 +284,18 @@ def test_copy_false_views_and_deep_copy(tmp_path):
 def test_correction_attribute_validated(tmp_path):
     path = write_example(tmp_path / "x.dcimg")
     with DCIMGFile(path) as f:
-        with pytest.raises(TypeError):
-            f.first_4px_correction_enabled = 1
+        for bad in ("False", 2, -1, 0.0, [True]):
+            with pytest.raises(TypeError):
+                f.first_4px_correction_enabled = bad
+        # The historical module took 1 and 0 (and NumPy booleans) as well.
+        for given, taken in (
+            (1, True),
+            (0, False),
+            (np.True_, True),
+            (np.int8(0), False),
+        ):
+            f.first_4px_correction_enabled = given
+            assert f.first_4px_correction_enabled is taken
         f.first_4px_correction_enabled = None
         assert f.first_4px_correction_enabled is None
 
