@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dcimg.errors import DCIMGError, DCIMGWarning
+from dcimg.errors import DCIMGChangedError, DCIMGWarning
 
 if TYPE_CHECKING:
     import dask.array as da
@@ -95,7 +95,7 @@ def _cached_file(
 
     Raises
     ------
-    dcimg.DCIMGError
+    dcimg.DCIMGChangedError
         If the file was modified or replaced since the array was made.
     """
     from dcimg._ranges import local_path
@@ -105,11 +105,7 @@ def _cached_file(
     if local:
         info = os.stat(path)
         if info.st_size != size or info.st_mtime_ns != mtime_ns:
-            raise DCIMGError(
-                f"{path!r} changed since the Dask array was made (size {size} -> "
-                f"{info.st_size}, mtime_ns {mtime_ns} -> {info.st_mtime_ns}); "
-                "make a new array from the file"
-            )
+            raise _changed(path, size, mtime_ns, info.st_size, info.st_mtime_ns)
     key = (path, size, mtime_ns, correction, repr(sorted(options.items())))
     with _CACHE_LOCK:
         f = _CACHE.get(key)
@@ -122,11 +118,12 @@ def _cached_file(
         # The warnings were shown when the array was made.
         warnings.simplefilter("ignore", DCIMGWarning)
         f = DCIMGFile(path, first_4px_correction_enabled=correction, **options)
-    if not local and f.file_size != size:
-        raise DCIMGError(
-            f"{path!r} changed since the Dask array was made (size {size} -> "
-            f"{f.file_size}); make a new array from the file"
-        )
+    # The file opened, not the path looked at above: another file may have
+    # been put in its place in between.
+    _, now_size, now_mtime = f.identity
+    if now_size != size or (local and now_mtime != mtime_ns):
+        f.close()
+        raise _changed(path, size, mtime_ns, now_size, now_mtime)
     with _CACHE_LOCK:
         other = _CACHE.get(key)
         if other is not None:
@@ -140,6 +137,17 @@ def _cached_file(
             # it, and the file is released once nobody refers to it.
             _CACHE.popitem(last=False)
     return f
+
+
+def _changed(
+    path: str, size: int, mtime_ns: int, now_size: int, now_mtime: int
+) -> DCIMGChangedError:
+    return DCIMGChangedError(
+        f"{path!r} changed since the Dask array was made (size {size} -> "
+        f"{now_size}, mtime_ns {mtime_ns} -> {now_mtime}); make a new array "
+        "from the file",
+        path,
+    )
 
 
 def clear_cache() -> None:
@@ -244,7 +252,7 @@ class DCIMGSource:
         Absolute path of the file.
     size, mtime_ns : int
         ``st_size`` and ``st_mtime_ns`` of the file; reading a file that no
-        longer matches raises :class:`dcimg.DCIMGError`.
+        longer matches raises :class:`dcimg.DCIMGChangedError`.
     correction : bool or None
         ``first_4px_correction_enabled`` of the reads.
     shape : tuple of int

@@ -556,9 +556,7 @@ class DCIMGFile:
         if not layout.has_frame_data:
             counters = np.empty(0, np.uint32)
         else:
-            raw = state.source.column(
-                layout.counter_offset, layout.counter_stride, 4
-            )
+            raw = state.source.column(layout.counter_offset, layout.counter_stride, 4)
             counters = np.frombuffer(raw, "<u4").astype(np.uint32)
         return state.cache.setdefault("framestamps", counters)
 
@@ -1028,7 +1026,8 @@ class DCIMGFile:
 
         The file must not change while the array is in use: a chunk task that
         finds a different size or modification time raises
-        :class:`dcimg.DCIMGError` instead of returning pixels of another file.
+        :class:`dcimg.DCIMGChangedError` instead of returning pixels of another
+        file.
 
         Slicing is pushed into the reads: once Dask optimises the graph (as
         ``compute`` does by default), ``arr[5]`` reads frame 5 alone and

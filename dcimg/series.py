@@ -36,7 +36,12 @@ import numpy as np
 
 from dcimg import _format, _names
 from dcimg.core import DCIMGFile
-from dcimg.errors import DCIMGError, DCIMGFormatError, DCIMGWarning
+from dcimg.errors import (
+    DCIMGChangedError,
+    DCIMGError,
+    DCIMGFormatError,
+    DCIMGWarning,
+)
 from dcimg.metadata import Metadata
 
 __all__ = ["DEFAULT_AXES", "DCIMGSeries", "SeriesMetadata"]
@@ -838,9 +843,11 @@ class _Members:
         _, size, mtime = f.identity
         if (size, mtime) != self.identities[index]:
             was_size, was_mtime = self.identities[index]
-            raise DCIMGError(
+            f.close()
+            raise DCIMGChangedError(
                 f"{path!r} changed since the series was made (size {was_size} "
-                f"-> {size}, mtime_ns {was_mtime} -> {mtime}); make a new series"
+                f"-> {size}, mtime_ns {was_mtime} -> {mtime}); make a new series",
+                path,
             )
         self.put(index, f)
         return f
