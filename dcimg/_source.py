@@ -447,12 +447,19 @@ class RangeSource(Source):
     ) -> None:
         from dcimg._ranges import RangeReadError
 
-        try:
-            self.reader.readinto_ranges(ranges, buffers, max_gap=max_gap)
-        except RangeReadError as exc:
-            if self.reader.refresh_size() < self.size:
-                raise self.changed() from exc
-            raise
+        for attempt in range(3):
+            try:
+                self.reader.readinto_ranges(ranges, buffers, max_gap=max_gap)
+                break
+            except RangeReadError as exc:
+                now = self.reader.refresh_size()
+                if now < self.size:
+                    raise self.changed() from exc
+                if attempt == 2 or not ranges or now < max(s for _, s in ranges):
+                    raise
+                # The reader is shared with the sources of other versions
+                # (see reopen), and a size looked up by one of them may be
+                # older than this version's: looked up again, it is current.
         if self._remote or not CONFIRM or not ranges:
             return
         # Confirm (see the module notes): a read racing a truncation can
