@@ -24,12 +24,27 @@ A buffer that maps a file can lose pages under the reader: when the file is
 truncated, touching a page past its new end raises ``SIGBUS``, which kills the
 process.  Every read of the buffer here runs under a per-thread guard: a
 ``SIGBUS`` raised while the guard is armed on that thread jumps back out of the
-copy, and the call raises :class:`BufferFault` instead.  A ``SIGBUS`` anywhere
-else goes on to the handler that was installed before (Python's faulthandler,
-or the default action).  The handler is installed with ``SA_NODEFER`` so the
-jump needs no signal-mask save or restore, which keeps an armed guard to a few
-nanoseconds.  (Windows cannot truncate a mapped file, so there is no guard
-there.)
+copy, and the call raises :class:`BufferFault` instead.  The handler is
+installed when the module is imported, and put back in front whenever a
+buffer is wrapped if somebody (``faulthandler.enable()``) replaced it since;
+a ``SIGBUS`` outside a guarded copy is handed, once, to the handler that was
+in place before ours (Python's faulthandler, or the default action).  When
+that handler calls ours again -- faulthandler restores its own previous
+handler, which is ours when it was enabled after this module, and raises the
+signal again -- ours gives the signal to the system's default action, so the
+process dies of ``SIGBUS`` after exactly one report, instead of the handlers
+calling each other until the stack overflows.  The handler is installed
+with ``SA_NODEFER`` so the jump needs no signal-mask save or restore, which
+keeps an armed guard to a few nanoseconds.  (Windows cannot truncate a
+mapped file, so there is no guard there.)
+
+The guard alone is not enough: the last page of a truncated file stays
+mapped, and its bytes past the new end read as zeros, without a fault.  An
+image or gather given a ``confirm`` callback therefore *confirms* every
+copy: still under the guard, it reads one byte of the page after the last
+byte copied.  That byte is there only while the file is longer than
+everything copied; when it faults (or lies past the buffer, for reads near
+the end of the file), ``confirm`` decides by looking at the file itself.
 
 Integer division in this module is written ``//``; with ``cdivision`` it is
 C's truncating division, used only on non-negative values except in

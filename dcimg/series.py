@@ -839,7 +839,24 @@ class _Members:
         with _WARNINGS_LOCK, warnings.catch_warnings():
             # Its warnings were shown when the series was made.
             warnings.simplefilter("ignore", DCIMGWarning)
-            f = _open_member(path, self.correction, self.storage_options)
+            try:
+                f = _open_member(path, self.correction, self.storage_options)
+            except DCIMGFormatError as exc:
+                # A member cut since the series looked at it is a changed
+                # file, not a corrupt one.
+                try:
+                    info = os.stat(path)
+                except OSError:
+                    raise exc from None
+                if (info.st_size, info.st_mtime_ns) == self.identities[index]:
+                    raise
+                was_size, was_mtime = self.identities[index]
+                raise DCIMGChangedError(
+                    f"{path!r} changed since the series was made (size "
+                    f"{was_size} -> {info.st_size}, mtime_ns {was_mtime} -> "
+                    f"{info.st_mtime_ns}); make a new series",
+                    path,
+                ) from exc
         _, size, mtime = f.identity
         if (size, mtime) != self.identities[index]:
             was_size, was_mtime = self.identities[index]
