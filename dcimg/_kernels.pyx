@@ -698,6 +698,12 @@ cdef class StridedImage:
     cdef readonly int depth
     cdef Py_ssize_t stored_row, stored_col, stored_count
     cdef Py_ssize_t stored_offset, stored_stride
+    # Where the stored values are: the image's buffer, or (after
+    # use_values) a copy of their own, which no read needs to confirm.
+    # values_base + stored_offset is the first value; it is one pointer,
+    # so a read on another thread sees the old place or the new one.
+    cdef const uint8_t[::1] values_buf
+    cdef const uint8_t* values_base
     cdef int max_threads
     cdef Py_ssize_t parallel_bytes
     cdef object confirm
@@ -733,6 +739,8 @@ cdef class StridedImage:
                 raise ValueError("the image does not fit in the buffer")
         self.buf = buffer
         self.base = &buffer[0] if buffer.shape[0] else NULL
+        self.values_buf = buffer
+        self.values_base = self.base
         self.offset = offset
         self.depth = depth
         self.stored_count = 0
@@ -761,6 +769,36 @@ cdef class StridedImage:
     def shape(self):
         """``(frames, rows, columns)``."""
         return (self.shape[0], self.shape[1], self.shape[2])
+
+    def use_values(self, values):
+        """Read the stored values from a copy of their bytes from now on.
+
+        For a buffer that maps a file whose stored values sit in its last
+        page(s) (a packed file's footer): reads that restore them would
+        each need ``confirm``.  Done once; later calls do nothing.
+
+        Parameters
+        ----------
+        values : buffer
+            The bytes from the stored values' offset on, laid out as in the
+            image's buffer (the same stride).
+
+        Returns
+        -------
+        bool
+            Whether the copy is used from now on (False: one already is, or
+            the image has no stored values).
+        """
+        cdef const uint8_t[::1] copy = values
+        if self.stored_count == 0 or self.values_base != self.base:
+            return False
+        if ((self.shape[0] - 1) * self.stored_stride
+                + self.stored_count * self.depth > copy.shape[0]):
+            raise ValueError("the copy of the stored values is too short")
+        self.values_buf = copy  # kept for as long as the image lives
+        # One store: values_base + stored_offset is the copy's first byte.
+        self.values_base = &copy[0] - self.stored_offset
+        return True
 
     cdef bint _stored_hit(
         self, Selection* sel, Py_ssize_t* out_row, Py_ssize_t* first,
@@ -812,6 +850,7 @@ cdef class StridedImage:
         cdef Plan p
         cdef int status
         cdef Py_ssize_t out_row, first, count
+        cdef const uint8_t* values_base = self.values_base  # one read
         p.n0 = sel.count[0]
         p.n1 = sel.count[1]
         p.n2 = sel.count[2]
@@ -828,7 +867,7 @@ cdef class StridedImage:
             p.out_row = out_row
             p.first = first
             p.count = count
-            p.values = self.base + self.stored_offset + (
+            p.values = values_base + self.stored_offset + (
                 sel.start[0] * self.stored_stride)
             p.values_stride = sel.step[0] * self.stored_stride
             p.p0 = sel.start[2] + first * sel.step[2] - self.stored_col
@@ -838,7 +877,7 @@ cdef class StridedImage:
         _last_gil = PyGILState_Check()
         cdef Py_ssize_t end = (p.src - self.base) + _reach(p.n0, p.s0) + _reach(
             p.n1, p.s1) + _reach(p.n2, p.s2) + self.depth
-        if p.stored:
+        if p.stored and values_base == self.base:
             end = max(end, (p.values - self.base) + _reach(p.n0, p.values_stride)
                       + (p.p0 + _reach(p.count, p.pstep) + 1) * self.depth)
         end_out[0] = end

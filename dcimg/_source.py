@@ -213,6 +213,7 @@ class MappedSource(Source):
         self.name = path
         self.path = path
         self._image: Any = None
+        self._footer_values: tuple[int, int] | None = None
         fd = None
         try:
             fd, info = open_regular_file(path)
@@ -285,6 +286,33 @@ class MappedSource(Source):
             return
         if info.st_size < end:
             raise self.changed()
+        if self._footer_values is not None:
+            self._copy_footer_values()
+
+    def _copy_footer_values(self) -> None:
+        """Give the kernel a copy of a packed file's stored values, once.
+
+        Every read that restores the overwritten pixels of a packed file
+        reads its footer, in the file's last page: each would need a
+        ``stat`` to be confirmed (a small read would cost twice as much).
+        The copy is taken the first time, confirmed like any read, and the
+        kernel reads it from then on -- what the file held when opened.
+        """
+        offset, length = self._footer_values
+        self._footer_values = None
+        image = self._image
+        if image is None:
+            return
+        try:
+            values = _kernels.gather(self._map, offset, 0, 1, length)
+            info = os.stat(self.path)
+        except (_kernels.BufferFault, OSError):
+            return  # reads go on confirming each time (and raise if cut)
+        if (
+            info.st_dev,
+            info.st_ino,
+        ) == self._inode and info.st_size >= offset + length:
+            image.use_values(values)
 
     def fetch(self, offset: int, length: int) -> bytes:
         """Return the bytes at ``offset`` (a page or more)."""
@@ -297,6 +325,7 @@ class MappedSource(Source):
 
     def _attach(self, layout: Layout) -> None:
         stored = None
+        self._footer_values = None
         if layout.stored_bytes:
             stored = (
                 layout.stored_row,
@@ -305,6 +334,14 @@ class MappedSource(Source):
                 layout.stored_offset,
                 layout.stored_stride,
             )
+            pixels_end = layout.data_offset + layout.frames * layout.frame_stride
+            if layout.frames and layout.stored_offset >= pixels_end:
+                # A packed file keeps them in its footer, in the file's last
+                # page(s): see confirm().
+                self._footer_values = (
+                    layout.stored_offset,
+                    (layout.frames - 1) * layout.stored_stride + layout.stored_bytes,
+                )
         self._image = image = _kernels.StridedImage(
             self._map,
             layout.data_offset,
