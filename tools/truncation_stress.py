@@ -268,10 +268,11 @@ def child(path_name: str, how: str, folder: Path, trials: list[int], seed: int) 
         live = folder / f"trial-{trial}"
         live.mkdir()
         files, replacements, read, check, handle = _trial_setup(path_name, models, live)
-        if took is None:  # one undisturbed read, to time it
-            start = time.perf_counter()
+        if took is None:  # undisturbed reads: a warm-up (imports), then timed
             if not check(read()):
                 raise SystemExit(f"{path_name}: the undisturbed read is wrong")
+            start = time.perf_counter()
+            read()
             took = time.perf_counter() - start
         change = _change(how, files, replacements, rng)
         delay = rng.uniform(0, took * 1.5)
