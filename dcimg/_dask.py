@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import operator
 import os
+import socket
 import threading
 import warnings
 from collections import OrderedDict
@@ -71,6 +72,7 @@ def _cached_file(
     mtime_ns: int,
     correction: bool | None,
     options: dict[str, Any] | None = None,
+    inode: tuple[str, int, int] | None = None,
 ) -> DCIMGFile:
     """Return this process's open :class:`DCIMGFile` for one file version.
 
@@ -86,6 +88,10 @@ def _cached_file(
     options : dict, optional
         The other keyword arguments of :class:`dcimg.DCIMGFile` (``mmap``,
         ``storage_options``): a URL is opened with its storage options.
+    inode : (str, int, int), optional
+        ``(host name, st_dev, st_ino)`` of the file when the array was made:
+        on that host, a file put in its place with the same size and
+        modification time is told apart too.
 
     Returns
     -------
@@ -121,9 +127,10 @@ def _cached_file(
     # The file opened, not the path looked at above: another file may have
     # been put in its place in between.
     _, now_size, now_mtime = f.identity
-    if now_size != size or (local and now_mtime != mtime_ns):
+    replaced = inode is not None and inode[0] == _HOST and _inode_of(f) != inode
+    if now_size != size or (local and now_mtime != mtime_ns) or replaced:
         f.close()
-        raise _changed(path, size, mtime_ns, now_size, now_mtime)
+        raise _changed(path, size, mtime_ns, now_size, now_mtime, replaced)
     with _CACHE_LOCK:
         other = _CACHE.get(key)
         if other is not None:
@@ -139,13 +146,28 @@ def _cached_file(
     return f
 
 
+_HOST = socket.gethostname()
+
+
+def _inode_of(f: DCIMGFile) -> tuple[str, int, int] | None:
+    """``(host, st_dev, st_ino)`` of the local file ``f`` opened, or None."""
+    inode = getattr(f._source, "_inode", None)
+    return None if inode is None else (_HOST, *inode)
+
+
 def _changed(
-    path: str, size: int, mtime_ns: int, now_size: int, now_mtime: int
+    path: str,
+    size: int,
+    mtime_ns: int,
+    now_size: int,
+    now_mtime: int,
+    replaced: bool = False,
 ) -> DCIMGChangedError:
+    other = "; another file (inode) is in its place" if replaced else ""
     return DCIMGChangedError(
         f"{path!r} changed since the Dask array was made (size {size} -> "
-        f"{now_size}, mtime_ns {mtime_ns} -> {now_mtime}); make a new array "
-        "from the file",
+        f"{now_size}, mtime_ns {mtime_ns} -> {now_mtime}{other}); make a new "
+        "array from the file",
         path,
     )
 
@@ -259,6 +281,12 @@ class DCIMGSource:
         ``(frames, height, width)``.
     dtype : numpy.dtype
         Type of the pixels returned.
+    options, file, copy
+        See :meth:`from_file`.
+    inode : (str, int, int), optional
+        ``(host name, st_dev, st_ino)`` of a local file: on that host a
+        file put in its place is refused even with the same size and
+        modification time.
     """
 
     __slots__ = (
@@ -266,6 +294,7 @@ class DCIMGSource:
         "correction",
         "dtype",
         "file",
+        "inode",
         "mtime_ns",
         "options",
         "path",
@@ -284,6 +313,7 @@ class DCIMGSource:
         options: dict[str, Any] | None = None,
         file: DCIMGFile | None = None,
         copy: bool = True,
+        inode: tuple[str, int, int] | None = None,
     ) -> None:
         self.path = path
         self.size = size
@@ -298,6 +328,7 @@ class DCIMGSource:
         # source then holds the open file (threaded scheduler only).
         self.file = file
         self.copy = copy
+        self.inode = inode
 
     @classmethod
     def from_file(
@@ -343,6 +374,7 @@ class DCIMGSource:
             options,
             f if f.file_object is not None else None,
             copy,
+            _inode_of(f),
         )
 
     @property
@@ -385,6 +417,7 @@ class DCIMGSource:
                 self.options,
                 None,
                 self.copy,
+                self.inode,
             ),
         )
 
@@ -402,7 +435,12 @@ class DCIMGSource:
         f = self.file
         if f is None:
             f = _cached_file(
-                self.path, self.size, self.mtime_ns, self.correction, self.options
+                self.path,
+                self.size,
+                self.mtime_ns,
+                self.correction,
+                self.options,
+                self.inode,
             )
         if not isinstance(key, tuple):
             key = (key,)

@@ -244,6 +244,25 @@ def test_replaced_file_reads_what_was_opened(tmp_path):
         f.close()
 
 
+def test_dask_chunk_refuses_a_replacement_with_the_same_size_and_mtime(tmp_path):
+    # Size and modification time can match (cp -p, rsync -t): on the host
+    # that made the array, the inode tells the files apart.
+    pytest.importorskip("dask.array")
+    from dcimg import _dask
+
+    truth = example_stack(nframes=6, height=16, width=24)
+    path = write_dcimg(tmp_path / "a.dcimg", truth)
+    with DCIMGFile(path) as f:
+        arr = f.as_dask_array(chunks=2)
+    was = os.stat(path)
+    other = write_dcimg(tmp_path / "b.dcimg", truth[::-1].copy())
+    os.utime(other, ns=(was.st_atime_ns, was.st_mtime_ns))
+    os.replace(other, path)
+    _dask.clear_cache()
+    with pytest.raises(DCIMGChangedError, match="another file"):
+        arr.compute(scheduler="sync")
+
+
 def test_dask_chunk_checks_the_file_it_opened(tmp_path, monkeypatch):
     # The path is looked at, then opened: a file put in its place between
     # the two must not be read as the array's file.
