@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import weakref
 from typing import Any
 
 import numpy as np
@@ -187,6 +188,18 @@ class Source:
 CONFIRM = True
 
 
+def _confirmer(ref: Any) -> Any:
+    """Return ``confirm(end, faulted)`` for the source that ``ref`` refers to."""
+
+    def confirm(end: int, faulted: bool) -> None:
+        source = ref()
+        if source is None:  # pragma: no cover - reads hold their source
+            raise DCIMGChangedError("the file was closed while it was read")
+        source._confirm(end, faulted)
+
+    return confirm
+
+
 def _map_file(fd: int, size: int) -> Any:
     """Map an open file read-only; the caller may close ``fd`` afterwards."""
     if ReadOnlyMap is not None:
@@ -214,6 +227,11 @@ class MappedSource(Source):
         self.path = path
         self._image: Any = None
         self._footer_values: tuple[int, int] | None = None
+        # What the kernel calls to confirm a copy: a function that refers
+        # to this source weakly, so that source -> image -> confirm makes
+        # no reference cycle (a cycle would keep the map until the next
+        # garbage collection, not until the file is closed).
+        self.confirm = _confirmer(weakref.ref(self))
         fd = None
         try:
             fd, info = open_regular_file(path)
@@ -256,7 +274,7 @@ class MappedSource(Source):
             self.path,
         )
 
-    def confirm(self, end: int, faulted: bool) -> None:
+    def _confirm(self, end: int, faulted: bool) -> None:
         """Check that the file opened still holds bytes ``[0, end)``.
 
         Called by the kernel after a copy it could not confirm by itself:
