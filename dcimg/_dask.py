@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import operator
 import os
+import socket
 import threading
 import warnings
 from collections import OrderedDict
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dcimg.errors import DCIMGChangedError, DCIMGError, DCIMGWarning
+from dcimg.errors import DCIMGChangedError, DCIMGWarning
 
 if TYPE_CHECKING:
     import dask.array as da
@@ -71,6 +72,7 @@ def _cached_file(
     mtime_ns: int,
     correction: bool | None,
     options: dict[str, Any] | None = None,
+    inode: tuple[str, int, int] | None = None,
 ) -> DCIMGFile:
     """Return this process's open :class:`DCIMGFile` for one file version.
 
@@ -86,6 +88,10 @@ def _cached_file(
     options : dict, optional
         The other keyword arguments of :class:`dcimg.DCIMGFile` (``mmap``,
         ``storage_options``): a URL is opened with its storage options.
+    inode : (str, int, int), optional
+        ``(host name, st_dev, st_ino)`` of the file when the array was made:
+        on that host, a file put in its place with the same size and
+        modification time is told apart too.
 
     Returns
     -------
@@ -95,7 +101,7 @@ def _cached_file(
 
     Raises
     ------
-    dcimg.DCIMGError
+    dcimg.DCIMGChangedError
         If the file was modified or replaced since the array was made.
     """
     from dcimg._ranges import local_path
@@ -105,11 +111,7 @@ def _cached_file(
     if local:
         info = os.stat(path)
         if info.st_size != size or info.st_mtime_ns != mtime_ns:
-            raise DCIMGError(
-                f"{path!r} changed since the Dask array was made (size {size} -> "
-                f"{info.st_size}, mtime_ns {mtime_ns} -> {info.st_mtime_ns}); "
-                "make a new array from the file"
-            )
+            raise _changed(path, size, mtime_ns, info.st_size, info.st_mtime_ns)
     key = (path, size, mtime_ns, correction, repr(sorted(options.items())))
     with _CACHE_LOCK:
         f = _CACHE.get(key)
@@ -122,17 +124,15 @@ def _cached_file(
         # The warnings were shown when the array was made.
         warnings.simplefilter("ignore", DCIMGWarning)
         f = DCIMGFile(path, first_4px_correction_enabled=correction, **options)
-    if not local and (f.file_size, f.identity[2]) != (size, mtime_ns):
-        from dcimg._urls import display_url
-
-        # A URL's identity: its size and a number derived from its ETag,
-        # version or Last-Modified (0 when the storage reports none).
-        raise DCIMGChangedError(
-            f"{display_url(path)!r} changed since the Dask array was made (size "
-            f"{size} -> {f.file_size}, version {mtime_ns} -> {f.identity[2]}); "
-            "make a new array from the file",
-            display_url(path),
-        )
+    # The file opened, not the path looked at above: another file may have
+    # been put in its place in between.  For a URL the third number is the
+    # version stamp (from its ETag, version id or Last-Modified; 0 when the
+    # storage reports none), for a local file its mtime_ns.
+    _, now_size, now_mtime = f.identity
+    replaced = inode is not None and inode[0] == _HOST and _inode_of(f) != inode
+    if now_size != size or now_mtime != mtime_ns or replaced:
+        f.close()
+        raise _changed(path, size, mtime_ns, now_size, now_mtime, replaced)
     with _CACHE_LOCK:
         other = _CACHE.get(key)
         if other is not None:
@@ -146,6 +146,35 @@ def _cached_file(
             # it, and the file is released once nobody refers to it.
             _CACHE.popitem(last=False)
     return f
+
+
+_HOST = socket.gethostname()
+
+
+def _inode_of(f: DCIMGFile) -> tuple[str, int, int] | None:
+    """``(host, st_dev, st_ino)`` of the local file ``f`` opened, or None."""
+    inode = getattr(f._source, "_inode", None)
+    return None if inode is None else (_HOST, *inode)
+
+
+def _changed(
+    path: str,
+    size: int,
+    mtime_ns: int,
+    now_size: int,
+    now_mtime: int,
+    replaced: bool = False,
+) -> DCIMGChangedError:
+    from dcimg._urls import display_url
+
+    other = "; another file (inode) is in its place" if replaced else ""
+    shown = display_url(path)
+    return DCIMGChangedError(
+        f"{shown!r} changed since the Dask array was made (size {size} -> "
+        f"{now_size}, mtime_ns or version {mtime_ns} -> {now_mtime}{other}); "
+        "make a new array from the file",
+        shown,
+    )
 
 
 def clear_cache() -> None:
@@ -250,13 +279,19 @@ class DCIMGSource:
         Absolute path of the file.
     size, mtime_ns : int
         ``st_size`` and ``st_mtime_ns`` of the file; reading a file that no
-        longer matches raises :class:`dcimg.DCIMGError`.
+        longer matches raises :class:`dcimg.DCIMGChangedError`.
     correction : bool or None
         ``first_4px_correction_enabled`` of the reads.
     shape : tuple of int
         ``(frames, height, width)``.
     dtype : numpy.dtype
         Type of the pixels returned.
+    options, file, copy
+        See :meth:`from_file`.
+    inode : (str, int, int), optional
+        ``(host name, st_dev, st_ino)`` of a local file: on that host a
+        file put in its place is refused even with the same size and
+        modification time.
     """
 
     __slots__ = (
@@ -264,6 +299,7 @@ class DCIMGSource:
         "correction",
         "dtype",
         "file",
+        "inode",
         "mtime_ns",
         "options",
         "path",
@@ -282,6 +318,7 @@ class DCIMGSource:
         options: dict[str, Any] | None = None,
         file: DCIMGFile | None = None,
         copy: bool = True,
+        inode: tuple[str, int, int] | None = None,
     ) -> None:
         self.path = path
         self.size = size
@@ -296,6 +333,7 @@ class DCIMGSource:
         # source then holds the open file (threaded scheduler only).
         self.file = file
         self.copy = copy
+        self.inode = inode
 
     @classmethod
     def from_file(
@@ -341,6 +379,7 @@ class DCIMGSource:
             options,
             f if f.file_object is not None else None,
             copy,
+            _inode_of(f),
         )
 
     @property
@@ -383,6 +422,7 @@ class DCIMGSource:
                 self.options,
                 None,
                 self.copy,
+                self.inode,
             ),
         )
 
@@ -400,7 +440,12 @@ class DCIMGSource:
         f = self.file
         if f is None:
             f = _cached_file(
-                self.path, self.size, self.mtime_ns, self.correction, self.options
+                self.path,
+                self.size,
+                self.mtime_ns,
+                self.correction,
+                self.options,
+                self.inode,
             )
         if not isinstance(key, tuple):
             key = (key,)

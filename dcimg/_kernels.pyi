@@ -1,5 +1,6 @@
 """Type stubs for the compiled pixel kernels :mod:`dcimg._kernels`."""
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,7 @@ OPENMP: bool
 def last_copy_threads() -> int: ...
 def last_copy_held_gil() -> bool | None: ...
 def _debug_hold_gil(hold: bool) -> None: ...
+def _debug_skip_confirm(skip: bool) -> None: ...
 
 class BufferFault(OSError):
     """Pages of a mapped buffer went missing while it was read."""
@@ -22,7 +24,12 @@ def select(
     key: Any, shape: tuple[int, int, int]
 ) -> tuple[tuple[tuple[int, int, int], ...], tuple[int, ...]]: ...
 def gather(
-    buffer: Any, offset: int, stride: int, count: int, itemsize: int
+    buffer: Any,
+    offset: int,
+    stride: int,
+    count: int,
+    itemsize: int,
+    confirm: Callable[[int, bool], object] | None = None,
 ) -> bytes: ...
 
 class StridedImage:
@@ -40,6 +47,7 @@ class StridedImage:
         stored: tuple[int, int, int, int, int] | None = None,
         max_threads: int = 1,
         parallel_bytes: int = ...,
+        confirm: Callable[[int, bool], object] | None = None,
     ) -> None: ...
     @property
     def shape(self) -> tuple[int, int, int]: ...
@@ -51,5 +59,6 @@ class StridedImage:
         mode: int = ...,
         threads: int = 0,
     ) -> Any: ...
+    def use_values(self, values: Any) -> bool: ...
     def view(self, key: Any, keep_overwritten: bool = False) -> Any: ...
     def touches_stored(self, key: Any) -> bool: ...

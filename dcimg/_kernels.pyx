@@ -24,12 +24,27 @@ A buffer that maps a file can lose pages under the reader: when the file is
 truncated, touching a page past its new end raises ``SIGBUS``, which kills the
 process.  Every read of the buffer here runs under a per-thread guard: a
 ``SIGBUS`` raised while the guard is armed on that thread jumps back out of the
-copy, and the call raises :class:`BufferFault` instead.  A ``SIGBUS`` anywhere
-else goes on to the handler that was installed before (Python's faulthandler,
-or the default action).  The handler is installed with ``SA_NODEFER`` so the
-jump needs no signal-mask save or restore, which keeps an armed guard to a few
-nanoseconds.  (Windows cannot truncate a mapped file, so there is no guard
-there.)
+copy, and the call raises :class:`BufferFault` instead.  The handler is
+installed when the module is imported, and put back in front whenever a
+buffer is wrapped if somebody (``faulthandler.enable()``) replaced it since;
+a ``SIGBUS`` outside a guarded copy is handed, once, to the handler that was
+in place before ours (Python's faulthandler, or the default action).  When
+that handler calls ours again -- faulthandler restores its own previous
+handler, which is ours when it was enabled after this module, and raises the
+signal again -- ours gives the signal to the system's default action, so the
+process dies of ``SIGBUS`` after exactly one report, instead of the handlers
+calling each other until the stack overflows.  The handler is installed
+with ``SA_NODEFER`` so the jump needs no signal-mask save or restore, which
+keeps an armed guard to a few nanoseconds.  (Windows cannot truncate a
+mapped file, so there is no guard there.)
+
+The guard alone is not enough: the last page of a truncated file stays
+mapped, and its bytes past the new end read as zeros, without a fault.  An
+image or gather given a ``confirm`` callback therefore *confirms* every
+copy: still under the guard, it reads one byte of the page after the last
+byte copied.  That byte is there only while the file is longer than
+everything copied; when it faults (or lies past the buffer, for reads near
+the end of the file), ``confirm`` decides by looking at the file itself.
 
 Integer division in this module is written ``//``; with ``cdivision`` it is
 C's truncating division, used only on non-negative values except in
@@ -193,24 +208,42 @@ cdef extern from *:
     #include <string.h>
 
     static _Thread_local sigjmp_buf *dcimg_jump = NULL;
+    /* Set on a thread while it hands an unguarded fault to the handler that
+       was installed before ours.  That handler may end up calling ours again
+       (faulthandler restores its own previous handler -- ours, when it was
+       enabled after dcimg -- and raises the signal again): ours then gives
+       the fault to the system's default action instead of handing it over
+       a second time, so handlers never call each other in a loop. */
+    static _Thread_local int dcimg_handing_over = 0;
     static struct sigaction dcimg_previous;
 
     static void dcimg_on_sigbus(int sig, siginfo_t *info, void *context) {
+        struct sigaction fallback;
         sigjmp_buf *jump = dcimg_jump;
         if (jump != NULL) {
             dcimg_jump = NULL;
             siglongjmp(*jump, 1);
         }
+        if (dcimg_handing_over
+                || (!(dcimg_previous.sa_flags & SA_SIGINFO)
+                    && (dcimg_previous.sa_handler == SIG_DFL
+                        || dcimg_previous.sa_handler == SIG_IGN))) {
+            /* The default action: on return the faulting access runs again
+               and the system ends the process with SIGBUS. */
+            memset(&fallback, 0, sizeof fallback);
+            fallback.sa_handler = SIG_DFL;
+            sigemptyset(&fallback.sa_mask);
+            sigaction(sig, &fallback, NULL);
+            return;
+        }
         /* Not a guarded read: hand over to the handler installed before. */
+        dcimg_handing_over = 1;
         if (dcimg_previous.sa_flags & SA_SIGINFO) {
             dcimg_previous.sa_sigaction(sig, info, context);
-        } else if (dcimg_previous.sa_handler == SIG_DFL
-                   || dcimg_previous.sa_handler == SIG_IGN) {
-            /* Restore it: the faulting access runs again and gets it. */
-            sigaction(sig, &dcimg_previous, NULL);
         } else {
             dcimg_previous.sa_handler(sig);
         }
+        dcimg_handing_over = 0;
     }
 
     /* Install the handler unless it is in place already (somebody, e.g.
@@ -219,7 +252,7 @@ cdef extern from *:
         struct sigaction now, ours;
         if (sigaction(SIGBUS, NULL, &now) != 0) return -1;
         if ((now.sa_flags & SA_SIGINFO) && now.sa_sigaction == dcimg_on_sigbus)
-            return 0;
+            return 0;  /* in front already: the chain behind it stays */
         memset(&ours, 0, sizeof ours);
         ours.sa_sigaction = dcimg_on_sigbus;
         ours.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
@@ -245,6 +278,37 @@ cdef extern from *:
     """
     int dcimg_guard_install() noexcept nogil
     int dcimg_guarded(void (*fn)(void*) noexcept nogil, void* arg) noexcept nogil
+
+
+cdef extern from *:
+    """
+    /* Volatile accesses: the compiler keeps them, and keeps them in order. */
+    static void dcimg_touch(const unsigned char *p) {
+        (void)*(const volatile unsigned char *)p;
+    }
+    static void dcimg_set_stage(int *stage, int value) {
+        *(volatile int *)stage = value;
+    }
+    static int dcimg_get_stage(int *stage) {
+        return *(volatile int *)stage;
+    }
+    """
+    void dcimg_touch(const uint8_t* p) noexcept nogil
+    void dcimg_set_stage(int* stage, int value) noexcept nogil
+    int dcimg_get_stage(int* stage) noexcept nogil
+
+import mmap as _mmap
+
+# Pages of a mapped file are present or missing as a whole: the probe that
+# confirms a copy (see _fill) reads the first byte of the page after it.
+cdef Py_ssize_t _PAGE = _mmap.PAGESIZE
+cdef bint _skip_confirm = False
+
+
+def _debug_skip_confirm(bint skip):
+    """Skip the check after each copy (a deliberate break, for tests only)."""
+    global _skip_confirm
+    _skip_confirm = skip
 
 
 cdef extern from *:
@@ -323,17 +387,21 @@ cdef struct Plan:
     const uint8_t* values
     Py_ssize_t values_stride, p0, pstep
     bint zero
+    # A byte to read once the copy is done (or NULL), to confirm that the
+    # buffer still holds every byte copied (see StridedImage._fill).
+    const uint8_t* probe
 
 
 cdef struct Job:
-    # One guarded piece of work: output rows r0..r1 of a plan, or (with
-    # rows == False) the stored pixels of every output frame.
+    # One guarded piece of work: output rows r0..r1 of a plan (rows), the
+    # stored pixels of every output frame (stored), then the probe (probe).
     Plan* plan
     uint8_t* dst
     int kind, depth
-    bint rows
+    bint rows, stored, probe
     Py_ssize_t r0, r1
     int thread  # which thread ran it (for last_copy_threads)
+    int stage  # 1 once the probe is being read: a fault then is the probe's
 
 
 cdef void _job_typed(Job* job, dst_t* dst, src_t kind) noexcept nogil:
@@ -341,7 +409,7 @@ cdef void _job_typed(Job* job, dst_t* dst, src_t kind) noexcept nogil:
     if job.rows:
         _rows_typed(p.src, job.r0, job.r1, p.n1, p.n2, p.s0, p.s1, p.s2, dst,
                     kind)
-    else:
+    if job.stored:
         _stored_typed(dst + p.out_row * p.n2 + p.first, p.n0, p.n1 * p.n2,
                       p.values, p.values_stride, p.p0, p.pstep, p.count, p.zero,
                       kind)
@@ -374,10 +442,14 @@ cdef void _job_entry(void* arg) noexcept nogil:
     cdef Job* job = <Job*>arg
     cdef uint8_t byte = 0
     cdef uint16_t word = 0
-    if job.depth == 1:
-        _job_src(job, byte)
-    else:
-        _job_src(job, word)
+    if job.rows or job.stored:
+        if job.depth == 1:
+            _job_src(job, byte)
+        else:
+            _job_src(job, word)
+    if job.probe:
+        dcimg_set_stage(&job.stage, 1)
+        dcimg_touch(job.plan.probe)
 
 
 cdef void _count_threads(Job* parts, int n) noexcept nogil:
@@ -393,9 +465,12 @@ cdef void _count_threads(Job* parts, int n) noexcept nogil:
 
 
 cdef int _run(Plan* p, uint8_t* dst, int kind, int depth) noexcept nogil:
-    """Copy the rows (split across threads if asked), then the stored pixels.
+    """Copy the rows (split across threads if asked), the stored pixels, probe.
 
-    Returns 0, or -1 when a page of the buffer could not be read.
+    On one thread all three run in one guarded call (arming the guard is
+    the cost of a ``sigsetjmp``, which a small read notices).  Returns 0,
+    -1 when a page of the buffer could not be read during the copy, or 1
+    when only the probe could not be read (the copy is complete).
     """
     global _last_threads
     cdef Py_ssize_t rows = p.n0 * p.n1
@@ -407,25 +482,54 @@ cdef int _run(Plan* p, uint8_t* dst, int kind, int depth) noexcept nogil:
     whole.kind = kind
     whole.depth = depth
     whole.rows = True
+    whole.stored = p.stored
+    whole.probe = p.probe != NULL
+    whole.stage = 0
     whole.r0 = 0
     whole.r1 = rows
     if p.threads <= 1:
         _last_threads = 1
-        faults = dcimg_guarded(_job_entry, &whole)
-    else:
-        for part in range(p.threads):
-            parts[part] = whole
-            parts[part].r0 = rows * part // p.threads
-            parts[part].r1 = rows * (part + 1) // p.threads
-        # Each thread arms its own guard around its own part.
-        for part in prange(p.threads, num_threads=p.threads, schedule="static"):
-            parts[part].thread = threadid()
-            faults += dcimg_guarded(_job_entry, &parts[part])
-        _count_threads(parts, p.threads)
-    if faults == 0 and p.stored:
-        whole.rows = False
-        faults = dcimg_guarded(_job_entry, &whole)
-    return -1 if faults else 0
+        if dcimg_guarded(_job_entry, &whole) == 0:
+            return 0
+        return 1 if dcimg_get_stage(&whole.stage) else -1
+    for part in range(p.threads):
+        parts[part] = whole
+        parts[part].stored = False
+        parts[part].probe = False
+        parts[part].r0 = rows * part // p.threads
+        parts[part].r1 = rows * (part + 1) // p.threads
+    # Each thread arms its own guard around its own part.
+    for part in prange(p.threads, num_threads=p.threads, schedule="static"):
+        parts[part].thread = threadid()
+        faults += dcimg_guarded(_job_entry, &parts[part])
+    _count_threads(parts, p.threads)
+    if faults:
+        return -1
+    if not (whole.stored or whole.probe):
+        return 0
+    whole.rows = False
+    if dcimg_guarded(_job_entry, &whole) == 0:
+        return 0
+    return 1 if dcimg_get_stage(&whole.stage) else -1
+
+
+cdef inline Py_ssize_t _reach(Py_ssize_t count, Py_ssize_t step) noexcept nogil:
+    # How far past the first item the farthest of ``count`` items lies.
+    return (count - 1) * step if count > 1 and step > 0 else 0
+
+
+cdef const uint8_t* _probe_after(
+    const uint8_t* base, Py_ssize_t length, Py_ssize_t end,
+) noexcept nogil:
+    """The first byte of the page after byte ``end - 1``, or NULL.
+
+    When that byte can be read, the file behind a map is longer than
+    ``end`` now: every byte before it is still the file's.  (A truncated
+    file's last page stays mapped, its tail reading as zeros; only the
+    pages after it fault.)  NULL when the page lies outside the buffer.
+    """
+    cdef Py_ssize_t at = ((end - 1) // _PAGE + 1) * _PAGE
+    return base + at if at < length else NULL
 
 
 cdef inline object _finish(cnp.ndarray result, object out, int ndim):
@@ -570,6 +674,15 @@ cdef class StridedImage:
         Threads a large copy may be split across.
     parallel_bytes : int, default 32 MiB
         Result size from which a copy is split across threads.
+    confirm : callable, optional
+        For a buffer that maps a file that may shrink: after every copy the
+        kernel reads one byte of the page that follows the last byte copied
+        (under the guard).  When that byte is there, the file still holds
+        every byte copied; when it faults or lies outside the buffer,
+        ``confirm(end, faulted)`` is called (``end``: one past the last byte
+        read; ``faulted``: whether the probe faulted) and must raise if the
+        buffer no longer holds bytes ``[0, end)``.
+        Without it nothing is checked after the copy.
 
     Raises
     ------
@@ -585,13 +698,21 @@ cdef class StridedImage:
     cdef readonly int depth
     cdef Py_ssize_t stored_row, stored_col, stored_count
     cdef Py_ssize_t stored_offset, stored_stride
+    # Where the stored values are: the image's buffer, or (after
+    # use_values) a copy of their own, which no read needs to confirm.
+    # values_base + stored_offset is the first value; it is one pointer,
+    # so a read on another thread sees the old place or the new one.
+    cdef const uint8_t[::1] values_buf
+    cdef const uint8_t* values_base
     cdef int max_threads
     cdef Py_ssize_t parallel_bytes
+    cdef object confirm
+    cdef bint confirming
 
     def __cinit__(
         self, const uint8_t[::1] buffer, Py_ssize_t offset, tuple shape,
         tuple strides, int depth, tuple stored=None, int max_threads=1,
-        Py_ssize_t parallel_bytes=32 << 20,
+        Py_ssize_t parallel_bytes=32 << 20, object confirm=None,
     ):
         cdef int a
         cdef Py_ssize_t last = offset
@@ -618,6 +739,8 @@ cdef class StridedImage:
                 raise ValueError("the image does not fit in the buffer")
         self.buf = buffer
         self.base = &buffer[0] if buffer.shape[0] else NULL
+        self.values_buf = buffer
+        self.values_base = self.base
         self.offset = offset
         self.depth = depth
         self.stored_count = 0
@@ -638,12 +761,44 @@ cdef class StridedImage:
             self.stored_stride = sstride
         self.max_threads = max(1, min(max_threads, MAX_THREADS))
         self.parallel_bytes = parallel_bytes
+        self.confirm = confirm
+        self.confirming = confirm is not None
         install_fault_guard()
 
     @property
     def shape(self):
         """``(frames, rows, columns)``."""
         return (self.shape[0], self.shape[1], self.shape[2])
+
+    def use_values(self, values):
+        """Read the stored values from a copy of their bytes from now on.
+
+        For a buffer that maps a file whose stored values sit in its last
+        page(s) (a packed file's footer): reads that restore them would
+        each need ``confirm``.  Done once; later calls do nothing.
+
+        Parameters
+        ----------
+        values : buffer
+            The bytes from the stored values' offset on, laid out as in the
+            image's buffer (the same stride).
+
+        Returns
+        -------
+        bool
+            Whether the copy is used from now on (False: one already is, or
+            the image has no stored values).
+        """
+        cdef const uint8_t[::1] copy = values
+        if self.stored_count == 0 or self.values_base != self.base:
+            return False
+        if ((self.shape[0] - 1) * self.stored_stride
+                + self.stored_count * self.depth > copy.shape[0]):
+            raise ValueError("the copy of the stored values is too short")
+        self.values_buf = copy  # kept for as long as the image lives
+        # One store: values_base + stored_offset is the copy's first byte.
+        self.values_base = &copy[0] - self.stored_offset
+        return True
 
     cdef bint _stored_hit(
         self, Selection* sel, Py_ssize_t* out_row, Py_ssize_t* first,
@@ -683,13 +838,19 @@ cdef class StridedImage:
 
     cdef int _fill(
         self, Selection* sel, uint8_t* dst, int kind, int mode, int threads,
+        Py_ssize_t* end_out,
     ) noexcept nogil:
         """Copy the selection into ``dst``, then handle the stored pixels.
 
-        Returns 0, or -1 when the buffer could not be read (see the guard).
+        Returns 0; -1 when the buffer could not be read (see the guard); 1
+        when the copy is complete but the probe after it (the byte after the
+        page of the last byte read, ``end_out``) faulted; 2 when that byte
+        lies outside the buffer.
         """
         cdef Plan p
+        cdef int status
         cdef Py_ssize_t out_row, first, count
+        cdef const uint8_t* values_base = self.values_base  # one read
         p.n0 = sel.count[0]
         p.n1 = sel.count[1]
         p.n2 = sel.count[2]
@@ -706,7 +867,7 @@ cdef class StridedImage:
             p.out_row = out_row
             p.first = first
             p.count = count
-            p.values = self.base + self.stored_offset + (
+            p.values = values_base + self.stored_offset + (
                 sel.start[0] * self.stored_stride)
             p.values_stride = sel.step[0] * self.stored_stride
             p.p0 = sel.start[2] + first * sel.step[2] - self.stored_col
@@ -714,7 +875,20 @@ cdef class StridedImage:
             p.zero = mode == _ZERO
         global _last_gil
         _last_gil = PyGILState_Check()
-        return _run(&p, dst, kind, self.depth)
+        cdef Py_ssize_t end = (p.src - self.base) + _reach(p.n0, p.s0) + _reach(
+            p.n1, p.s1) + _reach(p.n2, p.s2) + self.depth
+        if p.stored and values_base == self.base:
+            end = max(end, (p.values - self.base) + _reach(p.n0, p.values_stride)
+                      + (p.p0 + _reach(p.count, p.pstep) + 1) * self.depth)
+        end_out[0] = end
+        p.probe = NULL
+        if not self.confirming or _skip_confirm:
+            return _run(&p, dst, kind, self.depth)
+        p.probe = _probe_after(self.base, self.buf.shape[0], end)
+        status = _run(&p, dst, kind, self.depth)
+        if status == 0 and p.probe == NULL:
+            return 2  # nothing after these bytes to probe: the caller checks
+        return status
 
     def take(self, key, int kind, out=None, int mode=_RESTORE, int threads=0):
         """Read a basic index into a new array (or ``out``) in one pass.
@@ -746,10 +920,14 @@ cdef class StridedImage:
         BufferFault
             If pages of the buffer went missing during the copy (a mapped
             file was truncated); ``out`` is then partly written.
+        Exception
+            Whatever ``confirm`` raises when the copy could not be confirmed
+            (``out`` is then written, but not with bytes to trust).
         """
         cdef Selection sel
         cdef cnp.ndarray result
         cdef int a, status
+        cdef Py_ssize_t end = 0
         cdef int team = self.max_threads if threads == 0 else min(threads, MAX_THREADS)
         if kind < 0 or kind > 8:
             raise ValueError(f"unknown element kind {kind}")
@@ -782,12 +960,14 @@ cdef class StridedImage:
         if n * _ITEMSIZE[kind] >= self.parallel_bytes:
             threads = min(team, sel.count[0] * sel.count[1])
         if _hold_gil:
-            status = self._fill(&sel, dst, kind, mode, threads)
+            status = self._fill(&sel, dst, kind, mode, threads, &end)
         else:
             with nogil:
-                status = self._fill(&sel, dst, kind, mode, threads)
-        if status != 0:
+                status = self._fill(&sel, dst, kind, mode, threads, &end)
+        if status < 0:
             raise BufferFault("pages of the buffer could not be read")
+        if status > 0:
+            self.confirm(end, status == 1)
         return _finish(result, out, sel.out_ndim)
 
     def view(self, key, bint keep_overwritten=False):
@@ -859,6 +1039,8 @@ cdef struct Gather:
     const uint8_t* src
     uint8_t* dst
     Py_ssize_t count, stride, itemsize
+    const uint8_t* probe  # as Plan.probe
+    int stage  # as Job.stage
 
 
 cdef void _gather_entry(void* arg) noexcept nogil:
@@ -866,10 +1048,13 @@ cdef void _gather_entry(void* arg) noexcept nogil:
     cdef Py_ssize_t i
     for i in range(g.count):
         memcpy(g.dst + i * g.itemsize, g.src + i * g.stride, g.itemsize)
+    if g.probe != NULL:
+        dcimg_set_stage(&g.stage, 1)
+        dcimg_touch(g.probe)
 
 
 def gather(const uint8_t[::1] buffer, Py_ssize_t offset, Py_ssize_t stride,
-           Py_ssize_t count, Py_ssize_t itemsize):
+           Py_ssize_t count, Py_ssize_t itemsize, object confirm=None):
     """Copy ``count`` items of ``itemsize`` bytes, ``stride`` bytes apart.
 
     Parameters
@@ -879,6 +1064,9 @@ def gather(const uint8_t[::1] buffer, Py_ssize_t offset, Py_ssize_t stride,
     offset, stride, count, itemsize : int
         Where the first item is, the distance between items, how many there
         are and how long each is, in bytes.
+    confirm : callable, optional
+        As for :class:`StridedImage`: called with the end of the bytes read
+        when the probe after them faults or lies outside the buffer.
 
     Returns
     -------
@@ -907,8 +1095,16 @@ def gather(const uint8_t[::1] buffer, Py_ssize_t offset, Py_ssize_t stride,
     g.count = count
     g.stride = stride
     g.itemsize = itemsize
+    g.stage = 0
+    g.probe = NULL
+    cdef Py_ssize_t end = offset + (count - 1) * stride + itemsize
+    cdef bint confirming = confirm is not None and not _skip_confirm
+    if confirming:
+        g.probe = _probe_after(&buffer[0], buffer.shape[0], end)
     with nogil:
         status = dcimg_guarded(_gather_entry, &g)
-    if status != 0:
+    if status != 0 and not dcimg_get_stage(&g.stage):
         raise BufferFault("pages of the buffer could not be read")
+    if confirming and (status != 0 or g.probe == NULL):
+        confirm(end, status != 0)
     return bytes(result)

@@ -542,8 +542,14 @@ class RangeReader:
         """
         return self.read_ranges([(start, stop)])[0]
 
-    def refresh_size(self) -> int:
+    def refresh_size(self, *, renew: bool = False) -> int:
         """Look up the size of the file or object again, and return it.
+
+        Parameters
+        ----------
+        renew : bool, default False
+            Also take the object's identity as it is now, where the reader
+            records one (URLs); local files and file objects have none.
 
         Returns
         -------
@@ -718,7 +724,7 @@ class PreadReader(RangeReader):
                 if self._fd is None and self._file is None:
                     self._open()
 
-    def refresh_size(self) -> int:
+    def refresh_size(self, *, renew: bool = False) -> int:
         """Look up the file's size again (``fstat``), and return it.
 
         Returns
@@ -876,7 +882,7 @@ class FileObjectReader(RangeReader):
             size = fileobj.tell()
         super().__init__(name, size, max_gap=max_gap, max_request=max_request)
 
-    def refresh_size(self) -> int:
+    def refresh_size(self, *, renew: bool = False) -> int:
         """Look up the object's size again (seek to its end), and return it.
 
         Returns

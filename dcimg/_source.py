@@ -15,15 +15,44 @@ ranges a selection needs.  Both offer the same small surface to
   time stamps);
 - :meth:`Source.view` returns a zero-copy view where there is a map.
 
-Every read of a map runs under the kernel's fault guard: a file truncated
-under the reader raises :class:`dcimg.DCIMGChangedError` ("shrank since it was
-opened") instead of killing the process with ``SIGBUS``.
+Never silently wrong
+--------------------
+Every read returns the bytes the file held when it was opened, or raises
+:class:`dcimg.DCIMGChangedError` naming the file:
+
+- A map: every copy runs under the kernel's fault guard (a page past the
+  end of a truncated file raises ``SIGBUS``, which the guard turns into an
+  error), and is *confirmed* afterwards: the last page of a truncated file
+  stays mapped with its tail reading as zeros, so the guard alone would let
+  those zeros through.  The kernel reads one byte of the page after the
+  last byte copied; when it is there the file is still longer than the
+  bytes copied.  When it faults or lies past the map (reads near the end
+  of the file), :meth:`MappedSource.confirm` looks at the file by path
+  (``stat``): same device and inode as opened, and at least as long as the
+  bytes copied.  The map keeps reading the inode that was opened, so a file
+  replaced by another one (``os.replace``, a new file under the same name)
+  goes on reading the old file's bytes, which are what the file held when
+  it was opened; a replaced path is therefore no error for a map.
+- A range reader on a descriptor or a file object (``pread``, ``open()``,
+  ``io.BytesIO``): after every read the file's size now (``fstat``, or a
+  seek to the end) must still cover the bytes read.  A pread reader holds
+  the descriptor opened, so it too reads the old inode after a
+  replacement; one that had to open the path again (a pickled reader)
+  compares device and inode with those recorded when it was opened.
+- URLs: a short response raises; the object's identity (ETag) is the
+  range reader's business (:mod:`dcimg._ranges`).
+
+What is not caught: a file rewritten *in place* (same inode) that is at
+least as long again by the time of the check -- bytes read from it while it
+was short, or its new bytes, are indistinguishable from a file still being
+written.  Writers that replace files (write elsewhere, then rename) are safe.
 """
 
 from __future__ import annotations
 
 import mmap
 import os
+import weakref
 from typing import Any
 
 import numpy as np
@@ -154,6 +183,23 @@ class Source:
         """Let go of the bytes (views handed out keep the map alive)."""
 
 
+#: Whether reads are confirmed after the copy (False only in tests that show
+#: the detection tests fail without it).
+CONFIRM = True
+
+
+def _confirmer(ref: Any) -> Any:
+    """Return ``confirm(end, faulted)`` for the source that ``ref`` refers to."""
+
+    def confirm(end: int, faulted: bool) -> None:
+        source = ref()
+        if source is None:  # pragma: no cover - reads hold their source
+            raise DCIMGChangedError("the file was closed while it was read")
+        source._confirm(end, faulted)
+
+    return confirm
+
+
 def _map_file(fd: int, size: int) -> Any:
     """Map an open file read-only; the caller may close ``fd`` afterwards."""
     if ReadOnlyMap is not None:
@@ -180,12 +226,19 @@ class MappedSource(Source):
         self.name = path
         self.path = path
         self._image: Any = None
+        self._footer_values: tuple[int, int] | None = None
+        # What the kernel calls to confirm a copy: a function that refers
+        # to this source weakly, so that source -> image -> confirm makes
+        # no reference cycle (a cycle would keep the map until the next
+        # garbage collection, not until the file is closed).
+        self.confirm = _confirmer(weakref.ref(self))
         fd = None
         try:
             fd, info = open_regular_file(path)
             self.size = info.st_size
             self._inode = (info.st_dev, info.st_ino)
             self._mtime_ns = info.st_mtime_ns
+            self._ctime_ns = info.st_ctime_ns
             self._map = _map_file(fd, info.st_size) if info.st_size else None
         except OSError as exc:
             if exc.errno == getattr(os, "EMFILE", None):
@@ -221,17 +274,76 @@ class MappedSource(Source):
             self.path,
         )
 
+    def _confirm(self, end: int, faulted: bool) -> None:
+        """Check that the file opened still holds bytes ``[0, end)``.
+
+        Called by the kernel after a copy it could not confirm by itself:
+        the page after the bytes copied faulted (``faulted``: the file
+        shrank to less than that page) or lies past the map (reads near
+        the end of the file).
+
+        Raises
+        ------
+        dcimg.DCIMGChangedError
+            If the file is now shorter than ``end``, or, when the path no
+            longer names the file opened (removed or replaced), if the probe
+            faulted: the inode mapped was truncated, by how much is unknown.
+        """
+        if not CONFIRM:
+            return
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            info = None
+        if info is None or (info.st_dev, info.st_ino) != self._inode:
+            # The map still reads the inode opened, which a new file under
+            # its name (or none) does not change (see the module notes) --
+            # unless that inode itself was cut, as a faulted probe says.
+            if faulted:
+                raise self.changed()
+            return
+        if info.st_size < end:
+            raise self.changed()
+        if self._footer_values is not None:
+            self._copy_footer_values()
+
+    def _copy_footer_values(self) -> None:
+        """Give the kernel a copy of a packed file's stored values, once.
+
+        Every read that restores the overwritten pixels of a packed file
+        reads its footer, in the file's last page: each would need a
+        ``stat`` to be confirmed (a small read would cost twice as much).
+        The copy is taken the first time, confirmed like any read, and the
+        kernel reads it from then on -- what the file held when opened.
+        """
+        offset, length = self._footer_values
+        self._footer_values = None
+        image = self._image
+        if image is None:
+            return
+        try:
+            values = _kernels.gather(self._map, offset, 0, 1, length)
+            info = os.stat(self.path)
+        except (_kernels.BufferFault, OSError):
+            return  # reads go on confirming each time (and raise if cut)
+        if (
+            info.st_dev,
+            info.st_ino,
+        ) == self._inode and info.st_size >= offset + length:
+            image.use_values(values)
+
     def fetch(self, offset: int, length: int) -> bytes:
         """Return the bytes at ``offset`` (a page or more)."""
         # A map costs no request: read a page ahead, not HEADER_FETCH.
         length = max(0, min(max(length, MAP_FETCH), self.size - offset))
         try:
-            return _kernels.gather(self._map, offset, 0, 1, length)
+            return _kernels.gather(self._map, offset, 0, 1, length, self.confirm)
         except _kernels.BufferFault:
             raise self.changed() from None
 
     def _attach(self, layout: Layout) -> None:
         stored = None
+        self._footer_values = None
         if layout.stored_bytes:
             stored = (
                 layout.stored_row,
@@ -240,6 +352,14 @@ class MappedSource(Source):
                 layout.stored_offset,
                 layout.stored_stride,
             )
+            pixels_end = layout.data_offset + layout.frames * layout.frame_stride
+            if layout.frames and layout.stored_offset >= pixels_end:
+                # A packed file keeps them in its footer, in the file's last
+                # page(s): see confirm().
+                self._footer_values = (
+                    layout.stored_offset,
+                    (layout.frames - 1) * layout.stored_stride + layout.stored_bytes,
+                )
         self._image = image = _kernels.StridedImage(
             self._map,
             layout.data_offset,
@@ -248,6 +368,7 @@ class MappedSource(Source):
             layout.byte_depth,
             stored,
             max_threads=MAX_THREADS,
+            confirm=self.confirm,
         )
         # The kernel's own method: no Python frame between the caller and
         # the copy on the hot path.
@@ -266,18 +387,21 @@ class MappedSource(Source):
     def column(self, offset: int, stride: int, itemsize: int) -> bytes:
         """Gather one field of every frame (see :class:`Source`)."""
         frames = self.layout.stamped_frames if self.layout is not None else 0
+        file_map = self._map
         spread = stride > mmap.PAGESIZE and ReadOnlyMap is not None
         if spread:
             # One small field per page or more: read just those pages, not
             # the pixels around them that read-ahead would bring in.
-            self._map.advise(offset, frames * stride, RANDOM)
+            file_map.advise(offset, frames * stride, RANDOM)
         try:
-            return _kernels.gather(self._map, offset, stride, frames, itemsize)
+            return _kernels.gather(
+                file_map, offset, stride, frames, itemsize, self.confirm
+            )
         except _kernels.BufferFault:
             raise self.changed() from None
         finally:
             if spread:
-                self._map.advise(offset, frames * stride, NORMAL)
+                file_map.advise(offset, frames * stride, NORMAL)
 
     @property
     def raw(self) -> Any:
@@ -307,9 +431,13 @@ class MappedSource(Source):
         return source
 
     def close(self) -> None:
-        """Drop the map (views handed out keep it until they are gone)."""
-        self._image = None
-        self._map = None
+        """Let go of the map.
+
+        Nothing is torn down here: the map is unmapped when the last object
+        that uses it is gone -- this source, the views handed out, and any
+        read still running on another thread (which holds this source), so
+        closing or refreshing never pulls the bytes from under a read.
+        """
 
 
 class RangeSource(Source):
@@ -340,9 +468,16 @@ class RangeSource(Source):
         self._remote = isinstance(reader, FsspecReader)
         self.direct_frame_bytes = 0 if self._remote else DIRECT_FRAME_BYTES
         self._mtime_ns = 0
+        self._inode: tuple[int, int] | None = None
         path = getattr(reader, "path", None)
-        if isinstance(path, str) and os.path.isfile(path):  # pread on a local file
-            self._mtime_ns = os.stat(path).st_mtime_ns
+        if isinstance(path, str) and not self._remote:  # pread on a local file
+            try:
+                info = os.stat(path)
+            except OSError:
+                pass
+            else:
+                self._mtime_ns = info.st_mtime_ns
+                self._inode = (info.st_dev, info.st_ino)
 
     def changed(self) -> Exception:
         """Describe how the file or object differs from the one opened."""
@@ -367,16 +502,32 @@ class RangeSource(Source):
     ) -> None:
         from dcimg._ranges import RangeReadError
 
-        try:
-            self.reader.readinto_ranges(ranges, buffers, max_gap=max_gap)
-        except RangeReadError as exc:
+        for attempt in range(3):
             try:
-                shrunk = self.reader.refresh_size() < self.size
-            except Exception:  # noqa: BLE001 - the read's own error says more
-                shrunk = False
-            if shrunk:
-                raise self.changed() from exc
-            raise
+                self.reader.readinto_ranges(ranges, buffers, max_gap=max_gap)
+                break
+            except RangeReadError as exc:
+                try:
+                    now = self.reader.refresh_size()
+                except Exception:  # noqa: BLE001 - the read's own error says more
+                    now = None
+                if now is None:
+                    raise
+                if now < self.size:
+                    raise self.changed() from exc
+                if attempt == 2 or not ranges or now < max(s for _, s in ranges):
+                    raise
+                # The reader is shared with the sources of other versions
+                # (see reopen), and a size looked up by one of them may be
+                # older than this version's: looked up again, it is current.
+        if self._remote or not CONFIRM or not ranges:
+            return
+        # Confirm (see the module notes): a read racing a truncation can
+        # copy the zeroed tail of the file's last page and still return
+        # every byte asked for; the size now says whether that can be.
+        end = max(stop for _, stop in ranges)
+        if self.reader.refresh_size() < end:
+            raise self.changed()
 
     def fetch(self, offset: int, length: int) -> bytes:
         """Return the bytes at ``offset`` (one request, read ahead)."""
@@ -528,12 +679,31 @@ class RangeSource(Source):
         return (self.name, self.size, getattr(self.reader, "version_stamp", 0))
 
     def reopen(self) -> RangeSource:
-        """Read the same file or object again, with its size now."""
-        self.reader.refresh_size()
-        return RangeSource(self.reader)
+        """Read the same file or object again, with its size now.
+
+        The new source shares the reader (its descriptor or file object):
+        this one stays usable for reads still running.
+
+        Raises
+        ------
+        dcimg.DCIMGChangedError
+            If a local file's path now names another file (the reader's
+            descriptor would go on reading the old one).
+        """
+        # renew: a URL's later reads ask for the object as it is now (its
+        # new ETag), the one whose header the refreshed file parses.
+        self.reader.refresh_size(renew=True)
+        source = RangeSource(self.reader)
+        if self._inode is not None and source._inode != self._inode:
+            raise DCIMGChangedError(
+                f"{self.name}: the file was replaced since it was opened; "
+                "open it again",
+                self.name,
+            )
+        return source
 
     def close(self) -> None:
-        """Close the reader."""
+        """Close the reader (shared with sources made by :meth:`reopen`)."""
         self.reader.close()
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import operator
 import os
 import warnings
-from functools import cached_property
 from types import EllipsisType
 from typing import TYPE_CHECKING, Any, BinaryIO, SupportsIndex, TypeAlias, overload
 
@@ -92,6 +91,30 @@ def _is_file_object(origin: Any) -> bool:
 
 def _ceil_div(a: int, b: int) -> int:
     return -((-a) // b)
+
+
+class _State:
+    """Everything one version of an open file reads from, swapped as a whole.
+
+    :meth:`DCIMGFile.refresh` builds a new state and puts it in place with
+    one assignment; a read takes the state once, at its start, and uses
+    nothing else, so it sees the file before or after a refresh, never half
+    of each.  Nothing in a state is ever torn down: the old one (and its
+    map or reader) lives on while a read still holds it.  ``cache`` holds
+    what is computed once per version (counters, time stamps, metadata,
+    raw views); two threads may compute an entry at once, and both get the
+    same values.
+    """
+
+    __slots__ = ("cache", "layout", "native_kind", "source", "take")
+
+    def __init__(self, source: Source, layout: Any) -> None:
+        self.source = source
+        self.layout = layout
+        self.take = source.take
+        depth = np.dtype(np.uint16 if layout.byte_depth == 2 else np.uint8)
+        self.native_kind = _KERNEL_KINDS[depth]
+        self.cache: dict[str, Any] = {}
 
 
 class DCIMGFile:
@@ -181,11 +204,7 @@ class DCIMGFile:
         self._mmap = bool(mmap)
         self._storage_options = dict(storage_options) if storage_options else None
         self._set_origin(file_path)
-        self._source: Source | None = None
-        self._layout: Any = None
-        self._take: Any = None
-        self._mma: np.ndarray | None = None
-        self._mm: np.memmap | None = None
+        self._state: _State | None = None
         self._deep_copy_enabled = True
         self.first_4px_correction_enabled = first_4px_correction_enabled
         if self._origin is not None:
@@ -246,14 +265,15 @@ class DCIMGFile:
 
     def _use(self, source: Source, layout: Any) -> None:
         """Read from ``source`` (parsed as ``layout``) from now on."""
-        # Clear cached per-file values from a previous open.
-        for name in ("metadata", "framestamps", "_timestamps_us"):
-            self.__dict__.pop(name, None)
-        self._mma = self._mm = None
-        self._source = source
-        self._layout = layout
-        self._take = source.take
-        self._native_kind = _KERNEL_KINDS[self.dtype]
+        # One assignment: reads on other threads see the old state or the
+        # new one (with its own, empty cache), never a mix.
+        self._state = _State(source, layout)
+
+    @property
+    def _source(self) -> Source | None:
+        # The byte source of the current state (tests and tools look at it).
+        state = self._state
+        return None if state is None else state.source
 
     def refresh(self) -> int:
         """Read the header and size again, for a file that is still growing.
@@ -276,19 +296,17 @@ class DCIMGFile:
         dcimg.DCIMGFormatError
             If the header is (now) corrupt.
         """
-        self._require_open()
-        source = self._source.reopen()
-        try:
-            with warnings.catch_warnings():
-                # Fewer frames than declared is expected while writing.
-                warnings.simplefilter("ignore", DCIMGWarning)
-                layout = source.parse()
-        except BaseException:
-            source.close()
-            raise
-        old, self._source = self._source, None
-        old.close()
-        self._use(source, layout)
+        state = self._require_state()
+        # The new source shares nothing a read of the old one could lose:
+        # a new map (the old one stays until its last read is done), or the
+        # same reader (never closed here), so reads on other threads go on.
+        source = state.source.reopen()
+        with warnings.catch_warnings():
+            # Fewer frames than declared is expected while writing.
+            warnings.simplefilter("ignore", DCIMGWarning)
+            layout = source.parse()
+        if self._state is state:
+            self._use(source, layout)
         return layout.frames
 
     def close(self) -> None:
@@ -297,27 +315,26 @@ class DCIMGFile:
         Arrays returned earlier with ``copy=False`` stay valid: the memory
         map is released when the last of them is garbage-collected.
         """
-        self._mma = None
-        self._mm = None
-        self._layout = None
-        self._take = None
-        source, self._source = self._source, None
-        if source is not None:
-            source.close()
+        state, self._state = self._state, None
+        if state is not None:
+            state.source.close()
 
     @property
     def closed(self) -> bool:
         """True when no file is open."""
-        return self._layout is None
+        return self._state is None
 
-    def _require_open(self) -> Any:
-        layout = self._layout
-        if layout is None:
+    def _require_state(self) -> _State:
+        state = self._state
+        if state is None:
             raise ValueError(
                 f"I/O operation on a closed DCIMG file ({self.file_path!r}); "
                 "call open() first"
             )
-        return layout
+        return state
+
+    def _require_open(self) -> Any:
+        return self._require_state().layout
 
     def __enter__(self) -> DCIMGFile:
         return self
@@ -478,8 +495,7 @@ class DCIMGFile:
         secrets), the object's size, and a number derived from its ETag,
         version or Last-Modified (0 when the storage reports none).
         """
-        self._require_open()
-        return self._source.identity()
+        return self._require_state().source.identity()
 
     @property
     def options(self) -> dict[str, Any]:
@@ -539,15 +555,15 @@ class DCIMGFile:
                 )
         self._mode = _CORRECTION_MODES[value]
 
-    def _raw_map(self) -> Any:
-        self._require_open()
-        raw = self._source.raw
+    def _raw_map(self) -> tuple[_State, Any]:
+        state = self._require_state()
+        raw = state.source.raw
         if raw is None:
             raise ValueError(
                 f"{self.file_path}: no memory map: this file is read through a "
                 "range reader; use read() or indexing"
             )
-        return raw
+        return state, raw
 
     @property
     def mm(self) -> np.memmap:
@@ -556,19 +572,20 @@ class DCIMGFile:
         Not protected against the file shrinking under it (reading a lost
         page kills the process with ``SIGBUS``); :meth:`read` is.
         """
-        file_map = self._raw_map()
-        if self._mm is None:
+        state, file_map = self._raw_map()
+        raw = state.cache.get("mm")
+        if raw is None:
             # A memmap over the mapping already open (no second mapping).
             raw = np.ndarray.__new__(
-                np.memmap, (self._layout.file_size,), np.uint8, buffer=file_map
+                np.memmap, (state.layout.file_size,), np.uint8, buffer=file_map
             )
             raw.flags.writeable = False
             raw._mmap = None
             raw.filename = os.path.abspath(self.file_path)
             raw.offset = 0
             raw.mode = "r"
-            self._mm = raw
-        return self._mm
+            raw = state.cache.setdefault("mm", raw)
+        return raw
 
     @property
     def mma(self) -> np.ndarray:
@@ -579,46 +596,71 @@ class DCIMGFile:
         against the file shrinking under it (reading a lost page kills the
         process with ``SIGBUS``); :meth:`read` and indexing are.
         """
-        file_map = self._raw_map()
-        if self._mma is None:
-            layout = self._layout
-            self._mma = np.ndarray(
+        state, file_map = self._raw_map()
+        view = state.cache.get("mma")
+        if view is None:
+            layout = state.layout
+            view = np.ndarray(
                 (layout.frames, layout.height, layout.width),
                 dtype=np.dtype("<u2" if layout.byte_depth == 2 else "u1"),
                 buffer=file_map,
                 offset=layout.data_offset,
                 strides=(layout.frame_stride, layout.bytes_per_row, layout.byte_depth),
             )
-            self._mma.flags.writeable = False
-        return self._mma
+            view.flags.writeable = False
+            view = state.cache.setdefault("mma", view)
+        return view
 
     # ------------------------------------------------------------------
     # Per-frame data
 
-    @cached_property
+    @property
     def framestamps(self) -> np.ndarray:
         """The camera's frame counter of every frame (``uint32``).
 
         Empty when the counters were lost (a cut packed file).  A last frame
         whose trailer was cut off has the counter
-        :data:`dcimg.metadata.MISSING_FRAMESTAMP` (``0xffffffff``).
+        :data:`dcimg.metadata.MISSING_FRAMESTAMP` (``0xffffffff``).  Read
+        once per version of the file (again after :meth:`refresh`); each
+        access returns the same array.
         """
-        layout = self._require_open()
-        if not layout.has_frame_data:
-            return np.empty(0, np.uint32)
-        # One array of the final size; the gathered bytes are the only other
-        # per-frame memory (files of millions of frames).
-        counters = np.full(layout.frames, _format.MISSING_FRAMESTAMP, np.uint32)
-        raw = self._source.column(layout.counter_offset, layout.counter_stride, 4)
-        counters[: len(raw) // 4] = np.frombuffer(raw, "<u4")
-        return counters
+        return self._framestamps(self._require_state())
 
-    @cached_property
+    @staticmethod
+    def _framestamps(state: _State) -> np.ndarray:
+        counters = state.cache.get("framestamps")
+        if counters is not None:
+            return counters
+        layout = state.layout
+        if not layout.has_frame_data:
+            counters = np.empty(0, np.uint32)
+        else:
+            # One array of the final size; the gathered bytes are the only
+            # other per-frame memory (files of millions of frames).
+            counters = np.full(layout.frames, _format.MISSING_FRAMESTAMP, np.uint32)
+            raw = state.source.column(layout.counter_offset, layout.counter_stride, 4)
+            counters[: len(raw) // 4] = np.frombuffer(raw, "<u4")
+        return state.cache.setdefault("framestamps", counters)
+
+    @property
     def _timestamps_us(self) -> np.ndarray:
-        layout = self._require_open()
+        return self._stamps_us(self._require_state())
+
+    @staticmethod
+    def _stamps_us(state: _State) -> np.ndarray:
+        stamps = state.cache.get("timestamps_us")
+        if stamps is None:
+            stamps = state.cache.setdefault(
+                "timestamps_us", DCIMGFile._read_stamps_us(state)
+            )
+        return stamps
+
+    @staticmethod
+    def _read_stamps_us(state: _State) -> np.ndarray:
+        layout = state.layout
         if not layout.has_frame_data:
             return np.empty(0, np.int64)
-        source = self._source
+        source = state.source
         # Frames without a time stamp (a cut last trailer) get NaT.
         micro = np.full(layout.frames, np.iinfo(np.int64).min, np.int64)
         stamped = micro[: layout.stamped_frames]
@@ -681,13 +723,16 @@ class DCIMGFile:
         """
         if frame is None:
             return self.timestamps
-        micro = self._timestamps_us
-        if not micro.size and self.nfrms:
+        state = self._require_state()
+        micro = self._stamps_us(state)
+        if not micro.size and state.layout.frames:
             raise ValueError(
                 f"{self.file_path}: the time stamps were lost with the footer of "
                 "this interrupted acquisition"
             )
-        return np.datetime64(int(micro[self._frame_index(frame)]), "us")
+        return np.datetime64(
+            int(micro[self._frame_index(frame, state.layout.frames)]), "us"
+        )
 
     def compute_target_line(self) -> int | None:
         """Return the row that holds the overwritten pixels, or None.
@@ -699,21 +744,27 @@ class DCIMGFile:
         # A fallback row that the frames do not confirm is not used.
         return layout.stored_row if layout.stored_bytes else None
 
-    @cached_property
+    @property
     def metadata(self) -> Metadata:
         """Typed description of the file (:class:`dcimg.Metadata`)."""
-        return Metadata.from_layout(
-            self._require_open(),
-            path=self.file_path,
-            framestamps=self.framestamps,
-            timestamps_us=self._timestamps_us,
-        )
+        state = self._require_state()
+        meta = state.cache.get("metadata")
+        if meta is None:
+            meta = Metadata.from_layout(
+                state.layout,
+                path=self.file_path,
+                framestamps=self._framestamps(state),
+                timestamps_us=self._stamps_us(state),
+            )
+            meta = state.cache.setdefault("metadata", meta)
+        return meta
 
     # ------------------------------------------------------------------
     # Reading pixels
 
-    def _frame_index(self, index: SupportsIndex) -> int:
-        frames = self.nfrms
+    def _frame_index(self, index: SupportsIndex, frames: int | None = None) -> int:
+        if frames is None:
+            frames = self.nfrms
         try:
             i = operator.index(index)
         except TypeError:
@@ -811,8 +862,11 @@ class DCIMGFile:
             If the file shrank (or was replaced) since it was opened and the
             selection's bytes are gone.
         """
-        layout = self._require_open()
-        source = self._source
+        # One state for the whole read (see _State): a refresh on another
+        # thread cannot change what this read reads from half-way.
+        state = self._require_state()
+        source = state.source
+        layout = state.layout
         mode = self._mode
         if threads is None:
             threads = 0
@@ -837,10 +891,10 @@ class DCIMGFile:
                 return view
         kind = _KERNEL_KINDS.get(dtype)
         if kind is not None:
-            return self._guarded(source.take, key, kind, out, mode, threads)
+            return self._guarded(state, key, kind, out, mode, threads)
         # Types the kernel does not write: read natively, let NumPy cast.
         native = np.asarray(
-            self._guarded(source.take, key, self._native_kind, None, mode, threads)
+            self._guarded(state, key, state.native_kind, None, mode, threads)
         )
         if out is None:
             result = native.astype(dtype)
@@ -848,19 +902,17 @@ class DCIMGFile:
         np.copyto(out, native, casting="unsafe")
         return out
 
-    def _guarded(self, take: Any, *args: Any) -> Any:
-        try:
-            return take(*args)
-        except _kernels.BufferFault:
-            raise self._changed() from None
+    @staticmethod
+    def _guarded(state: _State, *args: Any) -> Any:
+        """Copy with ``state``'s kernel; a lost page raises DCIMGChangedError.
 
-    def _changed(self) -> Exception:
-        source = self._source
-        if source is None:
-            return ValueError(
-                f"I/O operation on a closed DCIMG file ({self.file_path!r})"
-            )
-        return source.changed()
+        The copy is also confirmed afterwards (see :mod:`dcimg._source`):
+        bytes the file no longer holds raise the same error.
+        """
+        try:
+            return state.take(*args)
+        except _kernels.BufferFault:
+            raise state.source.changed() from None
 
     @overload
     def __getitem__(self, key: _Pixel) -> np.generic: ...  # type: ignore[overload-overlap]
@@ -868,13 +920,13 @@ class DCIMGFile:
     def __getitem__(self, key: _Key) -> npt.NDArray[Any]: ...
     def __getitem__(self, key: _Key) -> Any:
         """Read pixels with NumPy basic indexing; see :meth:`read`."""
-        take = self._take
-        if take is not None and self._deep_copy_enabled:
+        state = self._state
+        if state is not None and self._deep_copy_enabled:
             # The common case, kept short: one call into the kernel.
             try:
-                return take(key, self._native_kind, None, self._mode)
+                return state.take(key, state.native_kind, None, self._mode)
             except _kernels.BufferFault:
-                raise self._changed() from None
+                raise state.source.changed() from None
         return self.read(key, copy=self._deep_copy_enabled)
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
@@ -1080,7 +1132,8 @@ class DCIMGFile:
 
         The file must not change while the array is in use: a chunk task that
         finds a different size or modification time raises
-        :class:`dcimg.DCIMGError` instead of returning pixels of another file.
+        :class:`dcimg.DCIMGChangedError` instead of returning pixels of another
+        file.
 
         Slicing is pushed into the reads: once Dask optimises the graph (as
         ``compute`` does by default), ``arr[5]`` reads frame 5 alone and

@@ -908,7 +908,24 @@ class _Members:
         with _WARNINGS_LOCK, warnings.catch_warnings():
             # Its warnings were shown when the series was made.
             warnings.simplefilter("ignore", DCIMGWarning)
-            f = _open_member(path, self.correction, self.storage_options)
+            try:
+                f = _open_member(path, self.correction, self.storage_options)
+            except DCIMGFormatError as exc:
+                # A member cut since the series looked at it is a changed
+                # file, not a corrupt one.
+                try:
+                    info = os.stat(path)
+                except (OSError, ValueError):
+                    raise exc from None
+                was_size, was_mtime = self.identities[index][:2]
+                if (info.st_size, info.st_mtime_ns) == (was_size, was_mtime):
+                    raise
+                raise DCIMGChangedError(
+                    f"{display_url(path)!r} changed since the series was made "
+                    f"(size {was_size} -> {info.st_size}, mtime_ns {was_mtime} "
+                    f"-> {info.st_mtime_ns}); make a new series",
+                    display_url(path),
+                ) from exc
         problem = self._differs(index, _identity_of(f))
         if problem:
             f.close()

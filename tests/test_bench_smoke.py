@@ -24,6 +24,12 @@ OPERATIONS = [
     "open `DCIMGFile(path)`",
     "`.timestamps`",
     "first time stamps vs first full read",
+    "check cost: `whole()`",
+    "check cost: `whole(dtype=np.float32)`",
+    "check cost: `frame(i)` for all",
+    "check cost: 2,000 reads",
+    "check cost: `.timestamps`",
+    "check cost: `as_dask_array().sum().compute()`",
 ]
 
 
@@ -52,7 +58,12 @@ def test_bench_tiny_runs_and_prints_the_table(tmp_path):
     table = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
     assert table[0].startswith("| operation | layout |")
     for op in OPERATIONS:
-        rows = [line for line in table if op in line.split(" | ")[0]]
+        rows = [
+            line
+            for line in table
+            if op in line.split(" | ")[0]
+            and ("check cost" in line) == op.startswith("check cost")
+        ]
         assert len(rows) == 2, (op, proc.stdout)  # one per layout
         for line in rows:
             assert "| packed |" in line or "| framed-32 |" in line

@@ -77,6 +77,9 @@ TARGET_DASK = 1.5
 TARGET_OPEN_S = 5e-3
 # First time stamps of a many-frame file, against reading it once (issue 14).
 TARGET_TIMESTAMPS = 1.0
+# What confirming every read costs (issue 21): the same read with the check
+# on, against the check off, in the same run.
+TARGET_CHECK = 1.05
 
 
 # ----------------------------------------------------------------------
@@ -499,9 +502,88 @@ def bench_layout(
         )
         rows.append(views)
 
+    rows += bench_check_cost(f, name, pairs, args)
     view = None  # release the buffer before closing the mapping
     mapping.close()
     f.close()
+    return rows
+
+
+def _confirming(on: bool) -> None:
+    """Switch the check after every copy (issue 21) on or off."""
+    from dcimg import _kernels, _source
+
+    _kernels._debug_skip_confirm(not on)
+    _source.CONFIRM = on
+
+
+def bench_check_cost(
+    f: Any, name: str, pairs: list[tuple[int, int]], args: argparse.Namespace
+) -> list[Row]:
+    """Time reads with the check after each copy against the same without it.
+
+    The check (see ``dcimg._source``): after every copy from the map the
+    kernel reads one byte of the page after the bytes copied, under the
+    fault guard, and reads that reach the file's last page look at the
+    file's size (``stat``).  Both sides run the same code otherwise, so the
+    ratio is the check's cost alone, whatever the machine's load.
+    """
+    from dcimg import _kernels
+
+    n = f.nfrms
+    switch = _confirming
+    if not hasattr(_kernels, "_debug_skip_confirm"):  # dcimg before issue 21
+
+        def switch(on: bool) -> None:
+            raise AttributeError("no check to switch off")
+
+    def frames() -> None:
+        for i in range(n):
+            f.frame(i)
+
+    def small() -> None:
+        for i, y in pairs:
+            f[i, y : y + 10, 0:10]
+
+    def stamps() -> Any:
+        f._require_state().cache.clear()
+        return f.timestamps
+
+    cases: list[tuple[str, Callable[[], Any]]] = [
+        ("`whole()`", f.whole),
+        ("`whole(dtype=np.float32)`", lambda: f.whole(dtype=np.float32)),
+        (f"`frame(i)` for all {n} frames", frames),
+        (f"{args.reads:,} reads `f[i, y:y+10, 0:10]`", small),
+        ("`.timestamps` (read again)", stamps),
+        (
+            "`as_dask_array().sum().compute()`",
+            lambda: f.as_dask_array().sum().compute(),
+        ),
+    ]
+    rows = []
+    for label, read in cases:
+
+        def checked(read: Callable[[], Any] = read) -> Any:
+            switch(True)
+            return read()
+
+        def unchecked(read: Callable[[], Any] = read) -> Any:
+            switch(False)
+            return read()
+
+        row = Row(
+            f"check cost: {label}",
+            name,
+            f"<= {TARGET_CHECK}x without the check",
+            limit=TARGET_CHECK,
+        )
+        try:
+            row.record(interleaved(checked, unchecked, args.repeat))
+            switch(True)
+        except (ImportError, AttributeError) as exc:  # dask missing, old dcimg
+            row.cand = []
+            row.note = f"n/a ({type(exc).__name__})"
+        rows.append(row)
     return rows
 
 
