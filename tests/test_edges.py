@@ -359,20 +359,8 @@ def _grow(path: Path, full: bytes, size: int) -> None:
         fh.write(full[now:size])
 
 
-@pytest.mark.parametrize("source", ["map"])
-def test_empty_file_grows_with_refresh_map(tmp_path, source):
-    _grows_with_refresh(tmp_path, source)
-
-
-# refresh() on range readers (mmap=False, file objects) is being fixed
-# separately; this test states what it must do once it works.
-@pytest.mark.xfail(strict=True, reason="needs the refresh fix")
-@pytest.mark.parametrize("source", ["pread", "fileobj"])
-def test_empty_file_grows_with_refresh_range_readers(tmp_path, source):
-    _grows_with_refresh(tmp_path, source)
-
-
-def _grows_with_refresh(tmp_path: Path, source: str) -> None:
+@pytest.mark.parametrize("source", ["map", "pread", "fileobj"])
+def test_empty_file_grows_with_refresh(tmp_path, source):
     truth = example_stack(3, 16, 128)
     full = write_dcimg(tmp_path / "full.dcimg", truth, trailer_size=16).read_bytes()
     data = FRAMED_S + struct.unpack_from("<Q", full, FRAMED_S + 0x60)[0]
