@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from dcimg._urls import is_url
+from dcimg._urls import chain_parts, is_url
 from dcimg._version import __version__
 from dcimg.core import DCIMGFile
 from dcimg.errors import DCIMGError
@@ -522,13 +522,19 @@ def _local_path(name: Any) -> str | None:
     if not isinstance(name, (str, bytes, os.PathLike)):
         return None
     text = os.fsdecode(name)
+    if not is_url(text):
+        return os.path.join(os.getcwd(), text)
+    # A chain ("simplecache::file:///data/a.dcimg") reads its last part.
+    last = chain_parts(text)[-1]
     for scheme in ("file://", "local://"):
         # fsspec's local file system reads these: they are local files.
-        if text.lower().startswith(scheme):
-            return text[len(scheme) :]
-    if is_url(text):
+        if last.lower().startswith(scheme):
+            return os.path.join(os.getcwd(), last[len(scheme) :])
+    if "://" in last or "::" not in text or re.fullmatch(r"[A-Za-z]+", last):
         return None  # a remote object cannot be a local output
-    return os.path.join(os.getcwd(), text)
+    # fsspec reads a chain's last part without a protocol as a local path
+    # ("simplecache::/data/a.dcimg").
+    return os.path.join(os.getcwd(), last)
 
 
 def _inputs_of(source: Any) -> _Inputs:
