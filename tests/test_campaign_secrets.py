@@ -138,3 +138,14 @@ def test_bioio_errors_about_a_url_show_no_secret(presigned):
         import traceback
 
         _assert_safe("".join(traceback.format_exception(caught.value)))
+
+
+def test_the_imageio_plugin_names_a_url_without_its_query(http_server):
+    iio = pytest.importorskip("imageio.v3")
+    http_server.files["/a.dcimg"] = b"not a DCIMG file" * 8
+    url = http_server.url("a.dcimg") + f"?X-Amz-Signature={SECRET_SIGNATURE}"
+    with pytest.raises(OSError) as caught:
+        iio.imread(url, plugin="DCIMG")
+    ours = caught.value.__cause__  # imageio's own message is its own
+    assert ours is not None and "is not a DCIMG file" in str(ours)
+    _assert_safe(str(ours), repr(ours))
