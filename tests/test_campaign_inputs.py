@@ -94,3 +94,27 @@ def test_an_input_opened_by_a_relative_path_is_protected_after_chdir(
     finally:
         f.close()
         assert path.exists()
+
+
+def test_a_file_object_without_a_path_name_is_protected(tmp_path):
+    """os.fdopen gives a file object whose name is a number, not a path."""
+    folder = tmp_path / "out.zarr"
+    folder.mkdir()
+    path = folder / "x.dcimg"
+    write_dcimg(path, FRAMES)
+    before = path.read_bytes()
+    os.link(path, tmp_path / "hard.tif")
+    with os.fdopen(os.open(path, os.O_RDONLY), "rb") as handle:
+        assert isinstance(handle.name, int)
+        with dcimg.DCIMGFile(handle) as f:
+            with pytest.raises(InputCollisionError):
+                dcimg.convert(f, tmp_path / "hard.tif", overwrite=True)
+            if os.path.exists(f"/proc/self/fd/{handle.fileno()}"):
+                # Where the system names the descriptor's file, its folders
+                # are protected too.
+                with pytest.raises(InputCollisionError):
+                    dcimg.convert(f, folder, overwrite=True)
+            out = dcimg.convert(f, tmp_path / "beside.tif")
+    assert out.exists()
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(folder)) == ["x.dcimg"]
