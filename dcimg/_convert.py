@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from dcimg._urls import is_url
+from dcimg._urls import chain_parts, is_url
 from dcimg._version import __version__
 from dcimg.core import DCIMGFile
 from dcimg.errors import DCIMGError
@@ -522,13 +522,19 @@ def _local_path(name: Any) -> str | None:
     if not isinstance(name, (str, bytes, os.PathLike)):
         return None
     text = os.fsdecode(name)
+    if not is_url(text):
+        return os.path.join(os.getcwd(), text)
+    # A chain ("simplecache::file:///data/a.dcimg") reads its last part.
+    last = chain_parts(text)[-1]
     for scheme in ("file://", "local://"):
         # fsspec's local file system reads these: they are local files.
-        if text.lower().startswith(scheme):
-            return text[len(scheme) :]
-    if is_url(text):
+        if last.lower().startswith(scheme):
+            return os.path.join(os.getcwd(), last[len(scheme) :])
+    if "://" in last or "::" not in text or re.fullmatch(r"[A-Za-z]+", last):
         return None  # a remote object cannot be a local output
-    return os.path.join(os.getcwd(), text)
+    # fsspec reads a chain's last part without a protocol as a local path
+    # ("simplecache::/data/a.dcimg").
+    return os.path.join(os.getcwd(), last)
 
 
 def _inputs_of(source: Any) -> _Inputs:
@@ -541,6 +547,15 @@ def _inputs_of(source: Any) -> _Inputs:
     members = getattr(getattr(source, "metadata", None), "files", None)
     names = list(members) if members else [getattr(source, "file_path", None)]
     inputs = _Inputs()
+    opened = _descriptor_identity(getattr(source, "_origin", None))
+    if opened is not None:
+        # A file object (its name may be no path: os.fdopen gives an int):
+        # the file it reads is protected by identity, and its folders by
+        # the path the system gives for the descriptor, where it does.
+        identity, path = opened
+        inputs.files.setdefault(identity, str(getattr(source, "file_path", path)))
+        if path is not None and _identity(path) == identity:
+            names.append(path)
     seen: set[str] = set()
     for name in names:
         path = _local_path(name)
@@ -569,6 +584,31 @@ def _inputs_of(source: Any) -> _Inputs:
                     if identity is not None:
                         inputs.folders.setdefault(identity, parent)
     return inputs
+
+
+def _descriptor_identity(origin: Any) -> tuple[_Identity, str | None] | None:
+    """Identify the file a file object reads, and find its path if possible.
+
+    Returns None for anything but an open file with a descriptor.
+    """
+    if origin is None or isinstance(origin, (str, bytes, os.PathLike)):
+        return None
+    try:
+        fd = origin.fileno()
+        status = os.fstat(fd)
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation too
+        return None
+    if not status.st_ino:
+        return None
+    path = None
+    for link in (f"/proc/self/fd/{fd}", f"/dev/fd/{fd}"):
+        with contextlib.suppress(OSError):
+            path = os.readlink(link)
+            break
+    if path is None:
+        name = getattr(origin, "name", None)
+        path = os.path.abspath(name) if isinstance(name, str) else None
+    return (status.st_dev, status.st_ino), path
 
 
 def _existing(path: str) -> str:

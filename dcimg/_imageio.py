@@ -105,8 +105,9 @@ class DCIMGPlugin(PluginV3):
             if request.extension == _EXTENSION:
                 # Refuse loudly: another plugin would write, say, a TIFF file
                 # under the .dcimg name.
+                shown = display_url(request.filename)
                 raise OSError(
-                    f"dcimg cannot write DCIMG files ({request.filename}); "
+                    f"dcimg cannot write DCIMG files ({shown}); "
                     "save the image in another format, e.g. .tif"
                 )
             raise InitializationError("the DCIMG plugin only reads files")
@@ -117,8 +118,8 @@ class DCIMGPlugin(PluginV3):
         empty_dcimg = not first and request.extension == _EXTENSION
         if not first.startswith(_SIGNATURE) and not empty_dcimg:
             raise InitializationError(
-                f"{request.filename} is not a DCIMG file (it does not start "
-                f"with the DCIMG signature {_SIGNATURE!r})"
+                f"{display_url(request.filename)} is not a DCIMG file (it does "
+                f"not start with the DCIMG signature {_SIGNATURE!r})"
             )
         try:
             self._file = DCIMGFile(

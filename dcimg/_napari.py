@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from dcimg._urls import display_url, is_url, url_path
 from dcimg.core import DCIMGFile
 
 __all__ = [
@@ -211,8 +212,17 @@ def _layer_data(source: Any, name: str) -> LayerData:
     return (data, kwargs, "image")
 
 
+def _name_part(path: str) -> str:
+    """Return the part of ``path`` that names the file.
+
+    For a URL, its path: without its query string (a presigned signature)
+    or fragment.
+    """
+    return url_path(path) if is_url(path) else path
+
+
 def _is_dcimg_name(path: str) -> bool:
-    return path.lower().endswith(".dcimg")
+    return _name_part(path).lower().endswith(".dcimg")
 
 
 def _open_file(path: str) -> DCIMGFile | None:
@@ -266,7 +276,7 @@ def _series_name(paths: Sequence[str], folder: str | None) -> str:
     """
     if folder is not None:
         return pathlib.Path(os.path.abspath(folder)).name or "series"
-    stems = [pathlib.Path(p).stem for p in paths]
+    stems = [pathlib.Path(_name_part(p)).stem for p in paths]
     common = os.path.commonprefix(stems).rstrip("0123456789").rstrip("_-. ")
     return common or stems[0]
 
@@ -348,11 +358,13 @@ def napari_get_reader(path: PathOrPaths) -> ReaderFunction | None:
         return None
     if dcimg_file.shape[0] == 0:
         warnings.warn(
-            f"{path}: no complete frame to show", RuntimeWarning, stacklevel=2
+            f"{display_url(path)}: no complete frame to show",
+            RuntimeWarning,
+            stacklevel=2,
         )
         dcimg_file.close()
         return None
-    return _reader_for(dcimg_file, pathlib.Path(path).stem)
+    return _reader_for(dcimg_file, pathlib.Path(_name_part(path)).stem)
 
 
 def example_data() -> list[LayerData]:

@@ -1396,6 +1396,16 @@ class FsspecReader(RangeReader):
 
     def _check_identity(self, etag: Any, modified: Any, asked: str) -> None:
         """Refuse an answer from an object other than the one opened."""
+        if self._etag is None and self._last_modified is None:
+            # Some servers name the object's version in their answers to GET
+            # only, not to HEAD: the first answer (the header's, read at
+            # opening) then names the object opened, and later ones must
+            # come from it too.
+            if etag is not None:
+                self._etag = str(etag)
+            elif modified is not None:
+                self._last_modified = str(modified)
+            return
         if self._etag is not None and etag is not None:
             if _bare_etag(etag) != _bare_etag(self._etag):
                 raise DCIMGChangedError(

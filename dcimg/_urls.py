@@ -73,14 +73,31 @@ def is_url(source: Any) -> bool:
     return isinstance(source, str) and _URL.match(source) is not None
 
 
+# The "::" that joins the URLs of a chain; an IPv6 host ("[::1]") holds
+# "::" too, inside its brackets, where it joins nothing.
+_CHAIN_JOIN = re.compile(r"::(?![^\[\]]*\])")
+
+
+def chain_parts(url: str) -> list[str]:
+    """Split a chained URL (``a::b://...``) into its parts.
+
+    The ``::`` inside the brackets of an IPv6 host (``http://[::1]/a``) is
+    part of the host, not a join.
+    """
+    return _CHAIN_JOIN.split(url)
+
+
 def url_path(url: str) -> str:
     """Return the part of `url` that may hold glob characters.
 
     That is everything after the last ``protocol://`` of a chained URL, up
     to its query string (``?``) or fragment (``#``).
     """
-    rest = url.rsplit("::", 1)[-1].split("://", 1)[-1]
-    return re.split(r"[?#]", rest, maxsplit=1)[0]
+    rest = chain_parts(url)[-1].split("://", 1)[-1]
+    rest = re.split(r"[?#]", rest, maxsplit=1)[0]
+    host, slash, path = rest.partition("/")
+    # The brackets of an IPv6 host ("[::1]") are no glob.
+    return slash + path if "[" in host else rest
 
 
 def is_glob(source: Any) -> bool:
@@ -139,7 +156,7 @@ def display_url(text: Any) -> str:
     if "://" not in text:
         return text
     parts = []
-    for part in text.split("::"):
+    for part in chain_parts(text):
         parts.append(_display_one(part) if "://" in part else part)
     return "::".join(parts)
 
@@ -180,7 +197,7 @@ def secrets_of(
     """
     found: set[str] = set()
     if isinstance(urlpath, str) and "://" in urlpath:
-        for part in urlpath.split("::"):
+        for part in chain_parts(urlpath):
             if "://" not in part:
                 continue
             try:

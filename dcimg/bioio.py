@@ -34,6 +34,7 @@ except ImportError as exc:  # pragma: no cover - exercised without bioio
         'the bioio plugin needs the optional dependency: pip install "dcimg[bioio]"'
     ) from exc
 
+from dcimg._urls import display_url, redact, secrets_of
 from dcimg.core import DCIMGFile
 from dcimg.errors import DCIMGError
 
@@ -113,11 +114,22 @@ class Reader(_BaseReader):
         first_4px_correction_enabled: bool | None = True,
         **kwargs: Any,
     ) -> None:
-        fs, path = pathlike_to_fs(image, enforce_exists=True, fs_kwargs=fs_kwargs or {})
+        try:
+            fs, path = pathlike_to_fs(
+                image, enforce_exists=True, fs_kwargs=fs_kwargs or {}
+            )
+        except OSError as exc:
+            # bioio names the whole URL, with its password and query string.
+            shown = redact(str(exc), secrets_of(str(image), fs_kwargs))
+            raise (
+                type(exc)(exc.errno, shown) if exc.errno else type(exc)(shown)
+            ) from None
         local = _local_path(fs, path)
         if local is None:
             raise exceptions.UnsupportedFileFormatError(
-                self.__class__.__name__, path, "only local DCIMG files can be read"
+                self.__class__.__name__,
+                display_url(path),
+                "only local DCIMG files can be read",
             )
         try:
             with DCIMGFile(

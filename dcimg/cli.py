@@ -24,7 +24,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from dcimg import __version__
-from dcimg._urls import display_url, is_url, redact, url_path
+from dcimg._urls import display_url, is_url, redact, secrets_of, url_path
 from dcimg.core import DCIMGFile
 from dcimg.errors import DCIMGError, DCIMGWarning
 from dcimg.metadata import Metadata
@@ -140,7 +140,12 @@ def _say(command: str, message: str) -> None:
 
     URLs in it are shown without user names, passwords and query strings.
     """
-    print(f"dcimg {command}: {redact(message)}", file=sys.stderr)
+    print(f"dcimg {command}: {redact(message, _secrets)}", file=sys.stderr)
+
+
+#: The secrets of the URLs given on this command line (see ``main``): a
+#: message may quote part of one (an output name with its query string).
+_secrets: list[str] = []
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -697,10 +702,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
+    given = [*getattr(args, "paths", []), getattr(args, "out_dir", None)]
+    _secrets[:] = [s for name in given if name for s in secrets_of(name)]
     try:
         return args.run(args)
     except _UsageError as error:
-        args.parser.error(str(error))  # exits with status 2
+        # exits with status 2
+        args.parser.error(redact(str(error), _secrets))
         return 2
     except KeyboardInterrupt:
         print("dcimg: interrupted", file=sys.stderr)
