@@ -13,7 +13,7 @@ import numpy.typing as npt
 
 from dcimg import _format, _kernels
 from dcimg._source import Source, open_source
-from dcimg._urls import display_url
+from dcimg._urls import display_url, is_url
 from dcimg.errors import DCIMGWarning
 from dcimg.metadata import Metadata
 
@@ -230,7 +230,7 @@ class DCIMGFile:
         """
         self.close()
         if file_path is None and self.file_path is not None:
-            if not _is_file_object(self._origin) and self.file_path != self._origin:
+            if not _is_file_object(self._origin) and self.file_path != self._shown:
                 # Historical scripts assign ``f.file_path`` and call open().
                 file_path = self.file_path
         if file_path is not None:
@@ -255,13 +255,19 @@ class DCIMGFile:
         """Remember what to open: a path or URL (as text), or a file object."""
         if origin is None or _is_file_object(origin):
             self._origin = origin
-            self.file_path = None
+            self.file_path = self._shown = None
             return
         # Bytes paths are kept as text (os.fsdecode round-trips any name), so
         # messages, metadata and Dask graphs see one kind of path. What is
         # shown is the URL without its secrets; what is opened, the URL.
-        self._origin = os.fsdecode(origin)
-        self.file_path = display_url(self._origin)
+        text = os.fsdecode(origin)
+        self.file_path = self._shown = display_url(text)
+        # A local path is opened (and reopened by refresh(), Dask, pickles,
+        # conversions judging what they must not replace) as it was meant
+        # when given: relative to the working folder of that moment, which
+        # may change.  Joined, not normalised: ".." after a linked folder is
+        # the system's to resolve.
+        self._origin = text if is_url(text) else os.path.join(os.getcwd(), text)
 
     def _use(self, source: Source, layout: Any) -> None:
         """Read from ``source`` (parsed as ``layout``) from now on."""

@@ -71,12 +71,6 @@ def test_still_remote_chains_convert_beside_themselves(tmp_path):
     np.testing.assert_array_equal(tifffile.imread(out), FRAMES)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core.DCIMGFile keeps a relative path as given: after os.chdir the "
-    "conversion judges another file; _set_origin must keep os.path.abspath of "
-    "a local path (file_path may stay as given for display)",
-)
 def test_an_input_opened_by_a_relative_path_is_protected_after_chdir(
     tmp_path, monkeypatch
 ):

@@ -810,3 +810,26 @@ def test_warnings_name_file(tmp_path):
 def test_module_surface():
     assert issubclass(dcimg.DCIMGChangedError, dcimg.DCIMGError)
     assert "DCIMGChangedError" in dcimg.__all__
+
+
+@pytest.mark.parametrize("mmap", [True, False])
+def test_a_relative_path_means_the_file_it_named_when_opened(
+    tmp_path, monkeypatch, mmap
+):
+    # The working folder may change after opening: refresh(), pickles and
+    # Dask reopen the file that was opened, not a namesake elsewhere.
+    import pickle
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    truth = example_stack(3, 16, 24)
+    write_dcimg(tmp_path / "a" / "x.dcimg", truth)
+    write_dcimg(tmp_path / "b" / "x.dcimg", truth[::-1].copy())
+    monkeypatch.chdir(tmp_path / "a")
+    with DCIMGFile("x.dcimg", mmap=mmap) as f:
+        assert f.file_path == "x.dcimg"  # shown as given
+        monkeypatch.chdir(tmp_path / "b")
+        f.refresh()
+        np.testing.assert_array_equal(f[:], truth)
+        np.testing.assert_array_equal(pickle.loads(pickle.dumps(f))[:], truth)
+        np.testing.assert_array_equal(f.as_dask_array().compute(), truth)
