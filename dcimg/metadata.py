@@ -156,7 +156,7 @@ class Metadata:
         Frames at the end whose counter and time stamp were cut off with
         their trailer (0, or 1 for an interrupted framed file whose last
         frame's pixels are whole): their framestamp is
-        :data:`MISSING_FRAMESTAMP` and their time stamp ``NaT``.
+        :data:`~dcimg.metadata.MISSING_FRAMESTAMP` and their time stamp ``NaT``.
     """
 
     path: str

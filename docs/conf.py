@@ -88,7 +88,8 @@ _EXTERNAL = {
         "https://docs.python.org/3/",
         # Modules of the standard library (Sphinx itself resolves the
         # built-in types and exceptions, with or without the inventory).
-        r"(os|sys|io|datetime|pathlib|tempfile|warnings|typing|collections)(\..+)?",
+        r"(os|sys|io|datetime|pathlib|tempfile|warnings|typing|collections|logging"
+        r"|faulthandler)(\..+)?",
     ),
     "numpy": ("https://numpy.org/doc/stable/", r"numpy(\..+)?"),
     "dask": ("https://docs.dask.org/en/stable/", r"dask(\..+)?"),
