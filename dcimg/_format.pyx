@@ -274,6 +274,7 @@ def parse_layout(Py_ssize_t size, fetch):
     else:
         _parse_framed(b, s, f, notes)
 
+    f.setdefault("stored_frames", f["frames"])
     f["notes"] = tuple(notes)
     return Layout(**f)
 
@@ -538,30 +539,37 @@ cdef _parse_framed(_Bytes b, int64_t s, dict f, list notes):
             fallback = None
 
     # Frames whose pixels lie wholly inside the file; of those, the ones
-    # whose trailer holds the counter and time stamp too.  Only the last
-    # frame of a cut file can lack its trailer: its pixels are exact, its
-    # stamps are lost.  A frame whose stored pixels are cut off is not
-    # returned (four of its pixels would be the camera's pattern).
+    # whose trailer holds the counter and time stamp too, and the stored
+    # pixels.  Only the last frame of a cut file can lack (part of) its
+    # trailer: its pixels are as stored, its stamps and stored values lost.
     cdef int64_t data = f["data_offset"]
-    pixels = min(nframes, _whole_frames(size - data, bpi, stride))
+    complete = min(nframes, _whole_frames(size - data, bpi, stride))
     stamped = min(nframes, _whole_frames(size - data, bpi + TRAILER_STORED_PIXELS,
                                          stride))
     if fallback is not None:
-        _check_fallback(b, f, pixels, notes)
-    complete = pixels
+        _check_fallback(b, f, complete, notes)
+    valued = complete
     if f["stored_bytes"]:
-        complete = min(nframes, _whole_frames(
+        valued = min(nframes, _whole_frames(
             size - data, bpi + TRAILER_STORED_PIXELS + f["stored_bytes"], stride))
-    stamped = min(stamped, complete)
     f["frames"] = complete
     f["stamped_frames"] = stamped
-    cut_trailer = ""
+    f["stored_frames"] = valued
+    lost = []
     if stamped < complete:
-        cut_trailer = (
-            f"; the trailer of the last one is cut, so its frame counter and "
-            f"time stamp are lost (framestamps {MISSING_FRAMESTAMP:#x}, "
-            "timestamp NaT)"
+        lost.append(
+            f"its frame counter and time stamp are lost (framestamps "
+            f"{MISSING_FRAMESTAMP:#x}, timestamp NaT)"
         )
+    if valued < complete:
+        lost.append(
+            f"the stored values of its {f['stored_bytes'] // f['byte_depth']} "
+            "overwritten pixels are lost (those pixels are returned as stored, "
+            "or 0 when first_4px_correction_enabled is False)"
+        )
+    cut_trailer = ""
+    if lost:
+        cut_trailer = "; the trailer of the last one is cut, so " + " and ".join(lost)
     if complete < nframes:
         f["truncated"] = True
         notes.append(

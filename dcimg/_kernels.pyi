@@ -48,6 +48,7 @@ class StridedImage:
         max_threads: int = 1,
         parallel_bytes: int = ...,
         confirm: Callable[[int, bool], object] | None = None,
+        stored_frames: int = -1,
     ) -> None: ...
     @property
     def shape(self) -> tuple[int, int, int]: ...

@@ -179,12 +179,20 @@ cdef void _rows_typed(
 cdef void _stored_typed(
     dst_t* dst, Py_ssize_t n0, Py_ssize_t frame_size, const uint8_t* stored,
     Py_ssize_t stored_stride, Py_ssize_t p0, Py_ssize_t pstep,
-    Py_ssize_t count, bint zero, src_t kind,
+    Py_ssize_t count, bint zero, Py_ssize_t f0, Py_ssize_t fstep,
+    Py_ssize_t limit, src_t kind,
 ) noexcept nogil:
-    """Write each output frame's stored values (or zeros) over its row."""
+    """Write each output frame's stored values (or zeros) over its row.
+
+    Output frame ``i`` is source frame ``f0 + i * fstep``; source frames from
+    ``limit`` on have no stored values (they were cut off with the file's
+    end): their pixels stay as stored, unless zeros are asked for.
+    """
     cdef Py_ssize_t i, t
     cdef dst_t* row
     for i in range(n0):
+        if not zero and f0 + i * fstep >= limit:
+            continue
         row = dst + i * frame_size
         for t in range(count):
             if zero:
@@ -387,6 +395,9 @@ cdef struct Plan:
     const uint8_t* values
     Py_ssize_t values_stride, p0, pstep
     bint zero
+    # Output frame i is source frame f0 + i * fstep; frames from limit on
+    # have no stored values.
+    Py_ssize_t f0, fstep, limit
     # A byte to read once the copy is done (or NULL), to confirm that the
     # buffer still holds every byte copied (see StridedImage._fill).
     const uint8_t* probe
@@ -412,7 +423,7 @@ cdef void _job_typed(Job* job, dst_t* dst, src_t kind) noexcept nogil:
     if job.stored:
         _stored_typed(dst + p.out_row * p.n2 + p.first, p.n0, p.n1 * p.n2,
                       p.values, p.values_stride, p.p0, p.pstep, p.count, p.zero,
-                      kind)
+                      p.f0, p.fstep, p.limit, kind)
 
 
 cdef void _job_src(Job* job, src_t s) noexcept nogil:
@@ -516,6 +527,18 @@ cdef int _run(Plan* p, uint8_t* dst, int kind, int depth) noexcept nogil:
 cdef inline Py_ssize_t _reach(Py_ssize_t count, Py_ssize_t step) noexcept nogil:
     # How far past the first item the farthest of ``count`` items lies.
     return (count - 1) * step if count > 1 and step > 0 else 0
+
+
+cdef Py_ssize_t _last_below(
+    Py_ssize_t f0, Py_ssize_t fstep, Py_ssize_t n, Py_ssize_t limit,
+) noexcept nogil:
+    # The largest of frames f0 + i * fstep (0 <= i < n) below limit, or -1.
+    cdef Py_ssize_t i, frame, best = -1
+    for i in range(n):
+        frame = f0 + i * fstep
+        if frame < limit and frame > best:
+            best = frame
+    return best
 
 
 cdef const uint8_t* _probe_after(
@@ -670,6 +693,11 @@ cdef class StridedImage:
         ``(row, column, count, offset, stride)``: in every frame ``i``,
         pixels ``[i, row, column:column + count]`` were overwritten and their
         true values are ``count`` pixels at byte ``offset + i * stride``.
+    stored_frames : int, optional
+        Frames ``i`` whose stored values are in the buffer: those below this
+        (all when negative).  The others (the last frame of a file cut inside
+        its trailer) keep their pixels as stored, or get zeros in that mode;
+        their values are never read.
     max_threads : int, default 1
         Threads a large copy may be split across.
     parallel_bytes : int, default 32 MiB
@@ -697,7 +725,7 @@ cdef class StridedImage:
     cdef Py_ssize_t strides[3]
     cdef readonly int depth
     cdef Py_ssize_t stored_row, stored_col, stored_count
-    cdef Py_ssize_t stored_offset, stored_stride
+    cdef Py_ssize_t stored_offset, stored_stride, stored_frames
     # Where the stored values are: the image's buffer, or (after
     # use_values) a copy of their own, which no read needs to confirm.
     # values_base + stored_offset is the first value; it is one pointer,
@@ -713,6 +741,7 @@ cdef class StridedImage:
         self, const uint8_t[::1] buffer, Py_ssize_t offset, tuple shape,
         tuple strides, int depth, tuple stored=None, int max_threads=1,
         Py_ssize_t parallel_bytes=32 << 20, object confirm=None,
+        Py_ssize_t stored_frames=-1,
     ):
         cdef int a
         cdef Py_ssize_t last = offset
@@ -745,13 +774,17 @@ cdef class StridedImage:
         self.depth = depth
         self.stored_count = 0
         self.stored_row = -1
+        if stored_frames < 0 or stored_frames > self.shape[0]:
+            stored_frames = self.shape[0]
+        self.stored_frames = stored_frames
         if stored is not None and stored[2] > 0 and self.shape[0] > 0:
             row, col, count, soffset, sstride = stored
             if not (0 <= row < self.shape[1] and 0 <= col
                     and col + count <= self.shape[2]):
                 raise ValueError(f"stored pixels {stored} lie outside the image")
-            if (soffset < 0 or sstride < 0 or soffset + (self.shape[0] - 1)
-                    * sstride + count * depth > buffer.shape[0]):
+            if soffset < 0 or sstride < 0 or (stored_frames and soffset + (
+                    stored_frames - 1) * sstride + count * depth
+                    > buffer.shape[0]):
                 raise ValueError(
                     f"stored pixel values {stored} lie outside the buffer")
             self.stored_row = row
@@ -792,8 +825,11 @@ cdef class StridedImage:
         cdef const uint8_t[::1] copy = values
         if self.stored_count == 0 or self.values_base != self.base:
             return False
-        if ((self.shape[0] - 1) * self.stored_stride
-                + self.stored_count * self.depth > copy.shape[0]):
+        cdef Py_ssize_t need = 0
+        if self.stored_frames:
+            need = ((self.stored_frames - 1) * self.stored_stride
+                    + self.stored_count * self.depth)
+        if need > copy.shape[0]:
             raise ValueError("the copy of the stored values is too short")
         self.values_buf = copy  # kept for as long as the image lives
         # One store: values_base + stored_offset is the copy's first byte.
@@ -849,7 +885,7 @@ cdef class StridedImage:
         """
         cdef Plan p
         cdef int status
-        cdef Py_ssize_t out_row, first, count
+        cdef Py_ssize_t out_row, first, count, last
         cdef const uint8_t* values_base = self.values_base  # one read
         p.n0 = sel.count[0]
         p.n1 = sel.count[1]
@@ -873,13 +909,19 @@ cdef class StridedImage:
             p.p0 = sel.start[2] + first * sel.step[2] - self.stored_col
             p.pstep = sel.step[2]
             p.zero = mode == _ZERO
+            p.f0 = sel.start[0]
+            p.fstep = sel.step[0]
+            p.limit = self.stored_frames
         global _last_gil
         _last_gil = PyGILState_Check()
         cdef Py_ssize_t end = (p.src - self.base) + _reach(p.n0, p.s0) + _reach(
             p.n1, p.s1) + _reach(p.n2, p.s2) + self.depth
-        if p.stored and values_base == self.base:
-            end = max(end, (p.values - self.base) + _reach(p.n0, p.values_stride)
-                      + (p.p0 + _reach(p.count, p.pstep) + 1) * self.depth)
+        if p.stored and values_base == self.base and not p.zero:
+            # The values read: those of the last selected frame that has any.
+            last = _last_below(p.f0, p.fstep, p.n0, p.limit)
+            if last >= 0:
+                end = max(end, self.stored_offset + last * self.stored_stride
+                          + (p.p0 + _reach(p.count, p.pstep) + 1) * self.depth)
         end_out[0] = end
         p.probe = NULL
         if not self.confirming or _skip_confirm:

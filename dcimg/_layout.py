@@ -65,7 +65,8 @@ class Layout(NamedTuple):
     #: The stored pixels: bytes overwritten per frame (0 when none), where the
     #: true values of frame 0 are and the stride between frames, the row and
     #: first column overwritten, where the position came from, and whether
-    #: the values were lost (an interrupted packed file).
+    #: the values were lost (an interrupted packed file); see also
+    #: ``stored_frames`` below.
     stored_bytes: int
     stored_offset: int
     stored_stride: int
@@ -73,6 +74,10 @@ class Layout(NamedTuple):
     stored_column: int
     stored_source: str | None
     stored_lost: bool
+    #: Frames whose stored values are in the file: ``frames``, or one fewer
+    #: when the trailer of the last frame (a framed file) was cut inside them;
+    #: that frame's overwritten pixels are returned as stored.
+    stored_frames: int
     #: The camera block, when the file has one.
     camera_model: str
     camera_serial: str

@@ -369,6 +369,7 @@ class MappedSource(Source):
             stored,
             max_threads=MAX_THREADS,
             confirm=self.confirm,
+            stored_frames=layout.stored_frames,
         )
         # The kernel's own method: no Python frame between the caller and
         # the copy on the hot path.
@@ -600,9 +601,13 @@ class RangeSource(Source):
                 ranges.append((start, start + span))
                 buffers.append(window[j * span : (j + 1) * span])
             values = None
+            # The frames (sorted) whose stored values are in the file: the
+            # last frame's may have been cut off with its trailer.
+            valued = n
             if stored:
                 values = n * span
-                for j, frame in enumerate(frames):
+                valued = sum(frame < layout.stored_frames for frame in frames)
+                for j, frame in enumerate(frames[:valued]):
                     start = layout.stored_offset + frame * layout.stored_stride
                     ranges.append((start, start + layout.stored_bytes))
                     at = values + j * layout.stored_bytes
@@ -624,6 +629,7 @@ class RangeSource(Source):
                     layout.stored_bytes,
                 ),
                 max_threads=MAX_THREADS,
+                stored_frames=valued,
             )
             frame_key = slice(0, n) if fstep > 0 else slice(n - 1, None, -1)
             image.take((frame_key, row_key, col_key), kind, block[i0:i1], mode, threads)
@@ -643,10 +649,13 @@ class RangeSource(Source):
             ranges.append((start, start + size))
         buffers = [block[i].reshape(-1).view(np.uint8) for i in range(len(frames))]
         restore = mode == _kernels.RESTORE and layout.stored_bytes
+        # Frames whose stored values are in the file (not the last frame of
+        # a file cut inside its trailer: its pixels stay as stored).
+        valued = [i for i, frame in enumerate(frames) if frame < layout.stored_frames]
         if restore:
-            values = np.empty((len(frames), layout.stored_bytes), np.uint8)
-            for frame in frames:
-                start = layout.stored_offset + frame * layout.stored_stride
+            values = np.empty((len(valued), layout.stored_bytes), np.uint8)
+            for i in valued:
+                start = layout.stored_offset + frames[i] * layout.stored_stride
                 ranges.append((start, start + layout.stored_bytes))
             buffers.extend(values)
         # Merging frames with their neighbours (and a framed file's stored
@@ -657,8 +666,11 @@ class RangeSource(Source):
         if mode == _kernels.LEAVE or not layout.stored_bytes:
             return
         row, first = layout.stored_row, layout.stored_column
-        where = (slice(None), row, slice(first, first + layout.stored_pixels))
-        block[where] = values.view(block.dtype) if restore else 0
+        columns = slice(first, first + layout.stored_pixels)
+        if restore:
+            block[valued, row, columns] = values.view(block.dtype)
+        else:
+            block[:, row, columns] = 0
 
     def column(self, offset: int, stride: int, itemsize: int) -> bytes:
         """Gather one field of every frame in few requests (see :class:`Source`)."""

@@ -88,6 +88,11 @@ class StoredPixels:
         False when the pixels are returned as stored: the stored values were
         lost (a cut packed file), or a fallback row was not confirmed by the
         camera's ``0, max, 0, max`` pattern in the frames.
+    missing_frames : int
+        Frames whose stored values are lost although their pixels are in the
+        file: 1 when a framed file is cut inside the trailer of its last
+        frame, else 0.  Their overwritten pixels are returned as stored (0
+        when ``first_4px_correction_enabled`` is False).
     """
 
     row: int
@@ -95,6 +100,7 @@ class StoredPixels:
     count: int
     source: str
     available: bool
+    missing_frames: int = 0
 
 
 @dataclass(frozen=True)
@@ -240,6 +246,7 @@ class Metadata:
                 count=count,
                 source=layout.stored_source or "lost with the footer",
                 available=not layout.stored_lost,
+                missing_frames=layout.frames - layout.stored_frames,
             )
         return cls(
             path=path,

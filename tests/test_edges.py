@@ -396,35 +396,103 @@ def test_cut_trailer_keeps_the_last_frame(folder, http, data):
     part = path.with_name("cut-" + path.name)
     part.write_bytes(path.read_bytes()[:cut])
     stored = g["row"] is not None
-    # Without stored pixels the last frame's pixels are exact: returned.
-    # With them, four of its pixels would be the camera's pattern: dropped.
-    frames = n - 1 if stored else n
+    source = data.draw(st.sampled_from(FILE_SOURCES))
+    # Without stored pixels the last frame's pixels are exact; with them,
+    # its overwritten pixels are returned as stored (their values are cut).
+    kwargs = {"first_4px_correction_enabled": None} if stored else {}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        f = open_as(part, source, http, **kwargs)
+    try:
+        messages = " ".join(str(w.message) for w in caught)
+        assert f.shape == truth.shape
+        if stored:
+            assert f.metadata.stored_pixels.missing_frames == 1
+            # Read as stored (every frame): the stored values themselves are
+            # checked in test_cut_inside_the_stored_values_keeps_the_last_frame.
+            np.testing.assert_array_equal(f[...], as_stored(path, truth))
+        else:
+            np.testing.assert_array_equal(f[...], truth)
+            assert f.metadata.stored_pixels is None
+        counters = np.arange(n) + 5
+        assert "trailer of the last one is cut" in messages
+        assert f.metadata.missing_stamps == 1
+        assert f.framestamps[-1] == MISSING_FRAMESTAMP
+        np.testing.assert_array_equal(f.framestamps[:-1], counters[:-1])
+        assert np.isnat(f.timestamps[-1]) and np.isnat(f.ts(-1))
+        assert not np.isnat(f.timestamps[:-1]).any()
+        # The missing stamp is no dropped frame and no last time stamp.
+        assert f.metadata.dropped_frame_count == 0
+        if n > 1:
+            assert f.metadata.last_timestamp == str(f.timestamps[-2]) + "Z"
+        else:
+            assert f.metadata.last_timestamp is None
+    finally:
+        close(f)
+
+
+def as_stored(path: Path, truth: np.ndarray) -> np.ndarray:
+    """The frames of a framed file as its bytes hold them (no correction)."""
+    raw = path.read_bytes()
+    data = FRAMED_S + struct.unpack_from("<Q", raw, FRAMED_S + 0x60)[0]
+    stride = struct.unpack_from("<I", raw, FRAMED_S + 0x74)[0]
+    row_bytes = struct.unpack_from("<I", raw, FRAMED_S + 0x50)[0]
+    frames, height, width = truth.shape
+    dtype = np.dtype(truth.dtype).newbyteorder("<")
+    image = np.empty_like(truth)
+    for i in range(frames):
+        start = data + i * stride
+        rows = np.frombuffer(raw, np.uint8, height * row_bytes, start)
+        image[i] = rows.reshape(height, row_bytes)[:, : width * dtype.itemsize].view(
+            dtype
+        )
+    return image
+
+
+@SETTINGS
+@given(data=st.data())
+def test_cut_inside_the_stored_values_keeps_the_last_frame(folder, http, data):
+    """A framed file cut inside the last trailer, before its stored values end.
+
+    The last frame is returned: its overwritten pixels as stored (their true
+    values are cut off), or 0 when asked for zeros; every other frame is
+    corrected as usual.
+    """
+    path, truth, g = data.draw(framed_files(folder, stored=True))
+    n = len(truth)
+    last = g["data"] + (n - 1) * g["stride"] + g["bpi"]  # end of its pixels
+    # Counter, time stamp (12 bytes) and stored values (8 bytes) follow.
+    cut = last + data.draw(st.integers(0, 12 + 8 - 1))
+    part = path.with_name(f"cut{cut}-" + path.name)
+    part.write_bytes(path.read_bytes()[:cut])
+    mode = data.draw(st.sampled_from([True, False, None]))
     source = data.draw(st.sampled_from(FILE_SOURCES))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        f = open_as(part, source, http)
+        f = open_as(part, source, http, first_4px_correction_enabled=mode)
     try:
         messages = " ".join(str(w.message) for w in caught)
-        assert f.shape == (frames, *truth.shape[1:])
-        np.testing.assert_array_equal(f[...], truth[:frames])
-        counters = np.arange(n) + 5
-        if stored:
-            assert f.metadata.missing_stamps == 0
-            np.testing.assert_array_equal(f.framestamps, counters[:frames])
-            assert not np.isnat(f.timestamps).any()
+        assert "stored values of its" in messages and "as stored" in messages
+        info = f.metadata.stored_pixels
+        assert info.available and info.missing_frames == 1
+        assert f.metadata.missing_stamps == (1 if cut < last + 12 else 0)
+        raw = as_stored(path, truth)
+        where = (slice(None), info.row, slice(info.column, info.column + info.count))
+        if mode is None:
+            want = raw
+        elif mode:
+            want = truth.copy()
+            want[-1] = raw[-1]
         else:
-            assert "trailer of the last one is cut" in messages
-            assert f.metadata.missing_stamps == 1
-            assert f.framestamps[-1] == MISSING_FRAMESTAMP
-            np.testing.assert_array_equal(f.framestamps[:-1], counters[:-1])
-            assert np.isnat(f.timestamps[-1]) and np.isnat(f.ts(-1))
-            assert not np.isnat(f.timestamps[:-1]).any()
-            # The missing stamp is no dropped frame and no last time stamp.
-            assert f.metadata.dropped_frame_count == 0
-            if n > 1:
-                assert f.metadata.last_timestamp == str(f.timestamps[-2]) + "Z"
-            else:
-                assert f.metadata.last_timestamp is None
+            want = truth.copy()
+            want[where] = 0
+        assert f.shape == truth.shape
+        for _ in range(3):
+            key = data.draw(basic_indices(truth.shape, allow_newaxis=True))
+            np.testing.assert_array_equal(f[key], want[key])
+        np.testing.assert_array_equal(f[::-1], want[::-1])
+        out = np.empty(truth.shape, "float64")
+        np.testing.assert_array_equal(f.read(slice(None), out=out), want)
     finally:
         close(f)
 
@@ -560,13 +628,28 @@ def test_golden_truncated_file_cut_trailer(fixtures, tmp_path):
         with f:
             info = f.metadata.stored_pixels
             stored = trailer != 16 and info is not None and info.available
-            frames = n - 1 if stored else n
-            np.testing.assert_array_equal(f[...], truth["data"][:frames])
+            want = truth["data"].copy()
+            if stored:
+                # The last frame's overwritten pixels, as stored: their true
+                # values were cut off with its trailer.
+                assert info.missing_frames == 1
+                dtype = np.dtype(want.dtype).newbyteorder("<")
+                row_bytes = struct.unpack_from("<I", raw, s + 0x50)[0]
+                at = data + (n - 1) * stride + info.row * row_bytes
+                at += info.column * dtype.itemsize
+                want[-1, info.row, info.column : info.column + info.count] = (
+                    np.frombuffer(raw, dtype, info.count, at)
+                )
+            np.testing.assert_array_equal(f[...], want)
             np.testing.assert_array_equal(
                 f.framestamps[: n - 1], truth["framestamps"][: n - 1]
             )
-            if not stored:
-                assert f.framestamps[-1] == MISSING_FRAMESTAMP
+            assert f.framestamps[-1] == MISSING_FRAMESTAMP
+            assert f.metadata.missing_stamps == 1
+            if stored:
+                f.first_4px_correction_enabled = False
+                want[:, info.row, info.column : info.column + info.count] = 0
+                np.testing.assert_array_equal(f[...], want)
 
 
 # --------------------------------------------------------------------------

@@ -118,8 +118,9 @@ def test_every_truncation_point(tmp_path, variant):
     else:
         data = s + struct.unpack_from("<Q", full, s + 0x60)[0]
         trailer = kwargs["trailer_size"]
-        # A frame is returned once its pixels (and, with stored pixels,
-        # its whole trailer data) are in; its stamps once 12 trailer bytes are.
+        # A frame is returned once its pixels are in; its stamps once 12
+        # trailer bytes are, its stored values once 12 + 8 are (the last
+        # frame's overwritten pixels are returned as stored until then).
         extra = 12 + 8 if row is not None else 0
     path = tmp_path / "cut.dcimg"
     opened = 0
@@ -140,8 +141,9 @@ def test_every_truncation_point(tmp_path, variant):
                 stamped = expect
             else:
                 stride = bpi + trailer
-                expect = min(3, _framed_complete(cut, data, bpi, stride, extra))
+                expect = min(3, _framed_complete(cut, data, bpi, stride, 0))
                 stamped = min(expect, _framed_complete(cut, data, bpi, stride, 12))
+                valued = min(expect, _framed_complete(cut, data, bpi, stride, extra))
             assert f.shape == (expect, 6, 8), cut
             assert f.metadata.declared_frames == 3
             assert f.metadata.frames == expect
@@ -155,8 +157,14 @@ def test_every_truncation_point(tmp_path, variant):
             # Pixels: exact; packed files cut inside the footer lost the
             # stored values, so there the pixels come back as stored.
             stored_lost = packed and row is not None and cut < len(full)
-            want = _as_stored(truth, row) if stored_lost else truth
-            np.testing.assert_array_equal(f[...], want[:expect], err_msg=str(cut))
+            want = (_as_stored(truth, row) if stored_lost else truth)[:expect].copy()
+            if not packed:
+                want[valued:] = _as_stored(truth, row)[valued:expect]
+                missing = (
+                    f.metadata.stored_pixels.missing_frames if row is not None else 0
+                )
+                assert missing == expect - valued, cut
+            np.testing.assert_array_equal(f[...], want, err_msg=str(cut))
             if stored_lost and expect:
                 assert f.metadata.stored_pixels.available is False
                 assert any("stored" in m for m in messages)
@@ -240,7 +248,7 @@ def test_zero_complete_frames(tmp_path):
     )
     raw = path.read_bytes()
     data = FRAMED_S + struct.unpack_from("<Q", raw, FRAMED_S + 0x60)[0]
-    path.write_bytes(raw[: data + 64 + 5])  # pixels of frame 0, half a trailer
+    path.write_bytes(raw[: data + 63])  # frame 0's pixels but one byte
     with pytest.warns(DCIMGWarning, match="0 complete frames of the 2"):
         f = DCIMGFile(path)
     with f:
