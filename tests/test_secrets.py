@@ -14,6 +14,7 @@ import json
 import logging
 import subprocess
 import sys
+import tempfile
 import traceback
 
 import numpy as np
@@ -75,6 +76,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=120,
+        cwd=tempfile.gettempdir(),  # not the source tree (no compiled modules)
     )
 
 

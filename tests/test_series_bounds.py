@@ -15,6 +15,7 @@ import pathlib
 import pickle
 import subprocess
 import sys
+import tempfile
 import textwrap
 import tracemalloc
 
@@ -199,6 +200,7 @@ def _run_within(code: str, timeout: float = 60) -> str:
             capture_output=True,
             text=True,
             timeout=timeout,
+            cwd=tempfile.gettempdir(),  # not the source tree (no compiled modules)
         )
     except subprocess.TimeoutExpired:
         pytest.fail(f"did not finish within {timeout} s")
