@@ -91,6 +91,11 @@ def _describe(meta: Metadata) -> list[str]:
         lines.append("stored pixels  none (no pixels overwritten by the camera)")
     else:
         state = "" if stored.available else " - values lost, returned as stored"
+        if stored.available and stored.missing_frames:
+            state = (
+                f" - values of the last {stored.missing_frames} frame(s) lost "
+                "with the cut trailer, returned as stored"
+            )
         lines.append(
             f"stored pixels  {stored.count} at row {stored.row}, column "
             f"{stored.column} ({stored.source}){state}"

@@ -704,3 +704,20 @@ def test_golden_files_edges(fixtures, tmp_path):
         with f:
             assert f.shape == (0, *truth.shape[1:])
             assert f.timestamps.size == 0
+
+
+def test_info_says_the_last_frames_stored_values_are_lost(tmp_path, capsys):
+    from dcimg.cli import main
+
+    truth = example_stack(3, 12, 128, seed=3)
+    path = tmp_path / "cut.dcimg"
+    write_dcimg(path, truth, version=0x2000000, trailer_size=32, stored_pixels_row=4)
+    raw = path.read_bytes()
+    data = FRAMED_S + struct.unpack_from("<Q", raw, FRAMED_S + 0x60)[0]
+    bpi = struct.unpack_from("<I", raw, FRAMED_S + 0x54)[0]
+    path.write_bytes(raw[: data + 2 * (bpi + 32) + bpi + 14])  # inside its values
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DCIMGWarning)
+        assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "values of the last 1 frame(s) lost" in out, out
