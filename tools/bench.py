@@ -502,6 +502,21 @@ def bench_layout(
         )
         rows.append(views)
 
+    if not row.skipped:
+        # The floor: Dask's own sum of the same pixels already in memory (no
+        # file, no copy): what NumPy's reduction alone costs against whole().
+        import dask.array as da
+
+        in_memory = da.from_array(f.whole(), chunks=f.as_dask_array().chunksize)
+        floor = Row(
+            "Dask `sum()` of the same array already in memory (the floor)",
+            name,
+            "reference for the row above",
+        )
+        floor.record(interleaved(lambda: in_memory.sum().compute(), f.whole, repeat))
+        rows.append(floor)
+        in_memory = None
+
     rows += bench_check_cost(f, name, pairs, args)
     view = None  # release the buffer before closing the mapping
     mapping.close()
