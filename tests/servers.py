@@ -385,9 +385,9 @@ class S3Server:
         self._server.stop()
 
 
-@pytest.fixture
-def http_server() -> Iterator[RangeHTTPServer]:
-    """A :class:`RangeHTTPServer` serving nothing yet; stopped afterwards."""
+@contextlib.contextmanager
+def serving_http() -> Iterator[RangeHTTPServer]:
+    """Run a :class:`RangeHTTPServer` serving nothing yet; stop it on exit."""
     # Its clients are fsspec's HTTP file system.
     pytest.importorskip("fsspec")
     pytest.importorskip("aiohttp")
@@ -396,6 +396,13 @@ def http_server() -> Iterator[RangeHTTPServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def http_server() -> Iterator[RangeHTTPServer]:
+    """A :class:`RangeHTTPServer` for one test (see :func:`serving_http`)."""
+    with serving_http() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

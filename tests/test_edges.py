@@ -65,15 +65,10 @@ def folder():
 @pytest.fixture(scope="module")
 def http():
     """An HTTP Range server on 127.0.0.1 (module-wide: hypothesis reuses it)."""
-    pytest.importorskip("fsspec")
-    pytest.importorskip("aiohttp")
-    from servers import RangeHTTPServer
+    from servers import serving_http
 
-    server = RangeHTTPServer().start()
-    try:
+    with serving_http() as server:
         yield server
-    finally:
-        server.stop()
 
 
 # Byte sources of a single file; "series" reads two copies joined in time.

@@ -31,6 +31,8 @@ npe2 = pytest.importorskip("npe2")
 pytest.importorskip("napari")
 da = pytest.importorskip("dask.array")
 
+from helpers import skip_unless_sparse_files  # noqa: E402
+
 import dcimg  # noqa: E402
 from dcimg import _napari  # noqa: E402
 from dcimg.testing import (  # noqa: E402
@@ -264,21 +266,8 @@ def test_in_memory_threshold(tmp_path, monkeypatch, limit, available, lazy):
     np.testing.assert_array_equal(np.asarray(data), truth)
 
 
-def _sparse_files_supported(folder: pathlib.Path) -> bool:
-    probe = folder / "probe"
-    with open(probe, "wb") as fh:
-        fh.truncate(1 << 30)
-    try:
-        return os.stat(probe).st_blocks * 512 < (1 << 20)
-    finally:
-        probe.unlink()
-
-
 def test_100_gb_file_opens_in_under_a_second_as_dask(plugin_manager, tmp_path):
-    if not hasattr(os.stat_result, "st_blocks") or not _sparse_files_supported(
-        tmp_path
-    ):
-        pytest.skip("no sparse files on this file system")
+    skip_unless_sparse_files(tmp_path)
     path = write_sparse_dcimg(
         tmp_path / "huge.dcimg", 12_800, 2048, 2048, stored_pixels_row=1023
     )

@@ -17,6 +17,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from helpers import skip_unless_sparse_files
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -26,23 +27,10 @@ from dcimg.testing import example_stack, write_dcimg, write_sparse_dcimg
 EXAMPLES = int(os.environ.get("DCIMG_HYPOTHESIS_EXAMPLES", "100"))
 
 
-def _sparse_files_supported(folder: pathlib.Path) -> bool:
-    probe = folder / "probe"
-    with open(probe, "wb") as fh:
-        fh.truncate(1 << 30)
-    try:
-        return os.stat(probe).st_blocks * 512 < (1 << 20)
-    finally:
-        probe.unlink()
-
-
 @pytest.fixture
 def two_huge_frames(tmp_path):
     """Two 24000 x 24000 ``uint16`` frames (2.3 GB) that take no disk space."""
-    if not hasattr(os.stat_result, "st_blocks") or not _sparse_files_supported(
-        tmp_path
-    ):
-        pytest.skip("no sparse files on this file system")
+    skip_unless_sparse_files(tmp_path)
     return write_sparse_dcimg(
         tmp_path / "huge.dcimg", 2, 24000, 24000, stored_pixels_row=7
     )
