@@ -21,6 +21,7 @@ OPERATIONS = [
     "reads `f[i, y:y+10, 0:10]` across the stored row",
     "`as_dask_array().sum().compute()`",
     "`as_dask_array(copy=False).sum().compute()`",
+    "Dask `sum()` of the same array already in memory",
     "open `DCIMGFile(path)`",
     "`.timestamps`",
     "first time stamps vs first full read",
