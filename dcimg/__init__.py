@@ -29,10 +29,15 @@ from dcimg._convert import convert
 from dcimg._urls import redact as _redact
 from dcimg.core import DCIMGFile, StrOrBytesPath
 from dcimg.errors import (
+    ConversionError,
     DCIMGChangedError,
     DCIMGError,
     DCIMGFormatError,
+    DCIMGReadError,
+    DCIMGSeriesError,
     DCIMGWarning,
+    InputCollisionError,
+    MissingDependencyError,
 )
 from dcimg.metadata import Camera, Metadata, StoredPixels, SubArray
 from dcimg.series import DCIMGSeries, names_series
@@ -42,12 +47,17 @@ if TYPE_CHECKING:
     import dask.array as da
 
 __all__ = [
+    "ConversionError",
     "DCIMGChangedError",
     "DCIMGError",
     "DCIMGFile",
     "DCIMGFormatError",
+    "DCIMGReadError",
     "DCIMGSeries",
+    "DCIMGSeriesError",
     "DCIMGWarning",
+    "InputCollisionError",
+    "MissingDependencyError",
     "Camera",
     "Metadata",
     "StoredPixels",

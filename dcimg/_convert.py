@@ -53,7 +53,11 @@ import numpy as np
 from dcimg._urls import chain_parts, is_url
 from dcimg._version import __version__
 from dcimg.core import DCIMGFile
-from dcimg.errors import DCIMGError
+from dcimg.errors import (
+    ConversionError,
+    InputCollisionError,
+    MissingDependencyError,
+)
 
 __all__ = [
     "AXES",
@@ -105,14 +109,6 @@ _OME_PIXEL_TYPES = {
 # OME-NGFF 0.4 orders axes: time, channel, then space.
 _NGFF_ORDER = "TCZ"
 _NGFF_TYPES = {"T": "time", "C": "channel", "Z": "space"}
-
-
-class ConversionError(DCIMGError):
-    """The conversion cannot be done as asked (bad name, frames, type...)."""
-
-
-class MissingDependencyError(ConversionError):
-    """An optional package needed for the requested output is not installed."""
 
 
 @dataclass(frozen=True)
@@ -294,7 +290,8 @@ def _require(module: str, what: str, extra: str = "convert") -> Any:
     except ImportError:
         raise MissingDependencyError(
             f"writing {what} needs the {module} package; install it with "
-            f"pip install 'dcimg[{extra}]'"
+            f"pip install 'dcimg[{extra}]'",
+            module,
         ) from None
 
 
@@ -436,30 +433,6 @@ class _Options:
 # What ``os.stat`` says a file is: (device, inode), or its resolved path
 # where the file system has no inode numbers (0 on some Windows volumes).
 _Identity = tuple[int, int] | tuple[str, str]
-
-
-class InputCollisionError(ConversionError):
-    """An output would replace, contain, or lie inside what is being read.
-
-    Raised before anything is written, with or without ``overwrite``: a
-    conversion never deletes, truncates or replaces a file it reads.
-
-    Attributes
-    ----------
-    output : str
-        The output as given.
-    input : str
-        The input file, or the folder of the series, it collides with.
-    """
-
-    def __init__(self, output: str, input: str, relation: str) -> None:
-        self.output = output
-        self.input = input
-        super().__init__(
-            f"refusing to write {output!r}: {relation} {input!r}, which is "
-            "being read (inputs are never replaced, even with overwrite); "
-            "choose another output"
-        )
 
 
 @dataclass(frozen=True)
@@ -1241,7 +1214,8 @@ def _tiff_compression(plan: _Plan) -> dict[str, Any]:
     if name in ("zstd", "lzw") and not have_codecs:
         raise MissingDependencyError(
             f"{name} compression of TIFF needs the imagecodecs package; install "
-            "it with pip install imagecodecs"
+            "it with pip install imagecodecs",
+            "imagecodecs",
         )
     # Horizontal differencing shrinks camera images further, still lossless.
     predictor = have_codecs and plan.dtype.kind in "ui"

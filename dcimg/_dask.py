@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dcimg.errors import DCIMGChangedError, DCIMGWarning
+from dcimg.errors import DCIMGChangedError, DCIMGWarning, MissingDependencyError
 
 if TYPE_CHECKING:
     import dask.array as da
@@ -62,7 +62,7 @@ def _import_dask_array() -> Any:
     try:
         import dask.array as da
     except ImportError as exc:
-        raise ImportError(_DASK_HINT) from exc
+        raise MissingDependencyError(_DASK_HINT, "dask") from exc
     return da
 
 
@@ -579,7 +579,7 @@ def to_xarray(
     try:
         import xarray as xr
     except ImportError as exc:
-        raise ImportError(_XARRAY_HINT) from exc
+        raise MissingDependencyError(_XARRAY_HINT, "xarray") from exc
     data: da.Array | np.ndarray
     if dask:
         data = as_dask_array(f, chunks=chunks, dtype=dtype)

@@ -44,7 +44,13 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any, NamedTuple
 
 from ._urls import display_url, exception_text, holds_secret, is_url, redact, secrets_of
-from .errors import DCIMGChangedError, DCIMGError, DCIMGFormatError
+from .errors import (
+    DCIMGChangedError,
+    DCIMGError,
+    DCIMGFormatError,
+    DCIMGReadError,
+    MissingDependencyError,
+)
 
 #: How files are opened for reading (here, and by the C header probe of
 #: :func:`dcimg._format.probe_many`).  O_NONBLOCK: a FIFO (or device) named
@@ -109,7 +115,7 @@ __all__ = [
     "FileObjectReader",
     "FsspecReader",
     "PreadReader",
-    "RangeReadError",
+    "DCIMGReadError",
     "RangeReader",
     "RequestPlan",
     "is_url",
@@ -135,22 +141,6 @@ _PROTOCOL_EXTRAS = {
     "abfss": ("adlfs", "azure"),
     "adl": ("adlfs", "azure"),
 }
-
-
-class RangeReadError(OSError, DCIMGError):
-    """Reading bytes of a file, object or URL failed, or gave too few bytes.
-
-    Raised when a request fails (the connection dropped, the server answered
-    with an error, no answer arrived in time), when it returns a different
-    number of bytes than asked for (the object is shorter than when it was
-    opened, or the server ignores range requests), or when a range lies
-    beyond the end of the object. The message names the source, without
-    credentials, and the byte offsets.
-
-    It derives from both :class:`OSError` (it is an input/output failure)
-    and :class:`~dcimg.errors.DCIMGError` (so the ``ValueError`` a bad file
-    raises everywhere else in this package catches it too).
-    """
 
 
 class RequestPlan(NamedTuple):
@@ -426,7 +416,7 @@ class RangeReader:
 
         Raises
         ------
-        RangeReadError
+        DCIMGReadError
             If a range reaches past the end of the object, a request fails or
             returns a different number of bytes than asked for.
         FileNotFoundError
@@ -482,7 +472,7 @@ class RangeReader:
 
         Raises
         ------
-        RangeReadError
+        DCIMGReadError
             As :meth:`read_ranges`.
         ValueError
             If the buffers do not match the ranges, or are read-only.
@@ -585,9 +575,10 @@ class RangeReader:
         )
         if plan.requests and plan.requests[-1][1] > self.size:
             worst = max((_check_range(r) for r in ranges), key=lambda r: r[1])
-            raise RangeReadError(
+            raise DCIMGReadError(
                 f"{self.name}: bytes [{worst[0]}, {worst[1]}) were asked for but "
-                f"the object holds only {self.size} bytes"
+                f"the object holds only {self.size} bytes",
+                self.name,
             )
         return plan
 
@@ -596,11 +587,12 @@ class RangeReader:
             self.requests += 1
             self.bytes_read += nbytes
 
-    def _short(self, start: int, stop: int, got: int) -> RangeReadError:
-        return RangeReadError(
+    def _short(self, start: int, stop: int, got: int) -> DCIMGReadError:
+        return DCIMGReadError(
             f"{self.name}: asked for bytes [{start}, {stop}) ({stop - start} "
             f"bytes) but got {got}; the object is shorter than when it was "
-            f"opened ({self.size} bytes), or it changed"
+            f"opened ({self.size} bytes), or it changed",
+            self.name,
         )
 
     def _read_one(self, start: int, stop: int, out: Any) -> Any:
@@ -609,7 +601,7 @@ class RangeReader:
         `out` is a byte view of ``stop - start`` bytes, or (for a
         :attr:`vectored` reader) a list of views that add up to that many.
         Implementations return exactly ``stop - start`` bytes or raise
-        :class:`RangeReadError` (see :meth:`_short`), and call
+        :class:`DCIMGReadError` (see :meth:`_short`), and call
         :meth:`_count` once.
         """
         raise NotImplementedError
@@ -764,8 +756,9 @@ class PreadReader(RangeReader):
                 if n:
                     pending[0] = pending[0][n:]
         except OSError as error:
-            raise RangeReadError(
-                f"{self.name}: reading bytes [{start}, {stop}) failed: {error}"
+            raise DCIMGReadError(
+                f"{self.name}: reading bytes [{start}, {stop}) failed: {error}",
+                self.name,
             ) from error
         finally:
             self._count(got)
@@ -929,9 +922,10 @@ class FileObjectReader(RangeReader):
                         if not chunk:
                             break
                         if len(chunk) > length - got:
-                            raise RangeReadError(
+                            raise DCIMGReadError(
                                 f"{self.name}: read({length - got}) returned "
-                                f"{len(chunk)} bytes, more than asked for"
+                                f"{len(chunk)} bytes, more than asked for",
+                                self.name,
                             )
                         chunks.append(chunk)
                         got += len(chunk)
@@ -943,8 +937,9 @@ class FileObjectReader(RangeReader):
                             "in binary mode ('rb')"
                         )
         except OSError as error:
-            raise RangeReadError(
-                f"{self.name}: reading bytes [{start}, {stop}) failed: {error}"
+            raise DCIMGReadError(
+                f"{self.name}: reading bytes [{start}, {stop}) failed: {error}",
+                self.name,
             ) from error
         finally:
             self._count(got)
@@ -975,17 +970,19 @@ def _count_of(n: Any, asked: int, name: str) -> int:
     if n is None:
         raise _nothing_ready(name, "readinto")
     if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= asked:
-        raise RangeReadError(
+        raise DCIMGReadError(
             f"{name}: readinto() of a {asked}-byte buffer returned {n!r}, not "
-            f"a count of bytes from 0 to {asked}; the file object is broken"
+            f"a count of bytes from 0 to {asked}; the file object is broken",
+            name,
         )
     return n
 
 
-def _nothing_ready(name: str, method: str) -> RangeReadError:
-    return RangeReadError(
+def _nothing_ready(name: str, method: str) -> DCIMGReadError:
+    return DCIMGReadError(
         f"{name}: {method}() returned None: the file object is non-blocking "
-        "and had no data ready; give a blocking file object"
+        "and had no data ready; give a blocking file object",
+        name,
     )
 
 
@@ -1034,7 +1031,7 @@ class FsspecReader(RangeReader):
         messages.
     timeout : float, optional
         Seconds a request of an asynchronous file system (and the size
-        lookup) may take before it fails with :class:`RangeReadError`;
+        lookup) may take before it fails with :class:`DCIMGReadError`;
         default 120. ``None`` waits for ever (the file system's own client
         timeouts still apply, and the message then says so).
     max_gap, max_request, max_concurrency : int, optional
@@ -1064,7 +1061,7 @@ class FsspecReader(RangeReader):
         If there is no object at the URL; the message names it.
     IsADirectoryError
         If the URL names a directory or prefix.
-    RangeReadError
+    DCIMGReadError
         If the size cannot be found, or the lookup fails or times out.
     """
 
@@ -1179,9 +1176,10 @@ class FsspecReader(RangeReader):
             raise IsADirectoryError(errno.EISDIR, "a directory, not a file", self.name)
         size = info.get("size")
         if size is None:
-            raise RangeReadError(
+            raise DCIMGReadError(
                 f"{self.name}: the server does not report the size of the object "
-                "(no Content-Length); it cannot be read in ranges"
+                "(no Content-Length); it cannot be read in ranges",
+                self.name,
             )
         info = dict(info)
         for key in ("url", "name"):  # fsspec's HTTP info holds the whole URL
@@ -1212,13 +1210,16 @@ class FsspecReader(RangeReader):
         it outside its ``except`` clause so that it has no context either.
         """
         if isinstance(error, _Timeout):
-            failure: BaseException = RangeReadError(f"{self.name}: {what} {error}")
+            failure: BaseException = DCIMGReadError(
+                f"{self.name}: {what} {error}", self.name
+            )
         elif isinstance(error, DCIMGError | FileNotFoundError):
             return error  # ours, already naming the URL safely
         else:
-            failure = RangeReadError(
+            failure = DCIMGReadError(
                 f"{self.name}: {what} failed: {type(error).__name__}: "
-                f"{redact(error, self._secrets)}"
+                f"{redact(error, self._secrets)}",
+                self.name,
             )
         if not holds_secret(exception_text(error), self._secrets):
             failure.__cause__ = error
@@ -1361,8 +1362,9 @@ class FsspecReader(RangeReader):
         if status == 200 and not (start == 0 and stop == self.size):
             raise _no_ranges(self.name, start, stop)
         if status not in (200, 206):
-            raise RangeReadError(
-                f"{self.name}: reading {asked} failed: HTTP {status} {reason}".rstrip()
+            raise DCIMGReadError(
+                f"{self.name}: reading {asked} failed: HTTP {status} {reason}".rstrip(),
+                self.name,
             )
         self._check_identity(headers.get("ETag"), headers.get("Last-Modified"), asked)
         if status == 206:
@@ -1370,9 +1372,10 @@ class FsspecReader(RangeReader):
             match = re.fullmatch(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*", content_range)
             total = self.size if match is None or match[3] == "*" else int(match[3])
             if total < self.size:
-                raise RangeReadError(
+                raise DCIMGReadError(
                     f"{self.name}: asked for {asked} but the object holds "
-                    f"{total} bytes now; it held {self.size} when it was opened"
+                    f"{total} bytes now; it held {self.size} when it was opened",
+                    self.name,
                 )
             if total != self.size:
                 raise DCIMGChangedError(
@@ -1382,16 +1385,18 @@ class FsspecReader(RangeReader):
                     self.name,
                 )
             if match is None or (int(match[1]), int(match[2]) + 1) != (start, stop):
-                raise RangeReadError(
+                raise DCIMGReadError(
                     f"{self.name}: asked for {asked} but the server answered "
-                    f"with Content-Range {content_range!r}"
+                    f"with Content-Range {content_range!r}",
+                    self.name,
                 )
         length = headers.get("Content-Length")
         if length is not None and length.strip().isdigit():
             if int(length) != stop - start:
-                raise RangeReadError(
+                raise DCIMGReadError(
                     f"{self.name}: asked for {asked} but the server announced "
-                    f"{int(length)} bytes"
+                    f"{int(length)} bytes",
+                    self.name,
                 )
 
     def _check_identity(self, etag: Any, modified: Any, asked: str) -> None:
@@ -1536,12 +1541,13 @@ class _Timeout(Exception):
     """A request got no answer in time (the message says whose timeout)."""
 
 
-def _no_ranges(name: str, start: int, stop: int) -> RangeReadError:
-    return RangeReadError(
+def _no_ranges(name: str, start: int, stop: int) -> DCIMGReadError:
+    return DCIMGReadError(
         f"{name}: the server does not support range requests: asked for bytes "
         f"[{start}, {stop}), it answered with the whole object (which was not "
         "read). Read it through a local copy instead: put 'simplecache::' "
-        "before the URL (see the documentation on remote files)"
+        "before the URL (see the documentation on remote files)",
+        name,
     )
 
 
@@ -1606,8 +1612,9 @@ def _import_fsspec() -> Any:
     try:
         import fsspec
     except ImportError as error:
-        raise ImportError(
-            'reading URLs and remote files needs fsspec: pip install "dcimg[remote]"'
+        raise MissingDependencyError(
+            'reading URLs and remote files needs fsspec: pip install "dcimg[remote]"',
+            "fsspec",
         ) from error
     return fsspec
 
@@ -1630,9 +1637,11 @@ def _url_to_fs(urlpath: str, storage_options: Mapping[str, Any]) -> tuple[Any, s
             hint = f"install the fsspec implementation of '{protocol}://'"
         else:
             hint = f'pip install "dcimg[{extra}]" (or pip install {package})'
-        raise ImportError(
+        raise MissingDependencyError(
             f"{display_url(urlpath)}: reading '{protocol}://' URLs needs "
-            f"{package or 'another package'}: {hint}"
+            f"{package or 'another package'}: {hint}",
+            package,
+            display_url(urlpath),
         ) from error
     except ValueError as error:
         text = redact(error, secrets_of(urlpath, storage_options))

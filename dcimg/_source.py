@@ -60,7 +60,7 @@ import numpy as np
 from dcimg import _format, _kernels
 from dcimg._layout import Layout
 from dcimg._ranges import open_regular_file
-from dcimg.errors import DCIMGChangedError, DCIMGFormatError
+from dcimg.errors import DCIMGChangedError, DCIMGFormatError, DCIMGReadError
 
 try:  # POSIX: maps that hold no file descriptor
     from dcimg._mapping import NORMAL, RANDOM, ReadOnlyMap
@@ -501,13 +501,13 @@ class RangeSource(Source):
         buffers: list[Any],
         max_gap: int | None = None,
     ) -> None:
-        from dcimg._ranges import RangeReadError
-
         for attempt in range(3):
             try:
                 self.reader.readinto_ranges(ranges, buffers, max_gap=max_gap)
                 break
-            except RangeReadError as exc:
+            except DCIMGChangedError:
+                raise  # the reader saw another object: no retry can help
+            except DCIMGReadError as exc:
                 try:
                     now = self.reader.refresh_size()
                 except Exception:  # noqa: BLE001 - the read's own error says more

@@ -30,13 +30,16 @@ try:
     from bioio_base.reader_metadata import ReaderMetadata as _BaseReaderMetadata
     from bioio_base.types import PhysicalPixelSizes
 except ImportError as exc:  # pragma: no cover - exercised without bioio
-    raise ImportError(
-        'the bioio plugin needs the optional dependency: pip install "dcimg[bioio]"'
+    from dcimg.errors import MissingDependencyError
+
+    raise MissingDependencyError(
+        'the bioio plugin needs the optional dependency: pip install "dcimg[bioio]"',
+        "bioio",
     ) from exc
 
 from dcimg._urls import display_url, redact, secrets_of
 from dcimg.core import DCIMGFile
-from dcimg.errors import DCIMGError
+from dcimg.errors import DCIMGError, DCIMGFormatError
 
 __all__ = ["DEFAULT_CHANNEL_NAME", "Reader", "ReaderMetadata"]
 
@@ -137,7 +140,7 @@ class Reader(_BaseReader):
             ) as f:
                 self._dcimg_metadata = f.metadata
                 self._timestamps_us = f.timestamps.astype(np.int64)
-        except DCIMGError as exc:
+        except DCIMGFormatError as exc:
             raise exceptions.UnsupportedFileFormatError(
                 self.__class__.__name__, path, str(exc)
             ) from exc

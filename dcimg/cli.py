@@ -26,7 +26,7 @@ from typing import Any
 from dcimg import __version__
 from dcimg._urls import display_url, is_url, redact, secrets_of, url_path
 from dcimg.core import DCIMGFile
-from dcimg.errors import DCIMGError, DCIMGWarning
+from dcimg.errors import DCIMGError, DCIMGSeriesError, DCIMGWarning
 from dcimg.metadata import Metadata
 
 __all__ = ["build_parser", "main"]
@@ -193,7 +193,7 @@ def _open_any(source: str | Path, series_axes: str | None = None) -> Any:
     if names_series(source):
         return DCIMGSeries(source, axes=series_axes)
     if series_axes is not None:
-        raise DCIMGError(
+        raise DCIMGSeriesError(
             f"--series-axes {series_axes} names the counters of a series (a "
             "folder or glob pattern), not of one file"
         )

@@ -40,9 +40,10 @@ from dcimg._urls import display_url, is_glob, is_url, redact, url_path
 from dcimg.core import DCIMGFile, check_out
 from dcimg.errors import (
     DCIMGChangedError,
-    DCIMGError,
     DCIMGFormatError,
+    DCIMGSeriesError,
     DCIMGWarning,
+    MissingDependencyError,
 )
 from dcimg.metadata import Metadata
 
@@ -232,7 +233,7 @@ def _probe_members(
         The files that had to be opened, by position (the series caches the
         most recent ones); the others are opened when first read.
     """
-    local = not storage_options and not any(_is_url(p) for p in paths[:1])
+    local = not storage_options and not any(is_url(p) for p in paths[:1])
     if local:
         table = _format.probe_many(paths)
         version = table[:, _LAYOUT]  # replaced in place by the layout
@@ -310,10 +311,6 @@ def _listing(names: Sequence[str]) -> str:
 # Finding and naming the files
 
 
-def _is_url(text: Any) -> bool:
-    return is_url(text)
-
-
 def _remote_candidates(
     text: str, storage_options: dict[str, Any] | None
 ) -> tuple[list[str], bool]:
@@ -334,7 +331,9 @@ def _remote_candidates(
         fs.unstrip_protocol(p) for p in found if str(p).lower().endswith(".dcimg")
     )
     if not urls:
-        raise DCIMGError(f"no *.dcimg file matches {display_url(text)!r}")
+        raise DCIMGSeriesError(
+            f"no *.dcimg file matches {display_url(text)!r}", display_url(text)
+        )
     return urls, False
 
 
@@ -368,7 +367,7 @@ def _candidates(
     paths in it.  The flag is True for an explicit list (names that do not
     match the pattern are then errors instead of being skipped).
     """
-    if _is_url(files):
+    if is_url(files):
         return _remote_candidates(files, storage_options)
     if isinstance(files, (str, bytes, os.PathLike)):
         text = os.fsdecode(files)
@@ -379,12 +378,12 @@ def _candidates(
             # Hidden files are skipped, as by the glob "*.dcimg".
             paths = _names.dcimg_names(os.listdir(folder), folder, hidden=False)
             if not paths:
-                raise DCIMGError(f"no *.dcimg file in the folder {text!r}")
+                raise DCIMGSeriesError(f"no *.dcimg file in the folder {text!r}", text)
             return paths, False
         if _glob.has_magic(text) and not os.path.exists(text):
             paths = [_absolute(p) for p in _names.dcimg_names(_glob.glob(text))]
             if not paths:
-                raise DCIMGError(f"no *.dcimg file matches {text!r}")
+                raise DCIMGSeriesError(f"no *.dcimg file matches {text!r}", text)
             return paths, False
         return [_absolute(text)], True
     if isinstance(files, np.ndarray):  # e.g. another series' files grid
@@ -394,9 +393,9 @@ def _candidates(
             "files must be a folder, a glob pattern or a sequence of paths, "
             f"not {type(files).__name__}"
         )
-    paths = [p if _is_url(p) else _absolute(os.fsdecode(p)) for p in files]
+    paths = [p if is_url(p) else _absolute(os.fsdecode(p)) for p in files]
     if not paths:
-        raise DCIMGError("the series is empty: no file given")
+        raise DCIMGSeriesError("the series is empty: no file given")
     return paths, True
 
 
@@ -440,23 +439,26 @@ def _parse_name(path: str, regex: re.Pattern[str] | None) -> _Name | None:
         for group in range(1, (regex.groups or 0) + 1):
             text = match.group(group)
             if text is None or not text.isdigit() or not text.isascii():
-                raise DCIMGError(
+                raise DCIMGSeriesError(
                     f"{path!r}: group {group} of pattern {regex.pattern!r} is "
-                    f"{text!r}, not a counter (decimal digits)"
+                    f"{text!r}, not a counter (decimal digits)",
+                    display_url(path),
                 )
             spans.append(match.span(group))
     pieces, texts, last = [], [], 0
     for start, end in spans:
         if start < last:
-            raise DCIMGError(
+            raise DCIMGSeriesError(
                 f"pattern {regex.pattern if regex else ''!r}: counter groups "
-                f"overlap in {name!r}"
+                f"overlap in {name!r}",
+                display_url(path),
             )
         if end - start > _names.COUNTER_DIGITS:
             # Beyond what int64 positions hold; no camera counts this far.
-            raise DCIMGError(
+            raise DCIMGSeriesError(
                 f"{path!r}: the counter {name[start:end]!r} has more than "
-                f"{_names.COUNTER_DIGITS} digits"
+                f"{_names.COUNTER_DIGITS} digits",
+                display_url(path),
             )
         pieces.append(name[last:start].replace("{", "{{").replace("}", "}}"))
         texts.append(name[start:end])
@@ -542,6 +544,8 @@ def _grid(
     paths: list[str], listed: bool, regex: re.Pattern[str] | None, source: Any
 ) -> _Grid:
     """Sort files into the grid of their varying counters."""
+    # The folder or pattern the files came from, for the errors' ``path``.
+    origin = display_url(source) if isinstance(source, str) else None
     what = (
         "the default naming (counters like _001 or -001 before .dcimg)"
         if regex is None
@@ -568,10 +572,11 @@ def _grid(
             if len(paths) == 1:
                 # One file without counters: a series of one.
                 return _Grid(tuple(paths), (), ())
-            raise DCIMGError(
+            raise DCIMGSeriesError(
                 f"no file name of {redact(repr(source))} matches {what}: "
                 f"{_listing([os.path.basename(display_url(p)) for p in unmatched])}; "
-                "pass pattern= with one regex group per counter"
+                "pass pattern= with one regex group per counter",
+                origin,
             )
         groups: dict[str, list[_Name]] = {}
         for name in parsed:
@@ -581,9 +586,10 @@ def _grid(
             described = "; ".join(
                 f"{t.replace('{}', '*')!r} ({len(g)} files)" for t, g in kinds
             )
-            raise DCIMGError(
+            raise DCIMGSeriesError(
                 f"{source!r} holds more than one series: {described}; choose one "
-                "with a glob (e.g. 'folder/name_*.dcimg') or pattern="
+                "with a glob (e.g. 'folder/name_*.dcimg') or pattern=",
+                origin,
             )
         ((template, names),) = groups.items()
         named = [n.path for n in names]
@@ -594,9 +600,10 @@ def _grid(
             .T
         )
     if unmatched and listed and len(paths) > 1:
-        raise DCIMGError(
+        raise DCIMGSeriesError(
             f"file names do not match {what}: {_listing(unmatched)}; "
-            "pass pattern= with one regex group per counter"
+            "pass pattern= with one regex group per counter",
+            origin,
         )
     axes = [(j, found) for j, c in enumerate(values) if (found := _axis(c))]
     shape = tuple(axis.size for _, (axis, _) in axes)
@@ -628,7 +635,7 @@ def _grid_error(
     axes: list[tuple[int, tuple[np.ndarray, np.ndarray]]],
     template: str,
     regex: re.Pattern[str] | None,
-) -> DCIMGError:
+) -> DCIMGSeriesError:
     """Say why files do not fill their grid: two share counters, or gaps.
 
     Time and memory grow with the number of files and counters, not with
@@ -648,9 +655,10 @@ def _grid_error(
     same = np.flatnonzero((ordered[:, 1:] == ordered[:, :-1]).all(axis=0))
     if same.size:
         a, b = order[same[0]], order[same[0] + 1]
-        return DCIMGError(
+        return DCIMGSeriesError(
             f"two files have the same counters {tuple(values[:, a].tolist())}: "
-            f"{named[a]!r} and {named[b]!r}"
+            f"{named[a]!r} and {named[b]!r}",
+            display_url(named[b]),
         )
     # No two files share a place, so there are fewer files than places.
     taken = set(map(tuple, places.T.tolist()))
@@ -672,10 +680,11 @@ def _grid_error(
     if count > _LIST_AT_MOST:
         shown += f" and {count - _LIST_AT_MOST} more"
     folder = os.path.dirname(named[0])
-    return DCIMGError(
+    return DCIMGSeriesError(
         f"the series {template.replace('{}', '*')!r} in {folder!r} has gaps: "
         f"{count} of {total} files of its {'x'.join(map(str, shape))} grid "
-        f"are missing: {shown}"
+        f"are missing: {shown}",
+        display_url(folder),
     )
 
 
@@ -1213,7 +1222,7 @@ class DCIMGSeries:
 
     Raises
     ------
-    dcimg.DCIMGError
+    dcimg.DCIMGSeriesError
         If no file is found, names do not parse, two files have the same
         counters, or the grid has gaps (the message names the missing files).
     dcimg.DCIMGFormatError
@@ -1323,6 +1332,7 @@ class DCIMGSeries:
                 f"{len(problems)} series member(s) disagree with the first file "
                 f"{display_url(grid.paths[0])!r}: {details}",
                 field,
+                display_url(path),
             )
         members = _Members(
             paths=grid.paths,
@@ -1706,8 +1716,9 @@ class DCIMGSeries:
         try:
             import dask.array as da
         except ImportError as exc:
-            raise ImportError(
-                'Dask support needs the optional dependency: pip install "dcimg[dask]"'
+            raise MissingDependencyError(
+                'Dask support needs the optional dependency: pip install "dcimg[dask]"',
+                "dask",
             ) from exc
         members = self._require_open()
         dtype = members.dtype if dtype is None else np.dtype(dtype)
@@ -1772,9 +1783,10 @@ class DCIMGSeries:
         try:
             import xarray as xr
         except ImportError as exc:
-            raise ImportError(
+            raise MissingDependencyError(
                 "xarray support needs the optional dependency: "
-                'pip install "dcimg[xarray]"'
+                'pip install "dcimg[xarray]"',
+                "xarray",
             ) from exc
         if dask:
             data = self.as_dask_array(chunks=chunks, dtype=dtype)

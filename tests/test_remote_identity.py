@@ -27,7 +27,8 @@ import pytest
 
 import dcimg
 from dcimg import DCIMGChangedError, DCIMGFile
-from dcimg._ranges import FsspecReader, RangeReadError
+from dcimg._ranges import FsspecReader
+from dcimg.errors import DCIMGReadError
 from dcimg.testing import example_stack, write_dcimg
 
 pytest.importorskip("fsspec")
@@ -124,7 +125,7 @@ def test_a_server_that_ignores_ranges_is_found_on_its_first_answer(http_server):
     http_server.behaviour.ignore_range = True
     with FsspecReader(http_server.url("big.dcimg")) as reader:
         began = time.perf_counter()
-        with pytest.raises(RangeReadError) as info:
+        with pytest.raises(DCIMGReadError) as info:
             reader.read(1000, 2000)
         elapsed = time.perf_counter() - began
         # The body of the answer (64 MiB) was not read.
@@ -142,9 +143,9 @@ def test_a_wrong_content_range_is_refused(http_server, tmp_path):
     http_server.files["/a.dcimg"] = path.read_bytes()
     http_server.behaviour.shift_range = True
     with FsspecReader(http_server.url("a.dcimg")) as reader:
-        with pytest.raises(RangeReadError, match="Content-Range 'bytes 101-200/"):
+        with pytest.raises(DCIMGReadError, match="Content-Range 'bytes 101-200/"):
             reader.read(100, 200)
-    with pytest.raises(RangeReadError, match="Content-Range"):
+    with pytest.raises(DCIMGReadError, match="Content-Range"):
         DCIMGFile(http_server.url("a.dcimg"))
 
 
@@ -187,7 +188,7 @@ def test_python_http_server_is_refused_then_read_through_simplecache(
     _, base = plain_http_server
     truth = example_stack(nframes=4, height=128, width=128)  # > 64 KiB
     write_dcimg(tmp_path / "plain.dcimg", truth)
-    with pytest.raises(RangeReadError, match="does not support range requests"):
+    with pytest.raises(DCIMGReadError, match="does not support range requests"):
         DCIMGFile(f"{base}/plain.dcimg")
     # The documented recipe: download once into a local cache, read there.
     cache = tmp_path / "cache"
@@ -207,7 +208,7 @@ def test_a_client_timeout_is_the_one_reported(http_server, two_objects):
     with FsspecReader(http_server.url("slow.dcimg"), options) as reader:
         http_server.behaviour.stall = 30
         began = time.perf_counter()
-        with pytest.raises(RangeReadError) as info:
+        with pytest.raises(DCIMGReadError) as info:
             reader.read(0, 100)
         assert time.perf_counter() - began < 10
     message = str(info.value)
@@ -224,7 +225,8 @@ def test_a_file_object_whose_readinto_misbehaves_fails_at_once(returned, tmp_pat
     script = textwrap.dedent(
         f"""
         import io, sys
-        from dcimg._ranges import FileObjectReader, RangeReadError
+        from dcimg._ranges import FileObjectReader
+        from dcimg.errors import DCIMGReadError
 
         class Broken(io.BytesIO):
             def readinto(self, buffer):
@@ -234,7 +236,7 @@ def test_a_file_object_whose_readinto_misbehaves_fails_at_once(returned, tmp_pat
         reader = FileObjectReader(Broken(open({str(path)!r}, "rb").read()))
         try:
             reader.readinto_ranges([(0, 100)], [bytearray(100)])
-        except RangeReadError as error:
+        except DCIMGReadError as error:
             print(error)
             sys.exit(3)
         sys.exit(0)

@@ -670,5 +670,5 @@ def test_concurrent_large_reads(tmp_path):
 
 def test_package_exports_error_types():
     assert issubclass(dcimg.DCIMGFormatError, dcimg.DCIMGError)
-    assert issubclass(dcimg.DCIMGError, ValueError)
+    assert issubclass(dcimg.DCIMGFormatError, ValueError)
     assert issubclass(dcimg.DCIMGWarning, UserWarning)
