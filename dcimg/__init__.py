@@ -19,15 +19,12 @@ except ModuleNotFoundError as _missing:  # pragma: no cover - source checkout
         "which imports the installed package."
     ) from None
 
-import logging
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal, overload
+import logging as _logging
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import overload as _overload
 
-import numpy.typing as npt
-
-from dcimg._convert import convert
 from dcimg._urls import redact as _redact
-from dcimg.core import DCIMGFile, StrOrBytesPath
+from dcimg.core import DCIMGFile
 from dcimg.errors import (
     ConversionError,
     DCIMGChangedError,
@@ -40,11 +37,19 @@ from dcimg.errors import (
     MissingDependencyError,
 )
 from dcimg.metadata import Camera, Metadata, StoredPixels, SubArray
-from dcimg.series import DCIMGSeries, names_series
+from dcimg.series import DCIMGSeries
+from dcimg.series import names_series as _names_series
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any, BinaryIO, Literal
+
     # As ``da``: inside imread, the name ``dask`` is the keyword argument.
     import dask.array as da
+    import numpy.typing as npt
+
+    from dcimg._convert import convert
+    from dcimg.core import StrOrBytesPath
 
 __all__ = [
     "ConversionError",
@@ -70,13 +75,13 @@ __all__ = [
 
 #: The package's logger, as the historical ``dcimg`` module named it: silent
 #: unless the application configures logging (a ``NullHandler`` is attached).
-logger = logging.getLogger(__name__)
-logger.addHandler(logging.NullHandler())
+logger = _logging.getLogger(__name__)
+logger.addHandler(_logging.NullHandler())
 
 
 # The return type follows ``dask``: a NumPy array in memory, or a lazy Dask
 # array; a plain ``bool`` gives the union.
-@overload
+@_overload
 def imread(
     path: StrOrBytesPath | BinaryIO | Sequence[StrOrBytesPath],
     index: Any = ...,
@@ -88,7 +93,7 @@ def imread(
     mmap: bool = ...,
     storage_options: dict[str, Any] | None = ...,
 ) -> npt.NDArray[Any]: ...
-@overload
+@_overload
 def imread(
     path: StrOrBytesPath | BinaryIO | Sequence[StrOrBytesPath],
     index: Any = ...,
@@ -100,7 +105,7 @@ def imread(
     mmap: bool = ...,
     storage_options: dict[str, Any] | None = ...,
 ) -> da.Array: ...
-@overload
+@_overload
 def imread(
     path: StrOrBytesPath | BinaryIO | Sequence[StrOrBytesPath],
     index: Any = ...,
@@ -178,7 +183,7 @@ def imread(
     >>> stack.shape, every_other.shape, every_other.dtype, lazy_mean.shape
     ((20, 64, 80), (10, 64, 80), dtype('float32'), (64, 80))
     """
-    if names_series(path):
+    if _names_series(path):
         with DCIMGSeries(
             path,  # type: ignore[arg-type]
             pattern=pattern,
@@ -232,3 +237,18 @@ def _register_imageio_plugin() -> None:
 
 
 _register_imageio_plugin()
+
+
+def __getattr__(name: str) -> object:
+    # The converter (and what it imports) loads on first use, not with the
+    # package: most programs only read.
+    if name == "convert":
+        from dcimg._convert import convert
+
+        return convert
+    raise AttributeError(f"module 'dcimg' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # The public API and nothing else: no helpers, no submodules.
+    return sorted(__all__)

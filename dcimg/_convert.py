@@ -58,6 +58,7 @@ from dcimg.errors import (
     InputCollisionError,
     MissingDependencyError,
 )
+from dcimg.metadata import physical_size
 
 __all__ = [
     "AXES",
@@ -297,15 +298,10 @@ def _require(module: str, what: str, extra: str = "convert") -> Any:
 
 def _positive(name: str, value: Any) -> float | None:
     """Check a physical size (µm): a finite number above 0, or None."""
-    if value is None:
-        return None
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ConversionError(f"{name} must be a number of µm, not {value!r}") from None
-    if not math.isfinite(number) or number <= 0:
-        raise ConversionError(f"{name} must be a positive number of µm, not {value!r}")
-    return number
+        return physical_size(name, value)
+    except ValueError as error:
+        raise ConversionError(str(error)) from None
 
 
 # --------------------------------------------------------------------------

@@ -22,11 +22,14 @@ import socket
 import threading
 import warnings
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dcimg._urls import display_url, local_path
 from dcimg.errors import DCIMGChangedError, DCIMGWarning, MissingDependencyError
+from dcimg.metadata import physical_size
 
 if TYPE_CHECKING:
     import dask.array as da
@@ -67,6 +70,7 @@ def _import_dask_array() -> Any:
 
 
 def _cached_file(
+    opener: Callable[..., DCIMGFile],
     path: str,
     size: int,
     mtime_ns: int,
@@ -78,6 +82,10 @@ def _cached_file(
 
     Parameters
     ----------
+    opener : callable
+        The class of the file (:class:`dcimg.DCIMGFile`), called as
+        ``opener(path, first_4px_correction_enabled=..., **options)``; passed
+        in, so that this module never imports the classes that use it.
     path : str
         Absolute path of the file.
     size, mtime_ns : int
@@ -104,8 +112,6 @@ def _cached_file(
     dcimg.DCIMGChangedError
         If the file was modified or replaced since the array was made.
     """
-    from dcimg._ranges import local_path
-
     options = options or {}
     local = not options.get("storage_options") and local_path(path) is not None
     if local:
@@ -118,12 +124,10 @@ def _cached_file(
         if f is not None:
             _CACHE.move_to_end(key)
             return f
-    from dcimg.core import DCIMGFile
-
     with warnings.catch_warnings():
         # The warnings were shown when the array was made.
         warnings.simplefilter("ignore", DCIMGWarning)
-        f = DCIMGFile(path, first_4px_correction_enabled=correction, **options)
+        f = opener(path, first_4px_correction_enabled=correction, **options)
     # The file opened, not the path looked at above: another file may have
     # been put in its place in between.  For a URL the third number is the
     # version stamp (from its ETag, version id or Last-Modified; 0 when the
@@ -165,8 +169,6 @@ def _changed(
     now_mtime: int,
     replaced: bool = False,
 ) -> DCIMGChangedError:
-    from dcimg._urls import display_url
-
     other = "; another file (inode) is in its place" if replaced else ""
     shown = display_url(path)
     return DCIMGChangedError(
@@ -288,6 +290,9 @@ class DCIMGSource:
         Type of the pixels returned.
     options, file, copy
         See :meth:`from_file`.
+    opener : callable
+        The class that opens the file again in a task (that of the file
+        described, :class:`dcimg.DCIMGFile`).
     inode : (str, int, int), optional
         ``(host name, st_dev, st_ino)`` of a local file: on that host a
         file put in its place is refused even with the same size and
@@ -301,6 +306,7 @@ class DCIMGSource:
         "file",
         "inode",
         "mtime_ns",
+        "opener",
         "options",
         "path",
         "shape",
@@ -319,6 +325,7 @@ class DCIMGSource:
         file: DCIMGFile | None = None,
         copy: bool = True,
         inode: tuple[str, int, int] | None = None,
+        opener: Callable[..., DCIMGFile] | None = None,
     ) -> None:
         self.path = path
         self.size = size
@@ -334,6 +341,7 @@ class DCIMGSource:
         self.file = file
         self.copy = copy
         self.inode = inode
+        self.opener = type(file) if opener is None and file is not None else opener
 
     @classmethod
     def from_file(
@@ -355,8 +363,6 @@ class DCIMGSource:
         DCIMGSource
             The description.
         """
-        from dcimg._ranges import local_path
-
         shape = f.shape  # raises ValueError on a closed file
         # The identity of the file that was opened, not a new stat of the
         # path, which could already name another file.
@@ -380,6 +386,7 @@ class DCIMGSource:
             f if f.file_object is not None else None,
             copy,
             _inode_of(f),
+            type(f),
         )
 
     @property
@@ -423,15 +430,14 @@ class DCIMGSource:
                 None,
                 self.copy,
                 self.inode,
+                self.opener,
             ),
         )
 
     def __repr__(self) -> str:
-        from dcimg._ranges import _display_url
-
         shape = "x".join(str(n) for n in self.shape)
         return (
-            f"DCIMGSource({_display_url(self.path)!r}, shape={shape}, "
+            f"DCIMGSource({display_url(self.path)!r}, shape={shape}, "
             f"dtype={self.dtype}, "
             f"correction={self.correction})"
         )
@@ -439,7 +445,10 @@ class DCIMGSource:
     def __getitem__(self, key: Any) -> np.ndarray:
         f = self.file
         if f is None:
+            if self.opener is None:
+                raise TypeError(f"{self!r} does not say how to open the file")
             f = _cached_file(
+                self.opener,
                 self.path,
                 self.size,
                 self.mtime_ns,
@@ -588,14 +597,12 @@ def to_xarray(
             raise ValueError("chunks is only used with dask=True")
         data = f.read(..., dtype=dtype)
     # One check of physical sizes for the package (a ValueError subclass).
-    from dcimg._convert import _positive
-
     nframes, height, width = f.shape
     frame_dim = "t" if z_step is None else "z"
     stamps = f.timestamps
     coords: dict[str, Any] = {}
     if z_step is not None:
-        step = _positive("z_step", z_step)
+        step = physical_size("z_step", z_step)
         coords["z"] = ("z", np.arange(nframes) * step, {"units": "µm"})
     if stamps.shape == (nframes,):
         coords["time" if z_step is not None else "t"] = (frame_dim, stamps)
@@ -609,9 +616,9 @@ def to_xarray(
             size_y, size_x = pixel_size
         else:
             size_y = size_x = pixel_size
-        coords["y"] = ("y", np.arange(height) * _positive("pixel_size", size_y),
+        coords["y"] = ("y", np.arange(height) * physical_size("pixel_size", size_y),
                        {"units": "µm"})  # fmt: skip
-        coords["x"] = ("x", np.arange(width) * _positive("pixel_size", size_x),
+        coords["x"] = ("x", np.arange(width) * physical_size("pixel_size", size_x),
                        {"units": "µm"})  # fmt: skip
     if name is None:
         name = os.path.splitext(os.path.basename(f.file_path or "dcimg"))[0]

@@ -28,7 +28,7 @@ import sys
 import numpy
 
 from dcimg._layout import Layout
-from dcimg._ranges import READ_ONLY_FLAGS, open_regular_file
+from dcimg._local import READ_ONLY_FLAGS, open_regular_file
 from dcimg.errors import DCIMGFormatError
 
 # How os.fsencode() encodes names, for encoding many at once.
@@ -878,7 +878,7 @@ cdef extern from *:
     #endif
     }
     /* Read up to n bytes from the start of a file (a name in folder, or a
-       path when folder is -1) opened with flags (as dcimg._ranges opens
+       path when folder is -1) opened with flags (as dcimg._local opens
        files), with its size, modification time, device and inode (-1 for
        these two on Windows, whose C library has no inode); -1 when it
        cannot be opened or read, or is not a regular file. */
@@ -1030,7 +1030,7 @@ def probe_many(paths):
     in one array, so that the caller checks thousands of files with a few
     NumPy comparisons.  Files of one folder are opened by name in it
     (``openat`` on the folder, opened once; see :data:`OPENS_BY_FOLDER`),
-    with the flags of :data:`dcimg._ranges.READ_ONLY_FLAGS`.  A row's
+    with the flags of :data:`dcimg._local.READ_ONLY_FLAGS`.  A row's
     version is -1 whenever the quick look cannot vouch for the file -- it is
     not DCIMG, a field is out of range, the headers reach past the first
     4 KiB, or the file does not hold every frame its header declares -- so

@@ -34,8 +34,7 @@ installed, a ``bytes`` path) it declines with None, and napari tries its
 other readers.
 
 Folders and lists of files (a series) are routed to :func:`_open_series`,
-which opens them as one layer once :class:`dcimg.DCIMGSeries` exists and
-declines them until then.
+which opens them as one layer with :class:`dcimg.DCIMGSeries`.
 """
 
 from __future__ import annotations
@@ -53,6 +52,7 @@ import numpy as np
 
 from dcimg._urls import display_url, is_url, url_path
 from dcimg.core import DCIMGFile
+from dcimg.series import DCIMGSeries
 
 __all__ = [
     "CONTRAST_SAMPLE_BYTES",
@@ -239,31 +239,17 @@ def _open_file(path: str) -> DCIMGFile | None:
         return None
 
 
-def _series_class() -> Any:
-    """``dcimg.DCIMGSeries``, or None while this version has no series."""
-    try:
-        import dcimg
-
-        return dcimg.DCIMGSeries  # type: ignore[attr-defined]
-    except (ImportError, AttributeError):
-        return None
-
-
 def _open_series(paths: Sequence[str] | str) -> Any:
     """Open several files, or a folder, as one series, or None to decline.
 
-    Returns None when this version of dcimg has no :class:`DCIMGSeries`
-    yet, or when the files cannot be opened as a DCIMG series (no DCIMG
+    Returns None when the files cannot be opened as a DCIMG series (no DCIMG
     file, gaps, more counters than default axis names, a file that cannot
     be read, ...: any ``Exception``, as in :func:`_open_file`).  A folder is
     passed as it is, so that files in it that are not part of the series (a
     ``background.dcimg``) are skipped, as :class:`DCIMGSeries` does.
     """
-    series_class = _series_class()
-    if series_class is None:
-        return None
     try:
-        return series_class(paths if isinstance(paths, str) else list(paths))
+        return DCIMGSeries(paths if isinstance(paths, str) else list(paths))
     except Exception:
         return None
 

@@ -53,21 +53,26 @@ from __future__ import annotations
 import mmap
 import os
 import weakref
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dcimg import _format, _kernels
 from dcimg._layout import Layout
-from dcimg._ranges import open_regular_file
+from dcimg._local import open_regular_file
+from dcimg._urls import is_url, local_path
 from dcimg.errors import DCIMGChangedError, DCIMGFormatError, DCIMGReadError
+
+if TYPE_CHECKING:
+    from dcimg._ranges import RangeReader
 
 try:  # POSIX: maps that hold no file descriptor
     from dcimg._mapping import NORMAL, RANDOM, ReadOnlyMap
 except ImportError:  # pragma: no cover - Windows
     ReadOnlyMap = None  # type: ignore[assignment,misc]
 
-__all__ = ["MappedSource", "RangeSource", "Source", "open_source"]
+__all__ = ["MappedSource", "RangeSource", "Source", "open_reader", "open_source"]
 
 # Bytes fetched for the headers in one go: the file header, the session
 # header, the block table and the camera block of every file seen fit well
@@ -464,7 +469,7 @@ class RangeSource(Source):
         # (object stores, HTTP) cost a round trip per request: every whole
         # frame goes into the result through merged, capped requests, several
         # in flight (one copy out of each request, against the network).
-        from dcimg._ranges import FsspecReader
+        from dcimg._remote import FsspecReader
 
         self._remote = isinstance(reader, FsspecReader)
         self.direct_frame_bytes = 0 if self._remote else DIRECT_FRAME_BYTES
@@ -754,9 +759,88 @@ def open_source(
     Source
         A :class:`MappedSource` or a :class:`RangeSource`.
     """
-    from dcimg import _ranges
-
-    path = None if storage_options else _ranges.local_path(source)
+    path = None if storage_options else local_path(source)
     if path is not None and mmap:
         return MappedSource(path)
-    return RangeSource(_ranges.open_reader(source, storage_options))
+    return RangeSource(open_reader(source, storage_options))
+
+
+def open_reader(
+    source: Any,
+    storage_options: Mapping[str, Any] | None = None,
+    *,
+    max_gap: int | None = None,
+    max_request: int | None = None,
+    max_concurrency: int | None = None,
+    timeout: float | None = 120.0,
+) -> RangeReader:
+    """Open the range reader for a file object, a URL or a local path.
+
+    Parameters
+    ----------
+    source : file object, str or os.PathLike
+        An object with ``seek`` and ``read`` gives a
+        :class:`~dcimg._ranges.FileObjectReader`; a URL (see
+        :func:`dcimg._urls.is_url`) a :class:`~dcimg._remote.FsspecReader`,
+        except a plain ``file://`` URL without `storage_options`, which,
+        like a local path, gives a
+        :class:`~dcimg._ranges.PreadReader`.
+    storage_options : mapping, optional
+        File-system options for URLs (credentials, endpoint, ...); an error
+        for other sources.
+    max_gap, max_request, max_concurrency : int, optional
+        The reader's limits (see :class:`RangeReader`); its defaults when
+        ``None``. A file object's reader runs one request at a time.
+    timeout : float, optional
+        Seconds a request of a URL may take (see :class:`FsspecReader`).
+
+    Returns
+    -------
+    RangeReader
+        The open reader; close it when done.
+
+    Raises
+    ------
+    TypeError
+        If `source` is none of these.
+    ValueError
+        If `storage_options` are given for a source that is not a URL.
+    ImportError
+        If a URL needs fsspec or a protocol package that is missing.
+    FileNotFoundError
+        If the file or object does not exist.
+    """
+    # Each reader's module is imported only when it is needed: asyncio and
+    # fsspec are not, for local files.
+    from dcimg._ranges import FileObjectReader, PreadReader
+
+    if hasattr(source, "read") and hasattr(source, "seek"):
+        if storage_options:
+            raise ValueError("storage_options apply to URLs, not to file objects")
+        return FileObjectReader(source, max_gap=max_gap, max_request=max_request)
+    if isinstance(source, bytes | os.PathLike):
+        source = os.fsdecode(os.fspath(source))
+    if not isinstance(source, str):
+        raise TypeError(
+            "expected a path, a URL or a binary file object with seek() and "
+            f"read(), got {type(source).__name__}"
+        )
+    if is_url(source) and (storage_options or local_path(source) is None):
+        from dcimg._remote import FsspecReader
+
+        return FsspecReader(
+            source,
+            storage_options,
+            timeout=timeout,
+            max_gap=max_gap,
+            max_request=max_request,
+            max_concurrency=max_concurrency,
+        )
+    if storage_options:
+        raise ValueError(f"{source}: storage_options apply to URLs, not to local paths")
+    return PreadReader(
+        local_path(source),  # type: ignore[arg-type]
+        max_gap=max_gap,
+        max_request=max_request,
+        max_concurrency=max_concurrency,
+    )

@@ -280,3 +280,33 @@ def exception_text(error: BaseException) -> str:
 def holds_secret(text: str, secrets: Iterable[str] = ()) -> bool:
     """Tell whether `text` would change under :func:`redact`."""
     return redact(text, secrets) != text
+
+
+def local_path(source: Any) -> str | None:
+    """Return the local file `source` names, or ``None`` if it names none.
+
+    Parameters
+    ----------
+    source : object
+        A path (``str``, ``bytes`` or :class:`os.PathLike`), a URL, or
+        anything else.
+
+    Returns
+    -------
+    str or None
+        The path for local paths and plain ``file://`` URLs (which can be
+        memory-mapped); ``None`` for other URLs, chained URLs and objects.
+    """
+    if isinstance(source, bytes | os.PathLike):
+        source = os.fsdecode(os.fspath(source))
+    if not isinstance(source, str):
+        return None
+    if not is_url(source):
+        return source
+    if source[:7].lower() == "file://" and "::" not in source:
+        path = source[7:]
+        # file:///C:/data/a.dcimg on Windows
+        if re.match(r"^/[A-Za-z]:[/\\]", path) and os.name == "nt":
+            path = path[1:]
+        return path
+    return None

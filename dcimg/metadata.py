@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -328,3 +329,34 @@ def _counter_jumps(counters: np.ndarray) -> tuple[tuple[int, ...], int]:
         dropped.extend((where + start).tolist())
         missed += int((jumps[where] - 1).sum())
     return tuple(dropped), missed
+
+
+def physical_size(name: str, value: Any) -> float | None:
+    """Check a physical size in µm (pixel size, z step): a finite number > 0.
+
+    Parameters
+    ----------
+    name : str
+        The argument's name, for the message.
+    value : object
+        The size given, or ``None`` for "not known".
+
+    Returns
+    -------
+    float or None
+        The size as a float; ``None`` for ``None``.
+
+    Raises
+    ------
+    ValueError
+        If it is not a finite number above zero.
+    """
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number of µm, not {value!r}") from None
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError(f"{name} must be a positive number of µm, not {value!r}")
+    return number

@@ -315,7 +315,7 @@ def _remote_candidates(
     text: str, storage_options: dict[str, Any] | None
 ) -> tuple[list[str], bool]:
     """List the ``*.dcimg`` URLs of a URL glob or URL folder (ending in ``/``)."""
-    from dcimg._ranges import _import_fsspec
+    from dcimg._remote import _import_fsspec
 
     fsspec = _import_fsspec()
     if not is_glob(text) and not url_path(text).endswith("/"):

@@ -26,14 +26,13 @@ from hypothesis import strategies as st
 
 from dcimg._ranges import (
     FileObjectReader,
-    FsspecReader,
     PreadReader,
     RangeReader,
-    is_url,
-    local_path,
-    open_reader,
     plan_requests,
 )
+from dcimg._remote import FsspecReader
+from dcimg._source import open_reader
+from dcimg._urls import is_url, local_path
 from dcimg.errors import (
     DCIMGChangedError,
     DCIMGError,
@@ -816,7 +815,7 @@ def test_missing_packages_say_what_to_install(block, url, hint):
         f"""
         import sys
         sys.modules[{block!r}] = None
-        from dcimg._ranges import open_reader
+        from dcimg._source import open_reader
         try:
             open_reader({url!r})
         except ImportError as error:

@@ -27,7 +27,7 @@ import pytest
 
 import dcimg
 from dcimg import DCIMGChangedError, DCIMGFile
-from dcimg._ranges import FsspecReader
+from dcimg._remote import FsspecReader
 from dcimg.errors import DCIMGReadError
 from dcimg.testing import example_stack, write_dcimg
 

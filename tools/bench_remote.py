@@ -5,7 +5,7 @@ honours Range requests, both on 127.0.0.1, stores synthetic DCIMG files on
 them, and measures in one run:
 
 1. **S3 throughput**: the whole object read through the range reader
-   (:class:`dcimg._ranges.FsspecReader`, default limits: concurrent requests
+   (:class:`dcimg._remote.FsspecReader`, default limits: concurrent requests
    of at most 64 MiB) against ``fs.cat_file`` of the same object (one
    request). Target: at least 0.8x the throughput of ``cat_file``.
 2. **S3 time stamps of small frames**: the trailers of a 10,000-frame framed
