@@ -757,7 +757,7 @@ def test_imageio_hint_names_this_package(tmp_path):
                 pass
         print([str(w.message) for w in caught])
         """,
-        str(ROOT / "hooks"),
+        str(ROOT / "dcimg" / "_imageio_hook"),
     )
     assert result.returncode == 0, result.stderr
     assert "pip install dcimg" in result.stdout
