@@ -1059,23 +1059,6 @@ cdef class StridedImage:
             tuple(sel.out_shape[a] for a in range(sel.out_ndim)))
         return result[()] if sel.out_ndim == 0 else result
 
-    def touches_stored(self, key):
-        """Whether reading ``key`` covers any overwritten pixel.
-
-        Parameters
-        ----------
-        key : index
-            A basic index, as for :meth:`take`.
-
-        Returns
-        -------
-        bool
-        """
-        cdef Selection sel
-        cdef Py_ssize_t out_row, first, count
-        _parse(self.shape, key, &sel)
-        return self._stored_hit(&sel, &out_row, &first, &count)
-
 
 cdef struct Gather:
     const uint8_t* src

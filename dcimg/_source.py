@@ -556,10 +556,8 @@ class RangeSource(Source):
         reader's own threads, which mostly wait for the storage.
         """
         layout = self.layout
-        (f0, fstep, nf), (r0, rstep, nr), (c0, cstep, nc) = _kernels.select(
-            key, self._shape
-        )[0]
-        result_shape = _kernels.select(key, self._shape)[1]
+        spans, result_shape = _kernels.select(key, self._shape)
+        (f0, fstep, nf), (r0, rstep, nr), (c0, cstep, nc) = spans
         if out is None:
             dtype = np.dtype(_RESULT_DTYPES[kind])
             result = np.empty(result_shape, dtype)

@@ -23,8 +23,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from dcimg._version import __version__
 from dcimg._urls import display_url, is_url, redact, secrets_of, url_path
+from dcimg._version import __version__
 from dcimg.core import DCIMGFile
 from dcimg.errors import DCIMGError, DCIMGSeriesError, DCIMGWarning
 from dcimg.metadata import Metadata

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import glob as _glob
 import hashlib
 import itertools
 import math
@@ -380,8 +379,8 @@ def _candidates(
             if not paths:
                 raise DCIMGSeriesError(f"no *.dcimg file in the folder {text!r}", text)
             return paths, False
-        if _glob.has_magic(text) and not os.path.exists(text):
-            paths = [_absolute(p) for p in _names.dcimg_names(_glob.glob(text))]
+        if glob.has_magic(text) and not os.path.exists(text):
+            paths = [_absolute(p) for p in _names.dcimg_names(glob.glob(text))]
             if not paths:
                 raise DCIMGSeriesError(f"no *.dcimg file matches {text!r}", text)
             return paths, False

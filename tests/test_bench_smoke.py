@@ -1,4 +1,4 @@
-"""Smoke test of the issue-6 benchmark: it runs and prints its table.
+"""Smoke test of ``tools/bench.py``: it runs and prints its table.
 
 No timing is checked: the machine is shared and noisy.
 """

@@ -1,4 +1,4 @@
-"""Files that change under the reader, descriptors, views and seed-API parity.
+"""Files that change under the reader, descriptors, views, and the historical API.
 
 Crash-prone cases run in a child process: a ``SIGBUS`` there shows up as a
 failed test (a negative return code), not as a dead test runner.
@@ -122,7 +122,7 @@ def _open(path, source):
 def test_cut_inside_the_last_page_is_never_silently_wrong(
     tmp_path, source, version, cut
 ):
-    # Issue 21, item 2: a cut that falls inside the last page of the map
+    # A cut that falls inside the last page of the map
     # reads back as zeros, not SIGBUS.  Every read that covers the bytes cut
     # raises DCIMGChangedError naming the file; reads before them are exact.
     truth, path, data = _cut_cases(tmp_path, version)
@@ -215,8 +215,8 @@ def test_cut_inside_a_middle_frame_is_never_silently_wrong(tmp_path, back, versi
     f.close()
 
 
-def test_cut_last_frame_read_raises_for_the_issue_example(tmp_path):
-    # The issue's own example, word for word.
+def test_cut_of_1200_bytes_raises_on_reading_the_last_frame(tmp_path):
+    # This cut once read back 552 zero pixels with no error.
     t = example_stack(nframes=10, height=64, width=80)
     path = write_dcimg(tmp_path / "a.dcimg", t)
     f = DCIMGFile(path)
@@ -335,7 +335,7 @@ def test_unguarded_sigbus_is_not_swallowed(tmp_path):
 
 @pytest.mark.parametrize("faulthandler_first", [False, True])
 def test_unguarded_fault_goes_once_to_faulthandler(tmp_path, faulthandler_first):
-    # Issue 21, item 10.  faulthandler enabled after ``import dcimg``: the next
+    # faulthandler enabled after ``import dcimg``: the next
     # open puts the guard back in front (a guarded read still raises), chained
     # to faulthandler, whose own previous handler is the guard.  Enabled
     # before (pytest's own faulthandler is like this): the guard chains to it.
@@ -429,7 +429,7 @@ def _growing(tmp_path, frames=10, height=16, width=24):
 
 @pytest.mark.parametrize("source", ["pread", "file object", "memory"])
 def test_refresh_works_on_every_byte_source(tmp_path, source):
-    # Issue 21, item 11: refresh() closed the reader that the next read
+    # refresh() once closed the reader that the next read
     # needed ("read from a closed reader"), even when nothing had changed.
     truth, data, header, stride = _growing(tmp_path)
     growing = tmp_path / "growing.dcimg"
@@ -466,7 +466,7 @@ def test_refresh_works_on_every_byte_source(tmp_path, source):
 
 @pytest.mark.parametrize("mmap", [True, False])
 def test_refresh_racing_reads_on_other_threads(tmp_path, mmap):
-    # Issue 21, item 9: a refresh closed the source that reads on other
+    # A refresh once closed the source that reads on other
     # threads were using ('NoneType' object has no attribute 'advise' /
     # 'view').  Every read must see the file before or after a refresh:
     # its result is a prefix of the truth of a length the file had.

@@ -793,7 +793,7 @@ def test_every_ome_output_validates(tmp_path, example):
 
 @pytest.mark.parametrize("suffix", [".ome.tif", ".ome.zarr"])
 def test_z_stack_done_when(capsys, tmp_path, example, suffix):
-    """The issue's acceptance test, through the command line and bioio."""
+    """A whole conversion, through the command line and bioio."""
     out = tmp_path / f"stack{suffix}"
     status, _, err = run(
         capsys, "convert", example, out, "--axes", "Z", "--pixel-size", "0.65",

@@ -260,10 +260,10 @@ def test_out_not_an_array_is_a_type_error(folder):
         close(reader)
 
 
-def test_issue_example_strided_out_on_pread(folder):
+def test_strided_out_on_pread_is_filled(folder):
     """The report: a strided out stayed all zeros on mmap=False."""
     truth = example_stack(4, 32, 16)
-    path = write_dcimg(folder / "issue3.dcimg", truth)
+    path = write_dcimg(folder / "strided.dcimg", truth)
     for source in SOURCES:
         if source == "http":
             continue

@@ -477,7 +477,9 @@ def hook_python(tmp_path_factory) -> str:
             check=True,
         ).stdout.strip()
     )
-    module = shutil.copy(ROOT / "dcimg" / "_imageio_hook" / f"{HOOK_MODULE}.py", purelib)
+    module = shutil.copy(
+        ROOT / "dcimg" / "_imageio_hook" / f"{HOOK_MODULE}.py", purelib
+    )
     py_compile.compile(module, doraise=True)  # pip compiles on install too
     shutil.copy(ROOT / "dcimg" / "_imageio_hook" / PTH_NAME, purelib)
     lines = [f"import site; site.addsitedir({folder!r})" for folder in _site_folders()]

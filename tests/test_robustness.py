@@ -1,4 +1,4 @@
-"""Damaged and hostile files (issue 5).
+"""Damaged and hostile files.
 
 * Interrupted acquisitions: every cut of small packed and framed files opens
   (with a :class:`DCIMGWarning` naming the complete and declared frame counts)

@@ -87,7 +87,7 @@ def test_names_alone_never_allocate_the_grid(files, counters):
 
 
 def test_a_folder_of_empty_files_is_refused_before_any_is_read(tmp_path):
-    # The case: 45 empty files whose names differ in every counter.
+    # 45 empty files whose names differ in every counter.
     for path in _diagonal_names(45, 5):
         (tmp_path / os.path.basename(path)).write_bytes(b"")
     with pytest.raises(DCIMGError, match=r"has gaps: 184528080 of 184528125") as info:

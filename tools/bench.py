@@ -1,4 +1,4 @@
-"""Benchmark of issue 6: dcimg read speed against plain NumPy baselines.
+"""Benchmark: dcimg read speed against plain NumPy baselines.
 
 Writes one synthetic file per layout (packed 0x7 and framed 0x1000000 with
 32-byte trailers, both with stored pixels), a raw file of the same pixels, and
@@ -75,9 +75,9 @@ TARGET_FRAME = 1.15
 TARGET_SMALL = 2.0
 TARGET_DASK = 1.5
 TARGET_OPEN_S = 5e-3
-# First time stamps of a many-frame file, against reading it once (issue 14).
+# First time stamps of a many-frame file, against reading it once.
 TARGET_TIMESTAMPS = 1.0
-# What confirming every read costs (issue 21): the same read with the check
+# What confirming every read costs: the same read with the check
 # on, against the check off, in the same run.
 TARGET_CHECK = 1.05
 
@@ -525,7 +525,7 @@ def bench_layout(
 
 
 def _confirming(on: bool) -> None:
-    """Switch the check after every copy (issue 21) on or off."""
+    """Switch the check after every copy on or off."""
     from dcimg import _kernels, _source
 
     _kernels._debug_skip_confirm(not on)
@@ -547,7 +547,7 @@ def bench_check_cost(
 
     n = f.nfrms
     switch = _confirming
-    if not hasattr(_kernels, "_debug_skip_confirm"):  # dcimg before issue 21
+    if not hasattr(_kernels, "_debug_skip_confirm"):  # dcimg before the check existed
 
         def switch(on: bool) -> None:
             raise AttributeError("no check to switch off")
@@ -651,7 +651,7 @@ def bench_open(name: str, path: str, args: argparse.Namespace) -> list[Row]:
 def markdown(rows: list[Row], info: dict[str, Any]) -> str:
     m, v = info["machine"], info["versions"]
     lines = [
-        f"## dcimg benchmark (issue 6) — {info['date']}",
+        f"## dcimg benchmark — {info['date']}",
         "",
         f"- machine: {m['node']}, {m['cpu']}, {m['cores']} cores "
         f"({m['cores_usable']} usable), {m['memory_gib']} GiB memory, {m['os']}",

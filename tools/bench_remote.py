@@ -1,4 +1,4 @@
-"""Benchmark of issue 14: reading DCIMG bytes without a memory map.
+"""Benchmark: reading DCIMG bytes without a memory map.
 
 Starts an S3-compatible server (moto's server mode) and an HTTP server that
 honours Range requests, both on 127.0.0.1, stores synthetic DCIMG files on

@@ -1,4 +1,4 @@
-"""Benchmark of issue 10: DCIMGSeries against plain-Python baselines.
+"""Benchmark: DCIMGSeries against plain-Python baselines.
 
 Writes a series of one-frame files (default 2,000 files of 200 x 2048 uint16,
 stored pixels on), warms the page cache, then times, interleaved with their
@@ -20,7 +20,7 @@ Info rows (no target) show where the time goes, e.g. opening every file with
 
 Usage::
 
-    python tools/bench_series.py                  # the issue's sizes
+    python tools/bench_series.py                  # the full sizes
     python tools/bench_series.py --size tiny      # smoke test: seconds
     python tools/bench_series.py --json out.json --markdown out.md
 """
@@ -343,7 +343,7 @@ def run(size: str, repeat: int, tmpdir: str | None) -> dict[str, Any]:
 def markdown(results: dict[str, Any]) -> str:
     v = results["versions"]
     lines = [
-        f"## dcimg series benchmark (issue 10) — {results['date']}",
+        f"## dcimg series benchmark — {results['date']}",
         "",
         f"- machine: {results['machine']['cpu']}, "
         f"{results['machine']['cores_usable']} usable cores, "

@@ -1,4 +1,4 @@
-"""Mutation fuzzer for the DCIMG reader (issue 5: damaged and hostile files).
+"""Mutation fuzzer for the DCIMG reader: damaged and hostile files.
 
 Every case is a DCIMG file made from a valid seed file: either a truncation
 (every length of a few small files) or a mutation of the seed's headers,
