@@ -20,7 +20,6 @@ import operator
 import os
 import socket
 import threading
-import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -28,7 +27,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dcimg._urls import display_url, local_path
-from dcimg.errors import DCIMGChangedError, DCIMGWarning, MissingDependencyError
+from dcimg.errors import (
+    DCIMGChangedError,
+    MissingDependencyError,
+    quiet_warnings,
+)
 from dcimg.metadata import physical_size
 
 if TYPE_CHECKING:
@@ -124,9 +127,7 @@ def _cached_file(
         if f is not None:
             _CACHE.move_to_end(key)
             return f
-    with warnings.catch_warnings():
-        # The warnings were shown when the array was made.
-        warnings.simplefilter("ignore", DCIMGWarning)
+    with quiet_warnings():  # the warnings were shown when the array was made
         f = opener(path, first_4px_correction_enabled=correction, **options)
     # The file opened, not the path looked at above: another file may have
     # been put in its place in between.  For a URL the third number is the

@@ -371,15 +371,14 @@ class BufferFault(OSError):
 def install_fault_guard():
     """(Re)install the ``SIGBUS`` handler behind the fault guard.
 
-    Called when the module is imported and whenever a buffer is wrapped, so
-    that a handler installed later by somebody else (and chained to ours)
-    cannot leave the guard without effect.
+    Called whenever a buffer is wrapped or gathered from, not on import: a
+    process that never maps a file keeps its signal handlers as they were.
+    It does nothing while the handler is in front; a handler installed
+    later by somebody else (``faulthandler.enable()``) is put behind ours,
+    and ours passes every fault it does not guard on to it.
     """
     if dcimg_guard_install() != 0:
         raise OSError("could not install the SIGBUS handler of the fault guard")
-
-
-install_fault_guard()
 
 
 cdef struct Plan:
@@ -1126,6 +1125,7 @@ def gather(const uint8_t[::1] buffer, Py_ssize_t offset, Py_ssize_t stride,
     cdef bint confirming = confirm is not None and not _skip_confirm
     if confirming:
         g.probe = _probe_after(&buffer[0], buffer.shape[0], end)
+    install_fault_guard()
     with nogil:
         status = dcimg_guarded(_gather_entry, &g)
     if status != 0 and not dcimg_get_stage(&g.stage):

@@ -14,7 +14,7 @@ import numpy.typing as npt
 from dcimg import _format, _kernels
 from dcimg._source import Source, open_source
 from dcimg._urls import display_url, is_url
-from dcimg.errors import DCIMGWarning
+from dcimg.errors import DCIMGWarning, quiet_warnings, warnings_quieted
 from dcimg.metadata import Metadata
 
 if TYPE_CHECKING:
@@ -248,6 +248,8 @@ class DCIMGFile:
             source.close()
             raise
         self._use(source, layout)
+        if warnings_quieted():
+            return
         for note in layout.notes:
             warnings.warn(f"{self.file_path}: {note}", DCIMGWarning, stacklevel=3)
 
@@ -307,10 +309,9 @@ class DCIMGFile:
         # a new map (the old one stays until its last read is done), or the
         # same reader (never closed here), so reads on other threads go on.
         source = state.source.reopen()
-        with warnings.catch_warnings():
-            # Fewer frames than declared is expected while writing.
-            warnings.simplefilter("ignore", DCIMGWarning)
-            layout = source.parse()
+        # Fewer frames than declared is expected while writing; parse()
+        # itself only collects notes, which this does not show.
+        layout = source.parse()
         if self._state is state:
             self._use(source, layout)
         return layout.frames
@@ -381,8 +382,7 @@ class DCIMGFile:
         self._set_origin(state["file_path"])
         self._deep_copy_enabled = state["deep_copy_enabled"]
         if state["open"]:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DCIMGWarning)
+            with quiet_warnings():
                 self.open()
 
     def __repr__(self) -> str:

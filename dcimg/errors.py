@@ -27,6 +27,10 @@ caller would naturally catch:
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
+
 __all__ = [
     "ConversionError",
     "DCIMGChangedError",
@@ -200,3 +204,29 @@ class DCIMGWarning(UserWarning):
     Examples: an interrupted acquisition (fewer complete frames than
     declared), more than one session, a lost footer.
     """
+
+
+# Threads that open files without warning (see quiet_warnings).
+_QUIET = threading.local()
+
+
+@contextlib.contextmanager
+def quiet_warnings() -> Iterator[None]:
+    """Open files on this thread without issuing :class:`DCIMGWarning`.
+
+    For files whose warnings were already shown (a Dask task or a series
+    opening a file again). Unlike :func:`warnings.catch_warnings`, which
+    swaps the process-wide filter list, it affects only the calling thread,
+    so threads reading at the same time cannot undo each other's filters.
+    """
+    before = getattr(_QUIET, "on", False)
+    _QUIET.on = True
+    try:
+        yield
+    finally:
+        _QUIET.on = before
+
+
+def warnings_quieted() -> bool:
+    """Whether :func:`quiet_warnings` is in effect on the calling thread."""
+    return getattr(_QUIET, "on", False)

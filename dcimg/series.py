@@ -24,7 +24,6 @@ import os
 import platform
 import re
 import threading
-import warnings
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -41,8 +40,8 @@ from dcimg.errors import (
     DCIMGChangedError,
     DCIMGFormatError,
     DCIMGSeriesError,
-    DCIMGWarning,
     MissingDependencyError,
+    quiet_warnings,
 )
 from dcimg.metadata import Metadata
 
@@ -75,7 +74,6 @@ _SEPARATORS_RE = re.compile(f"[{re.escape(_SEPARATORS)}]")
 _FRAME_DIMS = ("t", "y", "x")
 # How many file names an error message lists before summarising.
 _LIST_AT_MOST = 10
-_WARNINGS_LOCK = threading.Lock()
 # Reads of at least this many bytes spread over several files use threads.
 _PARALLEL_BYTES = 8 << 20
 # Threads of such reads: more than cores pays, since opening a file (GIL held)
@@ -911,11 +909,8 @@ class _Members:
                 self._cache.move_to_end(index)
                 return f
         path = self.paths[index]
-        # catch_warnings() swaps the process-wide filter list: one thread at
-        # a time, or two could restore each other's state.
-        with _WARNINGS_LOCK, warnings.catch_warnings():
-            # Its warnings were shown when the series was made.
-            warnings.simplefilter("ignore", DCIMGWarning)
+        # Its warnings were shown when the series was made.
+        with quiet_warnings():
             try:
                 f = _open_member(path, self.correction, self.storage_options)
             except DCIMGFormatError as exc:

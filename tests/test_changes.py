@@ -333,6 +333,33 @@ def test_unguarded_sigbus_is_not_swallowed(tmp_path):
     assert result.returncode == -signal.SIGBUS, result
 
 
+@pytest.mark.skipif(
+    not Path("/proc/self/status").exists(), reason="reads /proc (Linux)"
+)
+def test_import_alone_changes_no_signal_handler(tmp_path):
+    # The guard's handler is installed when a file is first mapped.
+    path = write_dcimg(tmp_path / "t.dcimg", np.ones((4, 8, 8), np.uint16))
+    result = _child(
+        """
+        import signal, sys
+
+        def caught():
+            for line in open("/proc/self/status"):
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) >> (signal.SIGBUS - 1) & 1)
+
+        before = caught()
+        import dcimg
+        after_import = caught()
+        dcimg.DCIMGFile(sys.argv[1]).whole()
+        print(before, after_import, caught())
+        """,
+        str(path),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False", "True"]
+
+
 @pytest.mark.parametrize("faulthandler_first", [False, True])
 def test_unguarded_fault_goes_once_to_faulthandler(tmp_path, faulthandler_first):
     # faulthandler enabled after ``import dcimg``: the next
