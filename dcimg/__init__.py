@@ -19,7 +19,6 @@ except ModuleNotFoundError as _missing:  # pragma: no cover - source checkout
         "which imports the installed package."
     ) from None
 
-import logging as _logging
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import overload as _overload
 
@@ -41,6 +40,7 @@ from dcimg.series import DCIMGSeries
 from dcimg.series import names_series as _names_series
 
 if _TYPE_CHECKING:
+    import logging
     from collections.abc import Sequence
     from typing import Any, BinaryIO, Literal
 
@@ -50,6 +50,8 @@ if _TYPE_CHECKING:
 
     from dcimg._convert import convert
     from dcimg.core import StrOrBytesPath
+
+    logger: logging.Logger
 
 __all__ = [
     "ConversionError",
@@ -72,11 +74,6 @@ __all__ = [
     "imread",
     "logger",
 ]
-
-#: The package's logger, as the historical ``dcimg`` module named it: silent
-#: unless the application configures logging (a ``NullHandler`` is attached).
-logger = _logging.getLogger(__name__)
-logger.addHandler(_logging.NullHandler())
 
 
 # The return type follows ``dask``: a NumPy array in memory, or a lazy Dask
@@ -240,12 +237,22 @@ _register_imageio_plugin()
 
 
 def __getattr__(name: str) -> object:
-    # The converter (and what it imports) loads on first use, not with the
-    # package: most programs only read.
+    # The converter (and what it imports) and the logging module load on
+    # first use, not with the package: most programs only read.
     if name == "convert":
         from dcimg._convert import convert
 
         return convert
+    if name == "logger":
+        # The package's logger, as the historical ``dcimg`` module named it:
+        # silent unless the application configures logging.
+        import logging
+
+        log = logging.getLogger(__name__)
+        if not any(isinstance(h, logging.NullHandler) for h in log.handlers):
+            log.addHandler(logging.NullHandler())
+        globals()["logger"] = log
+        return log
     raise AttributeError(f"module 'dcimg' has no attribute {name!r}")
 
 

@@ -26,7 +26,6 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 __all__ = ["display_url", "is_glob", "is_url", "redact", "secrets_of"]
 
@@ -162,6 +161,10 @@ def display_url(text: Any) -> str:
 
 
 def _display_one(url: str) -> str:
+    # urllib.parse (and the ipaddress module it loads) only once a URL is
+    # shown: reading local files never needs it.
+    from urllib.parse import urlsplit, urlunsplit
+
     try:
         split = urlsplit(url)
         netloc = split.netloc
@@ -195,6 +198,8 @@ def secrets_of(
         The secrets, longest first (each also URL-decoded), without the ones
         too short to hunt for in text.
     """
+    from urllib.parse import unquote, urlsplit
+
     found: set[str] = set()
     if isinstance(urlpath, str) and "://" in urlpath:
         for part in chain_parts(urlpath):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import hashlib
 import itertools
 import math
 import operator
@@ -26,10 +25,9 @@ import re
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -44,6 +42,9 @@ from dcimg.errors import (
     quiet_warnings,
 )
 from dcimg.metadata import Metadata
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 __all__ = ["DEFAULT_AXES", "DCIMGSeries", "SeriesMetadata"]
 
@@ -278,6 +279,9 @@ def _opened_in_order(
             yield index, open_one(index)
         return
     pending = iter(indices)
+    # Thread pools (and the logging module they import) load when first used.
+    from concurrent.futures import ThreadPoolExecutor
+
     window: deque[tuple[int, Future[DCIMGFile]]] = deque()
     with ThreadPoolExecutor(workers, thread_name_prefix="dcimg-open") as pool:
         try:
@@ -883,6 +887,8 @@ class _Members:
     def token(self) -> str:
         """A digest of everything that determines the pixels read."""
         if self._token is None:
+            import hashlib
+
             digest = hashlib.sha256()
             digest.update(repr((self.shape, self.dtype.str, self.concat)).encode())
             digest.update(repr(self.correction).encode())
@@ -1068,6 +1074,8 @@ class _Members:
         # the page faults of fresh mappings are served in parallel: reading
         # several files at once overlaps them.
         # Files are read in parallel here, so each copy stays on its thread.
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(max_workers=threads) as pool:
             for done in pool.map(one, jobs, itertools.repeat(1)):
                 del done
@@ -1720,6 +1728,8 @@ class DCIMGSeries:
             raise TypeError(f"dtype must be a numeric NumPy type, not {dtype}")
         blocks = self._chunks(chunks, dtype)
         source = _DaskSource(members, dtype)
+        import hashlib
+
         digest = hashlib.sha256(
             repr((members.token, dtype.str, blocks)).encode()
         ).hexdigest()[:32]

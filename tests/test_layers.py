@@ -165,6 +165,9 @@ NOT_ON_IMPORT = [
     "bioio",
     "bioio_base",
     "imageio",
+    "logging",
+    "hashlib",
+    "concurrent.futures",
     "dcimg._convert",
     "dcimg._remote",
     "dcimg._ranges",
@@ -196,3 +199,14 @@ def test_dir_lists_the_public_api_only():
     for name in dcimg.__all__:
         assert getattr(dcimg, name) is not None
     assert "convert" in dir(dcimg)
+
+
+def test_the_import_time_tool_runs():
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "import_time.py"), "--runs", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "dcimg's share of numpy's time" in done.stdout
