@@ -53,6 +53,11 @@ SETTINGS = settings(
 )
 # Fewer examples where every example makes network requests.
 NET_SETTINGS = settings(SETTINGS, max_examples=max(10, EXAMPLES // 10))
+# Fewer still for S3: each example opens an s3fs client (0.8 s). What the
+# examples test -- planning, concurrency, exact bytes -- is FsspecReader's
+# own code, which memory:// (EXAMPLES) and HTTP (NET_SETTINGS) run too; the
+# S3 examples check the transport and its identity headers.
+S3_SETTINGS = settings(SETTINGS, max_examples=max(5, EXAMPLES // 50))
 
 try:  # the tests of URLs need fsspec (the "remote" extra); the others do not
     import fsspec
@@ -398,7 +403,7 @@ def test_http_reader_returns_exact_bytes(http_server, sample, ranges, limits):
         check_reader(reader, sample[1], ranges)
 
 
-@NET_SETTINGS
+@S3_SETTINGS
 @given(ranges=ranges_strategy, limits=limits_strategy)
 def test_s3_reader_returns_exact_bytes(s3_server, sample, ranges, limits):
     url = s3_server.url("sample.dcimg")
