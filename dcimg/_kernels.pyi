@@ -4,6 +4,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 DST_KINDS: dict[str, int]
 LEAVE: int
@@ -61,4 +62,6 @@ class StridedImage:
         threads: int = 0,
     ) -> Any: ...
     def use_values(self, values: Any) -> bool: ...
-    def view(self, key: Any, keep_overwritten: bool = False) -> Any: ...
+    def view(
+        self, key: Any, keep_overwritten: bool = False
+    ) -> npt.NDArray[Any] | None: ...

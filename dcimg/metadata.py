@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
@@ -329,6 +329,14 @@ def _counter_jumps(counters: np.ndarray) -> tuple[tuple[int, ...], int]:
         dropped.extend((where + start).tolist())
         missed += int((jumps[where] - 1).sum())
     return tuple(dropped), missed
+
+
+@overload
+def physical_size(name: str, value: None) -> None: ...
+@overload
+def physical_size(name: str, value: float) -> float: ...
+@overload
+def physical_size(name: str, value: Any) -> float | None: ...
 
 
 def physical_size(name: str, value: Any) -> float | None:
