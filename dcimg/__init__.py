@@ -20,6 +20,7 @@ except ModuleNotFoundError as _missing:  # pragma: no cover - source checkout
     ) from None
 
 from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import cast as _cast
 from typing import overload as _overload
 
 from dcimg._urls import redact as _redact
@@ -182,7 +183,7 @@ def imread(
     """
     if _names_series(path):
         with DCIMGSeries(
-            path,  # type: ignore[arg-type]
+            path,
             pattern=pattern,
             axes=axes,
             concat=concat,
@@ -201,7 +202,8 @@ def imread(
             "is one file; give a folder, a glob pattern or a list of files"
         )
     f = DCIMGFile(
-        path,
+        # names_series() is False only for one path or a file object.
+        _cast("StrOrBytesPath | BinaryIO", path),
         first_4px_correction_enabled=first_4px_correction_enabled,
         mmap=mmap,
         storage_options=storage_options,

@@ -22,7 +22,7 @@ import socket
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -332,7 +332,7 @@ class DCIMGSource:
         self.size = size
         self.mtime_ns = mtime_ns
         self.correction = correction
-        self.shape = tuple(shape)
+        self.shape = cast("tuple[int, int, int]", tuple(shape))
         self.dtype = np.dtype(dtype)
         # mmap and storage_options of the DCIMGFile; shipped to workers in
         # the pickled graph (never shown in the repr).
@@ -498,11 +498,14 @@ def _normalize_chunks(
     else:
         spec = chunks
     try:
-        return normalize_chunks(spec, shape, limit=limit, dtype=dtype)
+        blocks: tuple[tuple[int, ...], ...] = normalize_chunks(
+            spec, shape, limit=limit, dtype=dtype
+        )
     except (TypeError, ValueError) as exc:
         raise ValueError(
             f"invalid chunks {chunks!r} for a stack of shape {shape}: {exc}"
         ) from exc
+    return blocks
 
 
 def as_dask_array(

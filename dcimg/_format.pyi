@@ -22,6 +22,23 @@ NEW_FRAME_FOOTER_DTYPE: list[tuple[str, str]]
 NEW_CROP_INFO: list[tuple[str, str]]
 MISSING_FRAMESTAMP: int
 PATTERN_CHECKS: int
+BLOCK_BASE: int
+BLOCK_CAMERA: int
+BLOCK_STORED_PIXELS: int
+BLOCK_TABLE: int
+CAMERA_BLOCK_SIZE: int
+FILE_HEADER_SIZE: int
+FIXED_CAMERA_BLOCK: int
+FRAMED_SESSION_HEADER_SIZE: int
+MAX_BLOCKS: int
+MAX_SIZE: int
+PACKED_SESSION_HEADER_SIZE: int
+READ_ONLY_FLAGS: int
+SENSOR_CENTRE_ROW: int
+TRAILER_COUNTER: int
+TRAILER_MICROSECONDS: int
+TRAILER_SECONDS: int
+TRAILER_STORED_PIXELS: int
 
 def parse_layout(size: int, fetch: Callable[[int, int], bytes]) -> Layout: ...
 def probe(path: str) -> tuple[int, int, int, int, int, int, int] | None: ...

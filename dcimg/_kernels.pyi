@@ -4,6 +4,8 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
+from typing_extensions import Self, disjoint_base
 
 DST_KINDS: dict[str, int]
 LEAVE: int
@@ -32,13 +34,15 @@ def gather(
     confirm: Callable[[int, bool], object] | None = None,
 ) -> bytes: ...
 
+@disjoint_base
 class StridedImage:
     """A 3-D image in a read-only byte buffer, read with basic indexing."""
 
     offset: int
     depth: int
-    def __init__(
-        self,
+    # Built by __cinit__ (Cython): the arguments go to __new__.
+    def __new__(
+        cls,
         buffer: Any,
         offset: int,
         shape: tuple[int, int, int],
@@ -49,7 +53,7 @@ class StridedImage:
         parallel_bytes: int = ...,
         confirm: Callable[[int, bool], object] | None = None,
         stored_frames: int = -1,
-    ) -> None: ...
+    ) -> Self: ...
     @property
     def shape(self) -> tuple[int, int, int]: ...
     def take(
@@ -61,4 +65,6 @@ class StridedImage:
         threads: int = 0,
     ) -> Any: ...
     def use_values(self, values: Any) -> bool: ...
-    def view(self, key: Any, keep_overwritten: bool = False) -> Any: ...
+    def view(
+        self, key: Any, keep_overwritten: bool = False
+    ) -> npt.NDArray[Any] | None: ...

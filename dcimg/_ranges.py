@@ -523,7 +523,7 @@ class RangeReader:
     def _run(
         self,
         requests: list[Range],
-        outs: list[memoryview | None],
+        outs: list[memoryview | list[memoryview] | None],
         sink: Callable[[int, Any], None],
     ) -> None:
         """Issue `requests` and hand each result to ``sink(index, data)``.
@@ -624,6 +624,13 @@ class PreadReader(RangeReader):
         self._file = file
         return os.fstat(file.fileno()).st_size
 
+    def _opened(self) -> io.FileIO:
+        """Return the file object read without a descriptor (see _ensure_open)."""
+        file = self._file
+        if file is None:  # pragma: no cover - closed by another thread
+            raise ValueError("I/O operation on closed file")
+        return file
+
     def _ensure_open(self) -> None:
         if self._fd is None and self._file is None:
             with self._lock:
@@ -639,7 +646,7 @@ class PreadReader(RangeReader):
             The new :attr:`size`.
         """
         self._ensure_open()
-        fileno = self._fd if self._fd is not None else self._file.fileno()
+        fileno = self._fd if self._fd is not None else self._opened().fileno()
         self.size = os.fstat(fileno).st_size
         return self.size
 
@@ -659,8 +666,9 @@ class PreadReader(RangeReader):
                     n = _preadv(self._fd, pending, start + got)
                 else:
                     with self._lock:
-                        self._file.seek(start + got)
-                        n = self._file.readinto(pending[0])
+                        file = self._opened()
+                        file.seek(start + got)
+                        n = file.readinto(pending[0])
                 if not n:
                     break
                 got += n
@@ -716,7 +724,7 @@ class PreadReader(RangeReader):
 
 if not hasattr(os, "preadv"):  # pragma: no cover - macOS < 11 and others
 
-    def _preadv(fd: int, buffers: list[memoryview], offset: int) -> int:
+    def _preadv(fd: int, buffers: list[memoryview], offset: int, /) -> int:
         data = os.pread(fd, buffers[0].nbytes, offset)
         buffers[0][: len(data)] = data
         return len(data)

@@ -332,7 +332,7 @@ class FsspecReader(RangeReader):
     def _run(
         self,
         requests: list[Range],
-        outs: list[memoryview | None],
+        outs: list[memoryview | list[memoryview] | None],
         sink: Callable[[int, Any], None],
     ) -> None:
         fs = self.fs
@@ -382,7 +382,8 @@ class FsspecReader(RangeReader):
                 response.close()  # drop the connection: its body is not read
                 raise
             try:
-                return await response.content.readexactly(stop - start)
+                data: bytes = await response.content.readexactly(stop - start)
+                return data
             except asyncio.IncompleteReadError as error:
                 raise self._short(start, stop, len(error.partial)) from None
 
@@ -526,7 +527,8 @@ class FsspecReader(RangeReader):
                 )
             elif not (start == 0 and stop == self.size):
                 raise _no_ranges(self.name, start, stop)
-            return await body.read()
+            whole: bytes = await body.read()
+            return whole
         finally:
             body.close()
 

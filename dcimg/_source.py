@@ -139,6 +139,13 @@ class Source:
     def _attach(self, layout: Layout) -> None:
         raise NotImplementedError
 
+    def _parsed(self) -> Layout:
+        """Return :attr:`layout`; raise if :meth:`parse` has not run yet."""
+        layout = self.layout
+        if layout is None:  # pragma: no cover - readers parse on opening
+            raise RuntimeError(f"{self.name}: read before the headers were parsed")
+        return layout
+
     def take(
         self, key: Any, kind: int, out: np.ndarray | None, mode: int, threads: int = 0
     ) -> Any:
@@ -230,7 +237,7 @@ class MappedSource(Source):
     def __init__(self, path: str) -> None:
         self.name = path
         self.path = path
-        self._image: Any = None
+        self._image: _kernels.StridedImage | None = None
         self._footer_values: tuple[int, int] | None = None
         # What the kernel calls to confirm a copy: a function that refers
         # to this source weakly, so that source -> image -> confirm makes
@@ -321,11 +328,12 @@ class MappedSource(Source):
         The copy is taken the first time, confirmed like any read, and the
         kernel reads it from then on -- what the file held when opened.
         """
-        offset, length = self._footer_values
+        footer = self._footer_values
         self._footer_values = None
         image = self._image
-        if image is None:
+        if image is None or footer is None:
             return
+        offset, length = footer
         try:
             values = _kernels.gather(self._map, offset, 0, 1, length)
             info = os.stat(self.path)
@@ -384,21 +392,30 @@ class MappedSource(Source):
         self, key: Any, kind: int, out: np.ndarray | None, mode: int, threads: int = 0
     ) -> Any:
         """Read a basic index with the copy kernel (see :class:`Source`)."""
-        return self._image.take(key, kind, out, mode, threads)
+        return self._strided().take(key, kind, out, mode, threads)
 
     def view(self, key: Any, keep_overwritten: bool) -> np.ndarray | None:
         """Return a read-only view of the map, or None (see :class:`Source`)."""
-        return self._image.view(key, keep_overwritten)
+        return self._strided().view(key, keep_overwritten)
+
+    def _strided(self) -> _kernels.StridedImage:
+        """Return the kernel's image of the file; raise before :meth:`parse`."""
+        image = self._image
+        if image is None:  # pragma: no cover - readers parse on opening
+            raise RuntimeError(f"{self.name}: read before the headers were parsed")
+        return image
 
     def column(self, offset: int, stride: int, itemsize: int) -> bytes:
         """Gather one field of every frame (see :class:`Source`)."""
         frames = self.layout.stamped_frames if self.layout is not None else 0
         file_map = self._map
-        spread = stride > mmap.PAGESIZE and ReadOnlyMap is not None
-        if spread:
-            # One small field per page or more: read just those pages, not
-            # the pixels around them that read-ahead would bring in.
-            file_map.advise(offset, frames * stride, RANDOM)
+        # One small field per page or more: read just those pages, not the
+        # pixels around them that read-ahead would bring in.
+        spread = (
+            file_map if stride > mmap.PAGESIZE and ReadOnlyMap is not None else None
+        )
+        if spread is not None:
+            spread.advise(offset, frames * stride, RANDOM)
         try:
             return _kernels.gather(
                 file_map, offset, stride, frames, itemsize, self.confirm
@@ -406,8 +423,8 @@ class MappedSource(Source):
         except _kernels.BufferFault:
             raise self.changed() from None
         finally:
-            if spread:
-                file_map.advise(offset, frames * stride, NORMAL)
+            if spread is not None:
+                spread.advise(offset, frames * stride, NORMAL)
 
     @property
     def raw(self) -> Any:
@@ -555,7 +572,7 @@ class RangeSource(Source):
         ``threads`` bounds the copy kernel only: the requests run on the
         reader's own threads, which mostly wait for the storage.
         """
-        layout = self.layout
+        layout = self._parsed()
         spans, result_shape = _kernels.select(key, self._shape)
         (f0, fstep, nf), (r0, rstep, nr), (c0, cstep, nc) = spans
         if out is None:
@@ -644,7 +661,7 @@ class RangeSource(Source):
         The stored pixels are fetched in the same call, so that a framed
         file's (which follow each frame) ride in the frames' own requests.
         """
-        layout = self.layout
+        layout = self._parsed()
         size = layout.bytes_per_image
         ranges = []
         for frame in frames:

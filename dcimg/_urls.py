@@ -151,11 +151,11 @@ def display_url(text: Any) -> str:
     """
     if isinstance(text, bytes | os.PathLike):
         text = os.fsdecode(os.fspath(text))
-    text = str(text)
-    if "://" not in text:
-        return text
+    shown = str(text)
+    if "://" not in shown:
+        return shown
     parts = []
-    for part in chain_parts(text):
+    for part in chain_parts(shown):
         parts.append(_display_one(part) if "://" in part else part)
     return "::".join(parts)
 
@@ -262,11 +262,11 @@ def redact(text: Any, secrets: Iterable[str] = ()) -> str:
     -------
     str
     """
-    text = _URL_IN_TEXT.sub(lambda m: display_url(m.group(0)), str(text))
+    shown = _URL_IN_TEXT.sub(lambda m: display_url(m.group(0)), str(text))
     for secret in sorted(secrets, key=len, reverse=True):
         if len(secret) >= _SHORTEST_SECRET:
-            text = text.replace(secret, HIDDEN)
-    return text
+            shown = shown.replace(secret, HIDDEN)
+    return shown
 
 
 def exception_text(error: BaseException) -> str:

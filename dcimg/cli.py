@@ -70,7 +70,7 @@ def _describe(meta: Metadata) -> list[str]:
         lines.append(f"last frame     {meta.last_timestamp}")
     else:
         lines.append("time stamps    not available")
-    if meta.frame_rate_hz:
+    if meta.frame_rate_hz and meta.frame_interval_s is not None:
         lines.append(
             f"frame rate     {meta.frame_rate_hz:.3f} Hz "
             f"(interval {meta.frame_interval_s * 1e3:.3f} ms)"
@@ -710,7 +710,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     given = [*getattr(args, "paths", []), getattr(args, "out_dir", None)]
     _secrets[:] = [s for name in given if name for s in secrets_of(name)]
     try:
-        return args.run(args)
+        status: int = args.run(args)
+        return status
     except _UsageError as error:
         # exits with status 2
         args.parser.error(redact(str(error), _secrets))

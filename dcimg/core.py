@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dcimg import _format, _kernels
+from dcimg._layout import Layout
 from dcimg._source import Source, open_source
 from dcimg._urls import display_url, is_url
 from dcimg.errors import DCIMGWarning, quiet_warnings, warnings_quieted
@@ -108,7 +109,7 @@ class _State:
 
     __slots__ = ("cache", "layout", "native_kind", "source", "take")
 
-    def __init__(self, source: Source, layout: Any) -> None:
+    def __init__(self, source: Source, layout: Layout) -> None:
         self.source = source
         self.layout = layout
         self.take = source.take
@@ -340,7 +341,7 @@ class DCIMGFile:
             )
         return state
 
-    def _require_open(self) -> Any:
+    def _require_open(self) -> Layout:
         return self._require_state().layout
 
     def __enter__(self) -> DCIMGFile:
@@ -373,7 +374,8 @@ class DCIMGFile:
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(
+        type(self).__init__(
+            self,
             None,
             first_4px_correction_enabled=state["first_4px_correction_enabled"],
             mmap=state.get("mmap", True),
@@ -395,7 +397,7 @@ class DCIMGFile:
     # Geometry
 
     @property
-    def layout(self) -> Any:
+    def layout(self) -> Layout:
         """The parsed header (a ``dcimg._format.Layout``): offsets, strides."""
         return self._require_open()
 
@@ -579,15 +581,19 @@ class DCIMGFile:
         page kills the process with ``SIGBUS``); :meth:`read` is.
         """
         state, file_map = self._raw_map()
-        raw = state.cache.get("mm")
+        raw: np.memmap | None = state.cache.get("mm")
         if raw is None:
             # A memmap over the mapping already open (no second mapping).
             raw = np.ndarray.__new__(
                 np.memmap, (state.layout.file_size,), np.uint8, buffer=file_map
             )
             raw.flags.writeable = False
-            raw._mmap = None
-            raw.filename = os.path.abspath(self.file_path)
+            # numpy's stubs leave out memmap's private attribute, which its
+            # methods read: None, as the map is not the memmap's own.
+            raw._mmap = None  # type: ignore[attr-defined]
+            raw.filename = (
+                None if self.file_path is None else os.path.abspath(self.file_path)
+            )
             raw.offset = 0
             raw.mode = "r"
             raw = state.cache.setdefault("mm", raw)
@@ -603,7 +609,7 @@ class DCIMGFile:
         process with ``SIGBUS``); :meth:`read` and indexing are.
         """
         state, file_map = self._raw_map()
-        view = state.cache.get("mma")
+        view: np.ndarray | None = state.cache.get("mma")
         if view is None:
             layout = state.layout
             view = np.ndarray(
@@ -634,7 +640,7 @@ class DCIMGFile:
 
     @staticmethod
     def _framestamps(state: _State) -> np.ndarray:
-        counters = state.cache.get("framestamps")
+        counters: np.ndarray | None = state.cache.get("framestamps")
         if counters is not None:
             return counters
         layout = state.layout
@@ -646,7 +652,8 @@ class DCIMGFile:
             counters = np.full(layout.frames, _format.MISSING_FRAMESTAMP, np.uint32)
             raw = state.source.column(layout.counter_offset, layout.counter_stride, 4)
             counters[: len(raw) // 4] = np.frombuffer(raw, "<u4")
-        return state.cache.setdefault("framestamps", counters)
+        counters = state.cache.setdefault("framestamps", counters)
+        return counters
 
     @property
     def _timestamps_us(self) -> np.ndarray:
@@ -654,7 +661,7 @@ class DCIMGFile:
 
     @staticmethod
     def _stamps_us(state: _State) -> np.ndarray:
-        stamps = state.cache.get("timestamps_us")
+        stamps: np.ndarray | None = state.cache.get("timestamps_us")
         if stamps is None:
             stamps = state.cache.setdefault(
                 "timestamps_us", DCIMGFile._read_stamps_us(state)
@@ -754,7 +761,7 @@ class DCIMGFile:
     def metadata(self) -> Metadata:
         """Typed description of the file (:class:`dcimg.Metadata`)."""
         state = self._require_state()
-        meta = state.cache.get("metadata")
+        meta: Metadata | None = state.cache.get("metadata")
         if meta is None:
             meta = Metadata.from_layout(
                 state.layout,

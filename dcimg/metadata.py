@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
@@ -110,8 +110,8 @@ class Metadata:
 
     Attributes
     ----------
-    path : str
-        The file's path.
+    path : str or None
+        The file's path or URL; None for a file object.
     format_version : int
         The header's format version: ``0x7``, ``0x1000000`` or ``0x2000000``.
     layout : str
@@ -166,7 +166,7 @@ class Metadata:
         :data:`~dcimg.metadata.MISSING_FRAMESTAMP` and their time stamp ``NaT``.
     """
 
-    path: str
+    path: str | None
     format_version: int
     layout: str
     shape: tuple[int, int, int]
@@ -270,7 +270,11 @@ class Metadata:
                 serial=layout.camera_serial,
                 versions=tuple(layout.camera_versions),
             ),
-            sub_array=None if sub is None else SubArray(*sub, layout.sub_array_source),
+            sub_array=(
+                None
+                if sub is None or layout.sub_array_source is None
+                else SubArray(*sub, layout.sub_array_source)
+            ),
             binning=layout.binning,
             stored_pixels=stored,
             frame_data_available=layout.has_frame_data,
@@ -310,7 +314,8 @@ class Metadata:
                 return [plain(item) for item in value]
             return value
 
-        return plain(out)
+        result: dict[str, Any] = plain(out)
+        return result
 
 
 def _counter_jumps(counters: np.ndarray) -> tuple[tuple[int, ...], int]:
@@ -329,6 +334,14 @@ def _counter_jumps(counters: np.ndarray) -> tuple[tuple[int, ...], int]:
         dropped.extend((where + start).tolist())
         missed += int((jumps[where] - 1).sum())
     return tuple(dropped), missed
+
+
+@overload
+def physical_size(name: str, value: None) -> None: ...
+@overload
+def physical_size(name: str, value: float) -> float: ...
+@overload
+def physical_size(name: str, value: Any) -> float | None: ...
 
 
 def physical_size(name: str, value: Any) -> float | None:

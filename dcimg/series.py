@@ -27,13 +27,15 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, NamedTuple
+from types import EllipsisType
+from typing import TYPE_CHECKING, Any, NamedTuple, SupportsIndex, overload
 
 import numpy as np
+import numpy.typing as npt
 
 from dcimg import _format, _names
 from dcimg._urls import display_url, is_glob, is_url, redact, url_path
-from dcimg.core import DCIMGFile, check_out
+from dcimg.core import DCIMGFile, _Key, check_out
 from dcimg.errors import (
     DCIMGChangedError,
     DCIMGFormatError,
@@ -45,6 +47,9 @@ from dcimg.metadata import Metadata
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
+
+    import dask.array as da
+    import xarray as xr
 
 __all__ = ["DEFAULT_AXES", "DCIMGSeries", "SeriesMetadata"]
 
@@ -472,6 +477,14 @@ def _parse_name(path: str, regex: re.Pattern[str] | None) -> _Name | None:
     )
 
 
+def _named(path: str, regex: re.Pattern[str] | None) -> _Name:
+    """:func:`_parse_name` of a name already known to parse."""
+    name = _parse_name(path, regex)
+    if name is None:  # pragma: no cover - callers pass parsed names only
+        raise RuntimeError(f"{path!r} is not a series member's name")
+    return name
+
+
 @dataclass(frozen=True)
 class _Grid:
     """Where every file sits: paths in C order, the axes' counter values."""
@@ -553,11 +566,12 @@ def _grid(
         else f"pattern {regex.pattern!r}"
     )
     alike = None
+    first: _Name | None = None
     if regex is None and len(paths) > 1:
         first = next(filter(None, (_parse_name(p, None) for p in paths)), None)
         if first is not None:
             alike = _parse_alike(paths, first)
-    if alike is not None:
+    if alike is not None and first is not None:
         named, values, unmatched = alike
         template = first.template
     else:
@@ -664,7 +678,7 @@ def _grid_error(
     # No two files share a place, so there are fewer files than places.
     taken = set(map(tuple, places.T.tolist()))
     # Name the missing files the way their neighbours are written.
-    texts = list(zip(*(_parse_name(p, regex).texts for p in named), strict=True))
+    texts = list(zip(*(_named(p, regex).texts for p in named), strict=True))
     written = [dict(zip(values[j].tolist(), texts[j], strict=True)) for j, _ in axes]
     missing = []
     for position in itertools.product(*map(range, shape)):
@@ -854,7 +868,7 @@ class _Members:
         # First frame of every file along the joined frame axis.
         self.offsets = np.concatenate(([0], np.cumsum(self.frames, dtype=np.int64)))
         if self.concat:
-            self.shape = (int(self.offsets[-1]), *self.image_shape)
+            self.shape: tuple[int, ...] = (int(self.offsets[-1]), *self.image_shape)
         else:
             nframes = self.frames[0] if self.frames else 0
             self.shape = (*self.grid_shape, nframes, *self.image_shape)
@@ -1022,7 +1036,8 @@ class _Members:
         ):
             flat = int(sum(i * s for i, s in zip(indices, strides, strict=True)))
             # Each file writes straight into its part of the result.
-            jobs.append((flat, key, result[(*position, Ellipsis)]))
+            part: tuple[int | EllipsisType, ...] = (*position, Ellipsis)
+            jobs.append((flat, key, result[part]))
         return jobs
 
     def _concat_jobs(
@@ -1490,8 +1505,32 @@ class DCIMGSeries:
     # ------------------------------------------------------------------
     # Pixels
 
+    # A tuple of integers is one pixel when there is one per axis (a NumPy
+    # scalar), and an array otherwise; every other index gives an array.
+    # The overloads overlap (a tuple of integers is also a _Key) and the first
+    # wins, as for DCIMGFile.read.
+    @overload
+    def read(  # type: ignore[overload-overlap]
+        self,
+        key: tuple[SupportsIndex, ...],
+        *,
+        dtype: npt.DTypeLike | None = ...,
+        out: npt.NDArray[Any] | None = ...,
+    ) -> npt.NDArray[Any] | np.generic: ...
+    @overload
     def read(
-        self, key: Any = Ellipsis, *, dtype: Any = None, out: np.ndarray | None = None
+        self,
+        key: _Key = ...,
+        *,
+        dtype: npt.DTypeLike | None = ...,
+        out: npt.NDArray[Any] | None = ...,
+    ) -> npt.NDArray[Any]: ...
+    def read(
+        self,
+        key: _Key = Ellipsis,
+        *,
+        dtype: npt.DTypeLike | None = None,
+        out: npt.NDArray[Any] | None = None,
     ) -> Any:
         """Read a basic-index selection of the series.
 
@@ -1527,7 +1566,13 @@ class DCIMGSeries:
             key, dtype=dtype, out=out, threads=_READ_THREADS
         )
 
-    def __getitem__(self, key: Any) -> Any:
+    @overload
+    def __getitem__(  # type: ignore[overload-overlap]  # as read's
+        self, key: tuple[SupportsIndex, ...]
+    ) -> npt.NDArray[Any] | np.generic: ...
+    @overload
+    def __getitem__(self, key: _Key) -> npt.NDArray[Any]: ...
+    def __getitem__(self, key: _Key) -> Any:
         """Read pixels with NumPy basic indexing; see :meth:`read`."""
         return self._require_open().read(key, threads=_READ_THREADS)
 
@@ -1689,7 +1734,9 @@ class DCIMGSeries:
             )
         return tuple(result)
 
-    def as_dask_array(self, chunks: Any = "auto", dtype: Any = None) -> Any:
+    def as_dask_array(
+        self, chunks: Any = "auto", dtype: npt.DTypeLike | None = None
+    ) -> da.Array:
         """Return the series as a lazy :class:`dask.array.Array`.
 
         Parameters
@@ -1733,7 +1780,7 @@ class DCIMGSeries:
         digest = hashlib.sha256(
             repr((members.token, dtype.str, blocks)).encode()
         ).hexdigest()[:32]
-        return da.from_array(
+        lazy: da.Array = da.from_array(
             source,
             chunks=blocks,
             name=f"dcimg-series-{digest}",
@@ -1745,15 +1792,16 @@ class DCIMGSeries:
             # not copied into every task.
             inline_array=False,
         )
+        return lazy
 
     def to_xarray(
         self,
         *,
         dask: bool = True,
         chunks: Any = "auto",
-        dtype: Any = None,
+        dtype: npt.DTypeLike | None = None,
         name: str | None = None,
-    ) -> Any:
+    ) -> xr.DataArray:
         """Return the series as an :class:`xarray.DataArray`.
 
         Parameters
@@ -1792,6 +1840,7 @@ class DCIMGSeries:
                 'pip install "dcimg[xarray]"',
                 "xarray",
             ) from exc
+        data: da.Array | npt.NDArray[Any]
         if dask:
             data = self.as_dask_array(chunks=chunks, dtype=dtype)
         else:

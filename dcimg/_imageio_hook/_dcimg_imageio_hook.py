@@ -84,7 +84,8 @@ def _config_type(config: "ModuleType") -> type:
         @property
         def plugin_class(self) -> type:
             try:
-                return base.plugin_class.fget(self)
+                plugin_class: type = base.plugin_class.fget(self)
+                return plugin_class
             except ImportError as exc:
                 import warnings
 
@@ -113,7 +114,9 @@ def register(config: "ModuleType | None" = None) -> None:
         The ``imageio.config`` module; imported when omitted.
     """
     if config is None:
-        import imageio.config as config
+        import imageio.config as imageio_config
+
+        config = imageio_config
     plugins = config.known_plugins
     if PLUGIN_NAME not in plugins:
         plugins[PLUGIN_NAME] = _config_type(config)(
@@ -225,7 +228,7 @@ class _ImageioConfigFinder:
             find_spec = getattr(finder, "find_spec", None)
             if find_spec is None:
                 continue
-            spec = find_spec(fullname, path, target)
+            spec: ModuleSpec | None = find_spec(fullname, path, target)
             if spec is not None:
                 break
         else:
@@ -233,7 +236,9 @@ class _ImageioConfigFinder:
         loader = getattr(spec, "loader", None)
         if loader is None or not hasattr(loader, "exec_module"):
             return spec
-        spec.loader = _RegisteringLoader(loader)
+        # A duck-typed loader: subclassing importlib.abc.Loader would import
+        # importlib.abc at every interpreter start-up (see the module notes).
+        spec.loader = _RegisteringLoader(loader)  # type: ignore[assignment]
         return spec
 
 
