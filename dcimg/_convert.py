@@ -299,9 +299,10 @@ def _require(module: str, what: str, extra: str = "convert") -> Any:
 def _positive(name: str, value: Any) -> float | None:
     """Check a physical size (µm): a finite number above 0, or None."""
     try:
-        return physical_size(name, value)
+        size: float | None = physical_size(name, value)
     except ValueError as error:
         raise ConversionError(str(error)) from None
+    return size
 
 
 # --------------------------------------------------------------------------
@@ -534,12 +535,12 @@ def _inputs_of(source: Any) -> _Inputs:
         path = _local_path(name)
         if path is None:
             continue
-        shown = os.fsdecode(name)
+        shown = path if name is None else os.fsdecode(name)
         link = _identity(path, follow=False)
         target = _identity(path)
-        for identity in (link, target):
-            if identity is not None:
-                inputs.files.setdefault(identity, shown)
+        for found in (link, target):
+            if found is not None:
+                inputs.files.setdefault(found, shown)
         parents = [os.path.dirname(path)]
         if link != target:  # a symbolic link: where it leads is read too
             parents.append(os.path.dirname(os.path.realpath(path)))
@@ -553,9 +554,9 @@ def _inputs_of(source: Any) -> _Inputs:
                 inputs.holders.setdefault(identity, shown)
             if members:
                 for folder in (parent, os.path.realpath(parent)):
-                    identity = _identity(folder)
-                    if identity is not None:
-                        inputs.folders.setdefault(identity, parent)
+                    held = _identity(folder)
+                    if held is not None:
+                        inputs.folders.setdefault(held, parent)
     return inputs
 
 
@@ -955,7 +956,7 @@ class _GridAxisAsFrames:
 
     def read(self, key: Any, dtype: Any = None) -> np.ndarray:
         *cell, files = key if isinstance(key, tuple) else (key,)
-        return self.series.read((*cell, files, self.frame), dtype=dtype)
+        return np.asarray(self.series.read((*cell, files, self.frame), dtype=dtype))
 
 
 def _split_frames(count: int, options: _Options) -> tuple[int, ...]:
@@ -1070,7 +1071,7 @@ def _halve(pixels: np.ndarray) -> np.ndarray:
     else:
         total += 2
         total >>= 2  # floor division by 4: halves round up
-    return total.astype(pixels.dtype)
+    return np.asarray(total.astype(pixels.dtype))
 
 
 def _levels_of(pixels: np.ndarray, count: int) -> list[np.ndarray]:
@@ -1192,13 +1193,13 @@ def _ome_xml(plan: _Plan, pages: int) -> str:
         ID="Annotation:0",
         Namespace="https://github.com/dcimg/dcimg/camera",
     )
-    value = ET.SubElement(mapping, q("Value"))
+    entries = ET.SubElement(mapping, q("Value"))
     for key, text in plan.annotations().items():
-        ET.SubElement(value, q("M"), K=key).text = text
+        ET.SubElement(entries, q("M"), K=key).text = text
     # TIFF descriptions are 7-bit ASCII: other characters (the "µ" of the
     # units, names) become XML character references.
-    text = ET.tostring(ome, encoding="us-ascii", xml_declaration=False)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + text.decode("ascii")
+    encoded: bytes = ET.tostring(ome, encoding="us-ascii", xml_declaration=False)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + encoded.decode("ascii")
 
 
 def _tiff_compression(plan: _Plan) -> dict[str, Any]:
@@ -1449,12 +1450,12 @@ def _write_zarr(plan: _Plan, target: Path, progress: Callable[[int], Any]) -> No
             first = int(np.ravel_multi_index(split_index, split))
             count = src_hi[inner] - src_lo[inner]
             assert first + count <= frames_per_cell
-            position = tuple(i - lo for i, lo in zip(index, src_lo, strict=False))
+            place = tuple(i - lo for i, lo in zip(index, src_lo, strict=False))
             pixels = plan.read_run(cell, first, count)
             if buffer is None:
                 buffer = pixels.reshape(*shape, plan.height, plan.width)
             else:
-                buffer[position] = pixels
+                buffer[place] = pixels
             progress(count)
         assert buffer is not None
         region = np.transpose(buffer, (*order, len(order), len(order) + 1))
@@ -1659,7 +1660,7 @@ def _progress_bar(total: int, label: str, enabled: bool) -> Any:
 
 def _planes_of(source: Any, options: _Options) -> int:
     """How many planes a conversion of ``source`` writes (for progress)."""
-    shape = tuple(source.shape)
+    shape = tuple(int(n) for n in source.shape)
     frames = len(range(shape[-3])[options.frames or slice(None)])
     return math.prod(shape[:-3]) * frames
 

@@ -169,7 +169,9 @@ class DCIMGPlugin(PluginV3):
     # ------------------------------------------------------------------
     # The v3 plugin interface
 
-    def read(self, *, index: Index = None, dtype: npt.DTypeLike = None) -> np.ndarray:
+    def read(
+        self, *, index: Index = None, dtype: npt.DTypeLike | None = None
+    ) -> np.ndarray:
         """Read the whole stack, a range of frames, or one frame.
 
         Parameters
@@ -194,7 +196,7 @@ class DCIMGPlugin(PluginV3):
         """
         return self.file.read(self._key(index), dtype=dtype)
 
-    def iter(self, *, dtype: npt.DTypeLike = None) -> Iterator[np.ndarray]:
+    def iter(self, *, dtype: npt.DTypeLike | None = None) -> Iterator[np.ndarray]:
         """Yield the frames one at a time, without reading the whole stack.
 
         Parameters
@@ -212,7 +214,7 @@ class DCIMGPlugin(PluginV3):
             yield file.frame(i, dtype=dtype)
 
     def properties(
-        self, index: Index = None, *, dtype: npt.DTypeLike = None
+        self, index: Index = None, *, dtype: npt.DTypeLike | None = None
     ) -> ImageProperties:
         """Shape and type of what :meth:`read` returns, without reading it.
 

@@ -314,22 +314,25 @@ def napari_get_reader(path: PathOrPaths) -> ReaderFunction | None:
         not DCIMG or cannot be opened (napari then tries other readers).
         Never raises.
     """
+    text: str | None
     if isinstance(path, (list, tuple)):
-        paths = [_text_path(p) for p in path]
-        if not paths or any(p is None for p in paths):
+        found = [_text_path(p) for p in path]
+        paths = [p for p in found if p is not None]
+        if not paths or len(paths) != len(found):
             return None
-        if len(paths) == 1:
-            path = paths[0]
-        else:
+        if len(paths) > 1:
             if not all(_is_dcimg_name(p) for p in paths):
                 return None
             series = _open_series(paths)
             if series is None:
                 return None
             return _reader_for(series, _series_name(paths, None))
-    path = _text_path(path)
-    if path is None:
+        text = paths[0]
+    else:
+        text = _text_path(path)
+    if text is None:
         return None
+    path = text
     if os.path.isdir(path):
         # A folder without DCIMG files, or whose files make no series, is
         # declined (the series says so: no *.dcimg file, two series, ...).

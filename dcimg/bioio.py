@@ -151,10 +151,10 @@ class Reader(_BaseReader):
             DEFAULT_CHANNEL_NAME if channel_name is None else str(channel_name)
         )
         if physical_pixel_sizes is None:
-            self._physical_pixel_sizes = PhysicalPixelSizes(None, None, None)
+            self._pixel_sizes = PhysicalPixelSizes(None, None, None)
         else:
             z, y, x = physical_pixel_sizes
-            self._physical_pixel_sizes = PhysicalPixelSizes(z, y, x)
+            self._pixel_sizes = PhysicalPixelSizes(z, y, x)
 
     @property
     def scenes(self) -> tuple[str, ...]:
@@ -192,7 +192,7 @@ class Reader(_BaseReader):
     @property
     def physical_pixel_sizes(self) -> PhysicalPixelSizes:
         """``(Z, Y, X)`` sizes given to the reader; ``None`` each otherwise."""
-        return self._physical_pixel_sizes
+        return self._pixel_sizes
 
     @property
     def time_interval(self) -> datetime.timedelta | None:
@@ -218,7 +218,9 @@ class ReaderMetadata(_BaseReaderMetadata):
         return [".dcimg"]
 
     @staticmethod
-    def get_reader() -> type[Reader]:
+    # bioio_base annotates this as returning a Reader instance, but bioio
+    # instantiates what it returns: every plugin returns the class.
+    def get_reader() -> type[Reader]:  # type: ignore[override]
         """Return the reader class.
 
         Returns

@@ -1589,7 +1589,7 @@ def write_series(
         frames = data[position]
         if per_file == 2:
             frames = frames[np.newaxis]
-        options = dict(write_dcimg_options)
+        options: dict[str, Any] = dict(write_dcimg_options)
         # One acquisition split into files: counters and time run on.
         counters = np.arange(flat * nframes, (flat + 1) * nframes, dtype=np.int64)
         options.setdefault("framestamps", counters)
