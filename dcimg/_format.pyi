@@ -42,6 +42,9 @@ NEW_CROP_INFO: list[tuple[str, str]]
 MISSING_FRAMESTAMP: int
 PATTERN_CHECKS: int
 
+_PROBE_LITERALS: dict[tuple[str, str], tuple[int, int]]
+_PROBE_SIZES: dict[str, int]
+
 def _reader_constants() -> tuple[
     dict[str, list[tuple[str, int, int]]], dict[str, int]
 ]: ...

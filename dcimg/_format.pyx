@@ -22,7 +22,7 @@ dtypes (``FILE_HDR_DTYPE`` and the others) are all made from the tables.
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcmp, strncmp
+from libc.string cimport strncmp
 
 import errno
 import os
@@ -51,10 +51,7 @@ VERSION_PACKED = _VERSION_PACKED
 VERSION_FRAMED = _VERSION_FRAMED
 VERSION_FRAMED_2 = _VERSION_FRAMED_2
 
-cdef bytes _MAGIC = b"DCIMG\0\0\0"
-MAGIC = _MAGIC
-# For the nogil probe (_MAGIC keeps the bytes alive).
-cdef const char* _MAGIC_C = _MAGIC
+MAGIC = b"DCIMG\0\0\0"
 
 
 # ----------------------------------------------------------------------
@@ -322,6 +319,11 @@ cdef Field _BE_SIZE = _field(BLOCK_ENTRY_FIELDS, "block size")
 cdef Field _BE_OFFSET = _field(BLOCK_ENTRY_FIELDS, "block offset")
 cdef Field _K4_SIZE = _field(KIND4_BLOCK_FIELDS, "stored_pixels_size")
 cdef Field _K4_OFFSET = _field(KIND4_BLOCK_FIELDS, "stored_pixels_offset")
+
+# The magic as one little-endian word, which the probe compares in one go.
+if _FH_MAGIC.nbytes != 8 or len(MAGIC) != 8:
+    raise AssertionError("header table: the magic is not the 8 bytes of MAGIC")
+cdef uint64_t _MAGIC_WORD = int.from_bytes(MAGIC, "little")
 
 # Structure sizes: what must be in the file before a structure is read.
 cdef Py_ssize_t _FILE_HEADER_SIZE = _size(FILE_HEADER_FIELDS)
@@ -1184,14 +1186,89 @@ cdef inline uint64_t _le(const unsigned char* p, int n) noexcept nogil:
     return v
 
 
-cdef inline uint64_t _get(const unsigned char* base, Field field) noexcept nogil:
-    """The integer ``field`` of the structure at ``base`` (in the buffer)."""
-    # A constant width lets the compiler make each case one load.
-    if field.nbytes == 4:
-        return _le(base + field.offset, 4)
-    if field.nbytes == 8:
-        return _le(base + field.offset, 8)
-    return _le(base + field.offset, field.nbytes)
+# The probe reads its fields at literal offsets and widths, which the
+# compiler folds into single loads: reading them from the Field constants
+# costs about 1% of a probe (measured), and a series probes thousands of
+# files.  So these copy the tables, and _PROBE_LITERALS below is checked
+# against the tables at import (and by tests/test_format_fields.py): a
+# copy that drifts stops the import.
+cdef enum:
+    _PR_MAGIC = 0x00  # 8 bytes
+    _PR_VERSION = 0x08  # file header, u32
+    _PR_NSESS = 0x20  # u32
+    _PR_HEADER_SIZE = 0x28  # u32
+    _PR_FILE_HEADER_SIZE = 0x48
+    _PR_PS_NFRMS = 0x20  # packed session header, u32 unless said
+    _PR_PS_BYTE_DEPTH = 0x24
+    _PR_PS_XSIZE = 0x2C
+    _PR_PS_BYTES_PER_ROW = 0x30
+    _PR_PS_YSIZE = 0x34
+    _PR_PS_BYTES_PER_IMG = 0x38
+    _PR_PS_OFFSET_TO_DATA = 0x44
+    _PR_PS_DATA_SIZE = 0x48  # u64
+    _PR_PS_SIZE = 0x50
+    _PR_FOOTER_HEAD = 0x30
+    _PR_NS_NFRMS = 0x3C  # framed session header, u32 unless said
+    _PR_NS_BYTE_DEPTH = 0x40
+    _PR_NS_XSIZE = 0x48
+    _PR_NS_YSIZE = 0x4C
+    _PR_NS_BYTES_PER_ROW = 0x50
+    _PR_NS_BYTES_PER_IMG = 0x54
+    _PR_NS_OFFSET_TO_DATA = 0x60  # u64
+    _PR_NS_STRIDE = 0x74
+    _PR_NS_TRAILER = 0x7C
+    _PR_NS_SIZE = 0x80
+    _PR_TRAILER_STORED = 0x0C
+
+# (table, label): (offset, width) as _probe_parse reads them; sizes by name.
+_PROBE_LITERALS = {
+    ("FILE_HEADER_FIELDS", "magic"): (_PR_MAGIC, 8),
+    ("FILE_HEADER_FIELDS", "format_version"): (_PR_VERSION, 4),
+    ("FILE_HEADER_FIELDS", "nsess"): (_PR_NSESS, 4),
+    ("FILE_HEADER_FIELDS", "header_size"): (_PR_HEADER_SIZE, 4),
+    ("PACKED_SESSION_FIELDS", "nfrms"): (_PR_PS_NFRMS, 4),
+    ("PACKED_SESSION_FIELDS", "byte_depth"): (_PR_PS_BYTE_DEPTH, 4),
+    ("PACKED_SESSION_FIELDS", "xsize"): (_PR_PS_XSIZE, 4),
+    ("PACKED_SESSION_FIELDS", "bytes_per_row"): (_PR_PS_BYTES_PER_ROW, 4),
+    ("PACKED_SESSION_FIELDS", "ysize"): (_PR_PS_YSIZE, 4),
+    ("PACKED_SESSION_FIELDS", "bytes_per_img"): (_PR_PS_BYTES_PER_IMG, 4),
+    ("PACKED_SESSION_FIELDS", "offset_to_data"): (_PR_PS_OFFSET_TO_DATA, 4),
+    ("PACKED_SESSION_FIELDS", "session_data_size"): (_PR_PS_DATA_SIZE, 8),
+    ("FRAMED_SESSION_FIELDS", "nfrms"): (_PR_NS_NFRMS, 4),
+    ("FRAMED_SESSION_FIELDS", "byte_depth"): (_PR_NS_BYTE_DEPTH, 4),
+    ("FRAMED_SESSION_FIELDS", "xsize"): (_PR_NS_XSIZE, 4),
+    ("FRAMED_SESSION_FIELDS", "ysize"): (_PR_NS_YSIZE, 4),
+    ("FRAMED_SESSION_FIELDS", "bytes_per_row"): (_PR_NS_BYTES_PER_ROW, 4),
+    ("FRAMED_SESSION_FIELDS", "bytes_per_img"): (_PR_NS_BYTES_PER_IMG, 4),
+    ("FRAMED_SESSION_FIELDS", "offset_to_data"): (_PR_NS_OFFSET_TO_DATA, 8),
+    ("FRAMED_SESSION_FIELDS", "frame_stride"): (_PR_NS_STRIDE, 4),
+    ("FRAMED_SESSION_FIELDS", "frame_footer_size"): (_PR_NS_TRAILER, 4),
+    ("FRAME_TRAILER_FIELDS", "stored pixels"): (_PR_TRAILER_STORED, 8),
+}
+_PROBE_SIZES = {
+    "FILE_HEADER_FIELDS": _PR_FILE_HEADER_SIZE,
+    "PACKED_SESSION_FIELDS": _PR_PS_SIZE,
+    "FRAMED_SESSION_FIELDS": _PR_NS_SIZE,
+    "footer head": _PR_FOOTER_HEAD,
+}
+
+
+def _check_probe_literals():
+    """Raise AssertionError where a literal of the probe differs from its table."""
+    fields, sizes = _reader_constants()
+    read = {(table, label): (offset, nbytes)
+            for table, found in fields.items() for label, offset, nbytes in found}
+    for key, value in _PROBE_LITERALS.items():
+        if read[key] != value:
+            raise AssertionError(f"probe: {key} is read as (offset, width) "
+                                 f"{value}, the table says {read[key]}")
+    for key, value in _PROBE_SIZES.items():
+        if sizes[key] != value:
+            raise AssertionError(f"probe: {key} is taken as {value} bytes, "
+                                 f"the table says {sizes[key]}")
+
+
+_check_probe_literals()
 
 
 cdef struct Probe:
@@ -1206,46 +1283,46 @@ cdef int _probe_parse(const unsigned char* buf, Probe* r) noexcept nogil:
     cdef uint64_t version, s, n, depth, width, height, bpr, bpi, data, stride
     cdef uint64_t trailer, data_size
     cdef uint64_t size = <uint64_t>r.size
-    if r.got < _FILE_HEADER_SIZE:
+    if r.got < _PR_FILE_HEADER_SIZE:
         return 0
-    if memcmp(buf + _FH_MAGIC.offset, _MAGIC_C, _FH_MAGIC.nbytes) != 0:
+    if _le(buf + _PR_MAGIC, 8) != _MAGIC_WORD:
         return 0
-    version = _get(buf, _FH_VERSION)
-    s = _get(buf, _FH_HEADER_SIZE)
-    if _get(buf, _FH_NSESS) != 1 or s < <uint64_t>_FILE_HEADER_SIZE:
+    version = _le(buf + _PR_VERSION, 4)
+    s = _le(buf + _PR_HEADER_SIZE, 4)
+    if _le(buf + _PR_NSESS, 4) != 1 or s < _PR_FILE_HEADER_SIZE:
         return 0
     if version == _VERSION_PACKED:
-        if s + <uint64_t>_PACKED_SESSION_HEADER_SIZE > <uint64_t>r.got:
+        if s + _PR_PS_SIZE > <uint64_t>r.got:
             return 0
         p = buf + s
-        n = _get(p, _PS_NFRMS)
-        depth = _get(p, _PS_BYTE_DEPTH)
-        width = _get(p, _PS_XSIZE)
-        bpr = _get(p, _PS_BYTES_PER_ROW)
-        height = _get(p, _PS_YSIZE)
-        bpi = _get(p, _PS_BYTES_PER_IMG)
-        data = s + _get(p, _PS_OFFSET_TO_DATA)
-        data_size = _get(p, _PS_DATA_SIZE)
+        n = _le(p + _PR_PS_NFRMS, 4)
+        depth = _le(p + _PR_PS_BYTE_DEPTH, 4)
+        width = _le(p + _PR_PS_XSIZE, 4)
+        bpr = _le(p + _PR_PS_BYTES_PER_ROW, 4)
+        height = _le(p + _PR_PS_YSIZE, 4)
+        bpi = _le(p + _PR_PS_BYTES_PER_IMG, 4)
+        data = s + _le(p + _PR_PS_OFFSET_TO_DATA, 4)
+        data_size = _le(p + _PR_PS_DATA_SIZE, 8)
         # Every frame, and a footer after them (its tables are not checked
         # here: the full parse does when the file is read).
-        if data + n * bpi + <uint64_t>_FOOTER_HEAD > size or data_size < n * bpi:
+        if data + n * bpi + _PR_FOOTER_HEAD > size or data_size < n * bpi:
             return 0
-        if s + data_size + <uint64_t>_FOOTER_HEAD > size:
+        if s + data_size + _PR_FOOTER_HEAD > size:
             return 0
     elif version == _VERSION_FRAMED or version == _VERSION_FRAMED_2:
-        if s + <uint64_t>_FRAMED_SESSION_HEADER_SIZE > <uint64_t>r.got:
+        if s + _PR_NS_SIZE > <uint64_t>r.got:
             return 0
         p = buf + s
-        n = _get(p, _NS_NFRMS)
-        depth = _get(p, _NS_BYTE_DEPTH)
-        width = _get(p, _NS_XSIZE)
-        height = _get(p, _NS_YSIZE)
-        bpr = _get(p, _NS_BYTES_PER_ROW)
-        bpi = _get(p, _NS_BYTES_PER_IMG)
-        data = s + _get(p, _NS_OFFSET_TO_DATA)
-        stride = _get(p, _NS_STRIDE)
-        trailer = _get(p, _NS_TRAILER)
-        if trailer < <uint64_t>_TR_STORED.offset or stride != bpi + trailer:
+        n = _le(p + _PR_NS_NFRMS, 4)
+        depth = _le(p + _PR_NS_BYTE_DEPTH, 4)
+        width = _le(p + _PR_NS_XSIZE, 4)
+        height = _le(p + _PR_NS_YSIZE, 4)
+        bpr = _le(p + _PR_NS_BYTES_PER_ROW, 4)
+        bpi = _le(p + _PR_NS_BYTES_PER_IMG, 4)
+        data = s + _le(p + _PR_NS_OFFSET_TO_DATA, 8)
+        stride = _le(p + _PR_NS_STRIDE, 4)
+        trailer = _le(p + _PR_NS_TRAILER, 4)
+        if trailer < _PR_TRAILER_STORED or stride != bpi + trailer:
             return 0
         # Every frame with its whole trailer.
         if n == 0 or data + n * stride > size:

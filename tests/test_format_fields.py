@@ -7,7 +7,8 @@ that:
 
 - the dtype lists are the tables (names, offsets, sizes);
 - every offset, width and size the parser and the probe read (as the
-  module reports them, ``_reader_constants``) is the table's;
+  module reports them, ``_reader_constants``, and the probe's literal
+  copies, ``_PROBE_LITERALS``) is the table's;
 - a round trip: files written by :func:`dcimg.testing.write_dcimg` (its own
   writer, with offsets of its own) in every version and layout it writes,
   decoded through the dtypes, say what :func:`~dcimg._format.parse_layout`
@@ -109,6 +110,21 @@ def test_every_field_read_is_the_tables():
         for label, offset, nbytes in read:
             assert offset == declared[label][0], (name, label)
             assert nbytes == np.dtype(declared[label][1]).itemsize, (name, label)
+
+
+def test_probe_literals_are_the_tables():
+    """The probe reads at literal offsets (for speed): each is the table's."""
+    fields, sizes = _format._reader_constants()
+    read = {
+        (name, label): (offset, nbytes)
+        for name, found in fields.items()
+        for label, offset, nbytes in found
+    }
+    assert _format._PROBE_LITERALS
+    for key, literal in _format._PROBE_LITERALS.items():
+        assert literal == read[key], key
+    for name, size in _format._PROBE_SIZES.items():
+        assert size == sizes[name], name
 
 
 def test_structure_sizes_are_the_tables():
