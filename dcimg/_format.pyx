@@ -13,13 +13,16 @@ and, for packed files, the footer after the last frame.
 Every offset is checked against the file size before it is read, and every
 field is checked against the others; a failure raises
 :class:`dcimg.errors.DCIMGFormatError` naming the field and its values.
-Offsets follow ``FORMAT.md`` in the project's shared notes.
+Offsets follow ``FORMAT.md`` in the project's shared notes.  Each header
+structure is declared once, as a table of its fields (``FILE_HEADER_FIELDS``
+and the others); the parser, the quick probe and the historical structured
+dtypes (``FILE_HDR_DTYPE`` and the others) are all made from the tables.
 """
 
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcmp, strncmp
+from libc.string cimport strncmp
 
 import errno
 import os
@@ -44,18 +47,299 @@ cdef enum:
     _VERSION_PACKED = 0x7
     _VERSION_FRAMED = 0x1000000
     _VERSION_FRAMED_2 = 0x2000000
-    _FILE_HEADER_SIZE = 0x48
-    _PACKED_SESSION_HEADER_SIZE = 0x50
-    _FRAMED_SESSION_HEADER_SIZE = 0x80
-    _TRAILER_STORED_PIXELS = 12
 VERSION_PACKED = _VERSION_PACKED
 VERSION_FRAMED = _VERSION_FRAMED
 VERSION_FRAMED_2 = _VERSION_FRAMED_2
 
 MAGIC = b"DCIMG\0\0\0"
+
+
+# ----------------------------------------------------------------------
+# The header structures, each declared once
+#
+# Each table lists one structure's fields in order as
+# ``(name, offset, NumPy type code, label)``: ``name`` is the field's name
+# in the historical structured dtype built from the table (FILE_HDR_DTYPE
+# and the others below), ``label`` the name the parser's errors give the
+# field, or None where the reader does not read it.  Every byte is listed,
+# the gaps as the historical "skip" fields, so that the offsets are the
+# dtype's.  The parser and the probe take their offsets and widths from
+# here at import (``_field``, below): a format fix is one edit.  Offsets
+# follow FORMAT.md in the project's shared notes.
+
+#: The file header, at offset 0 (FORMAT.md section 1).
+FILE_HEADER_FIELDS = (
+    ("file_format", 0x00, "S8", "magic"),
+    ("format_version", 0x08, "<u4", "format_version"),
+    ("skip", 0x0C, "5<u4", None),
+    ("nsess", 0x20, "<u4", "nsess"),
+    ("nfrms", 0x24, "<u4", None),  # the session header's count is the one read
+    ("header_size", 0x28, "<u4", "header_size"),
+    ("skip2", 0x2C, "<u4", None),
+    ("file_size", 0x30, "<u8", "file_size"),
+    ("skip3", 0x38, "2<u4", None),
+    ("file_size2", 0x40, "<u8", None),
+)
+#: The session header of a packed (version 0x7) file, at ``header_size``.
+PACKED_SESSION_FIELDS = (
+    ("session_size", 0x00, "<u8", "session_size"),
+    ("skip1", 0x08, "6<u4", None),
+    ("nfrms", 0x20, "<u4", "nfrms"),
+    ("byte_depth", 0x24, "<u4", "byte_depth"),
+    ("skip2", 0x28, "<u4", None),
+    ("xsize", 0x2C, "<u4", "xsize"),
+    ("bytes_per_row", 0x30, "<u4", "bytes_per_row"),
+    ("ysize", 0x34, "<u4", "ysize"),
+    ("bytes_per_img", 0x38, "<u4", "bytes_per_img"),
+    ("skip3", 0x3C, "2<u4", None),
+    ("offset_to_data", 0x44, "<u4", "offset_to_data"),
+    ("session_data_size", 0x48, "<u8", "session_data_size"),
+)
+#: The session header of a framed file, at ``header_size``; height comes
+#: before bytes per row here, and the data offset is a u64.
+FRAMED_SESSION_FIELDS = (
+    ("session_size", 0x00, "<u8", "session_size"),
+    ("skip1", 0x08, "13<u4", None),
+    ("nfrms", 0x3C, "<u4", "nfrms"),
+    ("byte_depth", 0x40, "<u4", "byte_depth"),
+    ("skip2", 0x44, "<u4", None),
+    ("xsize", 0x48, "<u4", "xsize"),
+    ("ysize", 0x4C, "<u4", "ysize"),
+    ("bytes_per_row", 0x50, "<u4", "bytes_per_row"),
+    ("bytes_per_img", 0x54, "<u4", "bytes_per_img"),
+    ("skip3", 0x58, "2<u4", None),
+    ("offset_to_data", 0x60, "<u8", "offset_to_data"),
+    ("skip4", 0x68, "3<u4", None),
+    ("bytes_per_frame", 0x74, "<u4", "frame_stride"),
+    ("skip5", 0x78, "<u4", None),
+    ("frame_footer_size", 0x7C, "<u4", "frame_footer_size"),
+)
+#: The footer of a packed file, after the frames (at ``S +
+#: session_data_size``); names as the historical module gave them.
+PACKED_FOOTER_FIELDS = (
+    ("format_version", 0x00, "<u4", "footer marker"),
+    ("skip0", 0x04, "<u4", None),
+    ("offset_to_2nd_struct", 0x08, "<u8", "footer2_offset"),
+    ("skip1", 0x10, "2<u4", None),
+    ("offset_to_offset_to_end_of_data", 0x18, "<u8", None),
+    ("skip2", 0x20, "2<u4", None),
+    ("footer_size", 0x28, "<u4", None),
+    ("skip3", 0x2C, "<u4", None),
+    ("2nd_footer_size", 0x30, "<u4", None),
+    ("skip4", 0x34, "19<u4", None),
+    ("offset_to_end_of_data", 0x80, "<u8", None),
+    ("skip5", 0x88, "<u8", None),
+    ("offset_to_end_of_data_again", 0x90, "<u8", None),
+    ("skip6", 0x98, "<u8", None),
+)
+#: The second footer structure of a packed file, at ``offset_to_2nd_struct``
+#: from the footer; its table offsets count from the footer too.
+PACKED_FOOTER2_FIELDS = (
+    ("offset_to_offset_to_timestamps", 0x00, "<u8", None),
+    ("skip0", 0x08, "2<u4", None),
+    ("offset_to_offset_to_frame_counts", 0x10, "<u8", None),
+    ("skip1", 0x18, "2<u4", None),
+    ("offset_to_offset_to_4px", 0x20, "<u8", None),
+    ("skip2", 0x28, "2<u4", None),
+    ("offset_to_frame_counts", 0x30, "<u8", "framestamp_table_offset"),
+    ("skip3", 0x38, "2<u4", None),
+    ("offset_to_timestamps", 0x40, "<u8", "timestamp_table_offset"),
+    ("skip4", 0x48, "4<u4", None),
+    ("offset_to_4px", 0x58, "<u8", "stored_pixels_table_offset"),
+    ("skip5", 0x60, "<u4", None),
+    ("4px_offset_in_frame", 0x64, "<u4", "stored_pixels_offset"),
+    ("4px_size", 0x68, "<u8", "stored_pixels_size"),
+)
+#: The trailer after each frame of a framed file, as written in 32-byte
+#: trailers (16-byte ones end after the microseconds and their padding).
+#: The historical module wrote the last field as "<u12", which NumPy
+#: refuses: 3 x u4 here.
+FRAME_TRAILER_FIELDS = (
+    ("progressive_number", 0x00, "<u4", "frame counter"),
+    ("timestamp", 0x04, "<u4", "seconds"),
+    ("timestamp_frac", 0x08, "<u4", "microseconds"),
+    ("4px", 0x0C, "<u8", "stored pixels"),
+    ("zeros", 0x14, "3<u4", None),
+)
+#: The sensor sub-array, four u16 in sensor pixels, at ``_CAMERA_SUBARRAY``
+#: in the camera block.
+CROP_INFO_FIELDS = (
+    ("x0", 0x00, "<u2", "sub-array x0"),
+    ("xsize", 0x02, "<u2", "sub-array width"),
+    ("y0", 0x04, "<u2", "sub-array y0"),
+    ("ysize", 0x06, "<u2", "sub-array height"),
+)
+#: One entry of a framed file's block table, at ``S + BLOCK_TABLE``; the
+#: block offset counts from ``S + BLOCK_BASE``.  (No historical dtype.)
+BLOCK_ENTRY_FIELDS = (
+    ("kind", 0x00, "<u4", "block kind"),
+    ("size", 0x04, "<u4", "block size"),
+    ("offset", 0x08, "<u8", "block offset"),
+)
+#: The kind-4 block: how many bytes of each frame the camera overwrote, and
+#: where in the frame.  (No historical dtype.)
+KIND4_BLOCK_FIELDS = (
+    ("skip", 0x00, "3<u4", None),
+    ("stored_pixels_size", 0x0C, "<u4", "stored_pixels_size"),
+    ("stored_pixels_offset", 0x10, "<u4", "stored_pixels_offset"),
+)
+
+
+def _dtype_list(tuple table):
+    """The structured-dtype list of ``table``, checked against its offsets.
+
+    Run at import: a table whose offsets do not follow from the sizes of the
+    fields before them (an edited offset, a gap without a skip field) is a
+    programming error, refused before the reader can misread a file.
+    """
+    fields = []
+    cdef Py_ssize_t at = 0
+    for name, offset, code, _ in table:
+        if offset != at:
+            raise AssertionError(
+                f"header table: field {name!r} is declared at {offset:#x}, "
+                f"but the fields before it end at {at:#x}"
+            )
+        fields.append((name, code))
+        at += numpy.dtype(code).itemsize
+    return fields
+
+
+# The historical structured dtypes of the headers (as exposed by earlier
+# readers as ``DCIMGFile.*_DTYPE``), for users who decode headers themselves.
+FILE_HDR_DTYPE = _dtype_list(FILE_HEADER_FIELDS)
+SESS_HDR_DTYPE = _dtype_list(PACKED_SESSION_FIELDS)
+NEW_SESSION_HEADER_DTYPE = _dtype_list(FRAMED_SESSION_FIELDS)
+SESSION_FOOTER_DTYPE = _dtype_list(PACKED_FOOTER_FIELDS)
+SESSION_FOOTER2_DTYPE = _dtype_list(PACKED_FOOTER2_FIELDS)
+NEW_FRAME_FOOTER_DTYPE = _dtype_list(FRAME_TRAILER_FIELDS)
+NEW_CROP_INFO = _dtype_list(CROP_INFO_FIELDS)
+
+
+cdef struct Field:
+    # One header field as the parser and the probe read it: the offset from
+    # its structure's start, its width in bytes and (for error messages)
+    # the index of its label in _LABELS.
+    Py_ssize_t offset
+    int nbytes
+    Py_ssize_t label
+
+# The labels of the fields below, in the order _field made them; the C
+# struct cannot hold a Python string.
+cdef list _LABELS = []
+
+
+cdef Field _field(tuple table, str label) except *:
+    """The field of ``table`` whose label is ``label``, for the reader.
+
+    Integers must be little-endian and unsigned (the reader reads nothing
+    else); text fields (``S``) give their length.
+    """
+    cdef Field f
+    for name, offset, code, field_label in table:
+        if field_label == label:
+            dtype = numpy.dtype(code)
+            if dtype.kind not in "uS" or dtype.shape or (
+                    dtype.kind == "u" and dtype.byteorder == ">"):
+                raise AssertionError(
+                    f"header table: {name!r} ({code}) is not a little-endian "
+                    "unsigned integer or text"
+                )
+            f.offset = offset
+            f.nbytes = dtype.itemsize
+            f.label = len(_LABELS)
+            _LABELS.append(label)
+            return f
+    raise AssertionError(f"header table: no field labelled {label!r}")
+
+
+cdef Py_ssize_t _end(tuple table, str name) except -1:
+    """Where the field ``name`` of ``table`` ends (its offset + size)."""
+    for field_name, offset, code, _ in table:
+        if field_name == name:
+            return offset + numpy.dtype(code).itemsize
+    raise AssertionError(f"header table: no field named {name!r}")
+
+
+cdef Py_ssize_t _size(tuple table) except -1:
+    """The size of a structure: where its last field ends."""
+    return _end(table, table[len(table) - 1][0])  # no wraparound here
+
+
+# The fields the parser and the probe read, as C constants made once at
+# import (reading one costs what reading a literal does).
+cdef Field _FH_MAGIC = _field(FILE_HEADER_FIELDS, "magic")
+cdef Field _FH_VERSION = _field(FILE_HEADER_FIELDS, "format_version")
+cdef Field _FH_NSESS = _field(FILE_HEADER_FIELDS, "nsess")
+cdef Field _FH_HEADER_SIZE = _field(FILE_HEADER_FIELDS, "header_size")
+cdef Field _FH_FILE_SIZE = _field(FILE_HEADER_FIELDS, "file_size")
+
+cdef Field _PS_SESSION_SIZE = _field(PACKED_SESSION_FIELDS, "session_size")
+cdef Field _PS_NFRMS = _field(PACKED_SESSION_FIELDS, "nfrms")
+cdef Field _PS_BYTE_DEPTH = _field(PACKED_SESSION_FIELDS, "byte_depth")
+cdef Field _PS_XSIZE = _field(PACKED_SESSION_FIELDS, "xsize")
+cdef Field _PS_BYTES_PER_ROW = _field(PACKED_SESSION_FIELDS, "bytes_per_row")
+cdef Field _PS_YSIZE = _field(PACKED_SESSION_FIELDS, "ysize")
+cdef Field _PS_BYTES_PER_IMG = _field(PACKED_SESSION_FIELDS, "bytes_per_img")
+cdef Field _PS_OFFSET_TO_DATA = _field(PACKED_SESSION_FIELDS, "offset_to_data")
+cdef Field _PS_DATA_SIZE = _field(PACKED_SESSION_FIELDS, "session_data_size")
+
+cdef Field _NS_SESSION_SIZE = _field(FRAMED_SESSION_FIELDS, "session_size")
+cdef Field _NS_NFRMS = _field(FRAMED_SESSION_FIELDS, "nfrms")
+cdef Field _NS_BYTE_DEPTH = _field(FRAMED_SESSION_FIELDS, "byte_depth")
+cdef Field _NS_XSIZE = _field(FRAMED_SESSION_FIELDS, "xsize")
+cdef Field _NS_YSIZE = _field(FRAMED_SESSION_FIELDS, "ysize")
+cdef Field _NS_BYTES_PER_ROW = _field(FRAMED_SESSION_FIELDS, "bytes_per_row")
+cdef Field _NS_BYTES_PER_IMG = _field(FRAMED_SESSION_FIELDS, "bytes_per_img")
+cdef Field _NS_OFFSET_TO_DATA = _field(FRAMED_SESSION_FIELDS, "offset_to_data")
+cdef Field _NS_STRIDE = _field(FRAMED_SESSION_FIELDS, "frame_stride")
+cdef Field _NS_TRAILER = _field(FRAMED_SESSION_FIELDS, "frame_footer_size")
+
+cdef Field _PF_MARKER = _field(PACKED_FOOTER_FIELDS, "footer marker")
+cdef Field _PF_FOOTER2 = _field(PACKED_FOOTER_FIELDS, "footer2_offset")
+cdef Field _F2_COUNTERS = _field(PACKED_FOOTER2_FIELDS, "framestamp_table_offset")
+cdef Field _F2_TIMES = _field(PACKED_FOOTER2_FIELDS, "timestamp_table_offset")
+cdef Field _F2_STORED_TABLE = _field(PACKED_FOOTER2_FIELDS,
+                                     "stored_pixels_table_offset")
+cdef Field _F2_STORED_OFFSET = _field(PACKED_FOOTER2_FIELDS, "stored_pixels_offset")
+cdef Field _F2_STORED_SIZE = _field(PACKED_FOOTER2_FIELDS, "stored_pixels_size")
+
+cdef Field _TR_COUNTER = _field(FRAME_TRAILER_FIELDS, "frame counter")
+cdef Field _TR_SECONDS = _field(FRAME_TRAILER_FIELDS, "seconds")
+cdef Field _TR_MICROSECONDS = _field(FRAME_TRAILER_FIELDS, "microseconds")
+cdef Field _TR_STORED = _field(FRAME_TRAILER_FIELDS, "stored pixels")
+
+cdef Field _CROP_X0 = _field(CROP_INFO_FIELDS, "sub-array x0")
+cdef Field _CROP_WIDTH = _field(CROP_INFO_FIELDS, "sub-array width")
+cdef Field _CROP_Y0 = _field(CROP_INFO_FIELDS, "sub-array y0")
+cdef Field _CROP_HEIGHT = _field(CROP_INFO_FIELDS, "sub-array height")
+
+cdef Field _BE_KIND = _field(BLOCK_ENTRY_FIELDS, "block kind")
+cdef Field _BE_SIZE = _field(BLOCK_ENTRY_FIELDS, "block size")
+cdef Field _BE_OFFSET = _field(BLOCK_ENTRY_FIELDS, "block offset")
+cdef Field _K4_SIZE = _field(KIND4_BLOCK_FIELDS, "stored_pixels_size")
+cdef Field _K4_OFFSET = _field(KIND4_BLOCK_FIELDS, "stored_pixels_offset")
+
+# The magic as one little-endian word, which the probe compares in one go.
+if _FH_MAGIC.nbytes != 8 or len(MAGIC) != 8:
+    raise AssertionError("header table: the magic is not the 8 bytes of MAGIC")
+cdef uint64_t _MAGIC_WORD = int.from_bytes(MAGIC, "little")
+
+# Structure sizes: what must be in the file before a structure is read.
+cdef Py_ssize_t _FILE_HEADER_SIZE = _size(FILE_HEADER_FIELDS)
+cdef Py_ssize_t _PACKED_SESSION_HEADER_SIZE = _size(PACKED_SESSION_FIELDS)
+cdef Py_ssize_t _FRAMED_SESSION_HEADER_SIZE = _size(FRAMED_SESSION_FIELDS)
+cdef Py_ssize_t _FOOTER2_SIZE = _size(PACKED_FOOTER2_FIELDS)
+cdef Py_ssize_t _BLOCK_ENTRY_SIZE = _size(BLOCK_ENTRY_FIELDS)
+cdef Py_ssize_t _KIND4_BLOCK_SIZE = _size(KIND4_BLOCK_FIELDS)
+cdef Py_ssize_t _CROP_INFO_SIZE = _size(CROP_INFO_FIELDS)
+# A packed footer shorter than its head (marker to footer_size, padded to
+# 8 bytes) means the file was cut there.
+cdef Py_ssize_t _FOOTER_HEAD = (_end(PACKED_FOOTER_FIELDS, "footer_size") + 7) & ~7
 FILE_HEADER_SIZE = _FILE_HEADER_SIZE
 PACKED_SESSION_HEADER_SIZE = _PACKED_SESSION_HEADER_SIZE
 FRAMED_SESSION_HEADER_SIZE = _FRAMED_SESSION_HEADER_SIZE
+
 # Framed files: the block table starts here, block offsets count from
 # BLOCK_BASE (both relative to the session header).
 BLOCK_TABLE = 0xF0
@@ -65,7 +349,8 @@ BLOCK_STORED_PIXELS = 4
 CAMERA_BLOCK_SIZE = 0xF8
 # Where older readers expect the camera block when there is no block table.
 FIXED_CAMERA_BLOCK = 0x200
-# Fields of the camera block (relative to its start) and of each trailer.
+# Fields of the camera block (relative to its start): text, then the
+# sub-array (CROP_INFO_FIELDS).
 _CAMERA_TEXT_FIELDS = {
     "version_0": (0x00, 0x20),
     "version_1": (0x20, 0x20),
@@ -74,10 +359,12 @@ _CAMERA_TEXT_FIELDS = {
     "serial": (0x90, 0x38),
 }
 _CAMERA_SUBARRAY = 0xC8
-TRAILER_COUNTER = 0
-TRAILER_SECONDS = 4
-TRAILER_MICROSECONDS = 8
-TRAILER_STORED_PIXELS = _TRAILER_STORED_PIXELS
+# Where the trailer after each frame of a framed file holds what; a trailer
+# must hold the counter and time stamp, i.e. reach TRAILER_STORED_PIXELS.
+TRAILER_COUNTER = _TR_COUNTER.offset
+TRAILER_SECONDS = _TR_SECONDS.offset
+TRAILER_MICROSECONDS = _TR_MICROSECONDS.offset
+TRAILER_STORED_PIXELS = _TR_STORED.offset
 #: The frame counter reported for a frame whose trailer was cut off.
 MISSING_FRAMESTAMP = 0xFFFFFFFF
 # The sensor row that ORCA-Flash cameras overwrite when the file does not say.
@@ -86,6 +373,58 @@ SENSOR_CENTRE_ROW = 1023
 MAX_BLOCKS = 256
 # Sizes recorded in u64 fields must fit the record's signed integers.
 MAX_SIZE = 0x7FFFFFFFFFFFFFFF
+
+
+def _reader_constants():
+    """The fields and sizes that the parser and the probe read, as they are.
+
+    For the tests, which check every one against the tables: a constant
+    that stopped coming from its table (written in by hand, say) is caught
+    there.
+
+    Returns
+    -------
+    fields : dict
+        ``{table name: [(label, offset, nbytes), ...]}``: each field read,
+        with the offset and width the reader uses.
+    sizes : dict
+        ``{name: bytes}``: the structure sizes the reader checks against.
+    """
+    fields = {
+        "FILE_HEADER_FIELDS": [_FH_MAGIC, _FH_VERSION, _FH_NSESS, _FH_HEADER_SIZE,
+                               _FH_FILE_SIZE],
+        "PACKED_SESSION_FIELDS": [
+            _PS_SESSION_SIZE, _PS_NFRMS, _PS_BYTE_DEPTH, _PS_XSIZE,
+            _PS_BYTES_PER_ROW, _PS_YSIZE, _PS_BYTES_PER_IMG, _PS_OFFSET_TO_DATA,
+            _PS_DATA_SIZE],
+        "FRAMED_SESSION_FIELDS": [
+            _NS_SESSION_SIZE, _NS_NFRMS, _NS_BYTE_DEPTH, _NS_XSIZE, _NS_YSIZE,
+            _NS_BYTES_PER_ROW, _NS_BYTES_PER_IMG, _NS_OFFSET_TO_DATA, _NS_STRIDE,
+            _NS_TRAILER],
+        "PACKED_FOOTER_FIELDS": [_PF_MARKER, _PF_FOOTER2],
+        "PACKED_FOOTER2_FIELDS": [_F2_COUNTERS, _F2_TIMES, _F2_STORED_TABLE,
+                                  _F2_STORED_OFFSET, _F2_STORED_SIZE],
+        "FRAME_TRAILER_FIELDS": [_TR_COUNTER, _TR_SECONDS, _TR_MICROSECONDS,
+                                 _TR_STORED],
+        "CROP_INFO_FIELDS": [_CROP_X0, _CROP_WIDTH, _CROP_Y0, _CROP_HEIGHT],
+        "BLOCK_ENTRY_FIELDS": [_BE_KIND, _BE_SIZE, _BE_OFFSET],
+        "KIND4_BLOCK_FIELDS": [_K4_SIZE, _K4_OFFSET],
+    }
+    sizes = {
+        "FILE_HEADER_FIELDS": _FILE_HEADER_SIZE,
+        "PACKED_SESSION_FIELDS": _PACKED_SESSION_HEADER_SIZE,
+        "FRAMED_SESSION_FIELDS": _FRAMED_SESSION_HEADER_SIZE,
+        "PACKED_FOOTER2_FIELDS": _FOOTER2_SIZE,
+        "BLOCK_ENTRY_FIELDS": _BLOCK_ENTRY_SIZE,
+        "KIND4_BLOCK_FIELDS": _KIND4_BLOCK_SIZE,
+        "CROP_INFO_FIELDS": _CROP_INFO_SIZE,
+        "footer head": _FOOTER_HEAD,
+    }
+    return (
+        {table: [(_LABELS[f["label"]], f["offset"], f["nbytes"]) for f in read]
+         for table, read in fields.items()},
+        sizes,
+    )
 
 
 cdef class _Bytes:
@@ -155,14 +494,11 @@ cdef class _Bytes:
             v |= (<uint64_t>p[i]) << (8 * i)
         return v
 
-    cdef uint64_t u16(self, int64_t pos, str what) except? 0xFFFFFFFFFFFFFFFF:
-        return self.uint(pos, 2, what)
-
-    cdef uint64_t u32(self, int64_t pos, str what) except? 0xFFFFFFFFFFFFFFFF:
-        return self.uint(pos, 4, what)
-
-    cdef uint64_t u64(self, int64_t pos, str what) except? 0xFFFFFFFFFFFFFFFF:
-        return self.uint(pos, 8, what)
+    cdef uint64_t get(
+            self, int64_t base, Field field) except? 0xFFFFFFFFFFFFFFFF:
+        """The integer ``field`` of the structure that starts at ``base``."""
+        return self.uint(base + field.offset, field.nbytes,
+                         <str>_LABELS[field.label])
 
     cdef bytes raw(self, int64_t pos, int64_t length):
         """The bytes at ``pos`` (fewer where the file ends)."""
@@ -218,7 +554,7 @@ def parse_layout(Py_ssize_t size, fetch):
     f = {}
     notes = []
 
-    head = b.raw(0, len(MAGIC))
+    head = b.raw(_FH_MAGIC.offset, _FH_MAGIC.nbytes)
     if head != MAGIC[:len(head)] or not head:
         raise DCIMGFormatError(
             f"magic: not a DCIMG file (starts with {head!r}, "
@@ -233,7 +569,7 @@ def parse_layout(Py_ssize_t size, fetch):
             "file_header",
         )
 
-    version = b.u32(0x08, "format_version")
+    version = b.get(0, _FH_VERSION)
     if version not in (VERSION_PACKED, VERSION_FRAMED, VERSION_FRAMED_2):
         raise DCIMGFormatError(
             f"format_version: unsupported DCIMG format version {version:#x} "
@@ -243,7 +579,7 @@ def parse_layout(Py_ssize_t size, fetch):
     f["version"] = version
     f["file_size"] = size
 
-    nsess = b.u32(0x20, "nsess")
+    nsess = b.get(0, _FH_NSESS)
     if nsess == 0:
         _fail("nsess", "the file header declares 0 sessions")
     if nsess > size // PACKED_SESSION_HEADER_SIZE:
@@ -255,7 +591,7 @@ def parse_layout(Py_ssize_t size, fetch):
             "(the layout of further sessions is unknown)"
         )
     f["nsessions"] = nsess
-    recorded = b.u64(0x30, "file_size")
+    recorded = b.get(0, _FH_FILE_SIZE)
     if recorded > MAX_SIZE:
         _fail("file_size", f"{recorded} ({recorded:#x}) is not a possible file size")
     f["recorded_file_size"] = recorded
@@ -264,7 +600,7 @@ def parse_layout(Py_ssize_t size, fetch):
     truncated = recorded > <uint64_t>size
     f["truncated"] = truncated
 
-    s = b.u32(0x28, "header_size")
+    s = b.get(0, _FH_HEADER_SIZE)
     if s < FILE_HEADER_SIZE:
         _fail("header_size", f"{s} is smaller than the {FILE_HEADER_SIZE}-byte "
               "file header")
@@ -374,21 +710,21 @@ cdef _stored_position(dict f, uint64_t count, uint64_t in_frame, str source):
 cdef _parse_packed(_Bytes b, int64_t s, dict f, list notes):
     cdef int64_t size = b.size
     _need_header(b, f, s, PACKED_SESSION_HEADER_SIZE, "session header")
-    f["session_size"] = b.u64(s + 0x00, "session_size")
-    nframes = b.u32(s + 0x20, "nfrms")
-    f["byte_depth"] = b.u32(s + 0x24, "byte_depth")
-    f["width"] = b.u32(s + 0x2C, "xsize")
-    f["bytes_per_row"] = b.u32(s + 0x30, "bytes_per_row")
-    f["height"] = b.u32(s + 0x34, "ysize")
-    f["bytes_per_image"] = b.u32(s + 0x38, "bytes_per_img")
-    f["data_offset"] = s + b.u32(s + 0x44, "offset_to_data")
+    f["session_size"] = b.get(s, _PS_SESSION_SIZE)
+    nframes = b.get(s, _PS_NFRMS)
+    f["byte_depth"] = b.get(s, _PS_BYTE_DEPTH)
+    f["width"] = b.get(s, _PS_XSIZE)
+    f["bytes_per_row"] = b.get(s, _PS_BYTES_PER_ROW)
+    f["height"] = b.get(s, _PS_YSIZE)
+    f["bytes_per_image"] = b.get(s, _PS_BYTES_PER_IMG)
+    f["data_offset"] = s + b.get(s, _PS_OFFSET_TO_DATA)
     f["frame_stride"] = f["bytes_per_image"]
     f["trailer_size"] = 0
     f["declared_frames"] = nframes
     _check_geometry(b, f, s, PACKED_SESSION_HEADER_SIZE)
     cdef int64_t data = f["data_offset"]
     cdef int64_t bpi = f["bytes_per_image"]
-    data_size = b.u64(s + 0x48, "session_data_size")
+    data_size = b.get(s, _PS_DATA_SIZE)
     if data_size < <uint64_t>(data - s) + <uint64_t>nframes * <uint64_t>bpi:
         _fail("session_data_size", f"{data_size} bytes cannot hold the "
               f"{nframes} frames of {bpi} bytes that start {data - s} bytes "
@@ -405,27 +741,27 @@ cdef _parse_packed(_Bytes b, int64_t s, dict f, list notes):
     f["sub_array_source"] = None
     f["binning"] = None
     cut = f["truncated"]
-    if complete < nframes or not b.has(footer, 0x30):
+    if complete < nframes or not b.has(footer, _FOOTER_HEAD):
         # Interrupted: the footer tables that follow the last frame are gone.
         _footer_lost(f, notes, f"interrupted acquisition: the file holds "
                      f"{complete} complete frames of the {nframes} its header "
                      "declares, and its footer is missing")
         return
     f["truncated"] = False
-    marker = b.u32(footer, "footer marker")
+    marker = b.get(footer, _PF_MARKER)
     if marker != VERSION_PACKED:
         _fail("footer marker", f"found {marker:#x} at {footer:#x}, expected 0x7 "
               f"(session_data_size {data_size} may be wrong)")
-    f2 = footer + _offset(b.u64(footer + 0x08, "footer2_offset"),
+    f2 = footer + _offset(b.get(footer, _PF_FOOTER2),
                           "footer2_offset", size)
     cdef int64_t n = nframes
-    if cut and not b.has(f2, 0x70):
+    if cut and not b.has(f2, _FOOTER2_SIZE):
         _footer_lost(f, notes, f"the file holds all {nframes} complete frames "
                      "its header declares but is cut inside its footer")
         return
-    counters = footer + _offset(b.u64(f2 + 0x30, "framestamp_table_offset"),
+    counters = footer + _offset(b.get(f2, _F2_COUNTERS),
                                 "framestamp_table_offset", size)
-    times = footer + _offset(b.u64(f2 + 0x40, "timestamp_table_offset"),
+    times = footer + _offset(b.get(f2, _F2_TIMES),
                              "timestamp_table_offset", size)
     if cut and not (b.has(counters, 4 * n) and b.has(times, 8 * n)):
         _footer_lost(f, notes, f"the file holds all {nframes} complete frames "
@@ -440,11 +776,11 @@ cdef _parse_packed(_Bytes b, int64_t s, dict f, list notes):
     f["seconds_offset"] = times
     f["microseconds_offset"] = times + 4
     f["time_stride"] = 8
-    stored_size = b.u64(f2 + 0x68, "stored_pixels_size")
+    stored_size = b.get(f2, _F2_STORED_SIZE)
     if stored_size:
-        in_frame = b.u32(f2 + 0x64, "stored_pixels_offset")
+        in_frame = b.get(f2, _F2_STORED_OFFSET)
         _stored_position(f, stored_size, in_frame, "footer")
-        table = footer + _offset(b.u64(f2 + 0x58, "stored_pixels_table_offset"),
+        table = footer + _offset(b.get(f2, _F2_STORED_TABLE),
                                  "stored_pixels_table_offset", size)
         if cut and not b.has(table, <int64_t>stored_size * n):
             # Counters and time stamps survived; the stored pixels did not.
@@ -476,14 +812,14 @@ cdef _footer_lost(dict f, list notes, str what):
 cdef _parse_framed(_Bytes b, int64_t s, dict f, list notes):
     cdef int64_t size = b.size
     _need_header(b, f, s, FRAMED_SESSION_HEADER_SIZE, "session header")
-    f["session_size"] = b.u64(s + 0x00, "session_size")
-    nframes = b.u32(s + 0x3C, "nfrms")
-    f["byte_depth"] = b.u32(s + 0x40, "byte_depth")
-    f["width"] = b.u32(s + 0x48, "xsize")
-    f["height"] = b.u32(s + 0x4C, "ysize")
-    f["bytes_per_row"] = b.u32(s + 0x50, "bytes_per_row")
-    f["bytes_per_image"] = b.u32(s + 0x54, "bytes_per_img")
-    to_data = b.u64(s + 0x60, "offset_to_data")
+    f["session_size"] = b.get(s, _NS_SESSION_SIZE)
+    nframes = b.get(s, _NS_NFRMS)
+    f["byte_depth"] = b.get(s, _NS_BYTE_DEPTH)
+    f["width"] = b.get(s, _NS_XSIZE)
+    f["height"] = b.get(s, _NS_YSIZE)
+    f["bytes_per_row"] = b.get(s, _NS_BYTES_PER_ROW)
+    f["bytes_per_image"] = b.get(s, _NS_BYTES_PER_IMG)
+    to_data = b.get(s, _NS_OFFSET_TO_DATA)
     if size < s + to_data <= f["recorded_file_size"]:
         # Where the file header's own size says the headers end: the file is
         # not corrupt, only short (being written, or cut inside its headers).
@@ -495,8 +831,8 @@ cdef _parse_framed(_Bytes b, int64_t s, dict f, list notes):
             "offset_to_data",
         )
     f["data_offset"] = s + _offset(to_data, "offset_to_data", size)
-    stride = b.u32(s + 0x74, "frame_stride")
-    trailer = b.u32(s + 0x7C, "frame_footer_size")
+    stride = b.get(s, _NS_STRIDE)
+    trailer = b.get(s, _NS_TRAILER)
     f["frame_stride"] = stride
     f["trailer_size"] = trailer
     f["declared_frames"] = nframes
@@ -654,28 +990,27 @@ cdef _read_blocks(_Bytes b, int64_t s, dict f, list notes):
     camera = -1
     kind4 = None
     nblocks = 0
-    while pos + 16 <= end and b.has(pos, 16):
-        kind = b.u32(pos, "block kind")
-        bsize = b.u32(pos + 4, "block size")
-        boff = b.u64(pos + 8, "block offset")
+    while pos + _BLOCK_ENTRY_SIZE <= end and b.has(pos, _BLOCK_ENTRY_SIZE):
+        kind = b.get(pos, _BE_KIND)
+        bsize = b.get(pos, _BE_SIZE)
+        boff = b.get(pos, _BE_OFFSET)
         if kind == 0 and bsize == 0 and boff == 0:
             break
         nblocks += 1
         if nblocks > MAX_BLOCKS:
             _fail("block table", f"more than {MAX_BLOCKS} entries")
         start = s + BLOCK_BASE + _offset(boff, "block offset", size)
-        if start < pos + 16 or start + <int64_t>bsize > data:
+        if start < pos + _BLOCK_ENTRY_SIZE or start + <int64_t>bsize > data:
             _fail("block table", f"block {nblocks} (kind {kind}, {bsize} "
                   f"bytes) at {start:#x} overlaps the table or the frame data "
                   f"at {data:#x}")
         # The table ends where the first block begins.
         end = min(end, start)
-        if kind == BLOCK_CAMERA and bsize >= _CAMERA_SUBARRAY + 8:
+        if kind == BLOCK_CAMERA and bsize >= _CAMERA_SUBARRAY + _CROP_INFO_SIZE:
             camera = start
-        elif kind == BLOCK_STORED_PIXELS and bsize >= 20:
-            kind4 = (b.u32(start + 12, "stored_pixels_size"),
-                     b.u32(start + 16, "stored_pixels_offset"))
-        pos += 16
+        elif kind == BLOCK_STORED_PIXELS and bsize >= _KIND4_BLOCK_SIZE:
+            kind4 = (b.get(start, _K4_SIZE), b.get(start, _K4_OFFSET))
+        pos += _BLOCK_ENTRY_SIZE
     f["_kind4"] = kind4
     source = "block table"
     if nblocks == 0:
@@ -700,10 +1035,11 @@ cdef _read_blocks(_Bytes b, int64_t s, dict f, list notes):
     f["camera_serial"] = serial
     f["camera_versions"] = (text["version_0"], text["version_1"],
                             text["version_2"])
-    x0 = b.u16(camera + _CAMERA_SUBARRAY, "sub-array x0")
-    sw = b.u16(camera + _CAMERA_SUBARRAY + 2, "sub-array width")
-    y0 = b.u16(camera + _CAMERA_SUBARRAY + 4, "sub-array y0")
-    sh = b.u16(camera + _CAMERA_SUBARRAY + 6, "sub-array height")
+    crop = camera + _CAMERA_SUBARRAY
+    x0 = b.get(crop, _CROP_X0)
+    sw = b.get(crop, _CROP_WIDTH)
+    y0 = b.get(crop, _CROP_Y0)
+    sh = b.get(crop, _CROP_HEIGHT)
     if sw == 0 or sh == 0:
         f["sub_array"] = None
         f["sub_array_source"] = None
@@ -721,102 +1057,6 @@ cdef _read_blocks(_Bytes b, int64_t s, dict f, list notes):
             f"the sub-array ({sw} x {sh} sensor pixels) is not a whole "
             f"multiple of the frame ({width} x {height}): binning unknown"
         )
-
-
-# The historical structured dtypes of the headers (as exposed by earlier
-# readers as ``DCIMGFile.*_DTYPE``), for users who decode headers themselves.
-FILE_HDR_DTYPE = [
-    ("file_format", "S8"),
-    ("format_version", "<u4"),  # 0x08
-    ("skip", "5<u4"),
-    ("nsess", "<u4"),  # 0x20
-    ("nfrms", "<u4"),  # 0x24
-    ("header_size", "<u4"),  # 0x28
-    ("skip2", "<u4"),
-    ("file_size", "<u8"),  # 0x30
-    ("skip3", "2<u4"),
-    ("file_size2", "<u8"),  # 0x40
-]
-SESS_HDR_DTYPE = [
-    ("session_size", "<u8"),  # 0x00
-    ("skip1", "6<u4"),
-    ("nfrms", "<u4"),  # 0x20
-    ("byte_depth", "<u4"),  # 0x24
-    ("skip2", "<u4"),
-    ("xsize", "<u4"),  # 0x2c
-    ("bytes_per_row", "<u4"),  # 0x30
-    ("ysize", "<u4"),  # 0x34
-    ("bytes_per_img", "<u4"),  # 0x38
-    ("skip3", "2<u4"),
-    ("offset_to_data", "<u4"),  # 0x44
-    ("session_data_size", "<u8"),  # 0x48
-]
-NEW_SESSION_HEADER_DTYPE = [
-    ("session_size", "<u8"),  # 0x00
-    ("skip1", "13<u4"),
-    ("nfrms", "<u4"),  # 0x3c
-    ("byte_depth", "<u4"),  # 0x40
-    ("skip2", "<u4"),
-    ("xsize", "<u4"),  # 0x48
-    ("ysize", "<u4"),  # 0x4c
-    ("bytes_per_row", "<u4"),  # 0x50
-    ("bytes_per_img", "<u4"),  # 0x54
-    ("skip3", "2<u4"),
-    ("offset_to_data", "<u8"),  # 0x60
-    ("skip4", "3<u4"),
-    ("bytes_per_frame", "<u4"),  # 0x74
-    ("skip5", "<u4"),
-    ("frame_footer_size", "<u4"),  # 0x7c
-]
-# The packed session footer; field names as the historical module gave them
-# (0.6.0.post1), so code that decodes footers with them keeps working.
-SESSION_FOOTER_DTYPE = [
-    ("format_version", "<u4"),  # 0x00
-    ("skip0", "<u4"),
-    ("offset_to_2nd_struct", "<u8"),  # 0x08
-    ("skip1", "2<u4"),
-    ("offset_to_offset_to_end_of_data", "<u8"),  # 0x18
-    ("skip2", "2<u4"),
-    ("footer_size", "<u4"),  # 0x28
-    ("skip3", "<u4"),
-    ("2nd_footer_size", "<u4"),  # 0x30
-    ("skip4", "19<u4"),
-    ("offset_to_end_of_data", "<u8"),  # 0x80
-    ("skip5", "<u8"),
-    ("offset_to_end_of_data_again", "<u8"),  # 0x90
-    ("skip6", "<u8"),
-]
-SESSION_FOOTER2_DTYPE = [
-    ("offset_to_offset_to_timestamps", "<u8"),  # 0x00
-    ("skip0", "2<u4"),
-    ("offset_to_offset_to_frame_counts", "<u8"),  # 0x10
-    ("skip1", "2<u4"),
-    ("offset_to_offset_to_4px", "<u8"),  # 0x20
-    ("skip2", "2<u4"),
-    ("offset_to_frame_counts", "<u8"),  # 0x30
-    ("skip3", "2<u4"),
-    ("offset_to_timestamps", "<u8"),  # 0x40
-    ("skip4", "4<u4"),
-    ("offset_to_4px", "<u8"),  # 0x58
-    ("skip5", "<u4"),
-    ("4px_offset_in_frame", "<u4"),  # 0x64
-    ("4px_size", "<u8"),  # 0x68
-]
-# The 32-byte trailer after each frame of a framed file (the historical
-# module wrote its last field as "<u12", which NumPy refuses: 3 x u4 here).
-NEW_FRAME_FOOTER_DTYPE = [
-    ("progressive_number", "<u4"),  # 0x00
-    ("timestamp", "<u4"),  # 0x04
-    ("timestamp_frac", "<u4"),  # 0x08
-    ("4px", "<u8"),  # 0x0c
-    ("zeros", "3<u4"),  # 0x14
-]
-NEW_CROP_INFO = [
-    ("x0", "<u2"),
-    ("xsize", "<u2"),
-    ("y0", "<u2"),
-    ("ysize", "<u2"),
-]
 
 
 # ----------------------------------------------------------------------
@@ -946,6 +1186,91 @@ cdef inline uint64_t _le(const unsigned char* p, int n) noexcept nogil:
     return v
 
 
+# The probe reads its fields at literal offsets and widths, which the
+# compiler folds into single loads: reading them from the Field constants
+# costs about 1% of a probe (measured), and a series probes thousands of
+# files.  So these copy the tables, and _PROBE_LITERALS below is checked
+# against the tables at import (and by tests/test_format_fields.py): a
+# copy that drifts stops the import.
+cdef enum:
+    _PR_MAGIC = 0x00  # 8 bytes
+    _PR_VERSION = 0x08  # file header, u32
+    _PR_NSESS = 0x20  # u32
+    _PR_HEADER_SIZE = 0x28  # u32
+    _PR_FILE_HEADER_SIZE = 0x48
+    _PR_PS_NFRMS = 0x20  # packed session header, u32 unless said
+    _PR_PS_BYTE_DEPTH = 0x24
+    _PR_PS_XSIZE = 0x2C
+    _PR_PS_BYTES_PER_ROW = 0x30
+    _PR_PS_YSIZE = 0x34
+    _PR_PS_BYTES_PER_IMG = 0x38
+    _PR_PS_OFFSET_TO_DATA = 0x44
+    _PR_PS_DATA_SIZE = 0x48  # u64
+    _PR_PS_SIZE = 0x50
+    _PR_FOOTER_HEAD = 0x30
+    _PR_NS_NFRMS = 0x3C  # framed session header, u32 unless said
+    _PR_NS_BYTE_DEPTH = 0x40
+    _PR_NS_XSIZE = 0x48
+    _PR_NS_YSIZE = 0x4C
+    _PR_NS_BYTES_PER_ROW = 0x50
+    _PR_NS_BYTES_PER_IMG = 0x54
+    _PR_NS_OFFSET_TO_DATA = 0x60  # u64
+    _PR_NS_STRIDE = 0x74
+    _PR_NS_TRAILER = 0x7C
+    _PR_NS_SIZE = 0x80
+    _PR_TRAILER_STORED = 0x0C
+
+# (table, label): (offset, width) as _probe_parse reads them; sizes by name.
+_PROBE_LITERALS = {
+    ("FILE_HEADER_FIELDS", "magic"): (_PR_MAGIC, 8),
+    ("FILE_HEADER_FIELDS", "format_version"): (_PR_VERSION, 4),
+    ("FILE_HEADER_FIELDS", "nsess"): (_PR_NSESS, 4),
+    ("FILE_HEADER_FIELDS", "header_size"): (_PR_HEADER_SIZE, 4),
+    ("PACKED_SESSION_FIELDS", "nfrms"): (_PR_PS_NFRMS, 4),
+    ("PACKED_SESSION_FIELDS", "byte_depth"): (_PR_PS_BYTE_DEPTH, 4),
+    ("PACKED_SESSION_FIELDS", "xsize"): (_PR_PS_XSIZE, 4),
+    ("PACKED_SESSION_FIELDS", "bytes_per_row"): (_PR_PS_BYTES_PER_ROW, 4),
+    ("PACKED_SESSION_FIELDS", "ysize"): (_PR_PS_YSIZE, 4),
+    ("PACKED_SESSION_FIELDS", "bytes_per_img"): (_PR_PS_BYTES_PER_IMG, 4),
+    ("PACKED_SESSION_FIELDS", "offset_to_data"): (_PR_PS_OFFSET_TO_DATA, 4),
+    ("PACKED_SESSION_FIELDS", "session_data_size"): (_PR_PS_DATA_SIZE, 8),
+    ("FRAMED_SESSION_FIELDS", "nfrms"): (_PR_NS_NFRMS, 4),
+    ("FRAMED_SESSION_FIELDS", "byte_depth"): (_PR_NS_BYTE_DEPTH, 4),
+    ("FRAMED_SESSION_FIELDS", "xsize"): (_PR_NS_XSIZE, 4),
+    ("FRAMED_SESSION_FIELDS", "ysize"): (_PR_NS_YSIZE, 4),
+    ("FRAMED_SESSION_FIELDS", "bytes_per_row"): (_PR_NS_BYTES_PER_ROW, 4),
+    ("FRAMED_SESSION_FIELDS", "bytes_per_img"): (_PR_NS_BYTES_PER_IMG, 4),
+    ("FRAMED_SESSION_FIELDS", "offset_to_data"): (_PR_NS_OFFSET_TO_DATA, 8),
+    ("FRAMED_SESSION_FIELDS", "frame_stride"): (_PR_NS_STRIDE, 4),
+    ("FRAMED_SESSION_FIELDS", "frame_footer_size"): (_PR_NS_TRAILER, 4),
+    ("FRAME_TRAILER_FIELDS", "stored pixels"): (_PR_TRAILER_STORED, 8),
+}
+_PROBE_SIZES = {
+    "FILE_HEADER_FIELDS": _PR_FILE_HEADER_SIZE,
+    "PACKED_SESSION_FIELDS": _PR_PS_SIZE,
+    "FRAMED_SESSION_FIELDS": _PR_NS_SIZE,
+    "footer head": _PR_FOOTER_HEAD,
+}
+
+
+def _check_probe_literals():
+    """Raise AssertionError where a literal of the probe differs from its table."""
+    fields, sizes = _reader_constants()
+    read = {(table, label): (offset, nbytes)
+            for table, found in fields.items() for label, offset, nbytes in found}
+    for key, value in _PROBE_LITERALS.items():
+        if read[key] != value:
+            raise AssertionError(f"probe: {key} is read as (offset, width) "
+                                 f"{value}, the table says {read[key]}")
+    for key, value in _PROBE_SIZES.items():
+        if sizes[key] != value:
+            raise AssertionError(f"probe: {key} is taken as {value} bytes, "
+                                 f"the table says {sizes[key]}")
+
+
+_check_probe_literals()
+
+
 cdef struct Probe:
     long long got, size, mtime_ns, device, inode
     uint64_t version, frames, height, width, depth
@@ -958,46 +1283,46 @@ cdef int _probe_parse(const unsigned char* buf, Probe* r) noexcept nogil:
     cdef uint64_t version, s, n, depth, width, height, bpr, bpi, data, stride
     cdef uint64_t trailer, data_size
     cdef uint64_t size = <uint64_t>r.size
-    if r.got < _FILE_HEADER_SIZE:
+    if r.got < _PR_FILE_HEADER_SIZE:
         return 0
-    if memcmp(buf, b"DCIMG\0\0\0", 8) != 0:
+    if _le(buf + _PR_MAGIC, 8) != _MAGIC_WORD:
         return 0
-    version = _le(buf + 0x08, 4)
-    s = _le(buf + 0x28, 4)
-    if _le(buf + 0x20, 4) != 1 or s < _FILE_HEADER_SIZE:
+    version = _le(buf + _PR_VERSION, 4)
+    s = _le(buf + _PR_HEADER_SIZE, 4)
+    if _le(buf + _PR_NSESS, 4) != 1 or s < _PR_FILE_HEADER_SIZE:
         return 0
     if version == _VERSION_PACKED:
-        if s + _PACKED_SESSION_HEADER_SIZE > <uint64_t>r.got:
+        if s + _PR_PS_SIZE > <uint64_t>r.got:
             return 0
         p = buf + s
-        n = _le(p + 0x20, 4)
-        depth = _le(p + 0x24, 4)
-        width = _le(p + 0x2C, 4)
-        bpr = _le(p + 0x30, 4)
-        height = _le(p + 0x34, 4)
-        bpi = _le(p + 0x38, 4)
-        data = s + _le(p + 0x44, 4)
-        data_size = _le(p + 0x48, 8)
+        n = _le(p + _PR_PS_NFRMS, 4)
+        depth = _le(p + _PR_PS_BYTE_DEPTH, 4)
+        width = _le(p + _PR_PS_XSIZE, 4)
+        bpr = _le(p + _PR_PS_BYTES_PER_ROW, 4)
+        height = _le(p + _PR_PS_YSIZE, 4)
+        bpi = _le(p + _PR_PS_BYTES_PER_IMG, 4)
+        data = s + _le(p + _PR_PS_OFFSET_TO_DATA, 4)
+        data_size = _le(p + _PR_PS_DATA_SIZE, 8)
         # Every frame, and a footer after them (its tables are not checked
         # here: the full parse does when the file is read).
-        if data + n * bpi + 0x30 > size or data_size < n * bpi:
+        if data + n * bpi + _PR_FOOTER_HEAD > size or data_size < n * bpi:
             return 0
-        if s + data_size + 0x30 > size:
+        if s + data_size + _PR_FOOTER_HEAD > size:
             return 0
     elif version == _VERSION_FRAMED or version == _VERSION_FRAMED_2:
-        if s + _FRAMED_SESSION_HEADER_SIZE > <uint64_t>r.got:
+        if s + _PR_NS_SIZE > <uint64_t>r.got:
             return 0
         p = buf + s
-        n = _le(p + 0x3C, 4)
-        depth = _le(p + 0x40, 4)
-        width = _le(p + 0x48, 4)
-        height = _le(p + 0x4C, 4)
-        bpr = _le(p + 0x50, 4)
-        bpi = _le(p + 0x54, 4)
-        data = s + _le(p + 0x60, 8)
-        stride = _le(p + 0x74, 4)
-        trailer = _le(p + 0x7C, 4)
-        if trailer < _TRAILER_STORED_PIXELS or stride != bpi + trailer:
+        n = _le(p + _PR_NS_NFRMS, 4)
+        depth = _le(p + _PR_NS_BYTE_DEPTH, 4)
+        width = _le(p + _PR_NS_XSIZE, 4)
+        height = _le(p + _PR_NS_YSIZE, 4)
+        bpr = _le(p + _PR_NS_BYTES_PER_ROW, 4)
+        bpi = _le(p + _PR_NS_BYTES_PER_IMG, 4)
+        data = s + _le(p + _PR_NS_OFFSET_TO_DATA, 8)
+        stride = _le(p + _PR_NS_STRIDE, 4)
+        trailer = _le(p + _PR_NS_TRAILER, 4)
+        if trailer < _PR_TRAILER_STORED or stride != bpi + trailer:
             return 0
         # Every frame with its whole trailer.
         if n == 0 or data + n * stride > size:
