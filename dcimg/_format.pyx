@@ -13,7 +13,7 @@ and, for packed files, the footer after the last frame.
 Every offset is checked against the file size before it is read, and every
 field is checked against the others; a failure raises
 :class:`dcimg.errors.DCIMGFormatError` naming the field and its values.
-Offsets follow ``FORMAT.md`` in the project's shared notes.  Each header
+Offsets follow :doc:`/format` (``docs/format.rst``).  Each header
 structure is declared once, as a table of its fields (``FILE_HEADER_FIELDS``
 and the others); the parser, the quick probe and the historical structured
 dtypes (``FILE_HDR_DTYPE`` and the others) are all made from the tables.
@@ -65,9 +65,9 @@ MAGIC = b"DCIMG\0\0\0"
 # the gaps as the historical "skip" fields, so that the offsets are the
 # dtype's.  The parser and the probe take their offsets and widths from
 # here at import (``_field``, below): a format fix is one edit.  Offsets
-# follow FORMAT.md in the project's shared notes.
+# follow docs/format.rst.
 
-#: The file header, at offset 0 (FORMAT.md section 1).
+#: The file header, at offset 0 (docs/format.rst, "The file header").
 FILE_HEADER_FIELDS = (
     ("file_format", 0x00, "S8", "magic"),
     ("format_version", 0x08, "<u4", "format_version"),
@@ -860,7 +860,7 @@ cdef _parse_framed(_Bytes b, int64_t s, dict f, list notes):
                       f"has room for {trailer - TRAILER_STORED_PIXELS}")
             _stored_position(f, count, in_frame, "kind-4 block")
     elif trailer == 32 or trailer >= 512:
-        # No kind-4 block: the historical rules (FORMAT.md section 5).
+        # No kind-4 block: the historical rules (docs/format.rst, "Stored pixels").
         if version == VERSION_FRAMED_2:
             row = 0
             fallback = "fallback: row 0 (version 0x2000000)"
@@ -949,7 +949,7 @@ PATTERN_CHECKS = 16
 cdef _check_fallback(_Bytes b, dict f, int64_t frames, list notes):
     """Keep a fallback stored-pixel position only where the pattern is.
 
-    The fallback rows are guesses (FORMAT.md section 5): the position is
+    The fallback rows are guesses (docs/format.rst, "Stored pixels"): the position is
     used only when every checked frame holds the camera's ``0, max, 0, max``
     bytes there.  Otherwise the pixels are returned as stored, and the
     record says why.
