@@ -509,6 +509,11 @@ class RangeReader:
             self.name,
         )
 
+    def _read_failed(self, start: int, stop: int, error: OSError) -> DCIMGReadError:
+        return DCIMGReadError(
+            f"{self.name}: reading bytes [{start}, {stop}) failed: {error}", self.name
+        )
+
     def _read_one(self, start: int, stop: int, out: Any) -> Any:
         """Fetch bytes ``[start, stop)``: into `out` if given (returning it).
 
@@ -678,10 +683,7 @@ class PreadReader(RangeReader):
                 if n:
                     pending[0] = pending[0][n:]
         except OSError as error:
-            raise DCIMGReadError(
-                f"{self.name}: reading bytes [{start}, {stop}) failed: {error}",
-                self.name,
-            ) from error
+            raise self._read_failed(start, stop, error) from error
         finally:
             self._count(got)
         if got != length:
@@ -859,10 +861,7 @@ class FileObjectReader(RangeReader):
                             "in binary mode ('rb')"
                         )
         except OSError as error:
-            raise DCIMGReadError(
-                f"{self.name}: reading bytes [{start}, {stop}) failed: {error}",
-                self.name,
-            ) from error
+            raise self._read_failed(start, stop, error) from error
         finally:
             self._count(got)
         if got != length:

@@ -249,6 +249,16 @@ class FsspecReader(RangeReader):
             digest = hashlib.blake2b(self.version.encode(), digest_size=7).digest()
             self.version_stamp = int.from_bytes(digest, "big")
 
+    def _request_failure(
+        self, start: int, stop: int, error: BaseException
+    ) -> BaseException:
+        """Return the error to raise for a failed request of ``[start, stop)``."""
+        if isinstance(error, FileNotFoundError):
+            return FileNotFoundError(
+                errno.ENOENT, "no such file or object (any more)", self.name
+            )
+        return self._failed(f"reading bytes [{start}, {stop})", error)
+
     def _failed(self, what: str, error: BaseException) -> BaseException:
         """Return the error to raise for `error`, which no secret ever reaches.
 
@@ -313,12 +323,8 @@ class FsspecReader(RangeReader):
         failure: BaseException | None = None
         try:
             data = self.fs.cat_file(self.path, start=start, end=stop)
-        except FileNotFoundError:
-            failure = FileNotFoundError(
-                errno.ENOENT, "no such file or object (any more)", self.name
-            )
         except Exception as error:
-            failure = self._failed(f"reading bytes [{start}, {stop})", error)
+            failure = self._request_failure(start, stop, error)
         if failure is not None:
             self._count(0)
             raise failure
@@ -547,12 +553,8 @@ class FsspecReader(RangeReader):
                 failure: BaseException | None = None
                 try:
                     data = await self._timed(self._range_request(fs, start, stop))
-                except FileNotFoundError:
-                    failure = FileNotFoundError(
-                        errno.ENOENT, "no such file or object (any more)", self.name
-                    )
                 except Exception as error:
-                    failure = self._failed(f"reading bytes [{start}, {stop})", error)
+                    failure = self._request_failure(start, stop, error)
                 if failure is not None:
                     self._count(0)
                     raise failure
