@@ -191,3 +191,36 @@ def test_a_missing_package_is_an_import_error_naming_it(
     assert isinstance(info.value, ImportError)
     assert info.value.name == package
     assert "pip install" in str(info.value)
+
+
+def test_quiet_warnings_affects_only_its_own_thread(tmp_path):
+    # Files reopened by Dask tasks and series members are opened quietly;
+    # a file opened meanwhile on another thread still warns (swapping the
+    # process-wide warning filters, as catch_warnings does, would lose it).
+    import threading
+    import warnings
+
+    path = write_dcimg(tmp_path / "cut.dcimg", example_stack(nframes=4))
+    os.truncate(path, os.path.getsize(path) - 100)  # an interrupted recording
+    inside, leave = threading.Event(), threading.Event()
+    quiet_caught: list[warnings.WarningMessage] = []
+
+    def quiet_opener() -> None:
+        with errors.quiet_warnings(), warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            dcimg.DCIMGFile(path).close()
+            quiet_caught.extend(seen)
+            inside.set()
+            leave.wait(30)
+
+    worker = threading.Thread(target=quiet_opener)
+    worker.start()
+    try:
+        assert inside.wait(30)
+        assert not errors.warnings_quieted()
+        with pytest.warns(errors.DCIMGWarning, match="cut.dcimg"):
+            dcimg.DCIMGFile(path).close()
+    finally:
+        leave.set()
+        worker.join(30)
+    assert not [w for w in quiet_caught if issubclass(w.category, errors.DCIMGWarning)]
