@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import cast as _cast
 from typing import overload as _overload
 
+from dcimg._stack import Stack
 from dcimg._urls import redact as _redact
 from dcimg.core import DCIMGFile
 from dcimg.errors import (
@@ -66,6 +67,7 @@ __all__ = [
     "DCIMGWarning",
     "InputCollisionError",
     "MissingDependencyError",
+    "Stack",
     "Camera",
     "Metadata",
     "StoredPixels",

@@ -506,6 +506,33 @@ class DCIMGFile:
         return self._require_state().source.identity()
 
     @property
+    def axes(self) -> str:
+        """Letters of the axes before the frames' ``(t, y, x)``: none here.
+
+        A file is one stack of frames; :attr:`dcimg.DCIMGSeries.axes` names
+        the grid axes a series puts before them. Read by code that takes
+        either (see :class:`dcimg.Stack`).
+        """
+        self._require_open()
+        return ""
+
+    @property
+    def token(self) -> str:
+        """A digest of everything that determines the pixels read.
+
+        Derived from :attr:`identity` (path or URL, size, modification time
+        or version) and :attr:`first_4px_correction_enabled`: the same for
+        the same file opened again the same way, another once it changed.
+        """
+        import hashlib
+
+        identity = self.identity
+        digest = hashlib.sha256(
+            repr((identity, self.first_4px_correction_enabled, self.shape)).encode()
+        )
+        return digest.hexdigest()
+
+    @property
     def options(self) -> dict[str, Any]:
         """The keyword arguments that open this file again the same way.
 

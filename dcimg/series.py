@@ -1420,6 +1420,16 @@ class DCIMGSeries:
         return self._axes
 
     @property
+    def token(self) -> str:
+        """A digest of everything that determines the pixels read.
+
+        The same for the same files opened again the same way; another if a
+        member changed (size, modification time, device and inode), or the
+        correction mode differs. Dask names its arrays after it.
+        """
+        return self._require_open().token
+
+    @property
     def counters(self) -> tuple[np.ndarray, ...]:
         """The counter values along each grid axis (``int64``), ascending."""
         return tuple(c.copy() for c in self._counters)
@@ -1516,6 +1526,8 @@ class DCIMGSeries:
         *,
         dtype: npt.DTypeLike | None = ...,
         out: npt.NDArray[Any] | None = ...,
+        copy: bool = ...,
+        threads: int | None = ...,
     ) -> npt.NDArray[Any] | np.generic: ...
     @overload
     def read(
@@ -1524,6 +1536,8 @@ class DCIMGSeries:
         *,
         dtype: npt.DTypeLike | None = ...,
         out: npt.NDArray[Any] | None = ...,
+        copy: bool = ...,
+        threads: int | None = ...,
     ) -> npt.NDArray[Any]: ...
     def read(
         self,
@@ -1531,6 +1545,8 @@ class DCIMGSeries:
         *,
         dtype: npt.DTypeLike | None = None,
         out: npt.NDArray[Any] | None = None,
+        copy: bool = True,
+        threads: int | None = None,
     ) -> Any:
         """Read a basic-index selection of the series.
 
@@ -1549,6 +1565,14 @@ class DCIMGSeries:
         out : numpy.ndarray, optional
             C-contiguous, writable array of the result's shape to fill; its
             dtype is used when ``dtype`` is not given.
+        copy : bool, default True
+            False lets a selection that lies inside one file come back as
+            that file's read-only view (:meth:`dcimg.DCIMGFile.read` with
+            ``copy=False``: a view where no overwritten pixel needs
+            restoring, else a copy); a selection across files is a copy.
+        threads : int, optional
+            Files read at the same time (and threads of each file's copy for
+            a selection inside one file); default 4 for reads across files.
 
         Returns
         -------
@@ -1562,9 +1586,36 @@ class DCIMGSeries:
         ValueError
             If the series is closed, or ``out`` does not fit.
         """
-        return self._require_open().read(
-            key, dtype=dtype, out=out, threads=_READ_THREADS
-        )
+        members = self._require_open()
+        if threads is not None and (
+            isinstance(threads, bool) or operator.index(threads) < 1
+        ):
+            raise ValueError(f"threads must be a positive int or None, not {threads!r}")
+        if not copy and out is None:
+            inside = self._inside_one_file(key)
+            if inside is not None:
+                position, rest = inside
+                return self.file(position).read(
+                    rest or Ellipsis, dtype=dtype, copy=False, threads=threads
+                )
+        return members.read(key, dtype=dtype, out=out, threads=threads or _READ_THREADS)
+
+    def _inside_one_file(self, key: Any) -> tuple[tuple[int, ...], Any] | None:
+        """``(file position, key inside it)`` when ``key`` picks one file."""
+        grid = len(self._axes)
+        if self._concat or not grid:
+            return None
+        items = key if isinstance(key, tuple) else (key,)
+        if len(items) < grid:
+            return None
+        position = []
+        for item, n in zip(items[:grid], self.shape[:grid], strict=True):
+            if isinstance(item, bool) or not isinstance(item, (int, np.integer)):
+                return None
+            if not -n <= item < n:
+                return None  # the usual read says which index is out of range
+            position.append(int(item) % n)
+        return tuple(position), items[grid:]
 
     @overload
     def __getitem__(  # type: ignore[overload-overlap]  # as read's

@@ -24,7 +24,7 @@ import numpy.typing as npt
 import xarray as xr
 
 import dcimg
-from dcimg.testing import write_example
+from dcimg.testing import write_example, write_series
 
 if sys.version_info >= (3, 11):
     from typing import assert_type
@@ -61,6 +61,14 @@ def describe(f: dcimg.DCIMGFile) -> dict[str, object]:
         "dropped": list(meta.dropped_frames),
         "as dict": meta.to_dict(),
     }
+
+
+def total_frames(stack: dcimg.Stack) -> int:
+    """Code that takes a file or a series alike, through the protocol."""
+    frames = stack.read(..., dtype="float32")
+    assert isinstance(frames, np.ndarray)
+    assert_type(stack.axes, str)
+    return int(np.prod(stack.shape[:-2]))
 
 
 def main() -> None:
@@ -125,6 +133,15 @@ def main() -> None:
 
         with dcimg.DCIMGFile(raw_path) as g:
             assert g.shape == (20, 64, 80)
+            # Both classes are a dcimg.Stack (checked by the type checker).
+            assert total_frames(g) == 20
+            run = Path(folder) / "run"
+            run.mkdir()
+            write_series(run, np.zeros((3, 4, 8, 8), np.uint16), name="cell")
+            with dcimg.DCIMGSeries(run) as series:
+                assert total_frames(series) == 12
+                pixels = series[0]
+                assert_type(pixels, npt.NDArray[Any])
 
         try:
             dcimg.DCIMGFile(Path(folder) / "missing.dcimg")

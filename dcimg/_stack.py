@@ -1,0 +1,107 @@
+"""The protocol that one file and a series of files share: :class:`Stack`.
+
+Code that takes "a DCIMG recording" -- viewers, converters, analysis -- can
+accept either a :class:`dcimg.DCIMGFile` or a :class:`dcimg.DCIMGSeries`
+through it, without asking which it holds.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import dask.array as da
+    import numpy as np
+    import numpy.typing as npt
+    import xarray as xr
+
+    from dcimg.metadata import Metadata
+    from dcimg.series import SeriesMetadata
+
+__all__ = ["Stack"]
+
+
+@runtime_checkable
+class Stack(Protocol):
+    """What :class:`dcimg.DCIMGFile` and :class:`dcimg.DCIMGSeries` share.
+
+    A stack is an array of frames: ``shape`` ends with the frames' axes
+    ``(t, y, x)``, and ``axes`` names the axes before them (none for a
+    file; one per counter of the file names for a series). Both classes
+    implement it, with the same names and types; ``isinstance(x, Stack)``
+    tells at run time, and type checkers check it statically.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        ``(*grid, frames, height, width)``.
+    ndim : int
+        ``len(shape)``.
+    dtype : numpy.dtype
+        The pixel type: ``uint8`` or ``uint16``.
+    axes : str
+        One letter per axis before ``(t, y, x)``.
+    token : str
+        A digest of what determines the pixels: equal for the same data
+        opened again, different after it changed.
+    timestamps : numpy.ndarray
+        Time stamp of every frame, ``datetime64[us]``, shape ``shape[:-2]``.
+    framestamps : numpy.ndarray
+        The camera's frame counter of every frame, shape ``shape[:-2]``.
+    metadata : dcimg.Metadata or dcimg.series.SeriesMetadata
+        Typed description of the recording.
+    closed : bool
+        Whether :meth:`close` was called.
+    """
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+    @property
+    def ndim(self) -> int: ...
+    @property
+    def dtype(self) -> np.dtype[Any]: ...
+    @property
+    def axes(self) -> str: ...
+    @property
+    def token(self) -> str: ...
+    @property
+    def timestamps(self) -> np.ndarray[Any, Any]: ...
+    @property
+    def framestamps(self) -> np.ndarray[Any, Any]: ...
+    @property
+    def metadata(self) -> Metadata | SeriesMetadata: ...
+    @property
+    def closed(self) -> bool: ...
+
+    def read(
+        self,
+        key: Any = ...,
+        *,
+        dtype: npt.DTypeLike | None = ...,
+        out: npt.NDArray[Any] | None = ...,
+        copy: bool = ...,
+        threads: int | None = ...,
+    ) -> Any:
+        """Read a basic-index selection (see :meth:`dcimg.DCIMGFile.read`)."""
+        ...
+
+    def as_dask_array(
+        self, chunks: Any = ..., dtype: npt.DTypeLike | None = ...
+    ) -> da.Array:
+        """Return the stack as a lazy Dask array."""
+        ...
+
+    def to_xarray(
+        self,
+        *,
+        dask: bool = ...,
+        chunks: Any = ...,
+        dtype: npt.DTypeLike | None = ...,
+        name: str | None = ...,
+    ) -> xr.DataArray:
+        """Return the stack as an xarray ``DataArray`` with its time stamps."""
+        ...
+
+    def close(self) -> None:
+        """Release the file or files."""
+        ...

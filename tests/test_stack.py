@@ -1,0 +1,237 @@
+"""One battery over a file and a series, through the :class:`dcimg.Stack` protocol.
+
+Every check here takes "a stack" and never asks whether it holds a
+:class:`dcimg.DCIMGFile` or a :class:`dcimg.DCIMGSeries`: the same indexing,
+types, ``out=``, ``copy=``, ``threads=``, Dask, xarray, time stamps, tokens and
+closing, and the adapters that take either (napari, the converter, ``dcimg
+info``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import dcimg
+from dcimg.testing import write_dcimg, write_series
+
+EXAMPLES = int(os.environ.get("DCIMG_HYPOTHESIS_EXAMPLES", "100"))
+KINDS = ["file", "grid series", "concat series"]
+
+
+def _write(folder: Path, kind: str, seed: int = 0) -> tuple[object, np.ndarray]:
+    """Write one kind of stack; return what opens it and its true pixels."""
+    rng = np.random.default_rng(seed)
+    if kind == "file":
+        truth = rng.integers(0, 4000, (6, 10, 12), dtype=np.uint16)
+        return write_dcimg(folder / "one.dcimg", truth, stored_pixels_row=3), truth
+    if kind == "grid series":
+        truth = rng.integers(0, 4000, (2, 3, 4, 10, 12), dtype=np.uint16)
+        write_series(folder / "grid", truth, name="cell", stored_pixels_row=3)
+        return folder / "grid", truth
+    parts = [rng.integers(0, 4000, (n, 10, 12), dtype=np.uint16) for n in (3, 5)]
+    paths = [
+        write_dcimg(folder / f"part_{k}.dcimg", part, stored_pixels_row=3)
+        for k, part in enumerate(parts)
+    ]
+    return paths, np.concatenate(parts)
+
+
+def _open(source: object, kind: str) -> dcimg.Stack:
+    if kind == "file":
+        return dcimg.DCIMGFile(source)
+    return dcimg.DCIMGSeries(source, concat=kind == "concat series")
+
+
+@pytest.fixture(scope="module")
+def stacks():
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        made = {}
+        for kind in KINDS:
+            source, truth = _write(folder, kind)
+            made[kind] = (_open(source, kind), truth, source)
+        yield made
+        for stack, _, _ in made.values():
+            stack.close()
+
+
+def _basic_key(shape: tuple[int, ...]) -> st.SearchStrategy[tuple]:
+    def axis(n: int) -> st.SearchStrategy:
+        return st.one_of(
+            st.integers(-n, n - 1),
+            st.builds(
+                slice,
+                st.none() | st.integers(-n - 2, n + 2),
+                st.none() | st.integers(-n - 2, n + 2),
+                st.none() | st.sampled_from([-3, -2, -1, 1, 2, 3]),
+            ),
+        )
+
+    return st.tuples(*(axis(n) for n in shape)).flatmap(
+        lambda items: st.integers(0, len(items)).map(lambda cut: items[:cut])
+    )
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_it_is_a_stack_with_the_protocols_names(stacks, kind):
+    stack, truth, _ = stacks[kind]
+    assert isinstance(stack, dcimg.Stack)
+    assert stack.shape == truth.shape and stack.ndim == truth.ndim
+    assert stack.dtype == truth.dtype
+    assert len(stack.axes) == stack.ndim - 3
+    assert stack.timestamps.shape == truth.shape[:-2]
+    assert stack.timestamps.dtype == np.dtype("datetime64[us]")
+    assert stack.framestamps.shape == truth.shape[:-2]
+    assert stack.metadata is not None
+    assert isinstance(stack.token, str) and stack.token
+    assert not stack.closed
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data())
+def test_reads_equal_numpy_basic_indexing(stacks, kind, data):
+    stack, truth, _ = stacks[kind]
+    key = data.draw(_basic_key(truth.shape))
+    want = truth[key]
+    got = stack.read(key)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(stack[key], want)
+    # Conversion inside the copy, threads, a view where one may be given.
+    as_float = stack.read(key, dtype=np.float32)
+    np.testing.assert_array_equal(as_float, want.astype(np.float32))
+    assert np.asarray(as_float).dtype == np.float32
+    np.testing.assert_array_equal(stack.read(key, threads=1), want)
+    np.testing.assert_array_equal(stack.read(key, threads=3), want)
+    np.testing.assert_array_equal(stack.read(key, copy=False), want)
+    # out=: filled exactly, and returned.
+    if np.ndim(want):
+        out = np.full(np.shape(want), 7, np.float64)
+        assert stack.read(key, out=out) is out
+        np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_copy_false_never_writes_through(stacks, kind):
+    stack, truth, _ = stacks[kind]
+    first = (0,) * (stack.ndim - 3)
+    view = stack.read((*first, 0), copy=False)
+    assert isinstance(view, np.ndarray)
+    np.testing.assert_array_equal(view, truth[(*first, 0)])
+    # A view of the map is read-only; a copy may be changed, and changing it
+    # changes nothing that later reads see.
+    if view.flags.writeable:
+        view[...] = 0
+    else:
+        with pytest.raises(ValueError):
+            view[...] = 0
+    np.testing.assert_array_equal(stack.read((*first, 0)), truth[(*first, 0)])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_bad_out_and_threads_are_refused_alike(stacks, kind):
+    stack, truth, _ = stacks[kind]
+    with pytest.raises(ValueError, match="shape"):
+        stack.read(..., out=np.empty((1, 2, 3), np.uint16))
+    with pytest.raises((TypeError, ValueError)):
+        stack.read(..., threads=0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_dask_and_xarray_hold_the_same_pixels(stacks, kind):
+    pytest.importorskip("dask.array")
+    xr = pytest.importorskip("xarray")
+    stack, truth, _ = stacks[kind]
+    lazy = stack.as_dask_array()
+    assert lazy.shape == truth.shape
+    np.testing.assert_array_equal(lazy.compute(), truth)
+    np.testing.assert_array_equal(
+        stack.as_dask_array(dtype="float32")[..., 1:4, ::2].compute(),
+        truth[..., 1:4, ::2].astype(np.float32),
+    )
+    for dask in (True, False):
+        labelled = stack.to_xarray(dask=dask)
+        assert isinstance(labelled, xr.DataArray)
+        assert labelled.dims[-3:] == ("t", "y", "x")
+        assert len(labelled.dims) == stack.ndim
+        np.testing.assert_array_equal(labelled.values, truth)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_token_names_the_data(tmp_path, kind):
+    source, truth = _write(tmp_path, kind)
+    with _open(source, kind) as a:
+        first = a.token
+    with _open(source, kind) as b:
+        assert b.token == first  # the same data opened again
+    _write(tmp_path, kind, seed=1)  # other pixels under the same names
+    with _open(source, kind) as c:
+        assert c.token != first
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_closing_ends_reads(tmp_path, kind):
+    source, truth = _write(tmp_path, kind)
+    stack = _open(source, kind)
+    np.testing.assert_array_equal(stack.read(), truth)
+    stack.close()
+    assert stack.closed
+    with pytest.raises(ValueError):
+        stack.read()
+
+
+# -- The adapters take either ------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["file", "grid series"])
+def test_napari_opens_either(tmp_path, kind):
+    pytest.importorskip("npe2")
+    from dcimg import _napari
+
+    source, truth = _write(tmp_path, kind)
+    reader = _napari.napari_get_reader(str(source))
+    assert reader is not None
+    ((data, kwargs, kind_of_layer),) = reader(str(source))
+    assert kind_of_layer == "image"
+    np.testing.assert_array_equal(np.asarray(data), truth)
+    assert len(kwargs["axis_labels"]) == truth.ndim
+
+
+@pytest.mark.parametrize("kind", ["file", "grid series"])
+def test_convert_takes_either(tmp_path, kind):
+    tifffile = pytest.importorskip("tifffile")
+    source, truth = _write(tmp_path, kind)
+    # A series' grid axes come first (here T and Z); its frames' axis is named.
+    axes = "T" if kind == "file" else "C"
+    out = dcimg.convert(source, tmp_path / "out.ome.tif", axes=axes)
+    np.testing.assert_array_equal(tifffile.imread(out), truth)
+
+
+@pytest.mark.parametrize("kind", ["file", "grid series"])
+def test_info_describes_either(tmp_path, kind):
+    source, truth = _write(tmp_path, kind)
+    shown = subprocess.run(
+        [sys.executable, "-m", "dcimg", "info", str(source)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tempfile.gettempdir(),
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert (
+        "x".join(map(str, truth.shape[-2:][::-1])) in shown.stdout
+        or str(truth.shape[-1]) in shown.stdout
+    )
