@@ -1,4 +1,8 @@
-"""imageio v3 plugin that reads Hamamatsu DCIMG files with :class:`dcimg.DCIMGFile`.
+"""imageio v3 plugin that reads Hamamatsu DCIMG files and series of them.
+
+A file is read with :class:`dcimg.DCIMGFile`; a folder, with
+``plugin="DCIMG"``, as one :class:`dcimg.DCIMGSeries`. The plugin reads either
+through the :class:`dcimg.Stack` protocol they share.
 
 imageio imports this module itself, the first time it opens a ``.dcimg`` file
 (or when asked for ``plugin="DCIMG"``); it needs not be imported by hand.  The
@@ -17,6 +21,7 @@ numpy.datetime64('2024-09-05T16:53:17.250000')
 from __future__ import annotations
 
 import operator
+import os
 from collections.abc import Iterator
 from types import EllipsisType
 from typing import Any
@@ -26,9 +31,11 @@ import numpy.typing as npt
 from imageio.core.request import InitializationError, IOMode, Request
 from imageio.core.v3_plugin_api import ImageProperties, PluginV3
 
+from dcimg._stack import Stack
 from dcimg._urls import display_url
 from dcimg.core import DCIMGFile
-from dcimg.errors import DCIMGFormatError
+from dcimg.errors import DCIMGFormatError, DCIMGSeriesError
+from dcimg.series import DCIMGSeries
 
 __all__ = ["DCIMGPlugin"]
 
@@ -62,6 +69,12 @@ class DCIMGPlugin(PluginV3):
     from the end) and a :class:`slice` a range of frames.  Pixels are those of
     :meth:`dcimg.DCIMGFile.read`: the pixels that some cameras overwrite are
     put back.
+
+    A folder of numbered files (with ``plugin="DCIMG"``: imageio hands no
+    folder to a plugin it guesses) is read as one :class:`dcimg.DCIMGSeries`,
+    of shape ``(*grid, frames, height, width)``; ``index`` then selects along
+    its first axis. imageio takes neither glob patterns nor lists of files:
+    open those with :class:`dcimg.DCIMGSeries` or :func:`dcimg.imread`.
 
     Paths, :class:`pathlib.Path` objects, ``bytes`` and file objects are all
     accepted.  Local files are memory-mapped; ``bytes`` and seekable file
@@ -100,7 +113,7 @@ class DCIMGPlugin(PluginV3):
     ) -> None:
         super().__init__(request)
         # ``close()`` may run from ``__del__`` even when construction fails.
-        self._file: DCIMGFile | None = None
+        self._file: Stack | None = None
         if request.mode.io_mode != IOMode.read:
             if request.extension == _EXTENSION:
                 # Refuse loudly: another plugin would write, say, a TIFF file
@@ -111,6 +124,17 @@ class DCIMGPlugin(PluginV3):
                     "save the image in another format, e.g. .tif"
                 )
             raise InitializationError("the DCIMG plugin only reads files")
+        from imageio.core.request import URI_FILENAME
+
+        if request._uri_type == URI_FILENAME and os.path.isdir(request.filename):
+            try:
+                self._file = DCIMGSeries(
+                    request.filename,
+                    first_4px_correction_enabled=first_4px_correction_enabled,
+                )
+            except (DCIMGSeriesError, DCIMGFormatError) as error:
+                raise InitializationError(str(error)) from error
+            return
         first = bytes(request.firstbytes)
         # An empty .dcimg file (an export being rewritten in place, a copy
         # that failed) is no other plugin's either: say so, instead of
@@ -138,11 +162,19 @@ class DCIMGPlugin(PluginV3):
     # Helpers
 
     @property
-    def file(self) -> DCIMGFile:
-        """The open :class:`dcimg.DCIMGFile` (for everything imageio lacks)."""
+    def stack(self) -> Stack:
+        """The open file or series (for everything imageio lacks)."""
         if self._file is None or self._file.closed:
             raise ValueError("I/O operation on a closed DCIMG plugin")
         return self._file
+
+    @property
+    def file(self) -> DCIMGFile:
+        """The open :class:`dcimg.DCIMGFile`, when one file was opened."""
+        stack = self.stack
+        if not isinstance(stack, DCIMGFile):
+            raise TypeError("a series was opened: use .stack")
+        return stack
 
     def _key(self, index: Index) -> int | slice | EllipsisType:
         """Validate ``index``: an in-range frame number, a slice, or ``...``."""
@@ -159,10 +191,10 @@ class DCIMGPlugin(PluginV3):
                 "index must be an integer, a slice, ... or None, not "
                 f"{type(index).__name__}"
             ) from None
-        frames = self.file.nfrms
+        frames = self.stack.shape[0]
         if not -frames <= i < frames:
             raise IndexError(
-                f"frame index {i} is out of range for a file of {frames} frames"
+                f"index {i} is out of range for an axis of {frames} entries"
             )
         return i % frames
 
@@ -194,7 +226,7 @@ class DCIMGPlugin(PluginV3):
         IndexError
             When an integer ``index`` is out of range.
         """
-        return self.file.read(self._key(index), dtype=dtype)
+        return np.asarray(self.stack.read(self._key(index), dtype=dtype))
 
     def iter(self, *, dtype: npt.DTypeLike | None = None) -> Iterator[np.ndarray]:
         """Yield the frames one at a time, without reading the whole stack.
@@ -209,9 +241,9 @@ class DCIMGPlugin(PluginV3):
         numpy.ndarray
             One frame, shape ``(height, width)``.
         """
-        file = self.file
-        for i in range(file.nfrms):
-            yield file.frame(i, dtype=dtype)
+        stack = self.stack
+        for i in range(stack.shape[0]):
+            yield np.asarray(stack.read(i, dtype=dtype))
 
     def properties(
         self, index: Index = None, *, dtype: npt.DTypeLike | None = None
@@ -232,18 +264,18 @@ class DCIMGPlugin(PluginV3):
             the number of frames; for one frame: ``is_batch=False`` and
             ``n_images=None``.
         """
-        file = self.file
+        stack = self.stack
         key = self._key(index)
-        kind = file.dtype if dtype is None else np.dtype(dtype)
-        frames, height, width = file.shape
+        kind = stack.dtype if dtype is None else np.dtype(dtype)
+        first, *rest = stack.shape
         if isinstance(key, int):
-            return ImageProperties(shape=(height, width), dtype=kind)
+            return ImageProperties(shape=tuple(rest), dtype=kind)
         if isinstance(key, slice):
-            frames = len(range(*key.indices(frames)))
+            first = len(range(*key.indices(first)))
         return ImageProperties(
-            shape=(frames, height, width),
+            shape=(first, *rest),
             dtype=kind,
-            n_images=frames,
+            n_images=first,
             is_batch=True,
         )
 
@@ -280,13 +312,13 @@ class DCIMGPlugin(PluginV3):
         dict
             The metadata.
         """
-        file = self.file
+        stack = self.stack
         key = self._key(index)
-        meta = file.metadata.to_dict()
+        meta = stack.metadata.to_dict()
         meta["path"] = display_url(self.request.filename)  # no credentials
-        counters = file.framestamps
-        stamps = file.timestamps
-        if isinstance(key, int):
+        counters = stack.framestamps
+        stamps = stack.timestamps
+        if isinstance(key, int) and stack.ndim == 3:
             meta["index"] = key
             meta["framestamp"] = int(counters[key]) if counters.size else None
             meta["timestamp"] = stamps[key] if stamps.size else None

@@ -235,3 +235,26 @@ def test_info_describes_either(tmp_path, kind):
         "x".join(map(str, truth.shape[-2:][::-1])) in shown.stdout
         or str(truth.shape[-1]) in shown.stdout
     )
+
+
+@pytest.mark.parametrize("kind", ["file", "grid series"])
+def test_imageio_reads_either(tmp_path, kind):
+    iio = pytest.importorskip("imageio.v3")
+    source, truth = _write(tmp_path, kind)
+    # imageio hands a folder only to the plugin it is told to use.
+    options = {"plugin": "DCIMG"}
+    np.testing.assert_array_equal(iio.imread(source, **options), truth)
+    np.testing.assert_array_equal(iio.imread(source, index=1, **options), truth[1])
+    props = iio.improps(source, **options)
+    assert props.shape == truth.shape and props.n_images == truth.shape[0]
+    meta = iio.immeta(source, **options)
+    assert meta["timestamps"].shape == truth.shape[:-2]
+    frames = list(iio.imiter(source, **options))
+    np.testing.assert_array_equal(np.stack(frames), truth)
+    with iio.imopen(source, "r", **options) as plugin:
+        assert isinstance(plugin.stack, dcimg.Stack)
+        if kind == "file":
+            assert plugin.file is plugin.stack
+        else:
+            with pytest.raises(TypeError, match="series"):
+                _ = plugin.file
