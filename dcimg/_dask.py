@@ -574,6 +574,44 @@ def _attributes(f: DCIMGFile) -> dict[str, Any]:
     return attrs
 
 
+def frame_coords(
+    nframes: int,
+    height: int,
+    width: int,
+    *,
+    z_step: float | None = None,
+    pixel_size: float | tuple[float, float] | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """Name the frames' dimension and give the physical coordinates.
+
+    Shared by the ``to_xarray`` of files and series: the frames are ``t``,
+    or ``z`` (at ``z_step`` µm apart) when ``z_step`` is given; ``y`` and
+    ``x`` are in µm when ``pixel_size`` (one size, or ``(y, x)``) is given.
+
+    Returns
+    -------
+    (str, dict)
+        The frames' dimension name, and the coordinates ``z``, ``y`` and
+        ``x`` that the sizes given define (``{name: (dim, values, attrs)}``).
+    """
+    coords: dict[str, Any] = {}
+    frame_dim = "t"
+    if z_step is not None:
+        frame_dim = "z"
+        step = physical_size("z_step", z_step)
+        coords["z"] = ("z", np.arange(nframes) * step, {"units": "µm"})
+    if pixel_size is not None:
+        if isinstance(pixel_size, (tuple, list)):
+            size_y, size_x = pixel_size
+        else:
+            size_y = size_x = pixel_size
+        coords["y"] = ("y", np.arange(height) * physical_size("pixel_size", size_y),
+                       {"units": "µm"})  # fmt: skip
+        coords["x"] = ("x", np.arange(width) * physical_size("pixel_size", size_x),
+                       {"units": "µm"})  # fmt: skip
+    return frame_dim, coords
+
+
 def to_xarray(
     f: DCIMGFile,
     *,
@@ -602,12 +640,10 @@ def to_xarray(
         data = f.read(..., dtype=dtype)
     # One check of physical sizes for the package (a ValueError subclass).
     nframes, height, width = f.shape
-    frame_dim = "t" if z_step is None else "z"
+    frame_dim, coords = frame_coords(
+        nframes, height, width, z_step=z_step, pixel_size=pixel_size
+    )
     stamps = f.timestamps
-    coords: dict[str, Any] = {}
-    if z_step is not None:
-        step = physical_size("z_step", z_step)
-        coords["z"] = ("z", np.arange(nframes) * step, {"units": "µm"})
     if stamps.shape == (nframes,):
         coords["time" if z_step is not None else "t"] = (frame_dim, stamps)
     elif z_step is None:
@@ -615,15 +651,6 @@ def to_xarray(
     counters = f.framestamps
     if counters.shape == (nframes,):
         coords["framestamp"] = (frame_dim, counters)
-    if pixel_size is not None:
-        if isinstance(pixel_size, (tuple, list)):
-            size_y, size_x = pixel_size
-        else:
-            size_y = size_x = pixel_size
-        coords["y"] = ("y", np.arange(height) * physical_size("pixel_size", size_y),
-                       {"units": "µm"})  # fmt: skip
-        coords["x"] = ("x", np.arange(width) * physical_size("pixel_size", size_x),
-                       {"units": "µm"})  # fmt: skip
     if name is None:
         name = os.path.splitext(os.path.basename(f.file_path or "dcimg"))[0]
     return xr.DataArray(

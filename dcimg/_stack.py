@@ -86,7 +86,7 @@ class Stack(Protocol):
         ...
 
     def as_dask_array(
-        self, chunks: Any = ..., dtype: npt.DTypeLike | None = ...
+        self, chunks: Any = ..., dtype: npt.DTypeLike | None = ..., *, copy: bool = ...
     ) -> da.Array:
         """Return the stack as a lazy Dask array."""
         ...
@@ -98,6 +98,8 @@ class Stack(Protocol):
         chunks: Any = ...,
         dtype: npt.DTypeLike | None = ...,
         name: str | None = ...,
+        pixel_size: float | tuple[float, float] | None = ...,
+        z_step: float | None = ...,
     ) -> xr.DataArray:
         """Return the stack as an xarray ``DataArray`` with its time stamps."""
         ...

@@ -1019,6 +1019,42 @@ class _Members:
         result = result.reshape(final_shape)
         return result[()] if result.ndim == 0 else result
 
+    def view_inside_one_file(
+        self, key: Any, dtype: Any, threads: int | None = None
+    ) -> npt.NDArray[Any] | np.generic | None:
+        """Read a selection inside one file with ``copy=False``, else None.
+
+        A selection that picks one grid place (an integer, or a slice of one
+        element, on every grid axis) is read by that file with
+        ``copy=False``: a read-only view of its map where no overwritten
+        pixel needs restoring. Anything else returns None (read it whole).
+        """
+        grid = len(self.grid_shape)
+        items = key if isinstance(key, tuple) else (key,)
+        if self.concat or not grid or len(items) < grid:
+            return None
+        position, kept = [], 0
+        for item, n in zip(items[:grid], self.grid_shape, strict=True):
+            if isinstance(item, slice):
+                places = range(*item.indices(n))
+                if len(places) != 1:
+                    return None
+                position.append(places[0])
+                kept += 1
+            elif isinstance(item, (int, np.integer)) and not isinstance(item, bool):
+                if not -n <= item < n:
+                    return None  # the usual read says which index is wrong
+                position.append(int(item) % n)
+            else:
+                return None
+        flat = int(np.ravel_multi_index(tuple(position), self.grid_shape))
+        pixels = self.file(flat).read(
+            items[grid:] or Ellipsis, dtype=dtype, copy=False, threads=threads
+        )
+        if not kept:
+            return pixels
+        return np.asarray(pixels).reshape((1,) * kept + np.shape(pixels))
+
     def _grid_jobs(
         self, selection: list[int | range], result: np.ndarray
     ) -> list[tuple[int, Any, np.ndarray]]:
@@ -1103,9 +1139,10 @@ class _DaskSource:
     through the per-process cache of :class:`_Members`.
     """
 
-    def __init__(self, members: _Members, dtype: np.dtype) -> None:
+    def __init__(self, members: _Members, dtype: np.dtype, copy: bool = True) -> None:
         self.members = members
         self.dtype = dtype
+        self.copy = copy
         self.shape = members.shape
         self.ndim = len(members.shape)
 
@@ -1113,9 +1150,13 @@ class _DaskSource:
         return ("dcimg-series", self.members.token, self.dtype.str)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.members, self.dtype))
+        return (type(self), (self.members, self.dtype, self.copy))
 
     def __getitem__(self, key: Any) -> np.ndarray:
+        if not self.copy:
+            view = self.members.view_inside_one_file(key, self.dtype, threads=1)
+            if view is not None:
+                return np.asarray(view)
         return np.asarray(self.members.read(key, dtype=self.dtype, threads=1))
 
 
@@ -1592,30 +1633,10 @@ class DCIMGSeries:
         ):
             raise ValueError(f"threads must be a positive int or None, not {threads!r}")
         if not copy and out is None:
-            inside = self._inside_one_file(key)
-            if inside is not None:
-                position, rest = inside
-                return self.file(position).read(
-                    rest or Ellipsis, dtype=dtype, copy=False, threads=threads
-                )
+            view = members.view_inside_one_file(key, dtype, threads)
+            if view is not None:
+                return view
         return members.read(key, dtype=dtype, out=out, threads=threads or _READ_THREADS)
-
-    def _inside_one_file(self, key: Any) -> tuple[tuple[int, ...], Any] | None:
-        """``(file position, key inside it)`` when ``key`` picks one file."""
-        grid = len(self._axes)
-        if self._concat or not grid:
-            return None
-        items = key if isinstance(key, tuple) else (key,)
-        if len(items) < grid:
-            return None
-        position = []
-        for item, n in zip(items[:grid], self.shape[:grid], strict=True):
-            if isinstance(item, bool) or not isinstance(item, (int, np.integer)):
-                return None
-            if not -n <= item < n:
-                return None  # the usual read says which index is out of range
-            position.append(int(item) % n)
-        return tuple(position), items[grid:]
 
     @overload
     def __getitem__(  # type: ignore[overload-overlap]  # as read's
@@ -1786,7 +1807,11 @@ class DCIMGSeries:
         return tuple(result)
 
     def as_dask_array(
-        self, chunks: Any = "auto", dtype: npt.DTypeLike | None = None
+        self,
+        chunks: Any = "auto",
+        dtype: npt.DTypeLike | None = None,
+        *,
+        copy: bool = True,
     ) -> da.Array:
         """Return the series as a lazy :class:`dask.array.Array`.
 
@@ -1800,6 +1825,11 @@ class DCIMGSeries:
             128 MiB: see :doc:`/dask`) or that size (at least one).
         dtype : numpy dtype, optional
             Type of the pixels; default the files'.
+        copy : bool, default True
+            Guarded copies (True), as for :meth:`dcimg.DCIMGFile.as_dask_array`;
+            False lets a chunk that is one file (``chunks=1``) be that file's
+            read-only view of its map, unguarded: for files that cannot
+            change.
 
         Returns
         -------
@@ -1825,7 +1855,7 @@ class DCIMGSeries:
         if dtype.kind not in "biufc":
             raise TypeError(f"dtype must be a numeric NumPy type, not {dtype}")
         blocks = self._chunks(chunks, dtype)
-        source = _DaskSource(members, dtype)
+        source = _DaskSource(members, dtype, copy)
         import hashlib
 
         digest = hashlib.sha256(
@@ -1852,6 +1882,8 @@ class DCIMGSeries:
         chunks: Any = "auto",
         dtype: npt.DTypeLike | None = None,
         name: str | None = None,
+        pixel_size: float | tuple[float, float] | None = None,
+        z_step: float | None = None,
     ) -> xr.DataArray:
         """Return the series as an :class:`xarray.DataArray`.
 
@@ -1866,6 +1898,14 @@ class DCIMGSeries:
         name : str, optional
             Name of the array; default the first file's name without its
             extension.
+        pixel_size : float or (float, float), optional
+            Pixel size in µm (one for both axes, or ``(y, x)``): the ``y``
+            and ``x`` coordinates are then in µm, as for
+            :meth:`dcimg.DCIMGFile.to_xarray`.
+        z_step : float, optional
+            Distance in µm between the frames of each file, when they are
+            z-planes: their dimension is then ``"z"`` (in µm) instead of
+            ``"t"``, and the time stamps stay as coordinates.
 
         Returns
         -------
@@ -1898,17 +1938,31 @@ class DCIMGSeries:
             if chunks != "auto":
                 raise ValueError("chunks is only used with dask=True")
             data = self.read(..., dtype=dtype)
+        from dcimg._dask import frame_coords
+
         times, counters = self._stamps
-        dims = (*self._axes, *_FRAME_DIMS)
-        coords: dict[str, Any] = {}
+        nframes, height, width = self.shape[-3:]
+        frame_dim, coords = frame_coords(
+            nframes, height, width, z_step=z_step, pixel_size=pixel_size
+        )
+        dims = (*self._axes, frame_dim, "y", "x")
+        if len(set(dims)) != len(dims):
+            raise ValueError(
+                f"the grid axis {frame_dim!r} and the frames' z (z_step) would "
+                "be two dimensions of one name; name the grid axes otherwise"
+            )
         if self._concat:
             has_times = not np.isnat(times).any()
-            coords["t"] = ("t", times if has_times else np.arange(times.size))
-            coords["framestamp"] = ("t", counters)
+            if frame_dim == "t":
+                coords["t"] = ("t", times if has_times else np.arange(times.size))
+            elif has_times:
+                coords["time"] = (frame_dim, times)
+            coords["framestamp"] = (frame_dim, counters)
         else:
             for letter, values in zip(self._axes, self._counters, strict=True):
                 coords[letter] = (letter, values)
-            coords["t"] = ("t", np.arange(self.shape[-3]))
+            if frame_dim == "t":
+                coords["t"] = ("t", np.arange(nframes))
             coords["timestamp"] = (dims[:-2], times)
             coords["framestamp"] = (dims[:-2], counters)
         if name is None:

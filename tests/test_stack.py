@@ -162,6 +162,10 @@ def test_dask_and_xarray_hold_the_same_pixels(stacks, kind):
         stack.as_dask_array(dtype="float32")[..., 1:4, ::2].compute(),
         truth[..., 1:4, ::2].astype(np.float32),
     )
+    # Views where a chunk is one file (or frame) and needs no restoring.
+    np.testing.assert_array_equal(
+        stack.as_dask_array(chunks=1, copy=False).compute(), truth
+    )
     for dask in (True, False):
         labelled = stack.to_xarray(dask=dask)
         assert isinstance(labelled, xr.DataArray)
@@ -258,3 +262,18 @@ def test_imageio_reads_either(tmp_path, kind):
         else:
             with pytest.raises(TypeError, match="series"):
                 _ = plugin.file
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_xarray_takes_physical_sizes_alike(stacks, kind):
+    pytest.importorskip("xarray")
+    stack, truth, _ = stacks[kind]
+    planes = stack.to_xarray(dask=False, pixel_size=(0.5, 0.25), z_step=2.0)
+    assert planes.dims[-3:] == ("z", "y", "x")
+    np.testing.assert_allclose(planes["z"], np.arange(truth.shape[-3]) * 2.0)
+    np.testing.assert_allclose(planes["y"], np.arange(truth.shape[-2]) * 0.5)
+    np.testing.assert_allclose(planes["x"], np.arange(truth.shape[-1]) * 0.25)
+    assert planes["x"].attrs["units"] == "µm"
+    np.testing.assert_array_equal(planes.values, truth)
+    with pytest.raises(ValueError, match="z_step"):
+        stack.to_xarray(dask=False, z_step=-1)
