@@ -107,3 +107,11 @@ class Stack(Protocol):
     def close(self) -> None:
         """Release the file or files."""
         ...
+
+    def __enter__(self) -> Stack:
+        """Return the stack itself (``with`` closes it)."""
+        ...
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Close the stack."""
+        ...

@@ -10,6 +10,11 @@ The image has one scene, ``"Image:0"``, and the dimensions ``TCZYX``: the
 frames on ``T`` (its coordinate is the time in seconds since the first
 frame, from the frames' time stamps), one channel, one plane. The pixels are
 those of :meth:`dcimg.DCIMGFile.read`, with the overwritten pixels restored.
+
+A folder of numbered files is one image too (:class:`dcimg.DCIMGSeries`):
+each grid axis of the series goes to the dimension of its letter (``T``,
+``C`` or ``Z``), and the files' frames to ``frames_axis`` (``T`` unless
+told otherwise).
 """
 
 from __future__ import annotations
@@ -37,9 +42,12 @@ except ImportError as exc:  # pragma: no cover - exercised without bioio
         "bioio",
     ) from exc
 
+from dcimg._stack import Stack
 from dcimg._urls import display_url, redact, secrets_of
 from dcimg.core import DCIMGFile
-from dcimg.errors import DCIMGError, DCIMGFormatError
+from dcimg.errors import DCIMGError, DCIMGFormatError, DCIMGSeriesError
+from dcimg.metadata import Metadata
+from dcimg.series import DCIMGSeries, SeriesMetadata
 
 __all__ = ["DEFAULT_CHANNEL_NAME", "Reader", "ReaderMetadata"]
 
@@ -99,10 +107,10 @@ class Reader(_BaseReader):
     @staticmethod
     def _is_supported_image(fs: Any, path: str, **kwargs: Any) -> bool:
         local = _local_path(fs, path)
-        if local is None or not os.path.isfile(local):
+        if local is None or not (os.path.isfile(local) or os.path.isdir(local)):
             return False
         try:
-            with DCIMGFile(local):
+            with _open_stack(local, True):
                 return True
         except (OSError, DCIMGError):
             return False
@@ -115,6 +123,7 @@ class Reader(_BaseReader):
         channel_name: str | None = None,
         physical_pixel_sizes: PhysicalPixelSizes | Sequence[float | None] | None = None,
         first_4px_correction_enabled: bool | None = True,
+        frames_axis: str = "T",
         **kwargs: Any,
     ) -> None:
         try:
@@ -135,12 +144,11 @@ class Reader(_BaseReader):
                 "only local DCIMG files can be read",
             )
         try:
-            with DCIMGFile(
-                local, first_4px_correction_enabled=first_4px_correction_enabled
-            ) as f:
-                self._dcimg_metadata = f.metadata
+            with _open_stack(local, first_4px_correction_enabled) as f:
+                self._dcimg_metadata: Metadata | SeriesMetadata = f.metadata
                 self._timestamps_us = f.timestamps.astype(np.int64)
-        except DCIMGFormatError as exc:
+                self._stack_dims = _dims_of(f.axes, frames_axis)
+        except (DCIMGFormatError, DCIMGSeriesError) as exc:
             raise exceptions.UnsupportedFileFormatError(
                 self.__class__.__name__, path, str(exc)
             ) from exc
@@ -161,24 +169,32 @@ class Reader(_BaseReader):
         """The one scene of a DCIMG file, ``("Image:0",)``."""
         return (_SCENE,)
 
-    def _open(self) -> DCIMGFile:
-        return DCIMGFile(self._path, first_4px_correction_enabled=self._correction)
+    def _open(self) -> Stack:
+        return _open_stack(self._path, self._correction)
 
     def _wrap(self, stack: Any) -> xr.DataArray:
-        """Put a ``(t, y, x)`` stack into the reader's ``TCZYX`` DataArray."""
-        data = stack[:, np.newaxis, np.newaxis]
+        """Put a file's or series' pixels into the reader's ``TCZYX`` DataArray."""
+        data = xr.DataArray(stack, dims=self._stack_dims)
+        for letter in _DIMS:
+            if letter not in data.dims:
+                data = data.expand_dims(letter)
+        data = data.transpose(*_DIMS)
         coords: dict[str, Any] = {DimensionNames.Channel: [self._channel_name]}
         stamps = self._timestamps_us
-        if stamps.size == data.shape[0] and stamps.size:
+        if (
+            self._stack_dims[0] == DimensionNames.Time
+            and stamps.ndim == 1
+            and stamps.size == data.shape[0]
+            and stamps.size
+        ):
             coords[DimensionNames.Time] = (stamps - stamps[0]) / 1e6
-        return xr.DataArray(
-            data,
-            dims=tuple(_DIMS),
-            coords=coords,
-            attrs={
+        if data.sizes[DimensionNames.Channel] != 1:
+            coords.pop(DimensionNames.Channel)  # a series' channels, unnamed
+        return data.assign_coords(coords).assign_attrs(
+            {
                 constants.METADATA_UNPROCESSED: self._dcimg_metadata.to_dict(),
                 constants.METADATA_PROCESSED: self._dcimg_metadata,
-            },
+            }
         )
 
     def _read_delayed(self) -> xr.DataArray:
@@ -197,7 +213,13 @@ class Reader(_BaseReader):
     @property
     def time_interval(self) -> datetime.timedelta | None:
         """Median time between frames, from the time stamps, or None."""
-        seconds = self._dcimg_metadata.frame_interval_s
+        meta = self._dcimg_metadata
+        if isinstance(meta, SeriesMetadata):
+            # The files' frames are on T: their interval (the first file's).
+            if self._stack_dims[-3] != DimensionNames.Time:
+                return None
+            meta = meta.first
+        seconds = meta.frame_interval_s
         if not seconds:
             return None
         return datetime.timedelta(seconds=seconds)
@@ -205,6 +227,17 @@ class Reader(_BaseReader):
 
 class ReaderMetadata(_BaseReaderMetadata):
     """What bioio needs to know before it picks :class:`Reader`."""
+
+    @staticmethod
+    def supports_directory_images() -> bool:
+        """Say that a folder can be one image (a series of numbered files).
+
+        Returns
+        -------
+        bool
+            True.
+        """
+        return True
 
     @staticmethod
     def get_supported_extensions() -> list[str]:
@@ -229,3 +262,32 @@ class ReaderMetadata(_BaseReaderMetadata):
             :class:`Reader`.
         """
         return Reader
+
+
+def _open_stack(local: str, correction: bool | None) -> Stack:
+    """Open a file, or a folder as a series."""
+    if os.path.isdir(local):
+        return DCIMGSeries(local, first_4px_correction_enabled=correction)
+    return DCIMGFile(local, first_4px_correction_enabled=correction)
+
+
+def _dims_of(axes: str, frames_axis: str) -> tuple[str, ...]:
+    """Bioio's dimension of each axis of a stack: its grid axes, then frames.
+
+    Raises
+    ------
+    dcimg.DCIMGSeriesError
+        If a grid axis is not ``T``, ``C`` or ``Z``, or two axes would share
+        a dimension.
+    """
+    frames = frames_axis.upper()
+    dims = (*axes.upper(), frames, "Y", "X")
+    if frames not in "TCZ" or len(frames) != 1:
+        raise DCIMGSeriesError(f"frames_axis must be T, C or Z, not {frames_axis!r}")
+    if not set(axes.upper()) <= set("TCZ") or len(set(dims)) != len(dims):
+        raise DCIMGSeriesError(
+            f"the series' axes {axes!r} and the frames' axis {frames!r} do not "
+            "map onto distinct T, C and Z dimensions; name the series' axes "
+            "(DCIMGSeries axes=) or the frames' (frames_axis=) otherwise"
+        )
+    return dims

@@ -192,3 +192,38 @@ def test_large_file_opens_lazily(tmp_path):
     assert lazy.shape == (2000, 1, 1, 1024, 1024)
     assert elapsed < 2.0, f"{elapsed:.2f} s"
     assert lazy[1999, 0, 0, 512, :8].compute().sum() == 0  # corrected
+
+
+# ---------------------------------------------------------------------------
+# A folder of numbered files is one image
+
+
+def test_a_folder_is_one_image_on_its_letters_dimensions(tmp_path):
+    from dcimg.testing import write_series
+
+    truth = np.random.default_rng(4).integers(0, 4000, (3, 5, 8, 10), np.uint16)
+    write_series(tmp_path / "stack", truth, name="cell", stored_pixels_row=2)
+    # One counter: a Z grid by default; each file's frames go on T.
+    image = BioImage(tmp_path / "stack")
+    assert type(image.reader) is dcimg.bioio.Reader
+    assert image.dims.order == "TCZYX"
+    assert image.shape == (5, 1, 3, 8, 10)
+    np.testing.assert_array_equal(image.get_image_data("ZTYX"), truth)
+    np.testing.assert_array_equal(image.dask_data.compute(), image.data)
+    assert image.time_interval is not None
+    assert isinstance(image.metadata, dcimg.series.SeriesMetadata)
+
+
+def test_a_time_lapse_of_z_stacks_puts_the_frames_on_z(tmp_path):
+    from dcimg.testing import write_series
+
+    # Two counters (T and Z by default) and frames: the frames need a letter.
+    truth = np.random.default_rng(5).integers(0, 4000, (2, 3, 4, 6, 7), np.uint16)
+    write_series(tmp_path / "run", truth, name="cell")
+    with pytest.raises(
+        bioio_base.exceptions.UnsupportedFileFormatError, match="frames"
+    ):
+        BioImage(tmp_path / "run")
+    image = BioImage(tmp_path / "run", frames_axis="C")
+    assert image.shape == (2, 4, 3, 6, 7)
+    np.testing.assert_array_equal(image.get_image_data("TZCYX"), truth)

@@ -277,3 +277,14 @@ def test_xarray_takes_physical_sizes_alike(stacks, kind):
     np.testing.assert_array_equal(planes.values, truth)
     with pytest.raises(ValueError, match="z_step"):
         stack.to_xarray(dask=False, z_step=-1)
+
+
+@pytest.mark.parametrize("kind", ["file", "grid series"])
+def test_bioio_reads_either(tmp_path, kind):
+    bioio = pytest.importorskip("bioio")
+    source, truth = _write(tmp_path, kind)
+    # The series' grid is T and Z: its files' frames go on C.
+    options = {} if kind == "file" else {"frames_axis": "C"}
+    image = bioio.BioImage(source, **options)
+    order = "TYX" if kind == "file" else "TZCYX"
+    np.testing.assert_array_equal(image.get_image_data(order), truth)
