@@ -69,12 +69,13 @@ def _local_path(fs: Any, path: str) -> str | None:
 
 
 class Reader(_BaseReader):
-    """Read a DCIMG file with bioio.
+    """Read a DCIMG file, or a folder of numbered files, with bioio.
 
     Parameters
     ----------
     image : str or os.PathLike
-        A local ``.dcimg`` file.
+        A local ``.dcimg`` file, or a folder read as one
+        :class:`dcimg.DCIMGSeries`.
     fs_kwargs : dict, optional
         Passed to fsspec by bioio; only local files are supported.
     channel_name : str, optional
@@ -85,13 +86,17 @@ class Reader(_BaseReader):
         ``None`` unless given here.
     first_4px_correction_enabled : bool or None, default True
         See :attr:`dcimg.DCIMGFile.first_4px_correction_enabled`.
+    frames_axis : {"T", "C", "Z"}, default "T"
+        The dimension of each file's frames (a series' grid axes take the
+        dimensions of their letters).
     **kwargs
         Ignored (bioio passes its own options through).
 
     Raises
     ------
     bioio_base.exceptions.UnsupportedFileFormatError
-        If the file is not DCIMG or not on a local file system.
+        If the file is not DCIMG or not on a local file system, or a
+        series' axes do not map onto distinct ``T``, ``C`` and ``Z``.
 
     Notes
     -----
