@@ -249,6 +249,20 @@ class FsspecReader(RangeReader):
             digest = hashlib.blake2b(self.version.encode(), digest_size=7).digest()
             self.version_stamp = int.from_bytes(digest, "big")
 
+    def _settle(
+        self, data: Any, failure: BaseException | None, start: int, stop: int
+    ) -> Any:
+        """Count a request's bytes and check them, or raise its failure.
+
+        Called after the ``except`` clause that caught the failure, so that
+        the error raised has no context (see :meth:`_failed`).
+        """
+        if failure is not None:
+            self._count(0)
+            raise failure
+        self._count(len(data))
+        return self._check(data, start, stop)
+
     def _request_failure(
         self, start: int, stop: int, error: BaseException
     ) -> BaseException:
@@ -321,15 +335,12 @@ class FsspecReader(RangeReader):
     def _read_one(self, start: int, stop: int, out: memoryview | None) -> Any:
         # The synchronous route: file systems without an event loop.
         failure: BaseException | None = None
+        data = b""
         try:
             data = self.fs.cat_file(self.path, start=start, end=stop)
         except Exception as error:
             failure = self._request_failure(start, stop, error)
-        if failure is not None:
-            self._count(0)
-            raise failure
-        self._count(len(data))
-        data = self._check(data, start, stop)
+        data = self._settle(data, failure, start, stop)
         if out is not None:
             out[:] = data
             return out
@@ -551,15 +562,12 @@ class FsspecReader(RangeReader):
             for i in pending:  # the workers share one iterator
                 start, stop = requests[i]
                 failure: BaseException | None = None
+                data = b""
                 try:
                     data = await self._timed(self._range_request(fs, start, stop))
                 except Exception as error:
                     failure = self._request_failure(start, stop, error)
-                if failure is not None:
-                    self._count(0)
-                    raise failure
-                self._count(len(data))
-                sink(i, self._check(data, start, stop))
+                sink(i, self._settle(data, failure, start, stop))
 
         tasks = [
             asyncio.ensure_future(worker())
