@@ -12,6 +12,7 @@ import sys
 import tempfile
 import textwrap
 import threading
+import time
 import warnings
 
 import numpy as np
@@ -625,6 +626,10 @@ def test_reads_over_many_files_use_threads(grid, monkeypatch):
 
     def spy(self, index):
         seen.add(threading.get_ident())
+        # Each open takes a while, as on a busy disk: a pool of threads then
+        # spreads the files whatever the machine's load (one busy thread
+        # could otherwise take every job before the others start).
+        time.sleep(0.02)
         return real(self, index)
 
     monkeypatch.setattr(dcimg.series._Members, "file", spy)
