@@ -46,6 +46,26 @@ _CORRECTIONS = {mode: setting for setting, mode in _CORRECTION_MODES.items()}
 _KERNEL_KINDS = {np.dtype(name): kind for name, kind in _kernels.DST_KINDS.items()}
 
 
+def check_threads(threads: int | None) -> int | None:
+    """Check a ``threads=`` argument: None (the default), or 1 or more.
+
+    The one rule for files and series.
+
+    Raises
+    ------
+    ValueError
+        If it is below 1.
+    TypeError
+        If it is not an integer.
+    """
+    if threads is None:
+        return None
+    count = operator.index(threads)
+    if count < 1:
+        raise ValueError(f"threads must be 1 or more, not {threads}")
+    return count
+
+
 def check_out(out: Any, dtype: npt.DTypeLike | None, shape: tuple[int, ...]) -> None:
     """Refuse an ``out`` array that a read of ``shape`` cannot fill.
 
@@ -908,10 +928,7 @@ class DCIMGFile:
         source = state.source
         layout = state.layout
         mode = self._mode
-        if threads is None:
-            threads = 0
-        elif operator.index(threads) < 1:
-            raise ValueError(f"threads must be 1 or more, not {threads}")
+        threads = check_threads(threads) or 0
         if out is not None:
             # One check for every byte source; a layout the kernel cannot
             # write (strided, reversed, Fortran, unaligned, byte-swapped)

@@ -35,7 +35,7 @@ import numpy.typing as npt
 
 from dcimg import _format, _names
 from dcimg._urls import display_url, is_glob, is_url, redact, url_path
-from dcimg.core import DCIMGFile, _Key, check_out
+from dcimg.core import DCIMGFile, _Key, check_out, check_threads
 from dcimg.errors import (
     DCIMGChangedError,
     DCIMGFormatError,
@@ -1628,10 +1628,7 @@ class DCIMGSeries:
             If the series is closed, or ``out`` does not fit.
         """
         members = self._require_open()
-        if threads is not None and (
-            isinstance(threads, bool) or operator.index(threads) < 1
-        ):
-            raise ValueError(f"threads must be a positive int or None, not {threads!r}")
+        threads = check_threads(threads)
         if not copy and out is None:
             view = members.view_inside_one_file(key, dtype, threads)
             if view is not None:
