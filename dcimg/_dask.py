@@ -1,17 +1,20 @@
-"""Lazy access to DCIMG files with Dask and xarray.
+"""Lazy access to stacks (files and series) with Dask and xarray.
 
-:func:`as_dask_array` turns a file into a :class:`dask.array.Array` whose
-graph holds nothing but the file's path, its size and modification time, and
-the reading options.  Every chunk task opens the file itself (once per
-process, see :func:`_cached_file`) and reads its block with
-:meth:`dcimg.DCIMGFile.read`, so the stored-pixel correction and any dtype
-conversion happen inside the copy kernel.  The graph is built with
-:func:`dask.array.from_array` around the tiny :class:`DCIMGSource`, so it has
-exactly one task per chunk and Dask pushes basic slices of the array into
-the read: ``arr[5, 100:200].compute()`` reads 100 rows of frame 5 only.
+:func:`as_dask_array` turns a stack into a :class:`dask.array.Array` whose
+graph holds nothing but a :class:`StackSource`: the stack's shape, token and
+the :class:`ChunkReader` it hands over (a file's :class:`FileReader`, a
+series' record of its members), which pickles to paths, versions and
+options.  Every chunk task reads its block through the reader, which opens
+the files itself (once per process) and refuses them if they changed, so
+the stored-pixel correction and any dtype conversion happen inside the copy
+kernel.  The graph has exactly one task per chunk and Dask pushes basic
+slices of the array into the read: ``arr[5, 100:200].compute()`` reads 100
+rows of frame 5 only.
 
 :func:`to_xarray` wraps the same array (or the pixels in memory) in an
-:class:`xarray.DataArray` with a time coordinate and the file's metadata.
+:class:`xarray.DataArray` with time stamps and the stack's metadata.
+Neither knows whether it holds a file or a series: each class passes what
+only it knows (its chunk rule and reader, its name and attributes).
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ import os
 import socket
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -36,11 +39,20 @@ from dcimg.metadata import physical_size
 
 if TYPE_CHECKING:
     import dask.array as da
+    import numpy.typing as npt
     import xarray as xr
 
+    from dcimg._stack import Stack
     from dcimg.core import DCIMGFile
 
-__all__ = ["DCIMGSource", "as_dask_array", "clear_cache", "to_xarray"]
+__all__ = [
+    "ChunkReader",
+    "FileReader",
+    "StackSource",
+    "as_dask_array",
+    "clear_cache",
+    "to_xarray",
+]
 
 #: Files kept open per process by the chunk tasks (least recently used first
 #: out).  Each open file costs a memory mapping and a file header parse.
@@ -226,7 +238,9 @@ def _split_fancy(key: tuple[Any, ...], shape: tuple[int, ...]) -> tuple[Any, Any
                 axis += 1
             continue
         if axis >= len(shape):
-            raise IndexError("too many indices for a 3-dimensional DCIMG stack")
+            raise IndexError(
+                f"too many indices for a {len(shape)}-dimensional DCIMG stack"
+            )
         size = shape[axis]
         if isinstance(item, slice):
             basic.append(item)
@@ -267,50 +281,59 @@ def _split_fancy(key: tuple[Any, ...], shape: tuple[int, ...]) -> tuple[Any, Any
     return tuple(basic), tuple(post)
 
 
-class DCIMGSource:
-    """A picklable, array-like stand-in for a DCIMG file, for Dask graphs.
+class ChunkReader(Protocol):
+    """What a stack hands its Dask graph: reads chunks, reopening its files.
 
-    It holds the file's absolute path, size and modification time, the
-    stored-pixel correction mode and the output dtype, nothing else: no
-    mapping, no open file.  Indexing it opens the file in the current process
-    (cached, see :func:`clear_cache`) and returns
-    ``DCIMGFile.read(key, dtype=dtype)``.
+    A file's is a :class:`FileReader`; a series' is the record of its
+    members.  Either pickles to paths and options, so that any process can
+    read, and is given keys that are basic indices over the stack's shape.
+    """
+
+    def read_chunk(
+        self, key: tuple[Any, ...], dtype: np.dtype[Any], copy: bool
+    ) -> np.ndarray: ...
+
+
+class FileReader:
+    """Reopens one file version in any process, to read chunks of it.
+
+    It holds the file's path, size and modification time (version), the
+    options it was opened with, nothing else: no mapping, no open file.  The
+    first read in a process opens the file (cached, see :func:`clear_cache`)
+    and refuses it if it is no longer the same version.
 
     Parameters
     ----------
     path : str
-        Absolute path of the file.
+        Absolute path or URL of the file.
     size, mtime_ns : int
-        ``st_size`` and ``st_mtime_ns`` of the file; reading a file that no
-        longer matches raises :class:`dcimg.DCIMGChangedError`.
+        Size and modification time (or version stamp) of the file; reading
+        a file that no longer matches raises
+        :class:`dcimg.DCIMGChangedError`.
     correction : bool or None
         ``first_4px_correction_enabled`` of the reads.
-    shape : tuple of int
-        ``(frames, height, width)``.
-    dtype : numpy.dtype
-        Type of the pixels returned.
-    options, file, copy
-        See :meth:`from_file`.
-    opener : callable
-        The class that opens the file again in a task (that of the file
-        described, :class:`dcimg.DCIMGFile`).
+    options : dict, optional
+        The other keyword arguments of the file's class (``mmap``,
+        ``storage_options``).
+    file : DCIMGFile, optional
+        An open file read from a file object, which cannot be opened again
+        elsewhere: the reader then reads it (threaded scheduler only).
     inode : (str, int, int), optional
         ``(host name, st_dev, st_ino)`` of a local file: on that host a
         file put in its place is refused even with the same size and
         modification time.
+    opener : callable, optional
+        The class that opens the file again (that of the file described).
     """
 
     __slots__ = (
-        "copy",
         "correction",
-        "dtype",
         "file",
         "inode",
         "mtime_ns",
         "opener",
         "options",
         "path",
-        "shape",
         "size",
     )
 
@@ -320,11 +343,8 @@ class DCIMGSource:
         size: int,
         mtime_ns: int,
         correction: bool | None,
-        shape: tuple[int, int, int],
-        dtype: Any,
         options: dict[str, Any] | None = None,
         file: DCIMGFile | None = None,
-        copy: bool = True,
         inode: tuple[str, int, int] | None = None,
         opener: Callable[..., DCIMGFile] | None = None,
     ) -> None:
@@ -332,45 +352,30 @@ class DCIMGSource:
         self.size = size
         self.mtime_ns = mtime_ns
         self.correction = correction
-        self.shape = cast("tuple[int, int, int]", tuple(shape))
-        self.dtype = np.dtype(dtype)
-        # mmap and storage_options of the DCIMGFile; shipped to workers in
-        # the pickled graph (never shown in the repr).
+        # mmap and storage_options of the file; shipped to workers in the
+        # pickled graph (never shown in the repr).
         self.options = dict(options or {})
-        # A file read from a file object cannot be reopened elsewhere: the
-        # source then holds the open file (threaded scheduler only).
         self.file = file
-        self.copy = copy
         self.inode = inode
         self.opener = type(file) if opener is None and file is not None else opener
 
     @classmethod
-    def from_file(
-        cls, f: DCIMGFile, dtype: Any = None, *, copy: bool = True
-    ) -> DCIMGSource:
-        """Describe an open :class:`dcimg.DCIMGFile` (its current version).
+    def of(cls, f: DCIMGFile) -> FileReader:
+        """Describe the version of an open file that ``f`` reads.
 
         Parameters
         ----------
         f : dcimg.DCIMGFile
             An open file.
-        dtype : numpy dtype, optional
-            Type of the pixels returned; default the file's.
-        copy : bool, default True
-            Guarded copies (True) or, where possible, views of the map.
 
         Returns
         -------
-        DCIMGSource
+        FileReader
             The description.
         """
-        shape = f.shape  # raises ValueError on a closed file
         # The identity of the file that was opened, not a new stat of the
         # path, which could already name another file.
         path, size, mtime_ns = f.identity
-        dtype = f.dtype if dtype is None else np.dtype(dtype)
-        if dtype.kind not in "biufc":
-            raise TypeError(f"dtype must be a numeric NumPy type, not {dtype}")
         options = f.options
         if local_path(f.file_path) is None or options["storage_options"]:
             # A URL: reopen what was given (with its options), not the name
@@ -381,42 +386,18 @@ class DCIMGSource:
             size,
             mtime_ns,
             options.pop("first_4px_correction_enabled"),
-            shape,
-            dtype,
             options,
             f if f.file_object is not None else None,
-            copy,
             _inode_of(f),
             type(f),
         )
 
-    @property
-    def ndim(self) -> int:
-        """Always 3."""
-        return 3
-
-    @property
-    def token(self) -> tuple[Any, ...]:
-        """What identifies the pixels this source returns."""
-        return (
-            "dcimg",
-            self.path,
-            self.size,
-            self.mtime_ns,
-            self.correction,
-            self.shape,
-            self.dtype.str,
-        )
-
-    def __dask_tokenize__(self) -> tuple[Any, ...]:
-        return self.token
-
     def __reduce__(self) -> tuple[Any, ...]:
         if self.file is not None:
             raise TypeError(
-                f"the Dask array of {self.path} reads a file object, which cannot "
-                "be sent to other processes; use the threaded scheduler, or open "
-                "the file by path or URL"
+                f"the Dask array of {display_url(self.path)} reads a file object, "
+                "which cannot be sent to other processes; use the threaded "
+                "scheduler, or open the file by path or URL"
             )
         return (
             type(self),
@@ -425,25 +406,25 @@ class DCIMGSource:
                 self.size,
                 self.mtime_ns,
                 self.correction,
-                self.shape,
-                self.dtype,
                 self.options,
                 None,
-                self.copy,
                 self.inode,
                 self.opener,
             ),
         )
 
     def __repr__(self) -> str:
-        shape = "x".join(str(n) for n in self.shape)
-        return (
-            f"DCIMGSource({display_url(self.path)!r}, shape={shape}, "
-            f"dtype={self.dtype}, "
-            f"correction={self.correction})"
-        )
+        return f"FileReader({display_url(self.path)!r}, correction={self.correction})"
 
-    def __getitem__(self, key: Any) -> np.ndarray:
+    def read_chunk(
+        self, key: tuple[Any, ...], dtype: np.dtype[Any], copy: bool
+    ) -> np.ndarray:
+        """Read ``f.read(key, dtype=dtype, copy=copy)`` of the file, reopened.
+
+        One thread per copy: the scheduler runs the chunks in parallel, and
+        a team of copy threads inside each task would only compete with the
+        other tasks for the cores.
+        """
         f = self.file
         if f is None:
             if self.opener is None:
@@ -457,36 +438,109 @@ class DCIMGSource:
                 self.options,
                 self.inode,
             )
+        return np.asarray(f.read(key, dtype=dtype, copy=copy, threads=1))
+
+
+class StackSource:
+    """A picklable, array-like stand-in for a stack, for Dask graphs.
+
+    What :func:`dask.array.from_array` wraps, for files and series alike:
+    the stack's shape and token, the dtype of the result and the
+    :class:`ChunkReader` that reads it.  Index arrays are turned into the
+    basic read of their bounding box, then applied to it with NumPy.
+
+    Parameters
+    ----------
+    reader : ChunkReader
+        Reads basic-index selections of the stack in any process.
+    shape : tuple of int
+        Shape of the stack.
+    dtype : numpy.dtype
+        Type of the pixels returned.
+    token : str
+        The stack's :attr:`~dcimg.Stack.token`.
+    copy : bool, default True
+        Guarded copies (True) or, where possible, read-only views of the
+        map, unguarded (see ``as_dask_array``).
+    """
+
+    __slots__ = ("copy", "dtype", "reader", "shape", "token")
+
+    def __init__(
+        self,
+        reader: ChunkReader,
+        shape: tuple[int, ...],
+        dtype: npt.DTypeLike,
+        token: str,
+        copy: bool = True,
+    ) -> None:
+        self.reader = reader
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
+        self.token = token
+        self.copy = copy
+
+    @property
+    def ndim(self) -> int:
+        """Number of dimensions."""
+        return len(self.shape)
+
+    def __dask_tokenize__(self) -> tuple[Any, ...]:
+        return ("dcimg", self.token, self.dtype.str)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            type(self),
+            (self.reader, self.shape, self.dtype, self.token, self.copy),
+        )
+
+    def __repr__(self) -> str:
+        shape = "x".join(str(n) for n in self.shape)
+        return f"StackSource({self.reader!r}, shape={shape}, dtype={self.dtype})"
+
+    def __getitem__(self, key: Any) -> np.ndarray:
         if not isinstance(key, tuple):
             key = (key,)
-        # A copy, never a view of the map: the copy kernel is guarded, so a
-        # file truncated during a computation fails the task with
-        # DCIMGChangedError instead of killing the worker with SIGBUS.  One
-        # thread per copy: the scheduler runs the chunks in parallel, and a
-        # team of copy threads inside each task would only compete with the
-        # other tasks for the cores.
+        # With copy=True, a copy, never a view of the map: the copy kernel is
+        # guarded, so a file truncated during a computation fails the task
+        # with DCIMGChangedError instead of killing the worker with SIGBUS.
         if any(_is_fancy(item) for item in key):
             basic, post = _split_fancy(key, self.shape)
-            return np.asarray(
-                f.read(basic, dtype=self.dtype, copy=self.copy, threads=1)[post]
-            )
-        return np.asarray(f.read(key, dtype=self.dtype, copy=self.copy, threads=1))
+            box = self.reader.read_chunk(basic, self.dtype, self.copy)
+            return np.asarray(box[post])
+        return self.reader.read_chunk(key, self.dtype, self.copy)
 
 
-def _normalize_chunks(
-    chunks: Any, shape: tuple[int, int, int], dtype: np.dtype
-) -> tuple[tuple[int, ...], ...]:
-    """Turn the ``chunks`` argument of :func:`as_dask_array` into block sizes."""
-    from dask.array.core import normalize_chunks
-    from dask.utils import parse_bytes
+def chunk_limit(chunks: Any) -> int | None:
+    """Bytes per chunk that ``chunks`` asks for: ``"auto"``, None or a size.
 
-    limit = None
+    None for any other value (a count or a Dask chunk specification).
+    """
     if chunks is None or (isinstance(chunks, str) and chunks == "auto"):
+        return AUTO_CHUNK_BYTES
+    if isinstance(chunks, str):
+        from dask.utils import parse_bytes
+
+        try:
+            return int(parse_bytes(chunks))
+        except ValueError as exc:
+            raise ValueError(f"invalid chunks {chunks!r}: {exc}") from None
+    return None
+
+
+def frame_blocks(
+    chunks: Any, shape: tuple[int, ...], dtype: np.dtype[Any]
+) -> tuple[tuple[int, ...], ...]:
+    """Block sizes of a file's ``(frames, height, width)``, whole frames by default.
+
+    The ``chunks`` rule of :meth:`dcimg.DCIMGFile.as_dask_array`, which
+    documents it.
+    """
+    from dask.array.core import normalize_chunks
+
+    limit = chunk_limit(chunks)
+    if limit is not None:
         spec: Any = ("auto", -1, -1)
-        limit = AUTO_CHUNK_BYTES
-    elif isinstance(chunks, str):
-        spec = ("auto", -1, -1)
-        limit = parse_bytes(chunks)
     elif isinstance(chunks, (bool, np.bool_)):
         raise TypeError(f"chunks must be a frame count or a chunk spec, not {chunks!r}")
     elif isinstance(chunks, (int, np.integer)):
@@ -508,31 +562,65 @@ def _normalize_chunks(
     return blocks
 
 
-def as_dask_array(
-    f: DCIMGFile, chunks: Any = "auto", dtype: Any = None, copy: bool = True
-) -> da.Array:
-    """Return the frames of ``f`` as a lazy Dask array.
+def result_dtype(stack: Stack, dtype: npt.DTypeLike | None) -> np.dtype[Any]:
+    """Return the dtype of a lazy array of ``stack``: ``dtype``, or its own."""
+    result = stack.dtype if dtype is None else np.dtype(dtype)
+    if result.kind not in "biufc":
+        raise TypeError(f"dtype must be a numeric NumPy type, not {result}")
+    return result
 
-    The implementation of :meth:`dcimg.DCIMGFile.as_dask_array`, which
-    documents the parameters and the behaviour.
+
+BlockRule = Callable[[Any, tuple[int, ...], np.dtype[Any]], tuple[tuple[int, ...], ...]]
+
+
+def as_dask_array(
+    stack: Stack,
+    reader: ChunkReader,
+    chunks: Any = "auto",
+    dtype: npt.DTypeLike | None = None,
+    *,
+    copy: bool = True,
+    blocks: BlockRule = frame_blocks,
+    inline: bool = True,
+) -> da.Array:
+    """Return a stack as a lazy Dask array that ``reader`` reads.
+
+    The implementation of ``as_dask_array`` of files and series, which
+    document the parameters and the behaviour.
+
+    Parameters
+    ----------
+    stack : Stack
+        The file or series (its shape, dtype and token).
+    reader : ChunkReader
+        What reads its chunks in any process.
+    chunks, dtype, copy
+        As given to the stack's ``as_dask_array``.
+    blocks : callable, default :func:`frame_blocks`
+        The stack's rule turning ``chunks`` into block sizes.
+    inline : bool, default True
+        Whether the source is copied into every task (small graphs of one
+        file) or is one key of the graph, shipped once per worker (a series
+        holds every member's path).
     """
     dask_array = _import_dask_array()
     from dask.base import tokenize
 
-    source = DCIMGSource.from_file(f, dtype, copy=copy)
-    blocks = _normalize_chunks(chunks, source.shape, source.dtype)
-    name = "dcimg-" + tokenize(*source.token, blocks)
+    result = result_dtype(stack, dtype)
+    shape = stack.shape
+    sizes = blocks(chunks, shape, result)
+    source = StackSource(reader, shape, result, stack.token, copy)
     lazy: da.Array = dask_array.from_array(
         source,
-        chunks=blocks,
-        name=name,
+        chunks=sizes,
+        name="dcimg-" + tokenize(stack.token, result.str, sizes),
         lock=False,
         asarray=False,
         # ``getter`` (fancy=True) is the getter whose index Dask fuses with
-        # later slices, so slices reach DCIMGSource.__getitem__.
+        # later slices, so slices reach StackSource.__getitem__.
         fancy=True,
-        meta=np.empty((0, 0, 0), source.dtype),
-        inline_array=True,
+        meta=np.empty((0,) * len(shape), result),
+        inline_array=inline,
     )
     return lazy
 
@@ -555,8 +643,8 @@ def _simple(value: Any) -> Any:
     return str(value)
 
 
-def _attributes(f: DCIMGFile) -> dict[str, Any]:
-    """Flatten the metadata to ``name: simple value`` pairs."""
+def flat_attributes(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Flatten metadata to ``name: simple value`` pairs that netCDF can store."""
     attrs: dict[str, Any] = {}
 
     def walk(prefix: str, mapping: dict[str, Any]) -> None:
@@ -569,8 +657,7 @@ def _attributes(f: DCIMGFile) -> dict[str, Any]:
             if simple is not None:
                 attrs[name] = simple
 
-    walk("", f.metadata.to_dict())
-    attrs["first_4px_correction_enabled"] = str(f.first_4px_correction_enabled)
+    walk("", metadata)
     return attrs
 
 
@@ -613,19 +700,25 @@ def frame_coords(
 
 
 def to_xarray(
-    f: DCIMGFile,
+    stack: Stack,
     *,
     dask: bool = True,
     chunks: Any = "auto",
-    dtype: Any = None,
+    dtype: npt.DTypeLike | None = None,
     name: str | None = None,
     pixel_size: float | tuple[float, float] | None = None,
     z_step: float | None = None,
+    path: str | None,
+    attrs: dict[str, Any],
+    grid_coords: Sequence[np.ndarray] = (),
 ) -> xr.DataArray:
-    """Return the frames of ``f`` as an xarray DataArray with time stamps.
+    """Return a stack as an xarray DataArray with time stamps.
 
-    The implementation of :meth:`dcimg.DCIMGFile.to_xarray`, which documents
-    the parameters and the result.
+    The implementation of ``to_xarray`` of files and series, which document
+    the parameters and the result.  What only the stack's class knows is
+    given: the path the default name comes from (the file's, or the first
+    member's), the attributes, and the coordinate of each grid axis (one
+    per letter of :attr:`~dcimg.Stack.axes`).
     """
     try:
         import xarray as xr
@@ -633,30 +726,41 @@ def to_xarray(
         raise MissingDependencyError(_XARRAY_HINT, "xarray") from exc
     data: da.Array | np.ndarray
     if dask:
-        data = as_dask_array(f, chunks=chunks, dtype=dtype)
+        data = stack.as_dask_array(chunks=chunks, dtype=dtype)
     else:
         if chunks != "auto":
             raise ValueError("chunks is only used with dask=True")
-        data = f.read(..., dtype=dtype)
+        data = stack.read(..., dtype=dtype)
+    nframes, height, width = stack.shape[-3:]
     # One check of physical sizes for the package (a ValueError subclass).
-    nframes, height, width = f.shape
     frame_dim, coords = frame_coords(
         nframes, height, width, z_step=z_step, pixel_size=pixel_size
     )
-    stamps = f.timestamps
-    if stamps.shape == (nframes,):
-        coords["time" if z_step is not None else "t"] = (frame_dim, stamps)
-    elif z_step is None:
-        coords["t"] = ("t", np.arange(nframes))
-    counters = f.framestamps
-    if counters.shape == (nframes,):
-        coords["framestamp"] = (frame_dim, counters)
+    axes = stack.axes
+    dims = (*axes, frame_dim, "y", "x")
+    if len(set(dims)) != len(dims):
+        raise ValueError(
+            f"the grid axis {frame_dim!r} and the frames' z (z_step) would "
+            "be two dimensions of one name; name the grid axes otherwise"
+        )
+    times, counters = stack.timestamps, stack.framestamps
+    if axes:
+        for letter, values in zip(axes, grid_coords, strict=True):
+            coords[letter] = (letter, values)
+        if frame_dim == "t":
+            coords["t"] = ("t", np.arange(nframes))
+        coords["timestamp"] = (dims[:-2], times)
+        coords["framestamp"] = (dims[:-2], counters)
+    else:
+        # The time stamps are the frames' coordinate unless every one was
+        # lost (NaT stands for a frame whose stamp alone was cut off).
+        stamped = times.shape == (nframes,) and not np.isnat(times).all()
+        if frame_dim == "t":
+            coords["t"] = ("t", times if stamped else np.arange(nframes))
+        elif stamped:
+            coords["time"] = (frame_dim, times)
+        if counters.shape == (nframes,):
+            coords["framestamp"] = (frame_dim, counters)
     if name is None:
-        name = os.path.splitext(os.path.basename(f.file_path or "dcimg"))[0]
-    return xr.DataArray(
-        data,
-        dims=(frame_dim, "y", "x"),
-        coords=coords,
-        name=name,
-        attrs=_attributes(f),
-    )
+        name = os.path.splitext(os.path.basename(path or "dcimg"))[0]
+    return xr.DataArray(data, dims=dims, coords=coords, name=name, attrs=attrs)

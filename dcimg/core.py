@@ -1212,9 +1212,12 @@ class DCIMGFile:
         (8, 64, 80) float32
         (64, 80)
         """
-        from dcimg._dask import as_dask_array
+        from dcimg._dask import FileReader, as_dask_array
 
-        return as_dask_array(self, chunks=chunks, dtype=dtype, copy=copy)
+        self._require_open()
+        return as_dask_array(
+            self, FileReader.of(self), chunks=chunks, dtype=dtype, copy=copy
+        )
 
     def to_xarray(
         self,
@@ -1278,8 +1281,10 @@ class DCIMGFile:
         >>> frames.sel(t=slice("2024-09-05T16:53:17.3", None)).mean("t").shape
         (64, 80)
         """
-        from dcimg._dask import to_xarray
+        from dcimg._dask import flat_attributes, to_xarray
 
+        attrs = flat_attributes(self.metadata.to_dict())
+        attrs["first_4px_correction_enabled"] = str(self.first_4px_correction_enabled)
         return to_xarray(
             self,
             dask=dask,
@@ -1288,4 +1293,6 @@ class DCIMGFile:
             name=name,
             pixel_size=pixel_size,
             z_step=z_step,
+            path=self.file_path,
+            attrs=attrs,
         )

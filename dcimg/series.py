@@ -40,7 +40,6 @@ from dcimg.errors import (
     DCIMGChangedError,
     DCIMGFormatError,
     DCIMGSeriesError,
-    MissingDependencyError,
     quiet_warnings,
 )
 from dcimg.metadata import Metadata
@@ -987,6 +986,20 @@ class _Members:
                 # reading that file, and it is unmapped once nobody uses it.
                 self._cache.popitem(last=False)
 
+    def read_chunk(
+        self, key: tuple[Any, ...], dtype: np.dtype[Any], copy: bool
+    ) -> np.ndarray:
+        """Read a chunk of a Dask array of the series (a ``ChunkReader``).
+
+        One thread per chunk (the scheduler runs chunks in parallel); with
+        ``copy=False``, a chunk inside one file is that file's view.
+        """
+        if not copy:
+            view = self.view_inside_one_file(key, dtype, threads=1)
+            if view is not None:
+                return np.asarray(view)
+        return np.asarray(self.read(key, dtype=dtype, threads=1))
+
     def read(
         self,
         key: Any,
@@ -1130,34 +1143,6 @@ class _Members:
         with ThreadPoolExecutor(max_workers=threads) as pool:
             for done in pool.map(one, jobs, itertools.repeat(1)):
                 del done
-
-
-class _DaskSource:
-    """Array-like, picklable view of a series for :func:`dask.array.from_array`.
-
-    It holds the series' paths and options (no open file); indexing reads
-    through the per-process cache of :class:`_Members`.
-    """
-
-    def __init__(self, members: _Members, dtype: np.dtype, copy: bool = True) -> None:
-        self.members = members
-        self.dtype = dtype
-        self.copy = copy
-        self.shape = members.shape
-        self.ndim = len(members.shape)
-
-    def __dask_tokenize__(self) -> tuple[str, str, str]:
-        return ("dcimg-series", self.members.token, self.dtype.str)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.members, self.dtype, self.copy))
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        if not self.copy:
-            view = self.members.view_inside_one_file(key, self.dtype, threads=1)
-            if view is not None:
-                return np.asarray(view)
-        return np.asarray(self.members.read(key, dtype=self.dtype, threads=1))
 
 
 # ----------------------------------------------------------------------
@@ -1755,24 +1740,18 @@ class DCIMGSeries:
     # ------------------------------------------------------------------
     # Dask and xarray
 
-    def _chunks(self, chunks: Any, dtype: np.dtype) -> tuple[tuple[int, ...], ...]:
+    def _chunks(
+        self, chunks: Any, shape: tuple[int, ...], dtype: np.dtype[Any]
+    ) -> tuple[tuple[int, ...], ...]:
         """Block sizes of whole files: ``n`` files per chunk along one axis."""
+        from dcimg._dask import chunk_limit
+
         members = self._members
         file_bytes = math.prod(members.image_shape) * dtype.itemsize
         if isinstance(chunks, (bool, np.bool_)):
             raise TypeError(f"chunks must be a file count or a size, not {chunks!r}")
-        if chunks is None or isinstance(chunks, str):
-            from dask.utils import parse_bytes
-
-            from dcimg._dask import AUTO_CHUNK_BYTES
-
-            if chunks is None or chunks == "auto":
-                limit = AUTO_CHUNK_BYTES
-            else:
-                try:
-                    limit = parse_bytes(chunks)
-                except ValueError as exc:
-                    raise ValueError(f"invalid chunks {chunks!r}: {exc}") from None
+        limit = chunk_limit(chunks)
+        if limit is not None:
             largest = max(members.frames) if members.frames else 1
             per_chunk = max(1, limit // max(1, file_bytes * largest))
         else:
@@ -1791,7 +1770,7 @@ class DCIMGSeries:
             )
             return (blocks or (0,), *((n,) for n in members.image_shape))
         grid = members.grid_shape
-        result: list[tuple[int, ...]] = [(n,) if n else (0,) for n in self.shape]
+        result: list[tuple[int, ...]] = [(n,) if n else (0,) for n in shape]
         if grid:
             # Files per chunk along the last grid axis, one along the others.
             for axis in range(len(grid) - 1):
@@ -1840,37 +1819,20 @@ class DCIMGSeries:
         ImportError
             If Dask is not installed.
         """
-        try:
-            import dask.array as da
-        except ImportError as exc:
-            raise MissingDependencyError(
-                'Dask support needs the optional dependency: pip install "dcimg[dask]"',
-                "dask",
-            ) from exc
-        members = self._require_open()
-        dtype = members.dtype if dtype is None else np.dtype(dtype)
-        if dtype.kind not in "biufc":
-            raise TypeError(f"dtype must be a numeric NumPy type, not {dtype}")
-        blocks = self._chunks(chunks, dtype)
-        source = _DaskSource(members, dtype, copy)
-        import hashlib
+        from dcimg._dask import as_dask_array
 
-        digest = hashlib.sha256(
-            repr((members.token, dtype.str, blocks)).encode()
-        ).hexdigest()[:32]
-        lazy: da.Array = da.from_array(
-            source,
-            chunks=blocks,
-            name=f"dcimg-series-{digest}",
-            lock=False,
-            asarray=False,
-            fancy=False,
-            meta=np.empty((0,) * len(self.shape), dtype),
-            # The source is one key of the graph, shipped once per worker,
-            # not copied into every task.
-            inline_array=False,
+        members = self._require_open()
+        return as_dask_array(
+            self,
+            members,
+            chunks=chunks,
+            dtype=dtype,
+            copy=copy,
+            blocks=self._chunks,
+            # The source holds every member's path: one key of the graph,
+            # shipped once per worker, not copied into every task.
+            inline=False,
         )
-        return lazy
 
     def to_xarray(
         self,
@@ -1920,54 +1882,23 @@ class DCIMGSeries:
         ImportError
             If xarray (or, with ``dask=True``, Dask) is not installed.
         """
-        try:
-            import xarray as xr
-        except ImportError as exc:
-            raise MissingDependencyError(
-                "xarray support needs the optional dependency: "
-                'pip install "dcimg[xarray]"',
-                "xarray",
-            ) from exc
-        data: da.Array | npt.NDArray[Any]
-        if dask:
-            data = self.as_dask_array(chunks=chunks, dtype=dtype)
-        else:
-            if chunks != "auto":
-                raise ValueError("chunks is only used with dask=True")
-            data = self.read(..., dtype=dtype)
-        from dcimg._dask import frame_coords
+        from dcimg._dask import to_xarray
 
-        times, counters = self._stamps
-        nframes, height, width = self.shape[-3:]
-        frame_dim, coords = frame_coords(
-            nframes, height, width, z_step=z_step, pixel_size=pixel_size
+        members = self._require_open()
+        return to_xarray(
+            self,
+            dask=dask,
+            chunks=chunks,
+            dtype=dtype,
+            name=name,
+            pixel_size=pixel_size,
+            z_step=z_step,
+            path=members.paths[0],
+            attrs={
+                "files": len(members.paths),
+                "axes": self._axes,
+                "concat": int(self._concat),
+                "first_4px_correction_enabled": str(self.first_4px_correction_enabled),
+            },
+            grid_coords=self._counters,
         )
-        dims = (*self._axes, frame_dim, "y", "x")
-        if len(set(dims)) != len(dims):
-            raise ValueError(
-                f"the grid axis {frame_dim!r} and the frames' z (z_step) would "
-                "be two dimensions of one name; name the grid axes otherwise"
-            )
-        if self._concat:
-            has_times = not np.isnat(times).any()
-            if frame_dim == "t":
-                coords["t"] = ("t", times if has_times else np.arange(times.size))
-            elif has_times:
-                coords["time"] = (frame_dim, times)
-            coords["framestamp"] = (frame_dim, counters)
-        else:
-            for letter, values in zip(self._axes, self._counters, strict=True):
-                coords[letter] = (letter, values)
-            if frame_dim == "t":
-                coords["t"] = ("t", np.arange(nframes))
-            coords["timestamp"] = (dims[:-2], times)
-            coords["framestamp"] = (dims[:-2], counters)
-        if name is None:
-            name = os.path.splitext(os.path.basename(self._members.paths[0]))[0]
-        attrs = {
-            "files": len(self._members.paths),
-            "axes": self._axes,
-            "concat": int(self._concat),
-            "first_4px_correction_enabled": str(self.first_4px_correction_enabled),
-        }
-        return xr.DataArray(data, dims=dims, coords=coords, name=name, attrs=attrs)
