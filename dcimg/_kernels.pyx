@@ -310,13 +310,6 @@ import mmap as _mmap
 # Pages of a mapped file are present or missing as a whole: the probe that
 # confirms a copy (see _fill) reads the first byte of the page after it.
 cdef Py_ssize_t _PAGE = _mmap.PAGESIZE
-cdef bint _skip_confirm = False
-
-
-def _debug_skip_confirm(bint skip):
-    """Skip the check after each copy (a deliberate break, for tests only)."""
-    global _skip_confirm
-    _skip_confirm = skip
 
 
 cdef extern from *:
@@ -332,12 +325,28 @@ cdef extern from *:
 #: Whether this build splits large copies across threads (OpenMP).
 OPENMP = bool(DCIMG_OPENMP)
 
-# Checks for the test suite, which must be able to show that its concurrency
-# tests fail when the property they test is broken: how many threads the
-# last split copy ran on, and a switch that keeps the GIL through copies.
-cdef int _last_threads = 0
-cdef int _last_gil = -1
-cdef bint _hold_gil = False
+# What the calling thread's last copy did: how many threads ran it, and
+# whether it held the GIL.  Per thread (no copy sees another's), written
+# once per copy on the calling thread, outside the parallel region; the test
+# suite reads it to check that copies are split and release the GIL.
+cdef extern from *:
+    """
+    #if defined(_MSC_VER)
+    #define DCIMG_THREAD_LOCAL __declspec(thread)
+    #else
+    #define DCIMG_THREAD_LOCAL _Thread_local
+    #endif
+    static DCIMG_THREAD_LOCAL int dcimg_last_threads = 0;
+    static DCIMG_THREAD_LOCAL int dcimg_last_gil = -1;
+    static void dcimg_note_threads(int n) { dcimg_last_threads = n; }
+    static void dcimg_note_gil(int held) { dcimg_last_gil = held; }
+    static int dcimg_get_last_threads(void) { return dcimg_last_threads; }
+    static int dcimg_get_last_gil(void) { return dcimg_last_gil; }
+    """
+    void dcimg_note_threads(int n) noexcept nogil
+    void dcimg_note_gil(int held) noexcept nogil
+    int dcimg_get_last_threads() noexcept nogil
+    int dcimg_get_last_gil() noexcept nogil
 
 
 cdef extern from "Python.h":
@@ -345,19 +354,14 @@ cdef extern from "Python.h":
 
 
 def last_copy_threads():
-    """Return how many threads ran the last copy (0: no copy yet)."""
-    return _last_threads
+    """Return how many threads ran this thread's last copy (0: none yet)."""
+    return dcimg_get_last_threads()
 
 
 def last_copy_held_gil():
-    """Return whether the last copy ran holding the GIL (None: no copy yet)."""
-    return None if _last_gil < 0 else bool(_last_gil)
-
-
-def _debug_hold_gil(bint hold):
-    """Keep the GIL through every copy (a deliberate break, for tests only)."""
-    global _hold_gil
-    _hold_gil = hold
+    """Return whether this thread's last copy held the GIL (None: none yet)."""
+    cdef int held = dcimg_get_last_gil()
+    return None if held < 0 else bool(held)
 
 
 class BufferFault(OSError):
@@ -463,7 +467,6 @@ cdef void _job_entry(void* arg) noexcept nogil:
 
 
 cdef void _count_threads(Job* parts, int n) noexcept nogil:
-    global _last_threads
     cdef int i, j, distinct = 0
     for i in range(n):
         for j in range(i):
@@ -471,7 +474,7 @@ cdef void _count_threads(Job* parts, int n) noexcept nogil:
                 break
         else:
             distinct += 1
-    _last_threads = distinct
+    dcimg_note_threads(distinct)
 
 
 cdef int _run(Plan* p, uint8_t* dst, int kind, int depth) noexcept nogil:
@@ -482,7 +485,6 @@ cdef int _run(Plan* p, uint8_t* dst, int kind, int depth) noexcept nogil:
     -1 when a page of the buffer could not be read during the copy, or 1
     when only the probe could not be read (the copy is complete).
     """
-    global _last_threads
     cdef Py_ssize_t rows = p.n0 * p.n1
     cdef int part, faults = 0
     cdef Job whole
@@ -498,7 +500,7 @@ cdef int _run(Plan* p, uint8_t* dst, int kind, int depth) noexcept nogil:
     whole.r0 = 0
     whole.r1 = rows
     if p.threads <= 1:
-        _last_threads = 1
+        dcimg_note_threads(1)
         if dcimg_guarded(_job_entry, &whole) == 0:
             return 0
         return 1 if dcimg_get_stage(&whole.stage) else -1
@@ -911,8 +913,7 @@ cdef class StridedImage:
             p.f0 = sel.start[0]
             p.fstep = sel.step[0]
             p.limit = self.stored_frames
-        global _last_gil
-        _last_gil = PyGILState_Check()
+        dcimg_note_gil(PyGILState_Check())
         cdef Py_ssize_t end = (p.src - self.base) + _reach(p.n0, p.s0) + _reach(
             p.n1, p.s1) + _reach(p.n2, p.s2) + self.depth
         if p.stored and values_base == self.base and not p.zero:
@@ -923,7 +924,7 @@ cdef class StridedImage:
                           + (p.p0 + _reach(p.count, p.pstep) + 1) * self.depth)
         end_out[0] = end
         p.probe = NULL
-        if not self.confirming or _skip_confirm:
+        if not self.confirming:
             return _run(&p, dst, kind, self.depth)
         p.probe = _probe_after(self.base, self.buf.shape[0], end)
         status = _run(&p, dst, kind, self.depth)
@@ -1000,11 +1001,8 @@ cdef class StridedImage:
         threads = 1
         if n * _ITEMSIZE[kind] >= self.parallel_bytes:
             threads = min(team, sel.count[0] * sel.count[1])
-        if _hold_gil:
+        with nogil:
             status = self._fill(&sel, dst, kind, mode, threads, &end)
-        else:
-            with nogil:
-                status = self._fill(&sel, dst, kind, mode, threads, &end)
         if status < 0:
             raise BufferFault("pages of the buffer could not be read")
         if status > 0:
@@ -1122,7 +1120,7 @@ def gather(const uint8_t[::1] buffer, Py_ssize_t offset, Py_ssize_t stride,
     g.stage = 0
     g.probe = NULL
     cdef Py_ssize_t end = offset + (count - 1) * stride + itemsize
-    cdef bint confirming = confirm is not None and not _skip_confirm
+    cdef bint confirming = confirm is not None
     if confirming:
         g.probe = _probe_after(&buffer[0], buffer.shape[0], end)
     install_fault_guard()

@@ -195,8 +195,9 @@ class Source:
         """Let go of the bytes (views handed out keep the map alive)."""
 
 
-#: Whether reads are confirmed after the copy (False only in tests that show
-#: the detection tests fail without it).
+#: Whether reads of the files opened from now on are confirmed after the
+#: copy (False only to show that the detection tests fail without it, and
+#: to measure what it costs: tools/bench.py).
 CONFIRM = True
 
 
@@ -243,7 +244,7 @@ class MappedSource(Source):
         # to this source weakly, so that source -> image -> confirm makes
         # no reference cycle (a cycle would keep the map until the next
         # garbage collection, not until the file is closed).
-        self.confirm = _confirmer(weakref.ref(self))
+        self.confirm = _confirmer(weakref.ref(self)) if CONFIRM else None
         fd = None
         try:
             fd, info = open_regular_file(path)

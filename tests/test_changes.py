@@ -59,9 +59,8 @@ STRESS = _stress_tool()
 # check they test: DCIMG_BREAK=confirm pytest tests/test_changes.py skips the
 # check after every copy (the kernel's probe and the sources' size checks).
 if os.environ.get("DCIMG_BREAK") == "confirm":
-    from dcimg import _kernels, _source
+    from dcimg import _source
 
-    _kernels._debug_skip_confirm(True)
     _source.CONFIRM = False
 
 

@@ -420,9 +420,8 @@ def main(argv: list[str] | None = None) -> int:
         path_name, how, folder = args.child
         ids = [int(x) for x in args.trial_ids.split(",") if x]
         if args.no_confirm:
-            from dcimg import _kernels, _source
+            from dcimg import _source
 
-            _kernels._debug_skip_confirm(True)
             _source.CONFIRM = False
         try:
             return child(path_name, how, Path(folder), ids, seed)
