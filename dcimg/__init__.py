@@ -172,11 +172,9 @@ def imread(
 
     Examples
     --------
-    >>> import tempfile
     >>> import dcimg
-    >>> from dcimg.testing import write_example
-    >>> with tempfile.TemporaryDirectory() as folder:
-    ...     path = write_example(f"{folder}/example.dcimg")
+    >>> from dcimg.testing import example_file
+    >>> with example_file() as path:
     ...     stack = dcimg.imread(path)
     ...     every_other = dcimg.imread(path, slice(None, None, 2), dtype="float32")
     ...     lazy_mean = dcimg.imread(path, dask=True).mean(axis=0).compute()

@@ -30,10 +30,11 @@ each request returned exactly the bytes asked for, and names its source
 from __future__ import annotations
 
 import bisect
+import contextlib
 import io
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any, NamedTuple
 
@@ -55,6 +56,11 @@ __all__ = [
 
 #: A byte range ``(start, stop)``, half-open like a slice.
 Range = tuple[int, int]
+#: Where each request of a batch may be read into: a view, a list of views
+#: (a vectored read) or None (the reader allocates).
+Targets = list[memoryview | list[memoryview] | None]
+#: What receives each request's bytes: ``sink(index of the request, data)``.
+Sink = Callable[[int, Any], None]
 
 
 class RequestPlan(NamedTuple):
@@ -410,7 +416,7 @@ class RangeReader:
             for k, offset, length in parts:
                 served[k].append((i, at, offset, length))
                 at += length
-        outs: list[memoryview | list[memoryview] | None] = []
+        outs: Targets = []
         for (start, stop), users in zip(plan.requests, served, strict=True):
             if len(users) == 1 and users[0][3] == stop - start:
                 i, at, _, length = users[0]
@@ -514,6 +520,25 @@ class RangeReader:
             f"{self.name}: reading bytes [{start}, {stop}) failed: {error}", self.name
         )
 
+    @contextlib.contextmanager
+    def _request(self, start: int, stop: int) -> Iterator[_Tally]:
+        """Account for one request of bytes ``[start, stop)``.
+
+        The block adds what it reads to the tally's ``got``.  The request is
+        counted whatever happens, an ``OSError`` becomes a
+        :class:`DCIMGReadError` that says which bytes, and fewer bytes than
+        asked for raise one too (see :meth:`_short`).
+        """
+        tally = _Tally()
+        try:
+            yield tally
+        except OSError as error:
+            raise self._read_failed(start, stop, error) from error
+        finally:
+            self._count(tally.got)
+        if tally.got != stop - start:
+            raise self._short(start, stop, tally.got)
+
     def _read_one(self, start: int, stop: int, out: Any) -> Any:
         """Fetch bytes ``[start, stop)``: into `out` if given (returning it).
 
@@ -525,12 +550,7 @@ class RangeReader:
         """
         raise NotImplementedError
 
-    def _run(
-        self,
-        requests: list[Range],
-        outs: list[memoryview | list[memoryview] | None],
-        sink: Callable[[int, Any], None],
-    ) -> None:
+    def _run(self, requests: list[Range], outs: Targets, sink: Sink) -> None:
         """Issue `requests` and hand each result to ``sink(index, data)``.
 
         ``outs[i]``, when not ``None``, is where request ``i`` may be read
@@ -664,30 +684,23 @@ class PreadReader(RangeReader):
         else:
             target = memoryview(bytearray(length)) if out is None else out
             pending = [target]
-        got = 0
-        try:
-            while got < length:
+        with self._request(start, stop) as tally:
+            while tally.got < length:
                 if self._fd is not None:
-                    n = _preadv(self._fd, pending, start + got)
+                    n = _preadv(self._fd, pending, start + tally.got)
                 else:
                     with self._lock:
                         file = self._opened()
-                        file.seek(start + got)
+                        file.seek(start + tally.got)
                         n = file.readinto(pending[0])
                 if not n:
                     break
-                got += n
+                tally.got += n
                 # A short read (signals, huge requests): resume where it ended.
                 while pending and n >= pending[0].nbytes:
                     n -= pending.pop(0).nbytes
                 if n:
                     pending[0] = pending[0][n:]
-        except OSError as error:
-            raise self._read_failed(start, stop, error) from error
-        finally:
-            self._count(got)
-        if got != length:
-            raise self._short(start, stop, got)
         if target is None:
             return out
         return target if out is not None else target.obj
@@ -816,56 +829,50 @@ class FileObjectReader(RangeReader):
         if self._fileobj is None:
             raise ValueError(f"{self.name}: read from a closed reader")
         length = stop - start
-        got = 0
-        try:
-            with self._lock:
-                self._fileobj.seek(start)
-                result: Any = None
-                if out is not None and self._readinto is not None:
-                    try:
-                        while got < length:
-                            n = _count_of(
-                                self._readinto(out[got:]), length - got, self.name
-                            )
-                            if not n:
-                                break
-                            got += n
-                        result = out
-                    except (NotImplementedError, io.UnsupportedOperation):
-                        # A class that inherits readinto without providing it
-                        # (io.RawIOBase's raises): use read() from now on.
-                        if got:
-                            raise
-                        self._readinto = None
-                if result is None:
-                    chunks = []
-                    while got < length:
-                        chunk = self._fileobj.read(length - got)
-                        if chunk is None:
-                            raise _nothing_ready(self.name, "read")
-                        if not chunk:
-                            break
-                        if len(chunk) > length - got:
-                            raise DCIMGReadError(
-                                f"{self.name}: read({length - got}) returned "
-                                f"{len(chunk)} bytes, more than asked for",
-                                self.name,
-                            )
-                        chunks.append(chunk)
-                        got += len(chunk)
-                    result = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-                    if not isinstance(result, bytes | bytearray | memoryview):
-                        raise TypeError(
-                            f"{self.name}: read() returned "
-                            f"{type(result).__name__}, not bytes; open the file "
-                            "in binary mode ('rb')"
+        with self._request(start, stop) as tally, self._lock:
+            self._fileobj.seek(start)
+            result: Any = None
+            if out is not None and self._readinto is not None:
+                try:
+                    while tally.got < length:
+                        n = _count_of(
+                            self._readinto(out[tally.got :]),
+                            length - tally.got,
+                            self.name,
                         )
-        except OSError as error:
-            raise self._read_failed(start, stop, error) from error
-        finally:
-            self._count(got)
-        if got != length:
-            raise self._short(start, stop, got)
+                        if not n:
+                            break
+                        tally.got += n
+                    result = out
+                except (NotImplementedError, io.UnsupportedOperation):
+                    # A class that inherits readinto without providing it
+                    # (io.RawIOBase's raises): use read() from now on.
+                    if tally.got:
+                        raise
+                    self._readinto = None
+            if result is None:
+                chunks = []
+                while tally.got < length:
+                    chunk = self._fileobj.read(length - tally.got)
+                    if chunk is None:
+                        raise _nothing_ready(self.name, "read")
+                    if not chunk:
+                        break
+                    if len(chunk) > length - tally.got:
+                        raise DCIMGReadError(
+                            f"{self.name}: read({length - tally.got}) returned "
+                            f"{len(chunk)} bytes, more than asked for",
+                            self.name,
+                        )
+                    chunks.append(chunk)
+                    tally.got += len(chunk)
+                result = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                if not isinstance(result, bytes | bytearray | memoryview):
+                    raise TypeError(
+                        f"{self.name}: read() returned "
+                        f"{type(result).__name__}, not bytes; open the file "
+                        "in binary mode ('rb')"
+                    )
         return result
 
     def close(self) -> None:
@@ -880,6 +887,15 @@ class FileObjectReader(RangeReader):
             "another process, such as a Dask worker); open the file by path or "
             "URL instead"
         )
+
+
+class _Tally:
+    """Bytes one request has read so far (see ``RangeReader._request``)."""
+
+    __slots__ = ("got",)
+
+    def __init__(self) -> None:
+        self.got = 0
 
 
 def _count_of(n: Any, asked: int, name: str) -> int:

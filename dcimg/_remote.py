@@ -14,10 +14,10 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from dcimg._ranges import Range, RangeReader
+from dcimg._ranges import Range, RangeReader, Sink, Targets
 from dcimg._urls import (
     display_url,
     exception_text,
@@ -346,12 +346,7 @@ class FsspecReader(RangeReader):
             return out
         return data
 
-    def _run(
-        self,
-        requests: list[Range],
-        outs: list[memoryview | list[memoryview] | None],
-        sink: Callable[[int, Any], None],
-    ) -> None:
+    def _run(self, requests: list[Range], outs: Targets, sink: Sink) -> None:
         fs = self.fs
         if not requests:
             return
@@ -553,7 +548,7 @@ class FsspecReader(RangeReader):
         self,
         fs: Any,
         requests: list[Range],
-        sink: Callable[[int, Any], None],
+        sink: Sink,
     ) -> None:
         """Fetch `requests` with at most max_concurrency of them in flight."""
         pending = iter(range(len(requests)))

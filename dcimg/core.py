@@ -138,6 +138,35 @@ class _State:
         self.cache: dict[str, Any] = {}
 
 
+class _LayoutField:
+    """A read-only ``int`` attribute of an open file: a field of its layout.
+
+    Declares once which public attribute reads which :class:`Layout` field
+    (``xsize`` is ``width``); reading it from a closed file raises
+    ``ValueError``, as every other attribute does.
+    """
+
+    def __init__(self, field: str, doc: str) -> None:
+        self.field = field
+        self.__doc__ = doc
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any] | None = None) -> _LayoutField: ...
+    @overload
+    def __get__(self, obj: DCIMGFile, owner: type[Any] | None = None) -> int: ...
+    def __get__(
+        self, obj: DCIMGFile | None, owner: type[Any] | None = None
+    ) -> _LayoutField | int:
+        if obj is None:
+            return self
+        value: int = getattr(obj._require_open(), self.field)
+        return value
+
+    def __set__(self, obj: DCIMGFile, value: object) -> None:
+        # A data descriptor, as a property is: read-only.
+        raise AttributeError("this attribute of a DCIMG file cannot be set")
+
+
 class DCIMGFile:
     """A Hamamatsu DCIMG file, memory-mapped and read on demand.
 
@@ -181,14 +210,11 @@ class DCIMGFile:
 
     Examples
     --------
-    >>> import tempfile
     >>> import dcimg
-    >>> from dcimg.testing import write_example
-    >>> with tempfile.TemporaryDirectory() as folder:
-    ...     path = write_example(f"{folder}/example.dcimg")
-    ...     with dcimg.DCIMGFile(path) as f:
-    ...         print(f.shape, f.dtype)
-    ...         print(f[0, 31, :4], f.timestamps[0])
+    >>> from dcimg.testing import example_file
+    >>> with example_file() as path, dcimg.DCIMGFile(path) as f:
+    ...     print(f.shape, f.dtype)
+    ...     print(f[0, 31, :4], f.timestamps[0])
     (20, 64, 80) uint16
     [666 728 696 705] 2024-09-05T16:53:17.250000
     """
@@ -426,30 +452,20 @@ class DCIMGFile:
         """Layout code: :attr:`FMT_OLD` (packed) or :attr:`FMT_NEW` (framed)."""
         return self.FMT_OLD if self._require_open().packed else self.FMT_NEW
 
-    @property
-    def byte_depth(self) -> int:
-        """Bytes per pixel: 1 or 2."""
-        return self._require_open().byte_depth
+    byte_depth = _LayoutField("byte_depth", "Bytes per pixel: 1 or 2.")
 
     @property
     def dtype(self) -> np.dtype:
         """Pixel type of the file: ``uint8`` or ``uint16``."""
         return np.dtype(np.uint16 if self._require_open().byte_depth == 2 else np.uint8)
 
-    @property
-    def xsize(self) -> int:
-        """Frame width in pixels."""
-        return self._require_open().width
+    xsize = _LayoutField("width", "Frame width in pixels.")
 
-    @property
-    def ysize(self) -> int:
-        """Frame height in pixels."""
-        return self._require_open().height
+    ysize = _LayoutField("height", "Frame height in pixels.")
 
-    @property
-    def nfrms(self) -> int:
-        """Number of readable frames (complete frames in the file)."""
-        return self._require_open().frames
+    nfrms = _LayoutField(
+        "frames", "Number of readable frames (complete frames in the file)."
+    )
 
     @property
     def zsize(self) -> int:
@@ -498,20 +514,15 @@ class DCIMGFile:
         """Sensor pixels per frame pixel along each axis (1 when unknown)."""
         return self._require_open().binning or 1
 
-    @property
-    def bytes_per_row(self) -> int:
-        """Stored bytes per row, including any padding."""
-        return self._require_open().bytes_per_row
+    bytes_per_row = _LayoutField(
+        "bytes_per_row", "Stored bytes per row, including any padding."
+    )
 
-    @property
-    def bytes_per_img(self) -> int:
-        """Stored bytes per frame image (``bytes_per_row * ysize``)."""
-        return self._require_open().bytes_per_image
+    bytes_per_img = _LayoutField(
+        "bytes_per_image", "Stored bytes per frame image (``bytes_per_row * ysize``)."
+    )
 
-    @property
-    def file_size(self) -> int:
-        """Size of the file on disk, in bytes."""
-        return self._require_open().file_size
+    file_size = _LayoutField("file_size", "Size of the file on disk, in bytes.")
 
     @property
     def identity(self) -> tuple[str, int, int]:
@@ -1200,11 +1211,9 @@ class DCIMGFile:
 
         Examples
         --------
-        >>> import tempfile
         >>> import dcimg
-        >>> from dcimg.testing import write_example
-        >>> with tempfile.TemporaryDirectory() as folder:
-        ...     path = write_example(f"{folder}/example.dcimg")
+        >>> from dcimg.testing import example_file
+        >>> with example_file() as path:
         ...     with dcimg.DCIMGFile(path) as f:
         ...         arr = f.as_dask_array(chunks=8, dtype="float32")
         ...     print(arr.chunksize, arr.dtype)
@@ -1269,13 +1278,10 @@ class DCIMGFile:
 
         Examples
         --------
-        >>> import tempfile
         >>> import dcimg
-        >>> from dcimg.testing import write_example
-        >>> with tempfile.TemporaryDirectory() as folder:
-        ...     path = write_example(f"{folder}/example.dcimg")
-        ...     with dcimg.DCIMGFile(path) as f:
-        ...         frames = f.to_xarray(dask=False)
+        >>> from dcimg.testing import example_file
+        >>> with example_file() as path, dcimg.DCIMGFile(path) as f:
+        ...     frames = f.to_xarray(dask=False)
         >>> frames.dims
         ('t', 'y', 'x')
         >>> frames.sel(t=slice("2024-09-05T16:53:17.3", None)).mean("t").shape

@@ -55,6 +55,7 @@ __all__ = [
     "FRAME_PERIOD_US",
     "MIN_FOOTER_TABLE_OFFSET",
     "PACKED_VERSION",
+    "example_file",
     "example_stack",
     "fallback_stored_pixels_row",
     "write_dcimg",
@@ -1348,6 +1349,38 @@ def write_example(path: str | os.PathLike[str]) -> pathlib.Path:
         timestamps_us=DEFAULT_T0_US
         + np.round(counters * FRAME_PERIOD_US).astype(np.int64),
     )
+
+
+@contextlib.contextmanager
+def example_file(name: str = "example.dcimg") -> Iterator[pathlib.Path]:
+    """Write :func:`write_example` to a temporary folder, for a ``with`` block.
+
+    The folder and the file are removed when the block ends: for examples
+    and tests that need a real file and nothing left behind.
+
+    Parameters
+    ----------
+    name : str, default "example.dcimg"
+        File name inside the temporary folder.
+
+    Yields
+    ------
+    pathlib.Path
+        The example file.
+
+    Examples
+    --------
+    >>> from dcimg.testing import example_file
+    >>> with example_file() as path:
+    ...     print(path.name, path.stat().st_size)
+    example.dcimg 206384
+    >>> path.exists()
+    False
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="dcimg-example-") as folder:
+        yield write_example(pathlib.Path(folder) / name)
 
 
 def write_sparse_dcimg(
