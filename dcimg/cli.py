@@ -16,31 +16,26 @@ import os
 import re
 import signal
 import sys
-import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dcimg._urls import display_url, is_url, redact, secrets_of, url_path
 from dcimg._version import __version__
 from dcimg.core import DCIMGFile
 from dcimg.errors import DCIMGError, DCIMGSeriesError, DCIMGWarning
 from dcimg.metadata import Metadata
+from dcimg.testing import example_file
+
+if TYPE_CHECKING:
+    from dcimg._stack import Stack
+    from dcimg.series import SeriesMetadata
 
 __all__ = ["build_parser", "main"]
 
 _EXAMPLE_LABEL = "built-in example"
-
-
-@contextlib.contextmanager
-def _example_path() -> Iterator[Path]:
-    """Write the built-in synthetic acquisition to a temporary folder."""
-    from dcimg.testing import write_example
-
-    with tempfile.TemporaryDirectory(prefix="dcimg-example-") as folder:
-        yield write_example(Path(folder) / "example.dcimg")
 
 
 def _describe(meta: Metadata) -> list[str]:
@@ -159,7 +154,7 @@ def _info(args: argparse.Namespace) -> int:
         raise _UsageError("give at least one PATH, or --example")
     with contextlib.ExitStack() as stack:
         if args.example:
-            paths.insert(0, stack.enter_context(_example_path()))
+            paths.insert(0, stack.enter_context(example_file()))
         reports = []
         status = 0
         for number, path in enumerate(paths):
@@ -177,8 +172,12 @@ def _info(args: argparse.Namespace) -> int:
             if not args.json:
                 label = f"  ({_EXAMPLE_LABEL})" if args.example and number == 0 else ""
                 print(f"{display_url(path)}{label}")
-                describe = _describe if isinstance(meta, Metadata) else _describe_series
-                for line in describe(meta):
+                lines = (
+                    _describe(meta)
+                    if isinstance(meta, Metadata)
+                    else _describe_series(meta)
+                )
+                for line in lines:
                     print(f"  {line}")
         if args.json:
             json.dump([meta.to_dict() for meta in reports], sys.stdout, indent=2)
@@ -186,7 +185,7 @@ def _info(args: argparse.Namespace) -> int:
     return status
 
 
-def _open_any(source: str | Path, series_axes: str | None = None) -> Any:
+def _open_any(source: str | Path, series_axes: str | None = None) -> Stack:
     """Open a file (path or URL), or a series (folder or glob pattern)."""
     from dcimg.series import DCIMGSeries, names_series
 
@@ -200,7 +199,7 @@ def _open_any(source: str | Path, series_axes: str | None = None) -> Any:
     return DCIMGFile(source)
 
 
-def _describe_series(meta: Any) -> list[str]:
+def _describe_series(meta: SeriesMetadata) -> list[str]:
     """Human-readable lines about a series of files."""
     frames, height, width = meta.first.shape
     grid = " x ".join(
@@ -233,7 +232,7 @@ def _describe_series(meta: Any) -> list[str]:
     return lines
 
 
-def _open_input(source: str | Path, quiet: bool, series_axes: str | None) -> Any:
+def _open_input(source: str | Path, quiet: bool, series_axes: str | None) -> Stack:
     """Open one input, saying its warnings (truncation...) on standard error."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DCIMGWarning)
@@ -336,7 +335,7 @@ def _convert_single(args: argparse.Namespace, options: Any, interrupt: Any) -> i
     except conversion.ConversionError as error:
         raise _UsageError(_option_names(str(error))) from None
     with contextlib.ExitStack() as stack:
-        source = stack.enter_context(_example_path()) if args.example else args.paths[0]
+        source = stack.enter_context(example_file()) if args.example else args.paths[0]
         try:
             f = stack.enter_context(_open_input(source, args.quiet, args.series_axes))
         except (OSError, ValueError) as error:
@@ -390,7 +389,7 @@ def _convert_batch(args: argparse.Namespace, options: Any, interrupt: Any) -> in
     inputs = conversion._Inputs()
     with contextlib.ExitStack() as stack:
         if args.example:
-            paths.insert(0, str(stack.enter_context(_example_path())))
+            paths.insert(0, str(stack.enter_context(example_file())))
         # Count the frames first: one progress bar for the whole batch.
         jobs: list[tuple[str, Path, int]] = []
         seen: dict[Path, str] = {}
@@ -499,13 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     info.add_argument("paths", nargs="*", metavar="PATH", help="DCIMG files")
     info.add_argument("--json", action="store_true", help="print machine-readable JSON")
-    info.add_argument(
-        "--example",
-        action="store_true",
-        help="also describe a built-in synthetic acquisition",
-    )
-    _add_series_axes(info)
-    info.set_defaults(run=_info, parser=info)
+    _add_common(info, _info, "also describe a built-in synthetic acquisition")
 
     convert = commands.add_parser(
         "convert",
@@ -634,14 +627,21 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no progress bar, warnings or summary line",
     )
-    convert.add_argument(
-        "--example",
-        action="store_true",
-        help="convert the built-in synthetic acquisition instead of PATH",
+    _add_common(
+        convert, _convert, "convert the built-in synthetic acquisition instead of PATH"
     )
-    _add_series_axes(convert)
-    convert.set_defaults(run=_convert, parser=convert)
     return parser
+
+
+def _add_common(
+    command: argparse.ArgumentParser,
+    run: Callable[[argparse.Namespace], int],
+    example_help: str,
+) -> None:
+    """Give a command what every command takes: ``--example``, series axes."""
+    command.add_argument("--example", action="store_true", help=example_help)
+    _add_series_axes(command)
+    command.set_defaults(run=run, parser=command)
 
 
 def _join_negative_frames(argv: Sequence[str] | None) -> list[str]:
