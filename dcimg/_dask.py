@@ -1,6 +1,6 @@
 """Lazy access to stacks (files and series) with Dask and xarray.
 
-:func:`as_dask_array` turns a stack into a :class:`dask.array.Array` whose
+:meth:`LazyViews.as_dask_array` turns a stack into a :class:`dask.array.Array` whose
 graph holds nothing but a :class:`StackSource`: the stack's shape, token and
 the :class:`ChunkReader` it hands over (a file's :class:`FileReader`, a
 series' record of its members), which pickles to paths, versions and
@@ -11,17 +11,17 @@ kernel.  The graph has exactly one task per chunk and Dask pushes basic
 slices of the array into the read: ``arr[5, 100:200].compute()`` reads 100
 rows of frame 5 only.
 
-:func:`to_xarray` wraps the same array (or the pixels in memory) in an
+:meth:`LazyViews.to_xarray` wraps the same array (or the pixels in memory) in an
 :class:`xarray.DataArray` with time stamps and the stack's metadata.
-Neither knows whether it holds a file or a series: each class passes what
-only it knows (its chunk rule and reader, its name and attributes).
+Both are written once, in :class:`LazyViews`, which files and series mix
+in; neither knows which it serves: each class says what only it knows (its
+chunk rule and reader, its name and attributes).
 """
 
 from __future__ import annotations
 
 import operator
 import os
-import socket
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from dcimg._local import HOST
+from dcimg._stack import Stack
 from dcimg._urls import display_url, local_path
 from dcimg.errors import (
     DCIMGChangedError,
@@ -42,17 +44,9 @@ if TYPE_CHECKING:
     import numpy.typing as npt
     import xarray as xr
 
-    from dcimg._stack import Stack
     from dcimg.core import DCIMGFile
 
-__all__ = [
-    "ChunkReader",
-    "FileReader",
-    "StackSource",
-    "as_dask_array",
-    "clear_cache",
-    "to_xarray",
-]
+__all__ = ["ChunkReader", "FileReader", "LazyViews", "StackSource", "clear_cache"]
 
 #: Files kept open per process by the chunk tasks (least recently used first
 #: out).  Each open file costs a memory mapping and a file header parse.
@@ -146,7 +140,7 @@ def _cached_file(
     # version stamp (from its ETag, version id or Last-Modified; 0 when the
     # storage reports none), for a local file its mtime_ns.
     _, now_size, now_mtime = f.identity
-    replaced = inode is not None and inode[0] == _HOST and _inode_of(f) != inode
+    replaced = inode is not None and inode[0] == HOST and _inode_of(f) != inode
     if now_size != size or now_mtime != mtime_ns or replaced:
         f.close()
         raise _changed(path, size, mtime_ns, now_size, now_mtime, replaced)
@@ -165,13 +159,10 @@ def _cached_file(
     return f
 
 
-_HOST = socket.gethostname()
-
-
 def _inode_of(f: DCIMGFile) -> tuple[str, int, int] | None:
     """``(host, st_dev, st_ino)`` of the local file ``f`` opened, or None."""
     inode = getattr(f._source, "_inode", None)
-    return None if inode is None else (_HOST, *inode)
+    return None if inode is None else (HOST, *inode)
 
 
 def _changed(
@@ -573,58 +564,6 @@ def result_dtype(stack: Stack, dtype: npt.DTypeLike | None) -> np.dtype[Any]:
 BlockRule = Callable[[Any, tuple[int, ...], np.dtype[Any]], tuple[tuple[int, ...], ...]]
 
 
-def as_dask_array(
-    stack: Stack,
-    reader: ChunkReader,
-    chunks: Any = "auto",
-    dtype: npt.DTypeLike | None = None,
-    *,
-    copy: bool = True,
-    blocks: BlockRule = frame_blocks,
-    inline: bool = True,
-) -> da.Array:
-    """Return a stack as a lazy Dask array that ``reader`` reads.
-
-    The implementation of ``as_dask_array`` of files and series, which
-    document the parameters and the behaviour.
-
-    Parameters
-    ----------
-    stack : Stack
-        The file or series (its shape, dtype and token).
-    reader : ChunkReader
-        What reads its chunks in any process.
-    chunks, dtype, copy
-        As given to the stack's ``as_dask_array``.
-    blocks : callable, default :func:`frame_blocks`
-        The stack's rule turning ``chunks`` into block sizes.
-    inline : bool, default True
-        Whether the source is copied into every task (small graphs of one
-        file) or is one key of the graph, shipped once per worker (a series
-        holds every member's path).
-    """
-    dask_array = _import_dask_array()
-    from dask.base import tokenize
-
-    result = result_dtype(stack, dtype)
-    shape = stack.shape
-    sizes = blocks(chunks, shape, result)
-    source = StackSource(reader, shape, result, stack.token, copy)
-    lazy: da.Array = dask_array.from_array(
-        source,
-        chunks=sizes,
-        name="dcimg-" + tokenize(stack.token, result.str, sizes),
-        lock=False,
-        asarray=False,
-        # ``getter`` (fancy=True) is the getter whose index Dask fuses with
-        # later slices, so slices reach StackSource.__getitem__.
-        fancy=True,
-        meta=np.empty((0,) * len(shape), result),
-        inline_array=inline,
-    )
-    return lazy
-
-
 def _simple(value: Any) -> Any:
     """Turn a metadata value into an attribute netCDF can store, or None."""
     if value is None:
@@ -699,68 +638,259 @@ def frame_coords(
     return frame_dim, coords
 
 
-def to_xarray(
-    stack: Stack,
-    *,
-    dask: bool = True,
-    chunks: Any = "auto",
-    dtype: npt.DTypeLike | None = None,
-    name: str | None = None,
-    pixel_size: float | tuple[float, float] | None = None,
-    z_step: float | None = None,
-    path: str | None,
-    attrs: dict[str, Any],
-    grid_coords: Sequence[np.ndarray] = (),
-) -> xr.DataArray:
-    """Return a stack as an xarray DataArray with time stamps.
+class _Viewed(Stack, Protocol):
+    """What :class:`LazyViews` needs of the class it is mixed into."""
 
-    The implementation of ``to_xarray`` of files and series, which document
-    the parameters and the result.  What only the stack's class knows is
-    given: the path the default name comes from (the file's, or the first
-    member's), the attributes, and the coordinate of each grid axis (one
-    per letter of :attr:`~dcimg.Stack.axes`).
+    _inline_graph: bool
+
+    def _chunk_reader(self) -> ChunkReader: ...
+
+    def _chunk_blocks(
+        self, chunks: Any, shape: tuple[int, ...], dtype: np.dtype[Any]
+    ) -> tuple[tuple[int, ...], ...]: ...
+
+    def _xarray_parts(self) -> tuple[str | None, dict[str, Any], Sequence[Any]]: ...
+
+
+class LazyViews:
+    """``as_dask_array`` and ``to_xarray``, written once for files and series.
+
+    Mixed into :class:`dcimg.DCIMGFile` and :class:`dcimg.DCIMGSeries`, which
+    say what only they know: what reads their chunks in another process
+    (``_chunk_reader``), how ``chunks`` cuts them (``_chunk_blocks``: frames
+    of a file, whole files of a series), whether the graph's source is small
+    enough to copy into every task (``_inline_graph``), and the default
+    name, attributes and grid coordinates of their DataArray
+    (``_xarray_parts``).
     """
-    try:
-        import xarray as xr
-    except ImportError as exc:
-        raise MissingDependencyError(_XARRAY_HINT, "xarray") from exc
-    data: da.Array | np.ndarray
-    if dask:
-        data = stack.as_dask_array(chunks=chunks, dtype=dtype)
-    else:
-        if chunks != "auto":
-            raise ValueError("chunks is only used with dask=True")
-        data = stack.read(..., dtype=dtype)
-    nframes, height, width = stack.shape[-3:]
-    # One check of physical sizes for the package (a ValueError subclass).
-    frame_dim, coords = frame_coords(
-        nframes, height, width, z_step=z_step, pixel_size=pixel_size
-    )
-    axes = stack.axes
-    dims = (*axes, frame_dim, "y", "x")
-    if len(set(dims)) != len(dims):
-        raise ValueError(
-            f"the grid axis {frame_dim!r} and the frames' z (z_step) would "
-            "be two dimensions of one name; name the grid axes otherwise"
+
+    #: Whether the source is copied into every task (one file: a few hundred
+    #: bytes) or is one key of the graph, shipped once per worker (a series
+    #: holds every member's path).
+    _inline_graph = True
+
+    def as_dask_array(
+        self: _Viewed,
+        chunks: Any = "auto",
+        dtype: npt.DTypeLike | None = None,
+        *,
+        copy: bool = True,
+    ) -> da.Array:
+        """Return the pixels as a lazy :class:`dask.array.Array`.
+
+        The array reads the same pixels as ``stack[...]`` (with the stack's
+        ``first_4px_correction_enabled``), chunk by chunk.  Its graph holds
+        only paths, versions (size and modification time) and options, so it
+        pickles small and runs on ``dask.distributed`` workers in other
+        processes; each process opens the files itself (memory-mapped, kept
+        open in a bounded cache) and refuses one that changed.
+
+        Parameters
+        ----------
+        chunks : "auto", str, int, tuple or dict, default "auto"
+            For a file: ``"auto"``, whole frames per chunk, as many as fit
+            16 MiB (at least one; less than Dask's usual 128 MiB, see
+            :doc:`/dask`); a byte size such as ``"128 MiB"``, the same with
+            that limit; an int ``n``, ``n`` frames per chunk (``-1``: one
+            chunk); anything else is a Dask chunk specification for the
+            three axes ``(t, y, x)``, e.g. ``(10, 512, 512)`` or
+            ``{0: 10}`` (splitting rows and columns is exact too).
+            For a series: whole files per chunk, grouped along the last grid
+            axis (with ``concat=True``, consecutive files along the frame
+            axis); an int is a number of files, and ``"auto"`` or a size
+            takes as many files as fit 16 MiB or that size (at least one).
+        dtype : numpy dtype, optional
+            Type of the pixels; default the stack's.  The conversion happens
+            in the chunk read, in one pass.
+        copy : bool, default True
+            False: chunks are zero-copy views where possible (see Notes); in
+            a series, a chunk that is one file (``chunks=1``).
+
+        Returns
+        -------
+        dask.array.Array
+            Shape :attr:`shape`; one task per chunk.  Its name is the same
+            for the same files and options, so it is deterministic.  The
+            stack may be closed once the array is made.
+
+        Raises
+        ------
+        dcimg.MissingDependencyError
+            If Dask is not installed (an ``ImportError``).
+        ValueError
+            If the stack is closed or ``chunks`` is invalid.
+        TypeError
+            If ``dtype`` is not a numeric type.
+
+        Notes
+        -----
+        With ``copy=True`` (the default) every chunk is a copy made by the
+        guarded kernel: a file truncated during a computation fails the task
+        with :class:`dcimg.DCIMGChangedError`.  ``copy=False`` makes chunks
+        that need no conversion and no correction read-only views of the
+        memory map (zero-copy: a reduction then reads the file's pages
+        directly, about twice as fast), which are not protected: a file
+        truncated under them kills the worker with ``SIGBUS``.  Use it only
+        for files that cannot change.
+
+        The files must not change while the array is in use: a chunk task
+        that finds a different size or modification time raises
+        :class:`dcimg.DCIMGChangedError` instead of returning pixels of
+        another file.
+
+        Slicing is pushed into the reads: once Dask optimises the graph (as
+        ``compute`` does by default), ``arr[5]`` reads frame 5 alone and
+        ``arr[:, 100:200, 300]`` reads only those pixels of every frame.
+        Steps with a negative sign, ``None`` and index arrays still read
+        whole chunks, then slice.
+
+        Examples
+        --------
+        >>> import dcimg
+        >>> from dcimg.testing import example_file
+        >>> with example_file() as path:
+        ...     with dcimg.DCIMGFile(path) as f:
+        ...         arr = f.as_dask_array(chunks=8, dtype="float32")
+        ...     print(arr.chunksize, arr.dtype)
+        ...     print(arr.mean(axis=0).compute().shape)  # while the file exists
+        (8, 64, 80) float32
+        (64, 80)
+        """
+        dask_array = _import_dask_array()
+        from dask.base import tokenize
+
+        reader = self._chunk_reader()  # raises ValueError on a closed stack
+        result = result_dtype(self, dtype)
+        shape = self.shape
+        sizes = self._chunk_blocks(chunks, shape, result)
+        source = StackSource(reader, shape, result, self.token, copy)
+        lazy: da.Array = dask_array.from_array(
+            source,
+            chunks=sizes,
+            name="dcimg-" + tokenize(self.token, result.str, sizes),
+            lock=False,
+            asarray=False,
+            # ``getter`` (fancy=True) is the getter whose index Dask fuses
+            # with later slices, so slices reach StackSource.__getitem__.
+            fancy=True,
+            meta=np.empty((0,) * len(shape), result),
+            inline_array=self._inline_graph,
         )
-    times, counters = stack.timestamps, stack.framestamps
-    if axes:
-        for letter, values in zip(axes, grid_coords, strict=True):
-            coords[letter] = (letter, values)
-        if frame_dim == "t":
-            coords["t"] = ("t", np.arange(nframes))
-        coords["timestamp"] = (dims[:-2], times)
-        coords["framestamp"] = (dims[:-2], counters)
-    else:
-        # The time stamps are the frames' coordinate unless every one was
-        # lost (NaT stands for a frame whose stamp alone was cut off).
-        stamped = times.shape == (nframes,) and not np.isnat(times).all()
-        if frame_dim == "t":
-            coords["t"] = ("t", times if stamped else np.arange(nframes))
-        elif stamped:
-            coords["time"] = (frame_dim, times)
-        if counters.shape == (nframes,):
-            coords["framestamp"] = (frame_dim, counters)
-    if name is None:
-        name = os.path.splitext(os.path.basename(path or "dcimg"))[0]
-    return xr.DataArray(data, dims=dims, coords=coords, name=name, attrs=attrs)
+        return lazy
+
+    def to_xarray(
+        self: _Viewed,
+        *,
+        dask: bool = True,
+        chunks: Any = "auto",
+        dtype: npt.DTypeLike | None = None,
+        name: str | None = None,
+        pixel_size: float | tuple[float, float] | None = None,
+        z_step: float | None = None,
+    ) -> xr.DataArray:
+        """Return the pixels as an :class:`xarray.DataArray` with time stamps.
+
+        Parameters
+        ----------
+        dask : bool, default True
+            Wrap a lazy Dask array (see :meth:`as_dask_array`); False reads
+            the pixels into memory now.
+        chunks : optional
+            Chunking of the Dask array (only with ``dask=True``).
+        dtype : numpy dtype, optional
+            Type of the pixels; default the stack's.
+        name : str, optional
+            Name of the array; default the file name (a series: the first
+            file's) without its extension.
+        pixel_size : float or (float, float), optional
+            Pixel size in the sample, in µm (one value, or ``(y, x)``): adds
+            coordinates ``y`` and ``x`` in µm.
+        z_step : float, optional
+            Distance in µm between the frames (of each file), when they are
+            z-planes: their dimension is then ``z`` (coordinate in µm)
+            instead of ``t``, and the time stamps stay as coordinates.
+
+        Returns
+        -------
+        xarray.DataArray
+            A file: dimensions ``("t", "y", "x")`` (``("z", "y", "x")``
+            with ``z_step``).  Coordinate ``t`` holds the frame time stamps
+            (``datetime64[us]``, UTC) or, when the file lost them, the frame
+            indices (with ``z_step``, the time stamps are the coordinate
+            ``time``); coordinate ``framestamp`` holds the camera's frame
+            counters when available.  ``attrs`` holds the metadata
+            flattened to strings, numbers and lists of numbers (nested names
+            joined with ``_``, e.g. ``camera_model``; booleans as 0/1;
+            missing values left out), so it can be written to netCDF.
+
+            A series: one dimension per grid axis first (named by
+            :attr:`axes`, coordinate the counter values), then the frames'
+            ``"t"`` (the frame index in each file) or ``"z"``, ``"y"``,
+            ``"x"``; coordinates ``timestamp`` and ``framestamp`` (over the
+            grid axes and the frames) hold every frame's time stamp and
+            counter.  With ``concat=True``, as a file.  ``attrs``: the
+            number of ``files``, ``axes``, ``concat`` and the correction.
+
+        Raises
+        ------
+        dcimg.MissingDependencyError
+            If xarray (or, with ``dask=True``, Dask) is not installed.
+        ValueError
+            If a grid axis and the frames would both be named ``z``.
+
+        Examples
+        --------
+        >>> import dcimg
+        >>> from dcimg.testing import example_file
+        >>> with example_file() as path, dcimg.DCIMGFile(path) as f:
+        ...     frames = f.to_xarray(dask=False)
+        >>> frames.dims
+        ('t', 'y', 'x')
+        >>> frames.sel(t=slice("2024-09-05T16:53:17.3", None)).mean("t").shape
+        (64, 80)
+        """
+        try:
+            import xarray as xr
+        except ImportError as exc:
+            raise MissingDependencyError(_XARRAY_HINT, "xarray") from exc
+        path, attrs, grid_coords = self._xarray_parts()
+        data: da.Array | np.ndarray
+        if dask:
+            data = self.as_dask_array(chunks=chunks, dtype=dtype)
+        else:
+            if chunks != "auto":
+                raise ValueError("chunks is only used with dask=True")
+            data = self.read(..., dtype=dtype)
+        nframes, height, width = self.shape[-3:]
+        # One check of physical sizes for the package (a ValueError subclass).
+        frame_dim, coords = frame_coords(
+            nframes, height, width, z_step=z_step, pixel_size=pixel_size
+        )
+        axes = self.axes
+        dims = (*axes, frame_dim, "y", "x")
+        if len(set(dims)) != len(dims):
+            raise ValueError(
+                f"the grid axis {frame_dim!r} and the frames' z (z_step) would "
+                "be two dimensions of one name; name the grid axes otherwise"
+            )
+        times, counters = self.timestamps, self.framestamps
+        if axes:
+            for letter, values in zip(axes, grid_coords, strict=True):
+                coords[letter] = (letter, values)
+            if frame_dim == "t":
+                coords["t"] = ("t", np.arange(nframes))
+            coords["timestamp"] = (dims[:-2], times)
+            coords["framestamp"] = (dims[:-2], counters)
+        else:
+            # The time stamps are the frames' coordinate unless every one
+            # was lost (NaT stands for a frame whose stamp alone was cut).
+            stamped = times.shape == (nframes,) and not np.isnat(times).all()
+            if frame_dim == "t":
+                coords["t"] = ("t", times if stamped else np.arange(nframes))
+            elif stamped:
+                coords["time"] = (frame_dim, times)
+            if counters.shape == (nframes,):
+                coords["framestamp"] = (frame_dim, counters)
+        if name is None:
+            name = os.path.splitext(os.path.basename(path or "dcimg"))[0]
+        return xr.DataArray(data, dims=dims, coords=coords, name=name, attrs=attrs)

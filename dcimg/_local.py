@@ -13,7 +13,7 @@ import stat
 
 from dcimg.errors import DCIMGFormatError
 
-__all__ = ["READ_ONLY_FLAGS", "open_regular_file"]
+__all__ = ["HOST", "READ_ONLY_FLAGS", "open_regular_file"]
 
 #: How files are opened for reading (here, and by the C header probe of
 #: :func:`dcimg._format.probe_many`).  O_NONBLOCK: a FIFO (or device) named
@@ -26,6 +26,14 @@ READ_ONLY_FLAGS = (
     | getattr(os, "O_BINARY", 0)
 )
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+
+#: The name of this machine.  Device and inode numbers, which tell a file
+#: from another put in its place, mean something on the machine that took
+#: them only: a Dask worker elsewhere numbers the same network files
+#: differently, so they are recorded with this name.
+HOST = (
+    os.uname().nodename if hasattr(os, "uname") else os.environ.get("COMPUTERNAME", "")
+)
 
 
 def open_regular_file(path: str) -> tuple[int, os.stat_result]:

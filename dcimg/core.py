@@ -5,6 +5,7 @@ from __future__ import annotations
 import operator
 import os
 import warnings
+from collections.abc import Sequence
 from types import EllipsisType
 from typing import TYPE_CHECKING, Any, BinaryIO, SupportsIndex, TypeAlias, overload
 
@@ -12,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dcimg import _format, _kernels
+from dcimg._dask import FileReader, LazyViews, flat_attributes, frame_blocks
 from dcimg._layout import Layout
 from dcimg._source import Source, open_source
 from dcimg._urls import display_url, is_url
@@ -19,8 +21,7 @@ from dcimg.errors import DCIMGWarning, quiet_warnings, warnings_quieted
 from dcimg.metadata import Metadata
 
 if TYPE_CHECKING:
-    import dask.array as da
-    import xarray as xr
+    pass
 
 __all__ = ["DCIMGFile"]
 
@@ -167,7 +168,7 @@ class _LayoutField:
         raise AttributeError("this attribute of a DCIMG file cannot be set")
 
 
-class DCIMGFile:
+class DCIMGFile(LazyViews):
     """A Hamamatsu DCIMG file, memory-mapped and read on demand.
 
     Pixels are read with NumPy basic indexing (integers, slices with any step,
@@ -1139,166 +1140,17 @@ class DCIMGFile:
         """
         return self.read(..., dtype=dtype, copy=copy, out=out)
 
-    def as_dask_array(
-        self,
-        chunks: Any = "auto",
-        dtype: npt.DTypeLike | None = None,
-        *,
-        copy: bool = True,
-    ) -> da.Array:
-        """Return the frames as a lazy :class:`dask.array.Array`.
+    # ------------------------------------------------------------------
+    # Dask and xarray: as_dask_array and to_xarray come from LazyViews,
+    # which asks the class what only it knows.
 
-        The array reads the same pixels as ``f[...]`` (with this file's
-        :attr:`first_4px_correction_enabled`), chunk by chunk.  Its graph
-        holds only the path, the file's size and modification time and the
-        options, so it pickles to a few hundred bytes and runs on
-        ``dask.distributed`` workers in other processes; each process opens
-        the file once (memory-mapped) and keeps it open.
-
-        Parameters
-        ----------
-        chunks : "auto", str, int, tuple or dict, default "auto"
-            ``"auto"``: whole frames per chunk, as many as fit 16 MiB (at
-            least one; less than Dask's usual 128 MiB, see :doc:`/dask`).  A
-            byte size such as ``"128 MiB"``: the same with that limit.  An
-            int ``n``: ``n`` frames per chunk (``-1``: one chunk).  Anything
-            else is a Dask chunk specification for the three axes
-            ``(t, y, x)``, e.g. ``(10, 512, 512)`` or ``{0: 10}``; splitting
-            rows and columns is exact too.
-        dtype : numpy dtype, optional
-            Type of the pixels; default the file's.  The conversion happens
-            in the chunk read, in one pass.
-        copy : bool, default True
-            False: chunks are zero-copy views where possible (see Notes).
-
-        Returns
-        -------
-        dask.array.Array
-            Shape :attr:`shape`; one task per chunk.  Its name is the same for
-            the same file version and options, so it is deterministic.  The
-            file may be closed once the array is made.
-
-        Raises
-        ------
-        ImportError
-            If Dask is not installed.
-        ValueError
-            If the file is closed or ``chunks`` is invalid.
-        TypeError
-            If ``dtype`` is not a numeric type.
-
-        Notes
-        -----
-        With ``copy=True`` (the default) every chunk is a copy made by the
-        guarded kernel: a file truncated during a computation fails the task
-        with :class:`dcimg.DCIMGChangedError`.  ``copy=False`` makes chunks
-        that need no conversion and no correction read-only views of the
-        memory map (zero-copy: a reduction then reads the file's pages
-        directly, about twice as fast), which are not protected: a file
-        truncated under them kills the worker with ``SIGBUS``.  Use it only
-        for files that cannot change.
-
-        The file must not change while the array is in use: a chunk task that
-        finds a different size or modification time raises
-        :class:`dcimg.DCIMGChangedError` instead of returning pixels of another
-        file.
-
-        Slicing is pushed into the reads: once Dask optimises the graph (as
-        ``compute`` does by default), ``arr[5]`` reads frame 5 alone and
-        ``arr[:, 100:200, 300]`` reads only those pixels of every frame.
-        Steps with a negative sign, ``None`` and index arrays still read
-        whole chunks, then slice.
-
-        Examples
-        --------
-        >>> import dcimg
-        >>> from dcimg.testing import example_file
-        >>> with example_file() as path:
-        ...     with dcimg.DCIMGFile(path) as f:
-        ...         arr = f.as_dask_array(chunks=8, dtype="float32")
-        ...     print(arr.chunksize, arr.dtype)
-        ...     print(arr.mean(axis=0).compute().shape)  # while the file exists
-        (8, 64, 80) float32
-        (64, 80)
-        """
-        from dcimg._dask import FileReader, as_dask_array
-
+    def _chunk_reader(self) -> FileReader:
         self._require_open()
-        return as_dask_array(
-            self, FileReader.of(self), chunks=chunks, dtype=dtype, copy=copy
-        )
+        return FileReader.of(self)
 
-    def to_xarray(
-        self,
-        *,
-        dask: bool = True,
-        chunks: Any = "auto",
-        dtype: npt.DTypeLike | None = None,
-        name: str | None = None,
-        pixel_size: float | tuple[float, float] | None = None,
-        z_step: float | None = None,
-    ) -> xr.DataArray:
-        """Return the frames as an :class:`xarray.DataArray` with time stamps.
+    _chunk_blocks = staticmethod(frame_blocks)
 
-        Parameters
-        ----------
-        dask : bool, default True
-            Wrap a lazy Dask array (see :meth:`as_dask_array`); False reads
-            the pixels into memory now.
-        chunks : optional
-            Chunking of the Dask array (only with ``dask=True``).
-        dtype : numpy dtype, optional
-            Type of the pixels; default the file's.
-        name : str, optional
-            Name of the array; default the file name without its extension.
-        pixel_size : float or (float, float), optional
-            Pixel size in the sample, in µm (one value, or ``(y, x)``): adds
-            coordinates ``y`` and ``x`` in µm.
-        z_step : float, optional
-            For a Z-stack: the distance between frames in µm.  The frame
-            dimension is then ``z`` (coordinate in µm) instead of ``t``, and
-            the time stamps become the coordinate ``time`` along it.
-
-        Returns
-        -------
-        xarray.DataArray
-            Dimensions ``("t", "y", "x")`` (``("z", "y", "x")`` with
-            ``z_step``).  Coordinate ``t`` holds the frame
-            time stamps (``datetime64[us]``, UTC) or, when the file lost them,
-            the frame indices; coordinate ``framestamp`` (along ``t``) holds
-            the camera's frame counters when available.  ``attrs`` holds the
-            metadata flattened to strings, numbers and lists of numbers
-            (nested names joined with ``_``, e.g. ``camera_model``; booleans
-            as 0/1; missing values left out), so it can be written to netCDF.
-
-        Raises
-        ------
-        ImportError
-            If xarray (or, with ``dask=True``, Dask) is not installed.
-
-        Examples
-        --------
-        >>> import dcimg
-        >>> from dcimg.testing import example_file
-        >>> with example_file() as path, dcimg.DCIMGFile(path) as f:
-        ...     frames = f.to_xarray(dask=False)
-        >>> frames.dims
-        ('t', 'y', 'x')
-        >>> frames.sel(t=slice("2024-09-05T16:53:17.3", None)).mean("t").shape
-        (64, 80)
-        """
-        from dcimg._dask import flat_attributes, to_xarray
-
+    def _xarray_parts(self) -> tuple[str | None, dict[str, Any], Sequence[Any]]:
         attrs = flat_attributes(self.metadata.to_dict())
         attrs["first_4px_correction_enabled"] = str(self.first_4px_correction_enabled)
-        return to_xarray(
-            self,
-            dask=dask,
-            chunks=chunks,
-            dtype=dtype,
-            name=name,
-            pixel_size=pixel_size,
-            z_step=z_step,
-            path=self.file_path,
-            attrs=attrs,
-        )
+        return self.file_path, attrs, ()

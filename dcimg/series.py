@@ -20,7 +20,6 @@ import itertools
 import math
 import operator
 import os
-import platform
 import re
 import threading
 from collections import OrderedDict, deque
@@ -34,6 +33,8 @@ import numpy as np
 import numpy.typing as npt
 
 from dcimg import _format, _names
+from dcimg._dask import LazyViews
+from dcimg._local import HOST
 from dcimg._urls import display_url, is_glob, is_url, redact, url_path
 from dcimg.core import DCIMGFile, _Key, check_out, check_threads
 from dcimg.errors import (
@@ -47,8 +48,6 @@ from dcimg.metadata import Metadata
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
-    import dask.array as da
-    import xarray as xr
 
 __all__ = ["DEFAULT_AXES", "DCIMGSeries", "SeriesMetadata"]
 
@@ -173,9 +172,6 @@ _DEVICE, _INODE = _COLUMNS["device"], _COLUMNS["inode"]
 _LAYOUT_NAMES = ("packed", "framed")
 # A member's identity: these columns, in this order.
 _IDENTITY = [_SIZE, _MTIME, _DEVICE, _INODE]
-# The machine whose device and inode numbers a series recorded: another one
-# (a Dask worker) numbers the same network files differently.
-_HOST = platform.node()
 
 
 def _signed64(number: int) -> int:
@@ -850,7 +846,7 @@ class _Members:
         self.storage_options = storage_options
         self.paths = paths
         self.identities = identities
-        self.host = _HOST
+        self.host = HOST
         self.frames = frames
         self.grid_shape = grid_shape
         self.image_shape = image_shape
@@ -964,7 +960,7 @@ class _Members:
         was = self.identities[index]
         names = ("size", "mtime_ns or version", "device", "inode")
         # Device and inode numbers mean something on the recording machine.
-        compared = 4 if self.host == _HOST else 2
+        compared = 4 if self.host == HOST else 2
         changes = [
             f"{name} {before} -> {after}"
             for name, before, after in zip(
@@ -1225,7 +1221,7 @@ class SeriesMetadata:
 # The series
 
 
-class DCIMGSeries:
+class DCIMGSeries(LazyViews):
     """Numbered DCIMG files read as one N-dimensional array.
 
     The files' names end in counters (``name_000_012.dcimg``); the counters
@@ -1738,9 +1734,25 @@ class DCIMGSeries:
         )
 
     # ------------------------------------------------------------------
-    # Dask and xarray
+    # Dask and xarray: as_dask_array and to_xarray come from LazyViews,
+    # which asks the class what only it knows.
 
-    def _chunks(
+    _inline_graph = False  # every member's path: one key, not in every task
+
+    def _chunk_reader(self) -> _Members:
+        return self._require_open()
+
+    def _xarray_parts(self) -> tuple[str | None, dict[str, Any], Sequence[Any]]:
+        members = self._require_open()
+        attrs = {
+            "files": len(members.paths),
+            "axes": self._axes,
+            "concat": int(self._concat),
+            "first_4px_correction_enabled": str(self.first_4px_correction_enabled),
+        }
+        return members.paths[0], attrs, self._counters
+
+    def _chunk_blocks(
         self, chunks: Any, shape: tuple[int, ...], dtype: np.dtype[Any]
     ) -> tuple[tuple[int, ...], ...]:
         """Block sizes of whole files: ``n`` files per chunk along one axis."""
@@ -1781,124 +1793,3 @@ class DCIMGSeries:
                 min(step, last - i) for i in range(0, last, step)
             )
         return tuple(result)
-
-    def as_dask_array(
-        self,
-        chunks: Any = "auto",
-        dtype: npt.DTypeLike | None = None,
-        *,
-        copy: bool = True,
-    ) -> da.Array:
-        """Return the series as a lazy :class:`dask.array.Array`.
-
-        Parameters
-        ----------
-        chunks : "auto", str or int, default "auto"
-            Whole files per chunk, grouped along the last grid axis (with
-            ``concat=True``, consecutive files along the frame axis).  An int
-            is a number of files; ``"auto"`` or a size such as ``"64 MiB"``
-            takes as many files as fit 16 MiB (less than Dask's usual
-            128 MiB: see :doc:`/dask`) or that size (at least one).
-        dtype : numpy dtype, optional
-            Type of the pixels; default the files'.
-        copy : bool, default True
-            Guarded copies (True), as for :meth:`dcimg.DCIMGFile.as_dask_array`;
-            False lets a chunk that is one file (``chunks=1``) be that file's
-            read-only view of its map, unguarded: for files that cannot
-            change.
-
-        Returns
-        -------
-        dask.array.Array
-            Shape :attr:`shape`.  The graph holds the paths and options
-            only (each process opens the files itself through its own
-            bounded cache), so it runs on ``dask.distributed`` workers.
-
-        Raises
-        ------
-        ImportError
-            If Dask is not installed.
-        """
-        from dcimg._dask import as_dask_array
-
-        members = self._require_open()
-        return as_dask_array(
-            self,
-            members,
-            chunks=chunks,
-            dtype=dtype,
-            copy=copy,
-            blocks=self._chunks,
-            # The source holds every member's path: one key of the graph,
-            # shipped once per worker, not copied into every task.
-            inline=False,
-        )
-
-    def to_xarray(
-        self,
-        *,
-        dask: bool = True,
-        chunks: Any = "auto",
-        dtype: npt.DTypeLike | None = None,
-        name: str | None = None,
-        pixel_size: float | tuple[float, float] | None = None,
-        z_step: float | None = None,
-    ) -> xr.DataArray:
-        """Return the series as an :class:`xarray.DataArray`.
-
-        Parameters
-        ----------
-        dask : bool, default True
-            Wrap :meth:`as_dask_array`; False reads the pixels now.
-        chunks : optional
-            Chunking, with ``dask=True``.
-        dtype : numpy dtype, optional
-            Type of the pixels.
-        name : str, optional
-            Name of the array; default the first file's name without its
-            extension.
-        pixel_size : float or (float, float), optional
-            Pixel size in µm (one for both axes, or ``(y, x)``): the ``y``
-            and ``x`` coordinates are then in µm, as for
-            :meth:`dcimg.DCIMGFile.to_xarray`.
-        z_step : float, optional
-            Distance in µm between the frames of each file, when they are
-            z-planes: their dimension is then ``"z"`` (in µm) instead of
-            ``"t"``, and the time stamps stay as coordinates.
-
-        Returns
-        -------
-        xarray.DataArray
-            Dimensions: one per grid axis (named by :attr:`axes`, coordinate
-            the counter values), then ``"t", "y", "x"``.  Coordinate ``t``
-            is the frame index in each file; ``timestamp`` and
-            ``framestamp`` (over the grid axes and ``t``) hold every frame's
-            time stamp and counter.  With ``concat=True`` the dimensions are
-            ``("t", "y", "x")`` and ``t`` holds the time stamps when every
-            file has them.
-
-        Raises
-        ------
-        ImportError
-            If xarray (or, with ``dask=True``, Dask) is not installed.
-        """
-        from dcimg._dask import to_xarray
-
-        members = self._require_open()
-        return to_xarray(
-            self,
-            dask=dask,
-            chunks=chunks,
-            dtype=dtype,
-            name=name,
-            pixel_size=pixel_size,
-            z_step=z_step,
-            path=members.paths[0],
-            attrs={
-                "files": len(members.paths),
-                "axes": self._axes,
-                "concat": int(self._concat),
-                "first_4px_correction_enabled": str(self.first_4px_correction_enabled),
-            },
-            grid_coords=self._counters,
-        )
