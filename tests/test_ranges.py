@@ -10,17 +10,13 @@ import math
 import mmap
 import os
 import pickle
-import struct
-import subprocess
-import sys
-import tempfile
-import textwrap
 import time
 import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run_python, run_tiny_bench, trailer_ranges
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -67,22 +63,6 @@ except ImportError:  # pragma: no cover
 
 # --------------------------------------------------------------------------
 # Helpers
-
-
-def trailer_ranges(path: Path, length: int = 12) -> list[tuple[int, int]]:
-    """The (counter, seconds, microseconds) of every frame of a framed file.
-
-    Found from the header fields, independently of the reader.
-    """
-    with open(path, "rb") as f:
-        head = f.read(4096)
-    (session,) = struct.unpack_from("<I", head, 0x28)
-    (nframes,) = struct.unpack_from("<I", head, session + 0x3C)
-    (bytes_per_image,) = struct.unpack_from("<I", head, session + 0x54)
-    (data_offset,) = struct.unpack_from("<Q", head, session + 0x60)
-    (stride,) = struct.unpack_from("<I", head, session + 0x74)
-    first = session + data_offset + bytes_per_image
-    return [(first + i * stride, first + i * stride + length) for i in range(nframes)]
 
 
 class Sample(tuple):
@@ -738,20 +718,12 @@ def test_pickled_reader_in_another_process(sample, s3_server):
     # What a Dask worker does: unpickle, open its own file system, read.
     url = s3_server.put("process.dcimg", sample[1])
     blob = pickle.dumps(FsspecReader(url, s3_server.storage_options))
-    code = textwrap.dedent(
-        """
+    code = """
         import pickle, sys
         reader = pickle.loads(sys.stdin.buffer.read())
         sys.stdout.buffer.write(bytes(reader.read(0, 64)))
         """
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        input=blob,
-        capture_output=True,
-        timeout=120,
-        cwd=tempfile.gettempdir(),  # not the source tree
-    )
+    out = run_python(code, stdin=blob, timeout=120)
     assert out.returncode == 0, out.stderr.decode()
     assert out.stdout == sample[1][:64]
 
@@ -816,8 +788,7 @@ def test_is_url_and_local_path(source, url, local):
 )
 def test_missing_packages_say_what_to_install(block, url, hint):
     # A subprocess, where the package is made unimportable.
-    code = textwrap.dedent(
-        f"""
+    code = f"""
         import sys
         sys.modules[{block!r}] = None
         from dcimg._source import open_reader
@@ -828,14 +799,7 @@ def test_missing_packages_say_what_to_install(block, url, hint):
         else:
             print("no error")
         """
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tempfile.gettempdir(),  # not the source tree
-    )
+    out = run_python(code, timeout=120)
     assert out.returncode == 0, out.stderr
     assert hint in out.stdout, out.stdout
 
@@ -848,27 +812,9 @@ def test_fsspec_reader_keeps_what_the_file_system_said(s3_server, sample):
 
 
 def test_bench_remote_tiny_runs_and_prints_its_table(tmp_path):
-    # No timing is checked: the machine is shared and noisy.
     for module in ("s3fs", "aiohttp", "moto.server"):
         pytest.importorskip(module)
-    bench = Path(__file__).resolve().parent.parent / "tools" / "bench_remote.py"
-    out_json = tmp_path / "bench.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(bench),
-            "--size",
-            "tiny",
-            "--tmpdir",
-            str(tmp_path),
-            "--json",
-            str(out_json),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr
+    proc, out_json = run_tiny_bench("bench_remote.py", tmp_path, timeout=600)
     for name in ("S3: `DCIMGFile(url).whole()`", "S3: `DCIMGFile(url).timestamps`",
                  "HTTP: `DCIMGFile(url).timestamps`", "local"):  # fmt: skip
         assert name in proc.stdout
