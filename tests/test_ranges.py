@@ -261,21 +261,18 @@ def test_plan_trailers_of_small_and_large_frames(tmp_path):
     # 10,000 frames of 64x64: the trailers are 8 KiB apart, so they come in
     # a handful of merged requests; 2,000 frames of 256x256: 128 KiB apart,
     # fetched alone, without the pixels.
+    def plan_of_trailers(path):
+        return plan_requests(
+            trailer_ranges(path),
+            max_gap=FsspecReader.default_max_gap,
+            max_request=FsspecReader.default_max_request,
+        )
+
     small = write_sparse_dcimg(tmp_path / "small.dcimg", 10_000, 64, 64)
-    trailers = trailer_ranges(small)
-    plan = plan_requests(
-        trailers,
-        max_gap=FsspecReader.default_max_gap,
-        max_request=FsspecReader.default_max_request,
-    )
+    plan = plan_of_trailers(small)
     assert len(plan.requests) <= 20
     large = write_sparse_dcimg(tmp_path / "large.dcimg", 2_000, 256, 256)
-    trailers = trailer_ranges(large)
-    plan = plan_requests(
-        trailers,
-        max_gap=FsspecReader.default_max_gap,
-        max_request=FsspecReader.default_max_request,
-    )
+    plan = plan_of_trailers(large)
     assert sum(b - a for a, b in plan.requests) < 0.05 * large.stat().st_size
 
 
@@ -440,40 +437,42 @@ def test_pread_whole_file_reads_frames_in_few_large_requests(tmp_path):
         assert reader.bytes_read - read_before <= path.stat().st_size
 
 
-def test_http_trailers_of_small_frames_take_few_requests(http_server, tmp_path):
-    path = write_sparse_dcimg(tmp_path / "small.dcimg", 10_000, 64, 64)
+def _trailers_over_http(http_server, tmp_path, name, nframes, side):
+    """Serve a sparse framed file, read every frame's trailer and check them.
+
+    Returns the (closed) reader, the requests the server served for the file
+    and the file's size.
+    """
+    path = write_sparse_dcimg(tmp_path / name, nframes, side, side)
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-        http_server.files["/small.dcimg"] = m
+        http_server.files[f"/{name}"] = m
         trailers = trailer_ranges(path)
-        with FsspecReader(http_server.url("small.dcimg")) as reader:
+        with FsspecReader(http_server.url(name)) as reader:
             got = reader.read_ranges(trailers)
             assert [bytes(g) for g in got] == [m[a:b] for a, b in trailers]
-            assert reader.requests <= 20
-        # The server agrees.
-        http_server.wait_idle()
-        gets = http_server.requests_for("small.dcimg")
-        assert len(gets) == reader.requests <= 20
-        del http_server.files["/small.dcimg"], got
-
-
-def test_http_trailers_of_large_frames_transfer_few_bytes(http_server, tmp_path):
-    path = write_sparse_dcimg(tmp_path / "large.dcimg", 2_000, 256, 256)
-    size = path.stat().st_size
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-        http_server.files["/large.dcimg"] = m
-        trailers = trailer_ranges(path)
-        with FsspecReader(http_server.url("large.dcimg")) as reader:
-            got = reader.read_ranges(trailers)
-            assert [bytes(g) for g in got] == [m[a:b] for a, b in trailers]
-            assert reader.bytes_read < 0.05 * size
         # The server notes a request once its handler has sent it, which may
         # come a moment after the client has the bytes: wait for it.
         http_server.wait_idle()
-        sent = sum(r.sent for r in http_server.requests_for("large.dcimg"))
-        assert sent == reader.bytes_read < 0.05 * size
-        # The small requests ran concurrently, never more than allowed.
-        assert 1 < http_server.max_in_flight <= reader.max_concurrency
-        del http_server.files["/large.dcimg"], got
+        del http_server.files[f"/{name}"], got
+    return reader, http_server.requests_for(name), path.stat().st_size
+
+
+def test_http_trailers_of_small_frames_take_few_requests(http_server, tmp_path):
+    reader, served, _ = _trailers_over_http(
+        http_server, tmp_path, "small.dcimg", 10_000, 64
+    )
+    assert reader.requests <= 20
+    assert len(served) == reader.requests  # the server agrees
+
+
+def test_http_trailers_of_large_frames_transfer_few_bytes(http_server, tmp_path):
+    reader, served, size = _trailers_over_http(
+        http_server, tmp_path, "large.dcimg", 2_000, 256
+    )
+    assert reader.bytes_read < 0.05 * size
+    assert sum(r.sent for r in served) == reader.bytes_read  # the server agrees
+    # The small requests ran concurrently, never more than allowed.
+    assert 1 < http_server.max_in_flight <= reader.max_concurrency
 
 
 def test_s3_trailers_take_few_requests_and_bytes(s3_server):
