@@ -727,6 +727,20 @@ def _tail(layout: _Layout, table: np.ndarray, stored: np.ndarray | None) -> byte
     return bytes(buf)
 
 
+def _per_frame_integers(
+    name: str, values: Sequence[int] | np.ndarray, count: int
+) -> np.ndarray:
+    """Return `values` as an array of `count` integers or raise ``ValueError``."""
+    array = np.asarray(values)
+    if array.shape != (count,):
+        raise ValueError(
+            f"{name} must hold one value per frame ({count}), got shape {array.shape}"
+        )
+    if not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"{name} must be integers, got dtype {array.dtype}")
+    return array
+
+
 def _frame_table(
     nframes: int,
     count: int,
@@ -740,26 +754,12 @@ def _frame_table(
     """
     if framestamps is None:
         framestamps = np.arange(count)
-    counters = np.asarray(framestamps)
-    if counters.shape != (count,):
-        raise ValueError(
-            f"framestamps must hold one value per frame ({count}), got shape "
-            f"{counters.shape}"
-        )
-    if not np.issubdtype(counters.dtype, np.integer):
-        raise ValueError(f"framestamps must be integers, got dtype {counters.dtype}")
+    counters = _per_frame_integers("framestamps", framestamps, count)
     if counters.min() < 0 or counters.max() > _UINT32_MAX:
         raise ValueError("framestamps must fit in uint32")
     if timestamps_us is None:
         timestamps_us = _default_timestamps(count)
-    stamps = np.asarray(timestamps_us)
-    if stamps.shape != (count,):
-        raise ValueError(
-            f"timestamps_us must hold one value per frame ({count}), got shape "
-            f"{stamps.shape}"
-        )
-    if not np.issubdtype(stamps.dtype, np.integer):
-        raise ValueError(f"timestamps_us must be integers, got dtype {stamps.dtype}")
+    stamps = _per_frame_integers("timestamps_us", timestamps_us, count)
     stamps = stamps.astype(np.int64)
     if stamps.min() < 0 or stamps.max() // 1_000_000 > _UINT32_MAX:
         raise ValueError("timestamps_us must lie between 1970 and 2106")
@@ -1235,6 +1235,23 @@ def write_dcimg(
     return path
 
 
+def _check_stack(
+    dtype: npt.DTypeLike, nframes: int, height: int, width: int
+) -> np.dtype:
+    """Return `dtype` as a NumPy dtype; raise ``ValueError`` for a bad stack.
+
+    The stack must be uint8 or uint16 and have at least one frame, row and
+    column.
+    """
+    dtype = np.dtype(dtype)
+    if dtype not in (np.dtype(np.uint8), np.dtype(np.uint16)):
+        raise ValueError(f"dtype must be uint8 or uint16, got {dtype}")
+    for name, value in (("nframes", nframes), ("height", height), ("width", width)):
+        if _as_int(name, value) < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
+    return dtype
+
+
 def example_stack(
     nframes: int = 20,
     height: int = 64,
@@ -1270,12 +1287,7 @@ def example_stack(
     >>> stack.shape, stack.dtype
     ((5, 32, 40), dtype('uint16'))
     """
-    dtype = np.dtype(dtype)
-    if dtype not in (np.dtype(np.uint8), np.dtype(np.uint16)):
-        raise ValueError(f"dtype must be uint8 or uint16, got {dtype}")
-    for name, value in (("nframes", nframes), ("height", height), ("width", width)):
-        if _as_int(name, value) < 1:
-            raise ValueError(f"{name} must be at least 1, got {value}")
+    dtype = _check_stack(dtype, nframes, height, width)
     rng = np.random.default_rng(seed)
     scale = 4000.0 if dtype == np.uint16 else 250.0
 
@@ -1440,12 +1452,7 @@ def write_sparse_dcimg(
     1073746864
     >>> tmp.cleanup()
     """
-    dtype = np.dtype(dtype)
-    if dtype not in (np.dtype(np.uint8), np.dtype(np.uint16)):
-        raise ValueError(f"dtype must be uint8 or uint16, got {dtype}")
-    for name, value in (("nframes", nframes), ("height", height), ("width", width)):
-        if _as_int(name, value) < 1:
-            raise ValueError(f"{name} must be at least 1, got {value}")
+    dtype = _check_stack(dtype, nframes, height, width)
     nframes, height, width = int(nframes), int(height), int(width)
     layout = _layout(
         (nframes, height, width),
