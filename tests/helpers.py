@@ -167,3 +167,53 @@ def assert_one_line_error(status: int | str | None, err: str) -> None:
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1, err
     assert lines[0].startswith("dcimg ")
+
+
+# --------------------------------------------------------------------------
+# Files written for a test
+
+
+_LAYOUT_NAMES = {0x7: "packed", 0x1000000: "framed", 0x2000000: "framed2"}
+
+
+def file_kinds(*kinds: tuple[int, Any]) -> list[Any]:
+    """Test parameters ``(version, dtype)``, named like ``packed-16bit``."""
+    import numpy as np
+
+    return [
+        pytest.param(
+            (version, dtype),
+            id=f"{_LAYOUT_NAMES[version]}-{8 * np.dtype(dtype).itemsize}bit",
+        )
+        for version, dtype in kinds
+    ]
+
+
+def write_with_stored_pixels(
+    path: pathlib.Path, truth: Any, version: int, row: int
+) -> tuple[pathlib.Path, Any]:
+    """Write ``truth`` to ``path`` with the camera's pattern over row ``row``.
+
+    Checks that the pattern shows when the file is read without the
+    correction (so that a test of the correction tests something), and
+    returns the path and ``truth``.
+    """
+    import numpy as np
+
+    import dcimg
+    from dcimg.testing import write_dcimg
+
+    write_dcimg(path, truth, version=version, stored_pixels_row=row)
+    with dcimg.DCIMGFile(path, first_4px_correction_enabled=None) as f:
+        assert not np.array_equal(f.read(), truth)  # the correction matters
+    return path, truth
+
+
+def copies(
+    source: pathlib.Path, folder: pathlib.Path, names: str
+) -> list[pathlib.Path]:
+    """Copies of ``source`` in ``folder``, one ``<name>.dcimg`` per letter."""
+    paths = [folder / f"{name}.dcimg" for name in names]
+    for path in paths:
+        path.write_bytes(source.read_bytes())
+    return paths
