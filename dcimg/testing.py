@@ -104,17 +104,22 @@ _FH_END = 0x58
 _PACKED_HEADER_SIZE = 0x78
 _FRAMED_HEADER_SIZE = 0x70
 
-# Packed session header (relative to S).
-_PS_SIZE = 0x00
-_PS_NFRAMES = 0x20
-_PS_BYTE_DEPTH = 0x24
-_PS_UNKNOWN_28 = 0x28  # 1 in every file seen
-_PS_WIDTH = 0x2C
-_PS_BYTES_PER_ROW = 0x30
-_PS_HEIGHT = 0x34
-_PS_BYTES_PER_IMAGE = 0x38
-_PS_DATA_OFFSET = 0x44
-_PS_DATA_SIZE = 0x48
+# Session header fields (relative to S): their struct format and offset in
+# the packed and in the framed layout, ``None`` where a layout has no such field.
+_SESSION_FIELDS: dict[str, tuple[tuple[str, int] | None, tuple[str, int] | None]] = {
+    "size": (("Q", 0x00), ("Q", 0x00)),
+    "nframes": (("I", 0x20), ("I", 0x3C)),
+    "byte_depth": (("I", 0x24), ("I", 0x40)),
+    "unknown": (("I", 0x28), ("I", 0x44)),  # 1 in every file seen
+    "width": (("I", 0x2C), ("I", 0x48)),
+    "bytes_per_row": (("I", 0x30), ("I", 0x50)),
+    "height": (("I", 0x34), ("I", 0x4C)),
+    "bytes_per_image": (("I", 0x38), ("I", 0x54)),
+    "data_offset": (("I", 0x44), ("Q", 0x60)),
+    "data_size": (("Q", 0x48), None),
+    "stride": (None, ("I", 0x74)),
+    "trailer_size": (None, ("I", 0x7C)),
+}
 _PACKED_DATA_OFFSET = 0x70
 
 # Packed footer (relative to F), and its second structure (relative to F2).
@@ -132,18 +137,7 @@ _F2_END = 0x70
 #: Smallest ``footer_table_offset``: the tables follow the second structure.
 MIN_FOOTER_TABLE_OFFSET = _PF_F2 + _F2_END
 
-# Framed session header (relative to S).
-_NS_SIZE = 0x00
-_NS_NFRAMES = 0x3C
-_NS_BYTE_DEPTH = 0x40
-_NS_UNKNOWN_44 = 0x44  # 1 in every file seen
-_NS_WIDTH = 0x48
-_NS_HEIGHT = 0x4C
-_NS_BYTES_PER_ROW = 0x50
-_NS_BYTES_PER_IMAGE = 0x54
-_NS_DATA_OFFSET = 0x60
-_NS_STRIDE = 0x74
-_NS_TRAILER = 0x7C
+# Framed session header: the block table and its blocks (relative to S).
 _BLOCK_TABLE = 0xF0
 _BLOCK_BASE = 0xA0
 _BLOCK_ENTRY = 16
@@ -643,21 +637,41 @@ def _head(layout: _Layout) -> bytearray:
     return buf
 
 
+def _put_session_fields(
+    buf: bytearray, layout: _Layout, size: int, data_size: int
+) -> None:
+    """Fill the fields of `layout`'s session header (see ``_SESSION_FIELDS``).
+
+    `size` is the session's size; `data_size` (packed layout only) the size of
+    its frames and the header before them.
+    """
+    g = layout
+    values = {
+        "size": size,
+        "nframes": g.nframes,
+        "byte_depth": g.depth,
+        "unknown": 1,
+        "width": g.width,
+        "bytes_per_row": g.bytes_per_row,
+        "height": g.height,
+        "bytes_per_image": g.bytes_per_image,
+        "data_offset": g.data_offset,
+        "data_size": data_size,
+        "stride": g.stride,
+        "trailer_size": g.trailer_size,
+    }
+    for name, places in _SESSION_FIELDS.items():
+        place = places[1 if g.framed else 0]
+        if place is not None:
+            fmt, offset = place
+            _put(buf, g.header_size + offset, fmt, values[name])
+
+
 def _put_packed_session(buf: bytearray, layout: _Layout) -> None:
     """Fill the packed (version 0x7) session header into `buf`."""
     g = layout
-    s = g.header_size
     data_size = _PACKED_DATA_OFFSET + g.nframes * g.bytes_per_image
-    _put(buf, s + _PS_SIZE, "Q", data_size + g.footer_size)
-    _put(buf, s + _PS_NFRAMES, "I", g.nframes)
-    _put(buf, s + _PS_BYTE_DEPTH, "I", g.depth)
-    _put(buf, s + _PS_UNKNOWN_28, "I", 1)
-    _put(buf, s + _PS_WIDTH, "I", g.width)
-    _put(buf, s + _PS_BYTES_PER_ROW, "I", g.bytes_per_row)
-    _put(buf, s + _PS_HEIGHT, "I", g.height)
-    _put(buf, s + _PS_BYTES_PER_IMAGE, "I", g.bytes_per_image)
-    _put(buf, s + _PS_DATA_OFFSET, "I", _PACKED_DATA_OFFSET)
-    _put(buf, s + _PS_DATA_SIZE, "Q", data_size)
+    _put_session_fields(buf, g, data_size + g.footer_size, data_size)
 
 
 def _put_framed_session(buf: bytearray, layout: _Layout) -> None:
@@ -665,17 +679,7 @@ def _put_framed_session(buf: bytearray, layout: _Layout) -> None:
     g = layout
     s = g.header_size
     session_size = g.data_offset + g.nframes * g.stride + _FRAMED_TAIL
-    _put(buf, s + _NS_SIZE, "Q", session_size)
-    _put(buf, s + _NS_NFRAMES, "I", g.nframes)
-    _put(buf, s + _NS_BYTE_DEPTH, "I", g.depth)
-    _put(buf, s + _NS_UNKNOWN_44, "I", 1)
-    _put(buf, s + _NS_WIDTH, "I", g.width)
-    _put(buf, s + _NS_HEIGHT, "I", g.height)
-    _put(buf, s + _NS_BYTES_PER_ROW, "I", g.bytes_per_row)
-    _put(buf, s + _NS_BYTES_PER_IMAGE, "I", g.bytes_per_image)
-    _put(buf, s + _NS_DATA_OFFSET, "Q", g.data_offset)
-    _put(buf, s + _NS_STRIDE, "I", g.stride)
-    _put(buf, s + _NS_TRAILER, "I", g.trailer_size)
+    _put_session_fields(buf, g, session_size, data_size=0)  # no such field
 
     # The kind-1 block is all zeros in every file seen.
     for i, (kind, size, where) in enumerate(g.blocks):
@@ -728,6 +732,20 @@ def _tail(layout: _Layout, table: np.ndarray, stored: np.ndarray | None) -> byte
     return bytes(buf)
 
 
+def _per_frame_integers(
+    name: str, values: Sequence[int] | np.ndarray, count: int
+) -> np.ndarray:
+    """Return `values` as an array of `count` integers or raise ``ValueError``."""
+    array = np.asarray(values)
+    if array.shape != (count,):
+        raise ValueError(
+            f"{name} must hold one value per frame ({count}), got shape {array.shape}"
+        )
+    if not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"{name} must be integers, got dtype {array.dtype}")
+    return array
+
+
 def _frame_table(
     nframes: int,
     count: int,
@@ -741,26 +759,12 @@ def _frame_table(
     """
     if framestamps is None:
         framestamps = np.arange(count)
-    counters = np.asarray(framestamps)
-    if counters.shape != (count,):
-        raise ValueError(
-            f"framestamps must hold one value per frame ({count}), got shape "
-            f"{counters.shape}"
-        )
-    if not np.issubdtype(counters.dtype, np.integer):
-        raise ValueError(f"framestamps must be integers, got dtype {counters.dtype}")
+    counters = _per_frame_integers("framestamps", framestamps, count)
     if counters.min() < 0 or counters.max() > _UINT32_MAX:
         raise ValueError("framestamps must fit in uint32")
     if timestamps_us is None:
         timestamps_us = _default_timestamps(count)
-    stamps = np.asarray(timestamps_us)
-    if stamps.shape != (count,):
-        raise ValueError(
-            f"timestamps_us must hold one value per frame ({count}), got shape "
-            f"{stamps.shape}"
-        )
-    if not np.issubdtype(stamps.dtype, np.integer):
-        raise ValueError(f"timestamps_us must be integers, got dtype {stamps.dtype}")
+    stamps = _per_frame_integers("timestamps_us", timestamps_us, count)
     stamps = stamps.astype(np.int64)
     if stamps.min() < 0 or stamps.max() // 1_000_000 > _UINT32_MAX:
         raise ValueError("timestamps_us must lie between 1970 and 2106")
@@ -1236,6 +1240,23 @@ def write_dcimg(
     return path
 
 
+def _check_stack(
+    dtype: npt.DTypeLike, nframes: int, height: int, width: int
+) -> np.dtype:
+    """Return `dtype` as a NumPy dtype; raise ``ValueError`` for a bad stack.
+
+    The stack must be uint8 or uint16 and have at least one frame, row and
+    column.
+    """
+    dtype = np.dtype(dtype)
+    if dtype not in (np.dtype(np.uint8), np.dtype(np.uint16)):
+        raise ValueError(f"dtype must be uint8 or uint16, got {dtype}")
+    for name, value in (("nframes", nframes), ("height", height), ("width", width)):
+        if _as_int(name, value) < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
+    return dtype
+
+
 def example_stack(
     nframes: int = 20,
     height: int = 64,
@@ -1271,12 +1292,7 @@ def example_stack(
     >>> stack.shape, stack.dtype
     ((5, 32, 40), dtype('uint16'))
     """
-    dtype = np.dtype(dtype)
-    if dtype not in (np.dtype(np.uint8), np.dtype(np.uint16)):
-        raise ValueError(f"dtype must be uint8 or uint16, got {dtype}")
-    for name, value in (("nframes", nframes), ("height", height), ("width", width)):
-        if _as_int(name, value) < 1:
-            raise ValueError(f"{name} must be at least 1, got {value}")
+    dtype = _check_stack(dtype, nframes, height, width)
     rng = np.random.default_rng(seed)
     scale = 4000.0 if dtype == np.uint16 else 250.0
 
@@ -1473,12 +1489,7 @@ def write_sparse_dcimg(
     1073746864
     >>> tmp.cleanup()
     """
-    dtype = np.dtype(dtype)
-    if dtype not in (np.dtype(np.uint8), np.dtype(np.uint16)):
-        raise ValueError(f"dtype must be uint8 or uint16, got {dtype}")
-    for name, value in (("nframes", nframes), ("height", height), ("width", width)):
-        if _as_int(name, value) < 1:
-            raise ValueError(f"{name} must be at least 1, got {value}")
+    dtype = _check_stack(dtype, nframes, height, width)
     nframes, height, width = int(nframes), int(height), int(width)
     layout = _layout(
         (nframes, height, width),

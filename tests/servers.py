@@ -386,16 +386,29 @@ class S3Server:
 
 
 @contextlib.contextmanager
-def serving_http() -> Iterator[RangeHTTPServer]:
-    """Run a :class:`RangeHTTPServer` serving nothing yet; stop it on exit."""
-    # Its clients are fsspec's HTTP file system.
-    pytest.importorskip("fsspec")
-    pytest.importorskip("aiohttp")
-    server = RangeHTTPServer().start()
+def _serving(
+    server_class: type[RangeHTTPServer] | type[S3Server], *clients: str
+) -> Iterator[Any]:
+    """Run a server of ``server_class``; stop it on exit.
+
+    Skips the calling test unless the modules named in ``clients`` (the
+    server's clients, or the server itself) can be imported.
+    """
+    for module in clients:
+        pytest.importorskip(module)
+    server = server_class().start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def serving_http() -> Iterator[RangeHTTPServer]:
+    """Run a :class:`RangeHTTPServer` serving nothing yet; stop it on exit."""
+    # Its clients are fsspec's HTTP file system.
+    with _serving(RangeHTTPServer, "fsspec", "aiohttp") as server:
+        yield server
 
 
 @pytest.fixture
@@ -408,10 +421,5 @@ def http_server() -> Iterator[RangeHTTPServer]:
 @pytest.fixture(scope="module")
 def s3_server() -> Iterator[S3Server]:
     """An :class:`S3Server` for the module's tests; stopped afterwards."""
-    pytest.importorskip("s3fs")
-    pytest.importorskip("moto.server")
-    server = S3Server().start()
-    try:
+    with _serving(S3Server, "s3fs", "moto.server") as server:
         yield server
-    finally:
-        server.stop()

@@ -6,12 +6,8 @@ No timing is checked: the machine is shared and noisy.
 from __future__ import annotations
 
 import json
-import pathlib
-import subprocess
-import sys
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-BENCH = ROOT / "tools" / "bench.py"
+from helpers import run_tiny_bench
 
 OPERATIONS = [
     "`whole()`",
@@ -35,35 +31,16 @@ OPERATIONS = [
 
 
 def test_bench_tiny_runs_and_prints_the_table(tmp_path):
-    out_json = tmp_path / "bench.json"
     out_md = tmp_path / "bench.md"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(BENCH),
-            "--size",
-            "tiny",
-            # One run of each, and few small reads: the smoke test checks
-            # that every row runs and is reported, not its numbers.
-            "--repeat",
-            "1",
-            "--reads",
-            "100",
-            "--ts-repeat",
-            "1",
-            "--tmpdir",
-            str(tmp_path),
-            "--json",
-            str(out_json),
-            "--markdown",
-            str(out_md),
-        ],
-        capture_output=True,
-        text=True,
+    # One run of each, and few small reads: the smoke test checks that every
+    # row runs and is reported, not its numbers.
+    proc, out_json = run_tiny_bench(
+        "bench.py",
+        tmp_path,
+        *("--repeat", "1", "--reads", "100", "--ts-repeat", "1"),
+        *("--markdown", out_md),
         timeout=300,
-        cwd=ROOT,
     )
-    assert proc.returncode == 0, proc.stderr
     table = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
     assert table[0].startswith("| operation | layout |")
     for op in OPERATIONS:

@@ -12,13 +12,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run_python, run_tool
 
 import dcimg
 from dcimg import DCIMGChangedError, DCIMGFile, DCIMGFormatError, DCIMGWarning
@@ -26,17 +26,6 @@ from dcimg.testing import example_stack, write_dcimg, write_example
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ROOT / "tools"
-
-
-def _child(code: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code), *args],
-        # Not from the source tree, whose dcimg folder has no compiled parts.
-        cwd=tempfile.gettempdir(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 # --------------------------------------------------------------------------
@@ -70,24 +59,13 @@ def test_file_changing_during_reads_is_never_silently_wrong(tmp_path):
     # full run (200 trials each) is in the report, not in the suite; the
     # tests below check each way of detecting a change in-process.
     extra = ["--no-confirm"] if os.environ.get("DCIMG_BREAK") == "confirm" else []
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(TOOLS / "truncation_stress.py"),
-            "--trials",
-            "1",
-            "--seed",
-            "7",
-            "--markdown",
-            str(tmp_path / "table.md"),
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
+    run_tool(
+        "truncation_stress.py",
+        *("--trials", "1", "--seed", "7", "--markdown", tmp_path / "table.md"),
+        *extra,
         timeout=900,
         cwd=tempfile.gettempdir(),
     )
-    assert result.returncode == 0, (result.stdout, result.stderr[-3000:])
     rows = [
         line.split(" | ")
         for line in (tmp_path / "table.md").read_text().splitlines()
@@ -244,9 +222,12 @@ def test_replaced_file_reads_what_was_opened(tmp_path):
         f.close()
 
 
-def test_dask_chunk_refuses_a_replacement_with_the_same_size_and_mtime(tmp_path):
-    # Size and modification time can match (cp -p, rsync -t): on the host
-    # that made the array, the inode tells the files apart.
+def _dask_array_of_a_replaced_file(tmp_path, same_mtime: bool):
+    """A Dask array of a file, then the file replaced by one of the same size.
+
+    Returns the array, the path and the ``os.stat`` of the file it was made
+    of. With ``same_mtime`` the new file takes the old one's times too.
+    """
     pytest.importorskip("dask.array")
     from dcimg import _dask
 
@@ -256,9 +237,17 @@ def test_dask_chunk_refuses_a_replacement_with_the_same_size_and_mtime(tmp_path)
         arr = f.as_dask_array(chunks=2)
     was = os.stat(path)
     other = write_dcimg(tmp_path / "b.dcimg", truth[::-1].copy())
-    os.utime(other, ns=(was.st_atime_ns, was.st_mtime_ns))
+    if same_mtime:
+        os.utime(other, ns=(was.st_atime_ns, was.st_mtime_ns))
     os.replace(other, path)
     _dask.clear_cache()
+    return arr, path, was
+
+
+def test_dask_chunk_refuses_a_replacement_with_the_same_size_and_mtime(tmp_path):
+    # Size and modification time can match (cp -p, rsync -t): on the host
+    # that made the array, the inode tells the files apart.
+    arr, _, _ = _dask_array_of_a_replaced_file(tmp_path, same_mtime=True)
     with pytest.raises(DCIMGChangedError, match="another file"):
         arr.compute(scheduler="sync")
 
@@ -266,17 +255,9 @@ def test_dask_chunk_refuses_a_replacement_with_the_same_size_and_mtime(tmp_path)
 def test_dask_chunk_checks_the_file_it_opened(tmp_path, monkeypatch):
     # The path is looked at, then opened: a file put in its place between
     # the two must not be read as the array's file.
-    pytest.importorskip("dask.array")
+    arr, path, was = _dask_array_of_a_replaced_file(tmp_path, same_mtime=False)
     from dcimg import _dask
 
-    truth = example_stack(nframes=6, height=16, width=24)
-    path = write_dcimg(tmp_path / "a.dcimg", truth)
-    with DCIMGFile(path) as f:
-        arr = f.as_dask_array(chunks=2)
-    was = os.stat(path)
-    other = write_dcimg(tmp_path / "b.dcimg", truth[::-1].copy())
-    os.replace(other, path)
-    _dask.clear_cache()
     real_stat = os.stat
     monkeypatch.setattr(
         _dask.os,
@@ -320,7 +301,7 @@ def test_unguarded_sigbus_is_not_swallowed(tmp_path):
     # A raw view is not protected (documented): the process dies as before,
     # so the guard does not hide faults that are not its own.
     path = write_dcimg(tmp_path / "t.dcimg", np.ones((40, 64, 80), np.uint16))
-    result = _child(
+    result = run_python(
         """
         import os, sys
         import dcimg
@@ -329,6 +310,7 @@ def test_unguarded_sigbus_is_not_swallowed(tmp_path):
         print(int(f.mma[-1].sum()))
         """,
         str(path),
+        timeout=300,
     )
     # Killed by the signal itself (not, say, an import error).
     assert result.returncode == -signal.SIGBUS, result
@@ -340,7 +322,7 @@ def test_unguarded_sigbus_is_not_swallowed(tmp_path):
 def test_import_alone_changes_no_signal_handler(tmp_path):
     # The guard's handler is installed when a file is first mapped.
     path = write_dcimg(tmp_path / "t.dcimg", np.ones((4, 8, 8), np.uint16))
-    result = _child(
+    result = run_python(
         """
         import signal, sys
 
@@ -356,6 +338,7 @@ def test_import_alone_changes_no_signal_handler(tmp_path):
         print(before, after_import, caught())
         """,
         str(path),
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "False", "True"]
@@ -374,7 +357,7 @@ def test_unguarded_fault_goes_once_to_faulthandler(tmp_path, faulthandler_first)
     imports = ["import dcimg", "faulthandler.enable()"]
     if faulthandler_first:
         imports.reverse()
-    result = _child(
+    result = run_python(
         """
         import faulthandler, os, sys
         {}
@@ -388,6 +371,7 @@ def test_unguarded_fault_goes_once_to_faulthandler(tmp_path, faulthandler_first)
         print(int(f.mma[-1].sum()))  # unguarded
         """.format(*imports),
         str(path),
+        timeout=300,
     )
     assert result.returncode == -signal.SIGBUS, result
     assert "changed" in result.stdout
@@ -399,7 +383,7 @@ def test_parallel_copy_is_guarded_on_every_thread(tmp_path):
     # The OpenMP path (results of 32 MiB and more): the guard is armed on
     # each worker thread.
     path = write_dcimg(tmp_path / "t.dcimg", np.ones((64, 512, 512), np.uint16))
-    result = _child(
+    result = run_python(
         """
         import os, sys
         import numpy as np
@@ -412,6 +396,7 @@ def test_parallel_copy_is_guarded_on_every_thread(tmp_path):
             print("changed")
         """,
         str(path),
+        timeout=300,
     )
     assert result.returncode == 0 and "changed" in result.stdout, result
 
@@ -594,7 +579,7 @@ def test_open_files_and_views_hold_no_descriptors(tmp_path):
     path = write_dcimg(
         tmp_path / "a.dcimg", example_stack(nframes=600, height=8, width=8)
     )
-    result = _child(
+    result = run_python(
         """
         import os, resource, sys
         import numpy as np
@@ -612,6 +597,7 @@ def test_open_files_and_views_hold_no_descriptors(tmp_path):
         assert held <= 2, held
         """,
         str(path),
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     assert "held" in result.stdout
@@ -768,7 +754,7 @@ def test_source_checkout_import_says_what_to_do():
 
 def test_imageio_hint_names_this_package(tmp_path):
     pytest.importorskip("imageio")
-    result = _child(
+    result = run_python(
         """
         import sys, warnings
         sys.path.append(sys.argv[1])  # editable installs lack the hook
@@ -786,6 +772,7 @@ def test_imageio_hint_names_this_package(tmp_path):
         print([str(w.message) for w in caught])
         """,
         str(ROOT / "dcimg" / "_imageio_hook"),
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     assert "pip install dcimg" in result.stdout

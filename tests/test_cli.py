@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import assert_one_line_error, leftovers
 
 import dcimg
 from dcimg import cli
@@ -31,19 +32,6 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
         status = stop.code
     out, err = capsys.readouterr()
     return status, out, err
-
-
-def leftovers(folder: Path) -> list[str]:
-    """Names in ``folder`` other than the input files (outputs, temporaries)."""
-    return sorted(p.name for p in folder.iterdir() if p.suffix != ".dcimg")
-
-
-def assert_one_line_error(status: int, err: str) -> None:
-    assert status not in (0, None)
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("dcimg ")
 
 
 # --------------------------------------------------------------------------

@@ -7,12 +7,12 @@ import mmap
 import os
 import pathlib
 import pickle
-import subprocess
 import sys
 import warnings
 
 import numpy as np
 import pytest
+from helpers import local_cluster, run_tool
 
 import dcimg
 import dcimg._dask as dd
@@ -62,17 +62,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pathlib.Path]:
 
 @pytest.fixture(scope="module")
 def client():
-    distributed = pytest.importorskip("distributed")
-    with (
-        distributed.LocalCluster(
-            processes=True,
-            n_workers=2,
-            threads_per_worker=1,
-            dashboard_address=None,
-            silence_logs=40,
-        ) as cluster,
-        distributed.Client(cluster) as c,
-    ):
+    with local_cluster() as c:
         yield c
 
 
@@ -566,15 +556,7 @@ def test_sparse_writer_large_file_takes_little_space(tmp_path):
 
 
 def test_scale_script_quick(tmp_path):
-    script = ROOT / "tools" / "scale.py"
-    result = subprocess.run(
-        [sys.executable, str(script), "--quick", "--dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = run_tool("scale.py", "--quick", "--dir", tmp_path, timeout=300)
     assert "RssAnon" in result.stdout
     assert "build dask array" in result.stdout
     assert not any(tmp_path.iterdir()), "scale.py left files behind"

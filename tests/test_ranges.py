@@ -10,17 +10,13 @@ import math
 import mmap
 import os
 import pickle
-import struct
-import subprocess
-import sys
-import tempfile
-import textwrap
 import time
 import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run_python, run_tiny_bench, trailer_ranges
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -67,22 +63,6 @@ except ImportError:  # pragma: no cover
 
 # --------------------------------------------------------------------------
 # Helpers
-
-
-def trailer_ranges(path: Path, length: int = 12) -> list[tuple[int, int]]:
-    """The (counter, seconds, microseconds) of every frame of a framed file.
-
-    Found from the header fields, independently of the reader.
-    """
-    with open(path, "rb") as f:
-        head = f.read(4096)
-    (session,) = struct.unpack_from("<I", head, 0x28)
-    (nframes,) = struct.unpack_from("<I", head, session + 0x3C)
-    (bytes_per_image,) = struct.unpack_from("<I", head, session + 0x54)
-    (data_offset,) = struct.unpack_from("<Q", head, session + 0x60)
-    (stride,) = struct.unpack_from("<I", head, session + 0x74)
-    first = session + data_offset + bytes_per_image
-    return [(first + i * stride, first + i * stride + length) for i in range(nframes)]
 
 
 class Sample(tuple):
@@ -281,21 +261,18 @@ def test_plan_trailers_of_small_and_large_frames(tmp_path):
     # 10,000 frames of 64x64: the trailers are 8 KiB apart, so they come in
     # a handful of merged requests; 2,000 frames of 256x256: 128 KiB apart,
     # fetched alone, without the pixels.
+    def plan_of_trailers(path):
+        return plan_requests(
+            trailer_ranges(path),
+            max_gap=FsspecReader.default_max_gap,
+            max_request=FsspecReader.default_max_request,
+        )
+
     small = write_sparse_dcimg(tmp_path / "small.dcimg", 10_000, 64, 64)
-    trailers = trailer_ranges(small)
-    plan = plan_requests(
-        trailers,
-        max_gap=FsspecReader.default_max_gap,
-        max_request=FsspecReader.default_max_request,
-    )
+    plan = plan_of_trailers(small)
     assert len(plan.requests) <= 20
     large = write_sparse_dcimg(tmp_path / "large.dcimg", 2_000, 256, 256)
-    trailers = trailer_ranges(large)
-    plan = plan_requests(
-        trailers,
-        max_gap=FsspecReader.default_max_gap,
-        max_request=FsspecReader.default_max_request,
-    )
+    plan = plan_of_trailers(large)
     assert sum(b - a for a, b in plan.requests) < 0.05 * large.stat().st_size
 
 
@@ -460,40 +437,42 @@ def test_pread_whole_file_reads_frames_in_few_large_requests(tmp_path):
         assert reader.bytes_read - read_before <= path.stat().st_size
 
 
-def test_http_trailers_of_small_frames_take_few_requests(http_server, tmp_path):
-    path = write_sparse_dcimg(tmp_path / "small.dcimg", 10_000, 64, 64)
+def _trailers_over_http(http_server, tmp_path, name, nframes, side):
+    """Serve a sparse framed file, read every frame's trailer and check them.
+
+    Returns the (closed) reader, the requests the server served for the file
+    and the file's size.
+    """
+    path = write_sparse_dcimg(tmp_path / name, nframes, side, side)
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-        http_server.files["/small.dcimg"] = m
+        http_server.files[f"/{name}"] = m
         trailers = trailer_ranges(path)
-        with FsspecReader(http_server.url("small.dcimg")) as reader:
+        with FsspecReader(http_server.url(name)) as reader:
             got = reader.read_ranges(trailers)
             assert [bytes(g) for g in got] == [m[a:b] for a, b in trailers]
-            assert reader.requests <= 20
-        # The server agrees.
-        http_server.wait_idle()
-        gets = http_server.requests_for("small.dcimg")
-        assert len(gets) == reader.requests <= 20
-        del http_server.files["/small.dcimg"], got
-
-
-def test_http_trailers_of_large_frames_transfer_few_bytes(http_server, tmp_path):
-    path = write_sparse_dcimg(tmp_path / "large.dcimg", 2_000, 256, 256)
-    size = path.stat().st_size
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-        http_server.files["/large.dcimg"] = m
-        trailers = trailer_ranges(path)
-        with FsspecReader(http_server.url("large.dcimg")) as reader:
-            got = reader.read_ranges(trailers)
-            assert [bytes(g) for g in got] == [m[a:b] for a, b in trailers]
-            assert reader.bytes_read < 0.05 * size
         # The server notes a request once its handler has sent it, which may
         # come a moment after the client has the bytes: wait for it.
         http_server.wait_idle()
-        sent = sum(r.sent for r in http_server.requests_for("large.dcimg"))
-        assert sent == reader.bytes_read < 0.05 * size
-        # The small requests ran concurrently, never more than allowed.
-        assert 1 < http_server.max_in_flight <= reader.max_concurrency
-        del http_server.files["/large.dcimg"], got
+        del http_server.files[f"/{name}"], got
+    return reader, http_server.requests_for(name), path.stat().st_size
+
+
+def test_http_trailers_of_small_frames_take_few_requests(http_server, tmp_path):
+    reader, served, _ = _trailers_over_http(
+        http_server, tmp_path, "small.dcimg", 10_000, 64
+    )
+    assert reader.requests <= 20
+    assert len(served) == reader.requests  # the server agrees
+
+
+def test_http_trailers_of_large_frames_transfer_few_bytes(http_server, tmp_path):
+    reader, served, size = _trailers_over_http(
+        http_server, tmp_path, "large.dcimg", 2_000, 256
+    )
+    assert reader.bytes_read < 0.05 * size
+    assert sum(r.sent for r in served) == reader.bytes_read  # the server agrees
+    # The small requests ran concurrently, never more than allowed.
+    assert 1 < http_server.max_in_flight <= reader.max_concurrency
 
 
 def test_s3_trailers_take_few_requests_and_bytes(s3_server):
@@ -641,27 +620,28 @@ def test_objects_that_shrink_after_opening(
                 assert bytes(reader.read(990, 1000)) == data[990:1000]
 
 
-def test_a_dropped_connection_is_reported(http_server, sample):
-    http_server.files["/drop.dcimg"] = sample[1]
-    http_server.behaviour.drop_after = 100
-    url = http_server.url("drop.dcimg")
-    with FsspecReader(url, timeout=10) as reader:
+@pytest.mark.parametrize(
+    ("misbehaviour", "timeout", "within", "message"),
+    [
+        # A dropped connection is reported, naming the range it was reading.
+        ({"drop_after": 100}, 10, 10, r"\[0, 5000\)"),
+        # A stalled server times out.
+        ({"stall": 30}, 1, 5, "no answer within 1 s"),
+    ],
+    ids=["dropped connection", "stalled server"],
+)
+def test_a_misbehaving_server_is_reported_in_time(
+    http_server, sample, misbehaviour, timeout, within, message
+):
+    http_server.files["/a.dcimg"] = sample[1]
+    for name, value in misbehaviour.items():
+        setattr(http_server.behaviour, name, value)
+    url = http_server.url("a.dcimg")
+    with FsspecReader(url, timeout=timeout) as reader:
         start = time.perf_counter()
-        with pytest.raises(DCIMGReadError) as info:
+        with pytest.raises(DCIMGReadError, match=message) as info:
             reader.read(0, 5000)
-        assert time.perf_counter() - start < 10
-    assert url in str(info.value) and "[0, 5000)" in str(info.value)
-
-
-def test_a_stalled_server_times_out(http_server, sample):
-    http_server.files["/stall.dcimg"] = sample[1]
-    http_server.behaviour.stall = 30
-    url = http_server.url("stall.dcimg")
-    with FsspecReader(url, timeout=1) as reader:
-        start = time.perf_counter()
-        with pytest.raises(DCIMGReadError, match="no answer within 1 s") as info:
-            reader.read(0, 5000)
-        assert time.perf_counter() - start < 5
+        assert time.perf_counter() - start < within
     assert url in str(info.value)
 
 
@@ -738,20 +718,12 @@ def test_pickled_reader_in_another_process(sample, s3_server):
     # What a Dask worker does: unpickle, open its own file system, read.
     url = s3_server.put("process.dcimg", sample[1])
     blob = pickle.dumps(FsspecReader(url, s3_server.storage_options))
-    code = textwrap.dedent(
-        """
+    code = """
         import pickle, sys
         reader = pickle.loads(sys.stdin.buffer.read())
         sys.stdout.buffer.write(bytes(reader.read(0, 64)))
         """
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        input=blob,
-        capture_output=True,
-        timeout=120,
-        cwd=tempfile.gettempdir(),  # not the source tree
-    )
+    out = run_python(code, stdin=blob, timeout=120)
     assert out.returncode == 0, out.stderr.decode()
     assert out.stdout == sample[1][:64]
 
@@ -816,8 +788,7 @@ def test_is_url_and_local_path(source, url, local):
 )
 def test_missing_packages_say_what_to_install(block, url, hint):
     # A subprocess, where the package is made unimportable.
-    code = textwrap.dedent(
-        f"""
+    code = f"""
         import sys
         sys.modules[{block!r}] = None
         from dcimg._source import open_reader
@@ -828,14 +799,7 @@ def test_missing_packages_say_what_to_install(block, url, hint):
         else:
             print("no error")
         """
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tempfile.gettempdir(),  # not the source tree
-    )
+    out = run_python(code, timeout=120)
     assert out.returncode == 0, out.stderr
     assert hint in out.stdout, out.stdout
 
@@ -848,27 +812,9 @@ def test_fsspec_reader_keeps_what_the_file_system_said(s3_server, sample):
 
 
 def test_bench_remote_tiny_runs_and_prints_its_table(tmp_path):
-    # No timing is checked: the machine is shared and noisy.
     for module in ("s3fs", "aiohttp", "moto.server"):
         pytest.importorskip(module)
-    bench = Path(__file__).resolve().parent.parent / "tools" / "bench_remote.py"
-    out_json = tmp_path / "bench.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(bench),
-            "--size",
-            "tiny",
-            "--tmpdir",
-            str(tmp_path),
-            "--json",
-            str(out_json),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr
+    proc, out_json = run_tiny_bench("bench_remote.py", tmp_path, timeout=600)
     for name in ("S3: `DCIMGFile(url).whole()`", "S3: `DCIMGFile(url).timestamps`",
                  "HTTP: `DCIMGFile(url).timestamps`", "local"):  # fmt: skip
         assert name in proc.stdout

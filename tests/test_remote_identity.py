@@ -15,15 +15,12 @@ from __future__ import annotations
 
 import functools
 import http.server
-import subprocess
-import sys
-import tempfile
-import textwrap
 import threading
 import time
 
 import numpy as np
 import pytest
+from helpers import run_python
 
 import dcimg
 from dcimg import DCIMGChangedError, DCIMGFile
@@ -222,8 +219,7 @@ def test_a_client_timeout_is_the_one_reported(http_server, two_objects):
 def test_a_file_object_whose_readinto_misbehaves_fails_at_once(returned, tmp_path):
     """-1 used to loop for ever: a child process, with a timeout."""
     path = write_dcimg(tmp_path / "a.dcimg", example_stack(nframes=2))
-    script = textwrap.dedent(
-        f"""
+    script = f"""
         import io, sys
         from dcimg._ranges import FileObjectReader
         from dcimg.errors import DCIMGReadError
@@ -241,14 +237,7 @@ def test_a_file_object_whose_readinto_misbehaves_fails_at_once(returned, tmp_pat
             sys.exit(3)
         sys.exit(0)
         """
-    )
-    child = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tempfile.gettempdir(),  # not the source tree (no compiled modules)
-    )
+    child = run_python(script, timeout=60)
     assert child.returncode == 3, child.stderr
     assert "readinto()" in child.stdout
 

@@ -20,7 +20,6 @@ import os
 import pathlib
 import stat
 import struct
-import subprocess
 import sys
 import threading
 import tracemalloc
@@ -28,6 +27,7 @@ import warnings
 
 import numpy as np
 import pytest
+from helpers import run_tool
 
 import dcimg
 from dcimg import DCIMGFile, DCIMGFormatError, DCIMGWarning
@@ -263,22 +263,18 @@ def test_zero_complete_frames(tmp_path):
 # Corrupt headers: each field is named
 
 
+def _small(tmp_path, name: str, **layout) -> pathlib.Path:
+    """Three 6 x 8 frames with stored pixels in row 2, named ``name``."""
+    path = tmp_path / f"{name}.dcimg"
+    return write_dcimg(path, example_stack(3, 6, 8), stored_pixels_row=2, **layout)
+
+
 def _packed(tmp_path) -> pathlib.Path:
-    return write_dcimg(
-        tmp_path / "packed.dcimg",
-        example_stack(3, 6, 8),
-        version=0x7,
-        stored_pixels_row=2,
-    )
+    return _small(tmp_path, "packed", version=0x7)
 
 
 def _framed(tmp_path) -> pathlib.Path:
-    return write_dcimg(
-        tmp_path / "framed.dcimg",
-        example_stack(3, 6, 8),
-        trailer_size=32,
-        stored_pixels_row=2,
-    )
+    return _small(tmp_path, "framed", trailer_size=32)
 
 
 def _patch(path: pathlib.Path, offset, fmt: str, value: int) -> None:
@@ -476,14 +472,9 @@ def test_fuzz_worker_crash_and_hang_are_caught(tmp_path):
 def test_memcheck_driver_without_valgrind(tmp_path):
     # The driver that tools/memcheck.py runs under valgrind, run natively on a
     # small corpus: it must get through every file.
-    result = subprocess.run(
-        [sys.executable, str(TOOLS / "memcheck.py"), "--no-valgrind", "--cases", "60"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
+    result = run_tool(
+        "memcheck.py", "--no-valgrind", "--cases", "60", timeout=300, cwd=tmp_path
     )
-    assert result.returncode == 0, result.stdout + result.stderr
     assert "files" in result.stdout
 
 

@@ -7,16 +7,15 @@ import os
 import pathlib
 import pickle
 import re
-import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 import warnings
 
 import numpy as np
 import pytest
+from helpers import local_cluster, run_python, run_tiny_bench
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -706,20 +705,10 @@ def test_dask_graph_is_small(tmp_path):
 
 def test_local_cluster_with_processes(grid):
     pytest.importorskip("dask.array")
-    distributed = pytest.importorskip("distributed")
     folder, truth, _ = grid
     with DCIMGSeries(folder) as series:
         arr = series.as_dask_array(chunks=1, dtype=np.float64)
-    with (
-        distributed.LocalCluster(
-            processes=True,
-            n_workers=2,
-            threads_per_worker=1,
-            dashboard_address=None,
-            host="127.0.0.1",
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
+    with local_cluster() as client:
         assert np.array_equal(client.compute(arr).result(), truth)
         assert client.compute(arr.sum()).result() == truth.sum()
 
@@ -753,8 +742,7 @@ def test_to_xarray(grid):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc")
 def test_many_files_under_a_low_descriptor_limit(tmp_path):
     # A subprocess, so that the limit and any crash stay there.
-    script = textwrap.dedent(
-        f"""
+    script = f"""
         import os, resource
         import numpy as np
         from dcimg import DCIMGSeries
@@ -781,14 +769,7 @@ def test_many_files_under_a_low_descriptor_limit(tmp_path):
         assert len(os.listdir("/proc/self/fd")) <= series.cache_size + 16
         print("ok", mapped())
         """
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tempfile.gettempdir(),  # not the source tree
-    )
+    result = run_python(script, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("ok")
 
@@ -827,23 +808,7 @@ def test_docs_and_readme_mention_the_series():
 
 def test_bench_series_tiny_runs(tmp_path):
     pytest.importorskip("dask.array")
-    out = tmp_path / "bench.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "tools" / "bench_series.py"),
-            "--size",
-            "tiny",
-            "--tmpdir",
-            str(tmp_path),
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
+    result, out = run_tiny_bench("bench_series.py", tmp_path, timeout=300)
     rows = json.loads(out.read_text())["rows"]
     assert [r["result"] for r in rows].count("info") == 3
     assert "np.asarray(series)" in result.stdout
@@ -942,8 +907,7 @@ def test_a_fifo_named_like_a_member_is_refused_at_once(tmp_path):
     fifo = tmp_path / "a_003.dcimg"
     os.mkfifo(fifo)
     # In a child: a blocking open() of a FIFO would wait for a writer forever.
-    code = textwrap.dedent(
-        f"""
+    code = f"""
         import dcimg
         from dcimg import DCIMGFile, DCIMGSeries
         for attempt in (
@@ -959,15 +923,8 @@ def test_a_fifo_named_like_a_member_is_refused_at_once(tmp_path):
             else:
                 raise SystemExit("a FIFO was accepted")
         """
-    )
     # cwd: not the checkout, whose dcimg/ folder is not the installed package.
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
+    result = run_python(code, timeout=60, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.split()) == 3
 

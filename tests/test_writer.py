@@ -166,6 +166,12 @@ def _assert_round_trip(path, data, **expected):
     return info
 
 
+def _round_trip(tmp_path, data, options, **expected):
+    """Write ``data`` with the writer's ``options``, then check as above."""
+    path = dt.write_dcimg(tmp_path / "x.dcimg", data, **options)
+    return _assert_round_trip(path, data, **expected)
+
+
 def _stack(n=3, h=8, w=16, dtype=np.uint16, seed=1):
     rng = np.random.default_rng(seed)
     return rng.integers(1, np.iinfo(dtype).max - 1, (n, h, w), dtype=dtype)
@@ -292,16 +298,10 @@ def test_round_trip(tmp_path, version, dtype, row):
     # Version 0x2000000 files lacking a kind-4 block have stored pixels in
     # row 0 by rule, so a file without stored pixels needs 16-byte trailers.
     trailer = 16 if version == 0x2000000 and row is None else 32
-    path = dt.write_dcimg(
-        tmp_path / "x.dcimg",
+    info = _round_trip(
+        tmp_path,
         data,
-        version=version,
-        stored_pixels_row=row,
-        trailer_size=trailer,
-    )
-    info = _assert_round_trip(
-        path,
-        data,
+        dict(version=version, stored_pixels_row=row, trailer_size=trailer),
         framestamps=np.arange(4),
         timestamps_us=dt.DEFAULT_T0_US + np.round(np.arange(4) * 33333.33),
         nsess=1,
@@ -324,19 +324,19 @@ def test_default_counters_and_timestamps(tmp_path, version):
         1725555197350000,
         1725555197383333,
     ]
-    path = dt.write_dcimg(
-        tmp_path / "x.dcimg", data, version=version, stored_pixels_row=0
+    _round_trip(
+        tmp_path,
+        data,
+        dict(version=version, stored_pixels_row=0),
+        framestamps=range(5),
+        timestamps_us=expected,
     )
-    _assert_round_trip(path, data, framestamps=range(5), timestamps_us=expected)
 
 
 @pytest.mark.parametrize("version", ALL_VERSIONS)
 def test_pattern_8bit(tmp_path, version):
     data = _stack(3, 6, 16, np.uint8)
-    path = dt.write_dcimg(
-        tmp_path / "x.dcimg", data, version=version, stored_pixels_row=2
-    )
-    info = _assert_round_trip(path, data)
+    info = _round_trip(tmp_path, data, dict(version=version, stored_pixels_row=2))
     in_file = info["stored_bytes_in_frame"]
     assert in_file.tolist() == [[0, 255] * 4] * 3
     assert info["stored_offset"] == 2 * 16
@@ -345,15 +345,16 @@ def test_pattern_8bit(tmp_path, version):
 @pytest.mark.parametrize("version", ALL_VERSIONS)
 def test_pattern_16bit_and_column(tmp_path, version):
     data = _stack(2, 6, 16, np.uint16)
-    path = dt.write_dcimg(
-        tmp_path / "x.dcimg",
+    info = _round_trip(
+        tmp_path,
         data,
-        version=version,
-        stored_pixels_row=4,
-        stored_pixels_column=12,
-        kind4_block=True,
+        dict(
+            version=version,
+            stored_pixels_row=4,
+            stored_pixels_column=12,
+            kind4_block=True,
+        ),
     )
-    info = _assert_round_trip(path, data)
     assert info["stored_offset"] == 4 * 32 + 12 * 2
     words = info["stored_bytes_in_frame"].copy().view("<u2")
     assert words.tolist() == [[0, 65535, 0, 65535]] * 2
@@ -362,15 +363,18 @@ def test_pattern_16bit_and_column(tmp_path, version):
 @pytest.mark.parametrize("version", ALL_VERSIONS)
 def test_row_padding(tmp_path, version):
     data = _stack(3, 5, 10, np.uint16)
-    path = dt.write_dcimg(
-        tmp_path / "x.dcimg",
+    info = _round_trip(
+        tmp_path,
         data,
-        version=version,
+        dict(
+            version=version,
+            bytes_per_row=27,
+            stored_pixels_row=3,
+            stored_pixels_column=6,
+        ),
         bytes_per_row=27,
-        stored_pixels_row=3,
-        stored_pixels_column=6,
+        bytes_per_image=135,
     )
-    info = _assert_round_trip(path, data, bytes_per_row=27, bytes_per_image=135)
     assert info["stored_offset"] == 3 * 27 + 12
     assert info["padding"].shape == (3, 5, 7)
     assert np.all(info["padding"] == 0xA5)
@@ -378,14 +382,13 @@ def test_row_padding(tmp_path, version):
 
 def test_trailer_512(tmp_path):
     data = _stack(3, 4, 8)
-    path = dt.write_dcimg(
-        tmp_path / "x.dcimg",
+    info = _round_trip(
+        tmp_path,
         data,
-        trailer_size=516,
-        stored_pixels_row=1,
+        dict(trailer_size=516, stored_pixels_row=1, framestamps=[7, 8, 10]),
         framestamps=[7, 8, 10],
+        trailer=516,
     )
-    info = _assert_round_trip(path, data, framestamps=[7, 8, 10], trailer=516)
     raw, bpi = info["raw"], info["bytes_per_image"]
     assert info["stride"] == bpi + 516
     for k in range(3):
@@ -425,16 +428,18 @@ def test_no_kind4_block_without_stored_pixels(tmp_path):
 
 def test_camera_block_elsewhere_with_table(tmp_path):
     data = _stack(2, 4, 8)
-    path = dt.write_dcimg(
-        tmp_path / "x.dcimg",
+    info = _round_trip(
+        tmp_path,
         data,
-        camera_block_offset=0x300,
+        dict(
+            camera_block_offset=0x300,
+            sub_array=(100, 1000, 8, 4),
+            stored_pixels_row=2,
+            camera_model="C13440-20CU",
+            camera_serial="000042",
+        ),
         sub_array=(100, 1000, 8, 4),
-        stored_pixels_row=2,
-        camera_model="C13440-20CU",
-        camera_serial="000042",
     )
-    info = _assert_round_trip(path, data, sub_array=(100, 1000, 8, 4))
     s, raw = info["S"], info["raw"]
     assert _u64(raw, s + 0xF0 + 2 * 16 + 8) == 0x300 - 0xA0
     assert info["camera"] == s + 0x300
@@ -449,14 +454,12 @@ def test_camera_block_without_table(tmp_path):
     # Version 0x1000000 without a table: the reader's rule puts the stored
     # pixels at sensor row 1023, here frame row 1023 - 1020 = 3.
     data = _stack(2, 6, 8)
-    path = dt.write_dcimg(
-        tmp_path / "x.dcimg",
+    info = _round_trip(
+        tmp_path,
         data,
-        block_table=False,
+        dict(block_table=False, sub_array=(16, 1020, 8, 6), stored_pixels_row=3),
         sub_array=(16, 1020, 8, 6),
-        stored_pixels_row=3,
     )
-    info = _assert_round_trip(path, data, sub_array=(16, 1020, 8, 6))
     s, raw = info["S"], info["raw"]
     assert info["blocks"] == {}
     assert raw[s + 0xF0 : s + 0x200] == bytes(0x110)
@@ -467,28 +470,25 @@ def test_camera_block_without_table(tmp_path):
 
 def test_no_table_version2_row0(tmp_path):
     data = _stack(2, 6, 8)
-    path = dt.write_dcimg(
-        tmp_path / "x.dcimg",
+    _round_trip(
+        tmp_path,
         data,
-        version=0x2000000,
-        block_table=False,
-        stored_pixels_row=0,
+        dict(version=0x2000000, block_table=False, stored_pixels_row=0),
+        stored_offset=0,
     )
-    _assert_round_trip(path, data, stored_offset=0)
 
 
 def test_kind4_block_omitted(tmp_path):
     data = _stack(2, 40, 8)
     sub = (0, 1000, 16, 80)
-    path = dt.write_dcimg(
-        tmp_path / "x.dcimg",
+    # Stored pixels where the fallback rule looks: row (1023 - 1000) // 2 = 11.
+    info = _round_trip(
+        tmp_path,
         data,
-        kind4_block=False,
+        dict(kind4_block=False, sub_array=sub, binning=2, stored_pixels_row=11),
         sub_array=sub,
-        binning=2,
-        stored_pixels_row=11,  # (1023 - 1000) // 2
+        stored_offset=11 * 16,
     )
-    info = _assert_round_trip(path, data, sub_array=sub, stored_offset=11 * 16)
     assert set(info["blocks"]) == {1, 3}
 
 
@@ -578,25 +578,15 @@ def test_fallback_row_rule():
 @pytest.mark.parametrize("version", ALL_VERSIONS)
 def test_truncate_to(tmp_path, version):
     data = _stack(3, 4, 8)
-    full = dt.write_dcimg(
-        tmp_path / "full.dcimg",
-        data,
-        version=version,
-        declared_frames=5,
-        stored_pixels_row=1,
-    )
+    options = dict(version=version, declared_frames=5, stored_pixels_row=1)
+    full = dt.write_dcimg(tmp_path / "full.dcimg", data, **options)
     complete = _read(full)
     assert complete["n"] == complete["file_nframes"] == 5
     np.testing.assert_array_equal(complete["data"][:3], data)
     np.testing.assert_array_equal(complete["framestamps"], np.arange(5))
     size = len(complete["raw"])
     cut = dt.write_dcimg(
-        tmp_path / "cut.dcimg",
-        data,
-        version=version,
-        declared_frames=5,
-        stored_pixels_row=1,
-        truncate_to=size - 100,
+        tmp_path / "cut.dcimg", data, truncate_to=size - 100, **options
     )
     raw = cut.read_bytes()
     assert len(raw) == size - 100
@@ -608,21 +598,13 @@ def test_truncate_to(tmp_path, version):
 @pytest.mark.parametrize("row", [None, 2])
 def test_footer_table_offset(tmp_path, table_offset, row):
     data = _stack(3, 4, 8)
-    path = dt.write_dcimg(
-        tmp_path / "x.dcimg",
-        data,
-        version=0x7,
-        footer_table_offset=table_offset,
-        stored_pixels_row=row,
-        framestamps=[5, 6, 9],
-        timestamps_us=[0, 1_999_999, 4_000_000_000_000_001],
+    stamps = dict(
+        framestamps=[5, 6, 9], timestamps_us=[0, 1_999_999, 4_000_000_000_000_001]
     )
-    info = _assert_round_trip(
-        path,
-        data,
-        framestamps=[5, 6, 9],
-        timestamps_us=[0, 1_999_999, 4_000_000_000_000_001],
+    options = dict(
+        version=0x7, footer_table_offset=table_offset, stored_pixels_row=row, **stamps
     )
+    info = _round_trip(tmp_path, data, options, **stamps)
     raw, f = info["raw"], info["footer"]
     f2 = f + 0xA0
     assert _u64(raw, f2 + 0x30) == table_offset
@@ -638,15 +620,13 @@ def test_footer_table_offset(tmp_path, table_offset, row):
 @pytest.mark.parametrize("version", ALL_VERSIONS)
 def test_header_size_and_sessions(tmp_path, version):
     data = _stack(2, 4, 8)
-    path = dt.write_dcimg(
-        tmp_path / "x.dcimg",
+    info = _round_trip(
+        tmp_path,
         data,
-        version=version,
-        header_size=0x100,
-        nsessions=3,
-        stored_pixels_row=0,
+        dict(version=version, header_size=0x100, nsessions=3, stored_pixels_row=0),
+        S=0x100,
+        nsess=3,
     )
-    info = _assert_round_trip(path, data, S=0x100, nsess=3)
     assert _u64(info["raw"], 0x100) == len(info["raw"]) - 0x100
 
 
