@@ -1548,6 +1548,8 @@ class DCIMGSeries:
             self._axes = ""
         else:
             self._axes = _axis_names(axes, len(grid.shape))
+        # Whether refresh() may name axes that appear (see there).
+        self._axes_given = axes is not None
         self._concat = bool(concat)
         self._counters = () if concat else grid.counters
         self._pattern = None if regex is None else regex.pattern
@@ -1792,10 +1794,13 @@ class DCIMGSeries:
         time point) or a series opened with ``missing="fill"`` whose missing
         files have since arrived: the folder, glob or list given is read
         again, and the series from then on reads the grid it now makes.
-        New counter values grow :attr:`shape`; places filled before read
-        their file once it exists; with ``missing="fill"``, a file with
-        fewer frames than the others (still being written) is read again,
-        with the frames it has now.  Files already read must be unchanged.
+        New counter values grow :attr:`shape` (and a counter that did not
+        vary yet, as with the first file of a time-lapse, adds its axis in
+        front, named as by default, unless ``axes`` was given); places
+        filled before read their file once it exists; with
+        ``missing="fill"``, a file with fewer frames than the others (still
+        being written) is read again, with the frames it has now.  Files
+        already read must be unchanged.
 
         Reads and Dask arrays made earlier are not changed: a Dask array
         (and an xarray made from one) keeps the shape, files and filled
@@ -1822,12 +1827,18 @@ class DCIMGSeries:
         members = self._require_open()
         paths, listed = _candidates(self._source, self._storage_options)
         grid = self._located(paths, listed, self._source)
-        if not self._concat and len(grid.shape) != len(self._axes):
-            raise DCIMGSeriesError(
-                f"the files now vary in {len(grid.shape)} counters, not "
-                f"{len(self._axes)} ({self._axes!r}); open the series again",
-                display_url(grid.paths[0]),
-            )
+        axes = self._axes
+        if not self._concat and len(grid.shape) != len(axes):
+            grows = len(grid.shape) > len(axes) and not self._axes_given
+            if not grows:
+                raise DCIMGSeriesError(
+                    f"the files now vary in {len(grid.shape)} counters, not "
+                    f"{len(axes)} ({axes!r}); open the series again",
+                    display_url(grid.paths[0]),
+                )
+            # A counter that did not vary yet (one time point so far) now
+            # does: it gets its default name, as when opened now.
+            axes = _axis_names(None, len(grid.shape))
         new = self._check_members(grid, members.correction, members.cache_size)
         if (new.image_shape, new.dtype) != (members.image_shape, members.dtype):
             raise DCIMGFormatError(
@@ -1874,9 +1885,10 @@ class DCIMGSeries:
         for k, f in still_open:
             if not f.closed:
                 new.put(k, f)
-        self._members = new
         if not self._concat:
+            self._axes = axes
             self._counters = grid.counters
+        self._members = new
         return new.shape
 
     def __enter__(self) -> DCIMGSeries:
@@ -2036,9 +2048,11 @@ class DCIMGSeries:
 
     @property
     def _stamps(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._stamps_of(self._members)
+
+    def _stamps_of(self, members: _Members) -> tuple[np.ndarray, np.ndarray]:
         # Kept with the members they were read from, so that refresh()
         # (which puts new members in place) never meets stale ones.
-        members = self._members
         found: tuple[np.ndarray, np.ndarray] | None = members.derived.get("stamps")
         if found is None:
             self._require_open()
@@ -2113,10 +2127,7 @@ class DCIMGSeries:
             counts.append(int(meta.dropped_frame_count))
         present = [k for k in range(len(members.paths)) if k not in members.missing]
         nframes = members.shape[-3]
-        stamps = members.derived.get("stamps")
-        if stamps is None:
-            stamps = members.derived.setdefault("stamps", self._read_stamps(members))
-        times = stamps[0]
+        times = self._stamps_of(members)[0]
         valid = times[~np.isnat(times)]
         first = last = None
         if valid.size:
@@ -2405,8 +2416,9 @@ class DCIMGSeries:
             With ``as_frame=True`` when pandas is not installed.
         """
         pandas = import_pandas(None) if as_frame else None
-        times, counters = self._stamps
+        # One version of the series throughout (refresh() may swap it).
         members = self._members
+        times, counters = self._stamps_of(members)
         lead = members.shape[:-2]
         rows = math.prod(lead)
         if self._concat:
@@ -2416,7 +2428,7 @@ class DCIMGSeries:
             frame = order
         else:
             places = np.unravel_index(np.arange(rows), lead)
-            leading = list(zip(self._axes, places[:-1], strict=True))
+            leading = list(zip(self._axes_of(members), places[:-1], strict=True))
             frame = places[-1]
         table = frame_table_of(leading, frame, counters.ravel(), times.ravel())
         if pandas is None:
@@ -2432,7 +2444,20 @@ class DCIMGSeries:
         their letters in :attr:`axes`, the frames ``"t"``), as nd2's
         ``sizes`` and xarray's ``DataArray.sizes`` give them.
         """
-        return dict(zip((*self._axes, *_FRAME_DIMS), self.shape, strict=True))
+        members = self._members
+        names = (*self._axes_of(members), *_FRAME_DIMS)
+        return dict(zip(names, members.shape, strict=True))
+
+    def _axes_of(self, members: _Members) -> str:
+        """Return the names of ``members``' grid axes.
+
+        :attr:`axes`, unless a refresh() on another thread is adding an
+        axis (it names it by default) between the two reads.
+        """
+        axes = self._axes
+        if self._concat or len(axes) == len(members.grid_shape):
+            return axes
+        return _axis_names(None, len(members.grid_shape))
 
     def asarray(
         self,
