@@ -181,9 +181,10 @@ def import_pandas(path: str | None) -> Any:
         import pandas
     except ImportError as exc:
         raise MissingDependencyError(
-            "as_frame=True returns a pandas DataFrame, which needs the optional "
-            'dependency: pip install "dcimg[pandas]" (or leave as_frame False '
-            "for a NumPy structured array)",
+            "as_frame=True returns a pandas DataFrame, which needs pandas: "
+            'pip install pandas (the "xarray" extra brings it: pip install '
+            '"dcimg[xarray]"), or leave as_frame False for a NumPy structured '
+            "array",
             "pandas",
             path,
         ) from exc
@@ -934,9 +935,8 @@ class DCIMGFile:
             ``dropped`` (``int64``)
                 Frames the camera counted but did not save just before this
                 one: the counter's jump minus one when it jumps by more than
-                one, else 0 (the frames of
-                :attr:`dcimg.Metadata.dropped_frame_count`, at the frame
-                after each gap).
+                one, else 0 (the frames of the metadata's
+                ``dropped_frame_count``, at the frame after each gap).
 
         Raises
         ------
@@ -955,7 +955,7 @@ class DCIMGFile:
         >>> table.dtype.names
         ('frame', 'framestamp', 'timestamp', 'interval', 'dropped')
         >>> print(table["interval"][1], table["dropped"].sum())
-        50000 microseconds 0
+        33333 microseconds 1
         """
         state = self._require_state()
         pandas = import_pandas(self.file_path) if as_frame else None

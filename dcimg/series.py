@@ -998,6 +998,9 @@ class _Members:
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        # Pickles of versions without missing="fill" have nothing filled.
+        self.missing = frozenset()
+        self.fill_value = 0
         self.__dict__.update(state)
         self._setup()
 
