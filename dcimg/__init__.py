@@ -93,6 +93,11 @@ def imread(
     first_4px_correction_enabled: bool | None = ...,
     mmap: bool = ...,
     storage_options: dict[str, Any] | None = ...,
+    pattern: str | None = ...,
+    axes: str | None = ...,
+    concat: bool = ...,
+    missing: Literal["raise", "fill"] = ...,
+    fill_value: int = ...,
     xarray: Literal[False] = ...,
 ) -> npt.NDArray[Any]: ...
 @_overload
@@ -106,6 +111,11 @@ def imread(
     first_4px_correction_enabled: bool | None = ...,
     mmap: bool = ...,
     storage_options: dict[str, Any] | None = ...,
+    pattern: str | None = ...,
+    axes: str | None = ...,
+    concat: bool = ...,
+    missing: Literal["raise", "fill"] = ...,
+    fill_value: int = ...,
     xarray: Literal[False] = ...,
 ) -> da.Array: ...
 @_overload
@@ -119,6 +129,11 @@ def imread(
     first_4px_correction_enabled: bool | None = ...,
     mmap: bool = ...,
     storage_options: dict[str, Any] | None = ...,
+    pattern: str | None = ...,
+    axes: str | None = ...,
+    concat: bool = ...,
+    missing: Literal["raise", "fill"] = ...,
+    fill_value: int = ...,
     xarray: Literal[False] = ...,
 ) -> npt.NDArray[Any] | da.Array: ...
 @_overload
@@ -132,6 +147,11 @@ def imread(
     first_4px_correction_enabled: bool | None = ...,
     mmap: bool = ...,
     storage_options: dict[str, Any] | None = ...,
+    pattern: str | None = ...,
+    axes: str | None = ...,
+    concat: bool = ...,
+    missing: Literal["raise", "fill"] = ...,
+    fill_value: int = ...,
     xarray: Literal[True],
 ) -> xr.DataArray: ...
 
@@ -149,6 +169,8 @@ def imread(
     pattern: str | None = None,
     axes: str | None = None,
     concat: bool = False,
+    missing: Literal["raise", "fill"] = "raise",
+    fill_value: int = 0,
     xarray: bool = False,
 ) -> npt.NDArray[Any] | da.Array | xr.DataArray:
     """Read a DCIMG file or series (or part of it) into memory, or as Dask.
@@ -173,8 +195,9 @@ def imread(
         See :attr:`DCIMGFile.first_4px_correction_enabled`.
     mmap, storage_options
         How to read the bytes (see :class:`DCIMGFile`).
-    pattern, axes, concat : optional
-        For a series only: see :class:`DCIMGSeries`.
+    pattern, axes, concat, missing, fill_value : optional
+        For a series only: see :class:`DCIMGSeries` (``missing="fill"``
+        reads a grid with missing files).
     xarray : bool, default False
         Return an :class:`xarray.DataArray` with the time stamps and
         metadata (:meth:`DCIMGFile.to_xarray`, :meth:`DCIMGSeries.to_xarray`;
@@ -222,6 +245,8 @@ def imread(
             pattern=pattern,
             axes=axes,
             concat=concat,
+            missing=missing,
+            fill_value=fill_value,
         )
     if _names_series(path):
         with DCIMGSeries(
@@ -231,15 +256,17 @@ def imread(
             concat=concat,
             first_4px_correction_enabled=first_4px_correction_enabled,
             storage_options=storage_options,
+            missing=missing,
+            fill_value=fill_value,
         ) as series:
             if dask:
                 array: da.Array = series.as_dask_array(chunks=chunks, dtype=dtype)
                 return array if index is Ellipsis else array[index]
             stack: npt.NDArray[Any] = series.read(index, dtype=dtype)
             return stack
-    if pattern is not None or axes is not None or concat:
+    if pattern is not None or axes is not None or concat or missing != "raise":
         raise ValueError(
-            "pattern, axes and concat apply to a series of files, and "
+            "pattern, axes, concat and missing apply to a series of files, and "
             f"{_redact(repr(path))} "
             "is one file; give a folder, a glob pattern or a list of files"
         )
@@ -277,6 +304,8 @@ def _imread_xarray(
     pattern: str | None,
     axes: str | None,
     concat: bool,
+    missing: Literal["raise", "fill"],
+    fill_value: int,
 ) -> xr.DataArray:
     """:func:`imread` with ``xarray=True``: the stack's ``to_xarray()``."""
     stack: DCIMGFile | DCIMGSeries
@@ -288,11 +317,13 @@ def _imread_xarray(
             concat=concat,
             first_4px_correction_enabled=first_4px_correction_enabled,
             storage_options=storage_options,
+            missing=missing,
+            fill_value=fill_value,
         )
     else:
-        if pattern is not None or axes is not None or concat:
+        if pattern is not None or axes is not None or concat or missing != "raise":
             raise ValueError(
-                "pattern, axes and concat apply to a series of files, and "
+                "pattern, axes, concat and missing apply to a series of files, and "
                 f"{_redact(repr(path))} is one file; give a folder, a glob "
                 "pattern or a list of files"
             )

@@ -658,3 +658,22 @@ def test_reads_on_other_threads_stay_exact_while_refreshing(tmp_path):
             for thread in threads:
                 thread.join(30)
     assert not errors, errors[0]
+
+
+def test_imread_passes_missing_to_the_series(tmp_path):
+    truth = np.random.default_rng(11).integers(0, 4000, (3, 2, 1, 4, 4), np.uint16)
+    paths = _grid_with_gaps(tmp_path, truth, [(2, 0)])
+    want = _fill_truth(truth, [(2, 0)], 5)
+    with pytest.raises(dcimg.DCIMGSeriesError, match="gaps"):
+        dcimg.imread(tmp_path)
+    np.testing.assert_array_equal(
+        dcimg.imread(tmp_path, missing="fill", fill_value=5), want
+    )
+    lazy = dcimg.imread(tmp_path, dask=True, missing="fill", fill_value=5)
+    np.testing.assert_array_equal(lazy.compute(), want)
+    arr = dcimg.imread(tmp_path, (2, slice(None), 0), xarray=True, missing="fill")
+    np.testing.assert_array_equal(arr.values, _fill_truth(truth, [(2, 0)], 0)[2, :, 0])
+    with pytest.raises(ValueError, match="one file"):
+        dcimg.imread(paths[0, 0], missing="fill")
+    with pytest.raises(ValueError, match="one file"):
+        dcimg.imread(paths[0, 0], xarray=True, missing="fill")
