@@ -49,6 +49,7 @@ if _TYPE_CHECKING:
     # As ``da``: inside imread, the name ``dask`` is the keyword argument.
     import dask.array as da
     import numpy.typing as npt
+    import xarray as xr
 
     from dcimg._convert import convert
     from dcimg.core import StrOrBytesPath
@@ -92,6 +93,12 @@ def imread(
     first_4px_correction_enabled: bool | None = ...,
     mmap: bool = ...,
     storage_options: dict[str, Any] | None = ...,
+    pattern: str | None = ...,
+    axes: str | None = ...,
+    concat: bool = ...,
+    missing: Literal["raise", "fill"] = ...,
+    fill_value: int = ...,
+    xarray: Literal[False] = ...,
 ) -> npt.NDArray[Any]: ...
 @_overload
 def imread(
@@ -104,6 +111,12 @@ def imread(
     first_4px_correction_enabled: bool | None = ...,
     mmap: bool = ...,
     storage_options: dict[str, Any] | None = ...,
+    pattern: str | None = ...,
+    axes: str | None = ...,
+    concat: bool = ...,
+    missing: Literal["raise", "fill"] = ...,
+    fill_value: int = ...,
+    xarray: Literal[False] = ...,
 ) -> da.Array: ...
 @_overload
 def imread(
@@ -116,7 +129,31 @@ def imread(
     first_4px_correction_enabled: bool | None = ...,
     mmap: bool = ...,
     storage_options: dict[str, Any] | None = ...,
+    pattern: str | None = ...,
+    axes: str | None = ...,
+    concat: bool = ...,
+    missing: Literal["raise", "fill"] = ...,
+    fill_value: int = ...,
+    xarray: Literal[False] = ...,
 ) -> npt.NDArray[Any] | da.Array: ...
+@_overload
+def imread(
+    path: StrOrBytesPath | BinaryIO | Sequence[StrOrBytesPath],
+    index: Any = ...,
+    *,
+    dtype: npt.DTypeLike | None = ...,
+    dask: bool = ...,
+    chunks: Any = ...,
+    first_4px_correction_enabled: bool | None = ...,
+    mmap: bool = ...,
+    storage_options: dict[str, Any] | None = ...,
+    pattern: str | None = ...,
+    axes: str | None = ...,
+    concat: bool = ...,
+    missing: Literal["raise", "fill"] = ...,
+    fill_value: int = ...,
+    xarray: Literal[True],
+) -> xr.DataArray: ...
 
 
 def imread(
@@ -132,7 +169,10 @@ def imread(
     pattern: str | None = None,
     axes: str | None = None,
     concat: bool = False,
-) -> npt.NDArray[Any] | da.Array:
+    missing: Literal["raise", "fill"] = "raise",
+    fill_value: int = 0,
+    xarray: bool = False,
+) -> npt.NDArray[Any] | da.Array | xr.DataArray:
     """Read a DCIMG file or series (or part of it) into memory, or as Dask.
 
     Parameters
@@ -155,15 +195,24 @@ def imread(
         See :attr:`DCIMGFile.first_4px_correction_enabled`.
     mmap, storage_options
         How to read the bytes (see :class:`DCIMGFile`).
-    pattern, axes, concat : optional
-        For a series only: see :class:`DCIMGSeries`.
+    pattern, axes, concat, missing, fill_value : optional
+        For a series only: see :class:`DCIMGSeries` (``missing="fill"``
+        reads a grid with missing files).
+    xarray : bool, default False
+        Return an :class:`xarray.DataArray` with the time stamps and
+        metadata (:meth:`DCIMGFile.to_xarray`, :meth:`DCIMGSeries.to_xarray`;
+        needs xarray): lazy with ``dask=True``, else in memory.  ``index``
+        then selects by position, as ``DataArray[index]`` does (integers,
+        slices, ``...``; not ``None``); with Dask installed, only the
+        selected pixels are read.
 
     Returns
     -------
-    numpy.ndarray or dask.array.Array
+    numpy.ndarray, dask.array.Array or xarray.DataArray
         The corrected pixels: a :class:`numpy.ndarray` (a NumPy scalar when
-        ``index`` picks a single pixel), or with ``dask=True`` a lazy
-        :class:`dask.array.Array`.
+        ``index`` picks a single pixel), with ``dask=True`` a lazy
+        :class:`dask.array.Array`, with ``xarray=True`` a
+        :class:`xarray.DataArray`.
 
     Raises
     ------
@@ -181,6 +230,22 @@ def imread(
     >>> stack.shape, every_other.shape, every_other.dtype, lazy_mean.shape
     ((20, 64, 80), (10, 64, 80), dtype('float32'), (64, 80))
     """
+    if xarray:
+        return _imread_xarray(
+            path,
+            index,
+            dtype=dtype,
+            dask=dask,
+            chunks=chunks,
+            first_4px_correction_enabled=first_4px_correction_enabled,
+            mmap=mmap,
+            storage_options=storage_options,
+            pattern=pattern,
+            axes=axes,
+            concat=concat,
+            missing=missing,
+            fill_value=fill_value,
+        )
     if _names_series(path):
         with DCIMGSeries(
             path,
@@ -189,15 +254,17 @@ def imread(
             concat=concat,
             first_4px_correction_enabled=first_4px_correction_enabled,
             storage_options=storage_options,
+            missing=missing,
+            fill_value=fill_value,
         ) as series:
             if dask:
                 array: da.Array = series.as_dask_array(chunks=chunks, dtype=dtype)
                 return array if index is Ellipsis else array[index]
             stack: npt.NDArray[Any] = series.read(index, dtype=dtype)
             return stack
-    if pattern is not None or axes is not None or concat:
+    if pattern is not None or axes is not None or concat or missing != "raise":
         raise ValueError(
-            "pattern, axes and concat apply to a series of files, and "
+            "pattern, axes, concat and missing apply to a series of files, and "
             f"{_redact(repr(path))} "
             "is one file; give a folder, a glob pattern or a list of files"
         )
@@ -220,6 +287,67 @@ def imread(
             return lazy
         pixels: npt.NDArray[Any] = f.read(index, dtype=dtype)
         return pixels
+
+
+def _imread_xarray(
+    path: StrOrBytesPath | BinaryIO | Sequence[StrOrBytesPath],
+    index: Any,
+    *,
+    dtype: npt.DTypeLike | None,
+    dask: bool,
+    chunks: Any,
+    first_4px_correction_enabled: bool | None,
+    mmap: bool,
+    storage_options: dict[str, Any] | None,
+    pattern: str | None,
+    axes: str | None,
+    concat: bool,
+    missing: Literal["raise", "fill"],
+    fill_value: int,
+) -> xr.DataArray:
+    """:func:`imread` with ``xarray=True``: the stack's ``to_xarray()``."""
+    stack: DCIMGFile | DCIMGSeries
+    if _names_series(path):
+        stack = DCIMGSeries(
+            path,
+            pattern=pattern,
+            axes=axes,
+            concat=concat,
+            first_4px_correction_enabled=first_4px_correction_enabled,
+            storage_options=storage_options,
+            missing=missing,
+            fill_value=fill_value,
+        )
+    else:
+        if pattern is not None or axes is not None or concat or missing != "raise":
+            raise ValueError(
+                "pattern, axes, concat and missing apply to a series of files, and "
+                f"{_redact(repr(path))} is one file; give a folder, a glob "
+                "pattern or a list of files"
+            )
+        stack = DCIMGFile(
+            _cast("StrOrBytesPath | BinaryIO", path),
+            first_4px_correction_enabled=first_4px_correction_enabled,
+            mmap=mmap,
+            storage_options=storage_options,
+        )
+    if dask and isinstance(stack, DCIMGFile) and stack.file_object is not None:
+        # The graph reads through this very file object: keep it open.
+        return stack.to_xarray(dask=True, chunks=chunks, dtype=dtype)[index]
+    with stack:
+        if dask:
+            return stack.to_xarray(dask=True, chunks=chunks, dtype=dtype)[index]
+        if index is Ellipsis:
+            return stack.to_xarray(dask=False, dtype=dtype)
+        if chunks != "auto":
+            raise ValueError("chunks is only used with dask=True")
+        from importlib.util import find_spec
+
+        if find_spec("dask") is None:
+            # Without Dask: everything is read, then selected.
+            return stack.to_xarray(dask=False, dtype=dtype)[index]
+        # A lazy array, sliced, then read: only the selection's pixels.
+        return stack.to_xarray(dask=True, dtype=dtype)[index].compute()
 
 
 def _register_imageio_plugin() -> None:

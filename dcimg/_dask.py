@@ -894,3 +894,56 @@ class LazyViews:
         if name is None:
             name = os.path.splitext(os.path.basename(path or "dcimg"))[0]
         return xr.DataArray(data, dims=dims, coords=coords, name=name, attrs=attrs)
+
+    # ------------------------------------------------------------------
+    # Familiar names (nd2, tifffile)
+
+    def to_dask(
+        self: _Viewed,
+        chunks: Any = "auto",
+        dtype: npt.DTypeLike | None = None,
+        *,
+        copy: bool = True,
+    ) -> da.Array:
+        """Return the pixels as a lazy Dask array: :meth:`as_dask_array` by nd2's name.
+
+        Parameters
+        ----------
+        chunks, dtype, copy
+            As in :meth:`as_dask_array`.
+
+        Returns
+        -------
+        dask.array.Array
+            The same array as :meth:`as_dask_array` (the same name too).
+        """
+        return self.as_dask_array(chunks=chunks, dtype=dtype, copy=copy)
+
+    def asarray(
+        self: _Viewed,
+        key: Any = Ellipsis,
+        *,
+        dtype: npt.DTypeLike | None = None,
+        out: npt.NDArray[Any] | None = None,
+        threads: int | None = None,
+    ) -> npt.NDArray[Any]:
+        """Read pixels into a NumPy array: :meth:`read` by its tifffile/nd2 name.
+
+        ``stack.asarray()`` is ``stack.read()``: all of it;
+        ``stack.asarray(key)`` reads a basic-index selection.  Unlike
+        :meth:`read`, a single pixel comes back as a 0-d array, never a
+        NumPy scalar.
+
+        Parameters
+        ----------
+        key : index, default ``...``
+            NumPy basic index over :attr:`shape` (see :meth:`read`).
+        dtype, out, threads
+            As in :meth:`read`.
+
+        Returns
+        -------
+        numpy.ndarray
+            The corrected pixels (a copy).
+        """
+        return np.asarray(self.read(key, dtype=dtype, out=out, threads=threads))

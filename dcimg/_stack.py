@@ -7,12 +7,13 @@ through it, without asking which it holds.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload, runtime_checkable
 
 if TYPE_CHECKING:
     import dask.array as da
     import numpy as np
     import numpy.typing as npt
+    import pandas as pd
     import xarray as xr
 
     from dcimg.metadata import Metadata
@@ -52,6 +53,9 @@ class Stack(Protocol):
         Typed description of the recording.
     closed : bool
         Whether :meth:`close` was called.
+    sizes : dict of str to int
+        Length of every axis by name (the dimensions of :meth:`to_xarray`:
+        the grid axes' letters, then ``t``, ``y``, ``x``).
     """
 
     @property
@@ -72,6 +76,8 @@ class Stack(Protocol):
     def metadata(self) -> Metadata | SeriesMetadata: ...
     @property
     def closed(self) -> bool: ...
+    @property
+    def sizes(self) -> dict[str, int]: ...
 
     def read(
         self,
@@ -85,10 +91,39 @@ class Stack(Protocol):
         """Read a basic-index selection (see :meth:`dcimg.DCIMGFile.read`)."""
         ...
 
+    def asarray(
+        self,
+        key: Any = ...,
+        *,
+        dtype: npt.DTypeLike | None = ...,
+        out: npt.NDArray[Any] | None = ...,
+        threads: int | None = ...,
+    ) -> npt.NDArray[Any]:
+        """Read a selection into a NumPy array (:meth:`read`, tifffile's name)."""
+        ...
+
     def as_dask_array(
         self, chunks: Any = ..., dtype: npt.DTypeLike | None = ..., *, copy: bool = ...
     ) -> da.Array:
         """Return the stack as a lazy Dask array."""
+        ...
+
+    def to_dask(
+        self, chunks: Any = ..., dtype: npt.DTypeLike | None = ..., *, copy: bool = ...
+    ) -> da.Array:
+        """Return the stack as a lazy Dask array (:meth:`as_dask_array`, nd2's name)."""
+        ...
+
+    @overload
+    def frame_table(
+        self, *, as_frame: Literal[False] = ...
+    ) -> np.ndarray[Any, Any]: ...
+    @overload
+    def frame_table(self, *, as_frame: Literal[True]) -> pd.DataFrame: ...
+    def frame_table(
+        self, *, as_frame: bool = ...
+    ) -> np.ndarray[Any, Any] | pd.DataFrame:
+        """Return one row per frame: place, counter, time stamp, interval, drops."""
         ...
 
     def to_xarray(

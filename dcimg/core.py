@@ -7,7 +7,15 @@ import os
 import warnings
 from collections.abc import Sequence
 from types import EllipsisType
-from typing import TYPE_CHECKING, Any, BinaryIO, SupportsIndex, TypeAlias, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    BinaryIO,
+    Literal,
+    SupportsIndex,
+    TypeAlias,
+    overload,
+)
 
 import numpy as np
 import numpy.typing as npt
@@ -17,11 +25,16 @@ from dcimg._dask import FileReader, LazyViews, flat_attributes, frame_blocks
 from dcimg._layout import Layout
 from dcimg._source import Source, open_source
 from dcimg._urls import display_url, is_url
-from dcimg.errors import DCIMGWarning, quiet_warnings, warnings_quieted
+from dcimg.errors import (
+    DCIMGWarning,
+    MissingDependencyError,
+    quiet_warnings,
+    warnings_quieted,
+)
 from dcimg.metadata import Metadata
 
 if TYPE_CHECKING:
-    pass
+    import pandas as pd
 
 __all__ = ["DCIMGFile"]
 
@@ -109,6 +122,73 @@ def _writes_directly(out: np.ndarray) -> bool:
 
 def _is_file_object(origin: Any) -> bool:
     return hasattr(origin, "read") and hasattr(origin, "seek")
+
+
+def frame_table_of(
+    leading: list[tuple[str, np.ndarray]],
+    frame: np.ndarray,
+    framestamps: np.ndarray,
+    timestamps: np.ndarray,
+) -> np.ndarray:
+    """Build the per-frame table of :meth:`DCIMGFile.frame_table` (and series').
+
+    Parameters
+    ----------
+    leading : list of (str, numpy.ndarray)
+        Columns put first (a series' grid position or file), one row per frame.
+    frame : numpy.ndarray
+        The frame index of every row.
+    framestamps : numpy.ndarray
+        The camera's frame counters, ``int64``; -1 where unknown.
+    timestamps : numpy.ndarray
+        ``datetime64[us]``; ``NaT`` where unknown.
+
+    Returns
+    -------
+    numpy.ndarray
+        The structured array described in :meth:`DCIMGFile.frame_table`.
+    """
+    rows = frame.size
+    fields = [(name, np.int64) for name, _ in leading] + [
+        ("frame", np.int64),
+        ("framestamp", np.int64),
+        ("timestamp", "datetime64[us]"),
+        ("interval", "timedelta64[us]"),
+        ("dropped", np.int64),
+    ]
+    table = np.zeros(rows, dtype=fields)
+    for name, column in leading:
+        table[name] = column
+    table["frame"] = frame
+    table["framestamp"] = framestamps
+    table["timestamp"] = timestamps
+    # NaT - anything is NaT, so a frame without a time stamp, and the one
+    # after it, have no interval.
+    table["interval"][0:1] = np.timedelta64("NaT", "us")
+    if rows > 1:
+        table["interval"][1:] = timestamps[1:] - timestamps[:-1]
+        jump = framestamps[1:] - framestamps[:-1]
+        known = (framestamps[1:] >= 0) & (framestamps[:-1] >= 0)
+        # As Metadata.dropped_frames counts them: a jump of n > 1 is n - 1
+        # frames the camera counted but the file does not hold.
+        table["dropped"][1:] = np.where(known & (jump > 1), jump - 1, 0)
+    return table
+
+
+def import_pandas(path: str | None) -> Any:
+    """Import pandas, or raise :class:`~dcimg.MissingDependencyError`."""
+    try:
+        import pandas
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "as_frame=True returns a pandas DataFrame, which needs pandas: "
+            'pip install pandas (the "xarray" extra brings it: pip install '
+            '"dcimg[xarray]"), or leave as_frame False for a NumPy structured '
+            "array",
+            "pandas",
+            path,
+        ) from exc
+    return pandas
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -831,6 +911,82 @@ class DCIMGFile(LazyViews):
             meta = state.cache.setdefault("metadata", meta)
         return meta
 
+    @overload
+    def frame_table(self, *, as_frame: Literal[False] = ...) -> np.ndarray: ...
+    @overload
+    def frame_table(self, *, as_frame: Literal[True]) -> pd.DataFrame: ...
+    def frame_table(self, *, as_frame: bool = False) -> np.ndarray | pd.DataFrame:
+        """Return one row per frame: counter, time stamp, interval, drops.
+
+        The per-frame data of :attr:`framestamps` and :attr:`timestamps` as
+        a table, with what is derived from them (like nd2's ``events()``).
+
+        Parameters
+        ----------
+        as_frame : bool, default False
+            Return a :class:`pandas.DataFrame` (needs pandas) instead of a
+            NumPy structured array; its columns are the fields below.
+
+        Returns
+        -------
+        numpy.ndarray or pandas.DataFrame
+            One row per frame, with the fields
+
+            ``frame`` (``int64``)
+                The frame's index.
+            ``framestamp`` (``int64``)
+                The camera's frame counter; -1 where it is unknown (lost
+                with a packed file's footer, or a cut last trailer).
+            ``timestamp`` (``datetime64[us]``, UTC)
+                The frame's time stamp; ``NaT`` where unknown.
+            ``interval`` (``timedelta64[us]``)
+                Time since the previous frame's time stamp, exact to the
+                microsecond; ``NaT`` for the first frame and next to an
+                unknown time stamp.
+            ``dropped`` (``int64``)
+                Frames the camera counted but did not save just before this
+                one: the counter's jump minus one when it jumps by more than
+                one, else 0 (the frames of the metadata's
+                ``dropped_frame_count``, at the frame after each gap).
+
+        Raises
+        ------
+        dcimg.MissingDependencyError
+            With ``as_frame=True`` when pandas is not installed.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> import dcimg
+        >>> from dcimg.testing import write_example
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = write_example(f"{folder}/example.dcimg")
+        ...     with dcimg.DCIMGFile(path) as f:
+        ...         table = f.frame_table()
+        >>> table.dtype.names
+        ('frame', 'framestamp', 'timestamp', 'interval', 'dropped')
+        >>> print(table["interval"][1], table["dropped"].sum())
+        33333 microseconds 1
+        """
+        state = self._require_state()
+        pandas = import_pandas(self.file_path) if as_frame else None
+        frames = state.layout.frames
+        counters = np.full(frames, -1, np.int64)
+        known = self._framestamps(state)
+        if known.size == frames:
+            counters[known != _format.MISSING_FRAMESTAMP] = known[
+                known != _format.MISSING_FRAMESTAMP
+            ]
+        stamps = np.full(frames, np.datetime64("NaT", "us"))
+        micro = self._stamps_us(state)
+        if micro.size == frames:
+            stamps = micro.astype("datetime64[us]")
+        table = frame_table_of([], np.arange(frames), counters, stamps)
+        if pandas is None:
+            return table
+        frame: pd.DataFrame = pandas.DataFrame(table)
+        return frame
+
     # ------------------------------------------------------------------
     # Reading pixels
 
@@ -1154,3 +1310,16 @@ class DCIMGFile(LazyViews):
         attrs = flat_attributes(self.metadata.to_dict())
         attrs["first_4px_correction_enabled"] = str(self.first_4px_correction_enabled)
         return self.file_path, attrs, ()
+
+    # ------------------------------------------------------------------
+    # Familiar names (nd2, tifffile, xarray)
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """Length of every axis by name: ``{"t": frames, "y": height, "x": width}``.
+
+        The names are the dimensions of :meth:`to_xarray` (the frame axis is
+        ``"t"``), as nd2's ``sizes`` and xarray's ``DataArray.sizes`` give
+        them.
+        """
+        return dict(zip(("t", "y", "x"), self.shape, strict=True))

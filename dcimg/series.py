@@ -25,9 +25,8 @@ import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from types import EllipsisType
-from typing import TYPE_CHECKING, Any, NamedTuple, SupportsIndex, overload
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, SupportsIndex, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -36,7 +35,14 @@ from dcimg import _format, _names
 from dcimg._dask import LazyViews
 from dcimg._local import HOST
 from dcimg._urls import display_url, is_glob, is_url, redact, url_path
-from dcimg.core import DCIMGFile, _Key, check_out, check_threads
+from dcimg.core import (
+    DCIMGFile,
+    _Key,
+    check_out,
+    check_threads,
+    frame_table_of,
+    import_pandas,
+)
 from dcimg.errors import (
     DCIMGChangedError,
     DCIMGFormatError,
@@ -48,6 +54,7 @@ from dcimg.metadata import Metadata
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
+    import pandas as pd
 
 __all__ = ["DEFAULT_AXES", "DCIMGSeries", "SeriesMetadata"]
 
@@ -85,6 +92,10 @@ _PARALLEL_BYTES = 8 << 20
 _READ_THREADS = 4
 # Remote files opened at a time when a series is made.
 _REMOTE_OPENS = 16
+#: Most places of a grid that ``missing="fill"`` makes (present or filled).
+FILL_PLACES = 1_000_000
+# What missing= may be.
+_MISSING_MODES = ("raise", "fill")
 
 
 def names_series(source: Any) -> bool:
@@ -487,6 +498,9 @@ class _Grid:
     paths: tuple[str, ...]
     shape: tuple[int, ...]
     counters: tuple[np.ndarray, ...]
+    # Places (C order) with no file, named as their neighbours are
+    # (missing="fill" only).
+    missing: tuple[int, ...] = ()
 
 
 def _parse_alike(
@@ -550,9 +564,17 @@ def _axis(counter: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def _grid(
-    paths: list[str], listed: bool, regex: re.Pattern[str] | None, source: Any
+    paths: list[str],
+    listed: bool,
+    regex: re.Pattern[str] | None,
+    source: Any,
+    fill: bool = False,
 ) -> _Grid:
-    """Sort files into the grid of their varying counters."""
+    """Sort files into the grid of their varying counters.
+
+    With ``fill``, places without a file are named as their neighbours are
+    and listed in the grid's ``missing`` instead of being an error.
+    """
     # The folder or pattern the files came from, for the errors' ``path``.
     origin = display_url(source) if isinstance(source, str) else None
     what = (
@@ -633,10 +655,75 @@ def _grid(
                 shape,
                 tuple(axis for _, (axis, _) in axes),
             )
+    if fill:
+        filled = _filled_grid(named, values, axes, template, regex, origin)
+        if filled is not None:
+            return filled
     # Fewer files than places (names alone can make a grid of 10**20), or two
     # files in one place: the error is worked out from the files, never from
     # an array of the grid's size.
     raise _grid_error(named, values, axes, template, regex)
+
+
+def _filled_grid(
+    named: list[str],
+    values: np.ndarray,
+    axes: list[tuple[int, tuple[np.ndarray, np.ndarray]]],
+    template: str,
+    regex: re.Pattern[str] | None,
+    origin: str | None,
+) -> _Grid | None:
+    """Name the empty places of ``named``'s grid; None if two files share one.
+
+    Raises
+    ------
+    dcimg.DCIMGSeriesError
+        If the grid has more than :data:`FILL_PLACES` places: counters far
+        apart (a stray file) would otherwise make a grid of millions of
+        places to fill.
+    """
+    shape = tuple(axis.size for _, (axis, _) in axes)
+    total = math.prod(shape)
+    if total > FILL_PLACES:
+        raise DCIMGSeriesError(
+            f"the series {template.replace('{}', '*')!r} has {len(named)} files "
+            f"in a grid of {'x'.join(map(str, shape))} = {total} places, more "
+            f"than missing='fill' fills ({FILL_PLACES}); check for a stray "
+            "file with a far-off counter, or choose the files with a glob",
+            origin,
+        )
+    flat = np.zeros(len(named), dtype=np.int64)
+    for _, (axis, places) in axes:
+        flat = flat * axis.size + places
+    order = np.full(total, -1, dtype=np.int64)
+    order[flat] = np.arange(len(named))
+    if np.count_nonzero(order >= 0) != len(named):
+        return None  # two files in one place: _grid_error says which
+    # Missing files are named the way their neighbours are written: the
+    # counters that do not vary as in the first file, the others as the
+    # files with that value write it.
+    first = _named(named[0], regex)
+    texts = list(zip(*(_named(p, regex).texts for p in named), strict=True))
+    written = [dict(zip(values[j].tolist(), texts[j], strict=True)) for j, _ in axes]
+    # The name is the end of the path (before a URL's query string).
+    shown_name = template.format(*first.texts)
+    prefix = named[0][: named[0].rfind(shown_name)]
+    paths = []
+    missing = []
+    for place, (member, position) in enumerate(
+        zip(order.tolist(), itertools.product(*map(range, shape)), strict=True)
+    ):
+        if member >= 0:
+            paths.append(named[member])
+            continue
+        counter = list(first.texts)
+        for axis_index, (j, (axis, _)) in enumerate(axes):
+            counter[j] = written[axis_index][int(axis[position[axis_index]])]
+        paths.append(prefix + template.format(*counter))
+        missing.append(place)
+    return _Grid(
+        tuple(paths), shape, tuple(axis for _, (axis, _) in axes), tuple(missing)
+    )
 
 
 def _grid_error(
@@ -842,8 +929,14 @@ class _Members:
         correction: bool | None,
         cache_size: int,
         storage_options: dict[str, Any] | None = None,
+        missing: tuple[int, ...] = (),
+        fill_value: int = 0,
     ) -> None:
         self.storage_options = storage_options
+        # Places without a file (missing="fill"), read as fill_value, like
+        # the frames a short file lacks.
+        self.missing = frozenset(missing)
+        self.fill_value = fill_value
         self.paths = paths
         self.identities = identities
         self.host = HOST
@@ -859,14 +952,23 @@ class _Members:
     def _setup(self) -> None:
         self._cache: OrderedDict[int, DCIMGFile] = OrderedDict()
         self._lock = threading.Lock()
+        # What a series derives from these files once (time stamps,
+        # metadata): per process, not pickled.
+        self.derived: dict[str, Any] = {}
         self._token: str | None = None
         # First frame of every file along the joined frame axis.
         self.offsets = np.concatenate(([0], np.cumsum(self.frames, dtype=np.int64)))
         if self.concat:
             self.shape: tuple[int, ...] = (int(self.offsets[-1]), *self.image_shape)
         else:
-            nframes = self.frames[0] if self.frames else 0
+            # All files have as many frames, but with missing="fill" a file
+            # cut short (or still being written) has fewer: they read as
+            # fill_value.
+            nframes = max(self.frames) if self.frames else 0
             self.shape = (*self.grid_shape, nframes, *self.image_shape)
+        self._filled = bool(self.missing) or (
+            not self.concat and any(n != self.shape[-3] for n in self.frames)
+        )
 
     def __getstate__(self) -> dict[str, Any]:
         # Paths and options only: a process that unpickles opens the files
@@ -885,10 +987,15 @@ class _Members:
                 "correction",
                 "cache_size",
                 "storage_options",
+                "missing",
+                "fill_value",
             )
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        # Pickles of versions without missing="fill" have nothing filled.
+        self.missing = frozenset()
+        self.fill_value = 0
         self.__dict__.update(state)
         self._setup()
 
@@ -901,6 +1008,8 @@ class _Members:
             digest = hashlib.sha256()
             digest.update(repr((self.shape, self.dtype.str, self.concat)).encode())
             digest.update(repr(self.correction).encode())
+            if self.missing:
+                digest.update(repr((sorted(self.missing), self.fill_value)).encode())
             for path, identity in zip(self.paths, self.identities, strict=True):
                 digest.update(f"{path}\0{identity}\0".encode())
             self._token = digest.hexdigest()
@@ -917,6 +1026,14 @@ class _Members:
 
     def file(self, index: int) -> DCIMGFile:
         """Return file ``index`` (C order of the grid), opening it if needed."""
+        if index in self.missing:
+            path = display_url(self.paths[index])
+            raise DCIMGSeriesError(
+                f"{path!r} is missing from the series (opened with "
+                f"missing='fill': its place reads as {self.fill_value}); "
+                "call refresh() once it exists",
+                path,
+            )
         with self._lock:
             f = self._cache.get(index)
             # A file handed out by DCIMGSeries.file() may have been closed.
@@ -1040,7 +1157,7 @@ class _Members:
         """
         grid = len(self.grid_shape)
         items = key if isinstance(key, tuple) else (key,)
-        if self.concat or not grid or len(items) < grid:
+        if self.concat or not grid or len(items) < grid or self.filled:
             return None
         position, kept = [], 0
         for item, n in zip(items[:grid], self.grid_shape, strict=True):
@@ -1122,6 +1239,9 @@ class _Members:
 
         def one(job: tuple[int, Any, np.ndarray], copy_threads: int | None) -> None:
             index, key, view = job
+            if self.filled:
+                self._read_filled(index, key, view, copy_threads)
+                return
             self.file(index).read(key, out=view, threads=copy_threads)
 
         nbytes = sum(view.nbytes for _, _, view in jobs)
@@ -1139,6 +1259,47 @@ class _Members:
         with ThreadPoolExecutor(max_workers=threads) as pool:
             for done in pool.map(one, jobs, itertools.repeat(1)):
                 del done
+
+    @property
+    def filled(self) -> bool:
+        """Whether some places read as ``fill_value``: missing or short files."""
+        return self._filled
+
+    def _read_filled(
+        self, index: int, key: tuple[Any, ...], view: np.ndarray, threads: int | None
+    ) -> None:
+        """Read file ``index``'s part of a read where places are filled.
+
+        A missing file's part is ``fill_value``; so are the frames past the
+        end of a file shorter than the others. The value is that of a
+        pixel of the files' type, converted as their pixels are.
+        """
+        fill = np.asarray(self.fill_value, self.dtype).astype(view.dtype)
+        if index in self.missing:
+            view[...] = fill
+            return
+        have, nframes = self.frames[index], self.shape[-3]
+        frames, inside = key[0], key[1:]
+        f = self.file(index)
+        if have >= nframes:
+            f.read(key, out=view, threads=threads)
+        elif not isinstance(frames, slice):
+            if frames < have:
+                f.read(key, out=view, threads=threads)
+            else:
+                view[...] = fill
+        else:
+            wanted = range(*frames.indices(nframes))
+            positions = np.arange(wanted.start, wanted.stop, wanted.step)
+            kept = np.flatnonzero(positions < have)
+            # The frames a file has are one run of the wanted ones: the
+            # first (step > 0) or the last (step < 0).
+            start, stop = (int(kept[0]), int(kept[-1]) + 1) if kept.size else (0, 0)
+            view[:start] = fill
+            view[stop:] = fill
+            if stop > start:
+                part = _to_slice(wanted[start:stop])
+                f.read((part, *inside), out=view[start:stop], threads=threads)
 
 
 # ----------------------------------------------------------------------
@@ -1174,6 +1335,15 @@ class SeriesMetadata:
     first_timestamp, last_timestamp : str or None
         Earliest and latest frame time stamp of the whole series (ISO 8601,
         UTC), or None when no file has time stamps.
+    missing : tuple of str
+        With ``missing="fill"``: the files absent from their places of the
+        grid (named as their neighbours are), which read as ``fill_value``.
+    incomplete : tuple of str
+        With ``missing="fill"``: the files with fewer frames than the series
+        (cut short, or still being written); their missing frames read as
+        ``fill_value``.
+    fill_value : int
+        What the places of ``missing`` and ``incomplete`` read as.
     """
 
     first: Metadata
@@ -1187,6 +1357,9 @@ class SeriesMetadata:
     dropped_frame_count: tuple[int, ...]
     first_timestamp: str | None
     last_timestamp: str | None
+    missing: tuple[str, ...] = ()
+    incomplete: tuple[str, ...] = ()
+    fill_value: int = 0
 
     @property
     def total_dropped_frames(self) -> int:
@@ -1258,6 +1431,18 @@ class DCIMGSeries(LazyViews):
         ``"s3://bucket/run3/*.dcimg"``, a URL folder ending in ``/``, or a
         list of URLs): the file system's options, as for
         :class:`dcimg.DCIMGFile`.
+    missing : {"raise", "fill"}, default "raise"
+        What to do when the grid has gaps (a run stopped early, or still
+        running): ``"raise"`` refuses them (:class:`dcimg.DCIMGSeriesError`
+        naming the missing files); ``"fill"`` reads each missing file's
+        place, and the frames a file cut short lacks, as ``fill_value``
+        (listed in :attr:`metadata` ``.missing`` and ``.incomplete``). Not
+        with ``concat=True``. A grid of more than ``FILL_PLACES`` (10**6)
+        places is refused.
+    fill_value : int, default 0
+        The pixel value of what ``missing="fill"`` fills, a value of the
+        files' pixel type (``uint8`` or ``uint16``); reads with ``dtype=``
+        convert it as they convert pixels.
 
     Raises
     ------
@@ -1297,8 +1482,31 @@ class DCIMGSeries(LazyViews):
         first_4px_correction_enabled: bool | None = True,
         cache_size: int = DEFAULT_CACHE_SIZE,
         storage_options: dict[str, Any] | None = None,
+        missing: Literal["raise", "fill"] = "raise",
+        fill_value: int = 0,
     ) -> None:
         self._storage_options = dict(storage_options) if storage_options else None
+        if missing not in _MISSING_MODES:
+            raise ValueError(f"missing must be 'raise' or 'fill', not {missing!r}")
+        if missing == "fill" and concat:
+            raise ValueError(
+                "missing='fill' fills places of a grid of files, which "
+                "concat=True joins (a missing file's frame count is unknown)"
+            )
+        if isinstance(fill_value, (bool, np.bool_)):
+            raise TypeError(f"fill_value must be an integer, not {fill_value!r}")
+        try:
+            fill = operator.index(fill_value)
+        except TypeError:
+            raise TypeError(
+                f"fill_value must be an integer pixel value, not {fill_value!r}"
+            ) from None
+        if not 0 <= fill <= 0xFFFF:
+            raise ValueError(
+                f"fill_value={fill} is not a pixel value (uint8 or uint16: 0 to 65535)"
+            )
+        self._fill = missing == "fill"
+        self._fill_value = fill
         if first_4px_correction_enabled not in (True, False, None):
             raise TypeError(
                 "first_4px_correction_enabled must be True, False or None, not "
@@ -1313,14 +1521,19 @@ class DCIMGSeries(LazyViews):
             raise ValueError(
                 f"pattern={pattern!r} is not a regular expression: {exc}"
             ) from exc
+        # What refresh() lists again.
+        self._source = files
+        self._regex = regex
         paths, listed = _candidates(files, self._storage_options)
-        grid = _grid(paths, listed, regex, files)
+        grid = self._located(paths, listed, files)
         if concat:
             if axes is not None:
                 raise ValueError("axes= names grid axes, which concat=True joins")
             self._axes = ""
         else:
             self._axes = _axis_names(axes, len(grid.shape))
+        # Whether refresh() may name axes that appear (see there).
+        self._axes_given = axes is not None
         self._concat = bool(concat)
         self._counters = () if concat else grid.counters
         self._pattern = None if regex is None else regex.pattern
@@ -1329,23 +1542,60 @@ class DCIMGSeries(LazyViews):
             grid, first_4px_correction_enabled, cache_size
         )
 
+    def _located(self, paths: list[str], listed: bool, source: Any) -> _Grid:
+        """Sort ``paths`` into a grid; with missing="fill", mark absent listed files."""
+        grid = _grid(paths, listed, self._regex, source, fill=self._fill)
+        if not (self._fill and listed):
+            return grid
+        # Files named in a list may not exist (yet): their places are filled.
+        absent = [
+            i
+            for i, path in enumerate(grid.paths)
+            if not is_url(path) and not os.path.lexists(path)
+        ]
+        if not absent:
+            return grid
+        missing = tuple(sorted({*grid.missing, *absent}))
+        if len(missing) == len(grid.paths):
+            raise DCIMGSeriesError(
+                f"none of the files of the series exists: {_listing(grid.paths)}",
+                display_url(grid.paths[0]),
+            )
+        return dataclasses.replace(grid, missing=missing)
+
     def _check_members(
         self, grid: _Grid, correction: bool | None, cache_size: int
     ) -> _Members:
         """Open every file's header and check that it agrees with the first."""
-        table, opened = _probe_members(
-            grid.paths, correction, self._storage_options, cache_size
+        skipped = set(grid.missing)
+        present = [i for i in range(len(grid.paths)) if i not in skipped]
+        probed, opened_present = _probe_members(
+            [grid.paths[i] for i in present],
+            correction,
+            self._storage_options,
+            cache_size,
         )
-        # Files of a joined series may differ in frame count.
+        opened = [(present[i], f) for i, f in opened_present]
+        # One row per place; a missing file's row is the first file's, with
+        # no frames and no identity.
+        table = np.empty((len(grid.paths), probed.shape[1]), dtype=np.int64)
+        table[present] = probed
+        if skipped:
+            blank = probed[0].copy()
+            blank[_FRAMES] = 0
+            blank[_IDENTITY] = -1
+            table[sorted(skipped)] = blank
+        # Files of a joined series may differ in frame count; with
+        # missing="fill", a file with fewer frames (cut short) is filled.
         checked = {
             "width": _WIDTH,
             "height": _HEIGHT,
             "dtype": _DEPTH,
             "layout": _LAYOUT,
-            **({} if self._concat else {"frames": _FRAMES}),
+            **({} if self._concat or self._fill else {"frames": _FRAMES}),
         }
         columns = list(checked.values())
-        reference = table[0]
+        reference = probed[0]
         odd = np.flatnonzero((table[:, columns] != reference[columns]).any(axis=1))
         if odd.size:
 
@@ -1369,9 +1619,15 @@ class DCIMGSeries(LazyViews):
                 details += f"; and {len(problems) - _LIST_AT_MOST} more"
             raise DCIMGFormatError(
                 f"{len(problems)} series member(s) disagree with the first file "
-                f"{display_url(grid.paths[0])!r}: {details}",
+                f"{display_url(grid.paths[present[0]])!r}: {details}",
                 field,
                 display_url(path),
+            )
+        dtype = np.dtype(f"u{reference[_DEPTH]}")
+        if self._fill and self._fill_value > np.iinfo(dtype).max:
+            raise ValueError(
+                f"fill_value={self._fill_value} is not a pixel value of the "
+                f"series' type {dtype} (0 to {np.iinfo(dtype).max})"
             )
         members = _Members(
             paths=grid.paths,
@@ -1379,11 +1635,13 @@ class DCIMGSeries(LazyViews):
             frames=tuple(table[:, _FRAMES].tolist()),
             grid_shape=grid.shape,
             image_shape=(int(reference[_HEIGHT]), int(reference[_WIDTH])),
-            dtype=np.dtype(f"u{reference[_DEPTH]}"),
+            dtype=dtype,
             concat=self._concat,
             correction=correction,
             cache_size=cache_size,
             storage_options=self._storage_options,
+            missing=grid.missing,
+            fill_value=self._fill_value,
         )
         # The last files checked stay open, as many as the cache holds.
         for index, f in opened:
@@ -1512,6 +1770,110 @@ class DCIMGSeries(LazyViews):
         """
         self._closed = True
         self._members.clear()
+
+    def refresh(self) -> tuple[int, ...]:
+        """Look for the files again: take in those that appeared since opening.
+
+        For an acquisition still running (a time-lapse writing one file per
+        time point) or a series opened with ``missing="fill"`` whose missing
+        files have since arrived: the folder, glob or list given is read
+        again, and the series from then on reads the grid it now makes.
+        New counter values grow :attr:`shape` (and a counter that did not
+        vary yet, as with the first file of a time-lapse, adds its axis in
+        front, named as by default, unless ``axes`` was given); places
+        filled before read their file once it exists; with
+        ``missing="fill"``, a file with fewer frames than the others (still
+        being written) is read again, with the frames it has now.  Files
+        already read must be unchanged.
+
+        Reads and Dask arrays made earlier are not changed: a Dask array
+        (and an xarray made from one) keeps the shape, files and filled
+        places of when it was made, and reads exactly those; make a new one
+        to see the new files.  On an error the series stays as it was.
+
+        Returns
+        -------
+        tuple of int
+            The new :attr:`shape`.
+
+        Raises
+        ------
+        dcimg.DCIMGSeriesError
+            If the files no longer make a grid (with ``missing="raise"``: a
+            gap, such as a time point whose files are still being written),
+            or the number of grid axes changed.
+        dcimg.DCIMGFormatError
+            If a new file disagrees with the others (frame size, type,
+            layout; with ``missing="raise"``, frame count).
+        dcimg.DCIMGChangedError
+            If a file the series read before changed or disappeared.
+        """
+        members = self._require_open()
+        paths, listed = _candidates(self._source, self._storage_options)
+        grid = self._located(paths, listed, self._source)
+        axes = self._axes
+        if not self._concat and len(grid.shape) != len(axes):
+            grows = len(grid.shape) > len(axes) and not self._axes_given
+            if not grows:
+                raise DCIMGSeriesError(
+                    f"the files now vary in {len(grid.shape)} counters, not "
+                    f"{len(axes)} ({axes!r}); open the series again",
+                    display_url(grid.paths[0]),
+                )
+            # A counter that did not vary yet (one time point so far) now
+            # does: it gets its default name, as when opened now.
+            axes = _axis_names(None, len(grid.shape))
+        new = self._check_members(grid, members.correction, members.cache_size)
+        if (new.image_shape, new.dtype) != (members.image_shape, members.dtype):
+            raise DCIMGFormatError(
+                f"the files now have frames of {new.image_shape} {new.dtype}, "
+                f"not {members.image_shape} {members.dtype}; open the series again",
+                "frame size",
+                display_url(grid.paths[0]),
+            )
+        # The files read so far, by path: they must be there, unchanged
+        # (but for a file still being written, with missing="fill").
+        nframes = members.shape[-3]
+        before = {
+            path: k for k, path in enumerate(members.paths) if k not in members.missing
+        }
+        kept: dict[int, int] = {}
+        for k, path in enumerate(new.paths):
+            old = before.pop(path, None)
+            if old is None:
+                continue
+            if k in new.missing:
+                before[path] = old  # reported below
+                continue
+            if new.identities[k] != members.identities[old]:
+                growing = self._fill and members.frames[old] < nframes
+                if not growing:
+                    raise DCIMGChangedError(
+                        f"{display_url(path)!r} changed since the series read it "
+                        f"({members._differs(old, new.identities[k])}); "
+                        "open the series again",
+                        display_url(path),
+                    )
+                continue
+            kept[old] = k
+        if before:
+            gone = sorted(before)
+            raise DCIMGChangedError(
+                f"{len(gone)} file(s) of the series disappeared: "
+                f"{_listing([display_url(p) for p in gone])}; open the series again",
+                display_url(gone[0]),
+            )
+        # The files open now stay open under their new places.
+        with members._lock:
+            still_open = [(kept[k], f) for k, f in members._cache.items() if k in kept]
+        for k, f in still_open:
+            if not f.closed:
+                new.put(k, f)
+        if not self._concat:
+            self._axes = axes
+            self._counters = grid.counters
+        self._members = new
+        return new.shape
 
     def __enter__(self) -> DCIMGSeries:
         return self
@@ -1668,22 +2030,41 @@ class DCIMGSeries(LazyViews):
     # ------------------------------------------------------------------
     # Per-frame data
 
-    @cached_property
+    @property
     def _stamps(self) -> tuple[np.ndarray, np.ndarray]:
-        members = self._require_open()
-        total = int(members.offsets[-1])
+        return self._stamps_of(self._members)
+
+    def _stamps_of(self, members: _Members) -> tuple[np.ndarray, np.ndarray]:
+        # Kept with the members they were read from, so that refresh()
+        # (which puts new members in place) never meets stale ones.
+        found: tuple[np.ndarray, np.ndarray] | None = members.derived.get("stamps")
+        if found is None:
+            self._require_open()
+            found = members.derived.setdefault("stamps", self._read_stamps(members))
+        return found
+
+    def _read_stamps(self, members: _Members) -> tuple[np.ndarray, np.ndarray]:
+        lead = members.shape[:-2]
+        total = math.prod(lead)
         times = np.full(total, np.datetime64("NaT", "us"))
         counters = np.full(total, -1, dtype=np.int64)
         for k in range(len(members.paths)):
+            if k in members.missing:
+                continue
             f = members.file(k)
-            lo, hi = int(members.offsets[k]), int(members.offsets[k + 1])
+            if self._concat:
+                lo, hi = int(members.offsets[k]), int(members.offsets[k + 1])
+            else:
+                # A file cut short (missing="fill") fills the start of its
+                # place.
+                lo = k * members.shape[-3]
+                hi = lo + members.frames[k]
             t = f.timestamps
             if t.shape == (hi - lo,):
                 times[lo:hi] = t
             c = f.framestamps
             if c.shape == (hi - lo,):
                 counters[lo:hi] = c
-        lead = self.shape[:-2]
         return times.reshape(lead), counters.reshape(lead)
 
     @property
@@ -1704,23 +2085,40 @@ class DCIMGSeries(LazyViews):
         """
         return self._stamps[1].copy()
 
-    @cached_property
+    @property
     def metadata(self) -> SeriesMetadata:
-        """The first file's metadata and every file's dropped frames."""
-        members = self._require_open()
-        dropped, counts = [], []
+        """The first file's metadata and every file's dropped frames.
+
+        Read once (again after :meth:`refresh`).
+        """
+        members = self._members
+        found: SeriesMetadata | None = members.derived.get("metadata")
+        if found is None:
+            self._require_open()
+            found = members.derived.setdefault("metadata", self._read_metadata(members))
+        return found
+
+    def _read_metadata(self, members: _Members) -> SeriesMetadata:
+        dropped: list[tuple[int, ...]] = []
+        counts: list[int] = []
         for k in range(len(members.paths)):
+            if k in members.missing:
+                dropped.append(())
+                counts.append(0)
+                continue
             meta = members.file(k).metadata
             dropped.append(tuple(meta.dropped_frames))
             counts.append(int(meta.dropped_frame_count))
-        times = self._stamps[0]
+        present = [k for k in range(len(members.paths)) if k not in members.missing]
+        nframes = members.shape[-3]
+        times = self._stamps_of(members)[0]
         valid = times[~np.isnat(times)]
         first = last = None
         if valid.size:
             first = str(valid.min()) + "Z"
             last = str(valid.max()) + "Z"
         return SeriesMetadata(
-            first=members.file(0).metadata,
+            first=members.file(present[0]).metadata,
             files=tuple(display_url(p) for p in members.paths),
             grid_shape=members.grid_shape,
             axes=self._axes,
@@ -1731,6 +2129,15 @@ class DCIMGSeries(LazyViews):
             dropped_frame_count=tuple(counts),
             first_timestamp=first,
             last_timestamp=last,
+            missing=tuple(
+                display_url(members.paths[k]) for k in sorted(members.missing)
+            ),
+            incomplete=tuple(
+                display_url(members.paths[k])
+                for k in present
+                if not self._concat and members.frames[k] < nframes
+            ),
+            fill_value=members.fill_value,
         )
 
     # ------------------------------------------------------------------
@@ -1793,3 +2200,86 @@ class DCIMGSeries(LazyViews):
                 min(step, last - i) for i in range(0, last, step)
             )
         return tuple(result)
+
+    # ------------------------------------------------------------------
+    # Per-frame table and familiar names (nd2, tifffile, xarray)
+
+    @overload
+    def frame_table(self, *, as_frame: Literal[False] = ...) -> np.ndarray: ...
+    @overload
+    def frame_table(self, *, as_frame: Literal[True]) -> pd.DataFrame: ...
+    def frame_table(self, *, as_frame: bool = False) -> np.ndarray | pd.DataFrame:
+        """Return one row per frame of the whole series, with its grid position.
+
+        The table of :meth:`dcimg.DCIMGFile.frame_table` for every frame, in
+        C order of :attr:`shape` (file after file), led by the frame's place.
+
+        Parameters
+        ----------
+        as_frame : bool, default False
+            Return a :class:`pandas.DataFrame` (needs pandas) instead of a
+            NumPy structured array.
+
+        Returns
+        -------
+        numpy.ndarray or pandas.DataFrame
+            One row per frame (``math.prod(shape[:-2])`` rows), with the
+            fields: one ``int64`` per grid axis, named by its letter (the
+            index along it, as in :attr:`shape`; with ``concat=True``,
+            ``file`` instead: the index in :attr:`files`), then ``frame``
+            (the index in the file, or along the joined axis with
+            ``concat=True``), ``framestamp``, ``timestamp``, ``interval``
+            and ``dropped`` as for a file.  ``interval`` and ``dropped``
+            compare each frame with the row before it, so the first frame of
+            a file is compared with the last one of the file before it.
+            Places of missing files and missing frames (``missing="fill"``)
+            have ``framestamp`` -1 and ``timestamp`` ``NaT``.
+
+        Raises
+        ------
+        dcimg.MissingDependencyError
+            With ``as_frame=True`` when pandas is not installed.
+        """
+        pandas = import_pandas(None) if as_frame else None
+        # One version of the series throughout (refresh() may swap it).
+        members = self._members
+        times, counters = self._stamps_of(members)
+        lead = members.shape[:-2]
+        rows = math.prod(lead)
+        if self._concat:
+            order = np.arange(rows)
+            owner = np.searchsorted(members.offsets, order, side="right") - 1
+            leading = [("file", owner)]
+            frame = order
+        else:
+            places = np.unravel_index(np.arange(rows), lead)
+            leading = list(zip(self._axes_of(members), places[:-1], strict=True))
+            frame = places[-1]
+        table = frame_table_of(leading, frame, counters.ravel(), times.ravel())
+        if pandas is None:
+            return table
+        result: pd.DataFrame = pandas.DataFrame(table)
+        return result
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """Length of every axis by name, in order: the grid's, then ``t, y, x``.
+
+        The names are the dimensions of :meth:`to_xarray` (the grid axes by
+        their letters in :attr:`axes`, the frames ``"t"``), as nd2's
+        ``sizes`` and xarray's ``DataArray.sizes`` give them.
+        """
+        members = self._members
+        names = (*self._axes_of(members), *_FRAME_DIMS)
+        return dict(zip(names, members.shape, strict=True))
+
+    def _axes_of(self, members: _Members) -> str:
+        """Return the names of ``members``' grid axes.
+
+        :attr:`axes`, unless a refresh() on another thread is adding an
+        axis (it names it by default) between the two reads.
+        """
+        axes = self._axes
+        if self._concat or len(axes) == len(members.grid_shape):
+            return axes
+        return _axis_names(None, len(members.grid_shape))

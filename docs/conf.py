@@ -94,6 +94,7 @@ _EXTERNAL = {
     "numpy": ("https://numpy.org/doc/stable/", r"numpy(\..+)?"),
     "dask": ("https://docs.dask.org/en/stable/", r"dask(\..+)?"),
     "xarray": ("https://docs.xarray.dev/en/stable/", r"xarray(\..+)?"),
+    "pandas": ("https://pandas.pydata.org/docs/", r"pandas(\..+)?"),
     "imageio": ("https://imageio.readthedocs.io/en/stable/", r"imageio(\..+)?"),
     "fsspec": ("https://filesystem-spec.readthedocs.io/en/latest/", r"fsspec(\..+)?"),
 }
