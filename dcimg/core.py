@@ -15,12 +15,18 @@ from dcimg import _format, _kernels
 from dcimg._layout import Layout
 from dcimg._source import Source, open_source
 from dcimg._urls import display_url, is_url
-from dcimg.errors import DCIMGWarning, quiet_warnings, warnings_quieted
+from dcimg.errors import (
+    DCIMGWarning,
+    MissingDependencyError,
+    quiet_warnings,
+    warnings_quieted,
+)
 from dcimg.metadata import Metadata
 
 if TYPE_CHECKING:
     import dask.array as da
     import xarray as xr
+    from zarr.abc.store import Store
 
 __all__ = ["DCIMGFile"]
 
@@ -1289,3 +1295,61 @@ class DCIMGFile:
             pixel_size=pixel_size,
             z_step=z_step,
         )
+
+    def aszarr(self, chunks: int | str = "auto", *, group: bool = True) -> Store:
+        """Return the frames as a read-only Zarr v3 store, without converting.
+
+        The store makes every chunk on request from :meth:`read` (the same
+        correction, kernels and, for a URL, range reader), so Zarr-native
+        tools read the original file: ``zarr.open_group``,
+        ``xarray.open_zarr``, ``dask.array.from_zarr`` and OME-NGFF readers.
+        See :doc:`/zarr`.
+
+        Parameters
+        ----------
+        chunks : int or "auto", default "auto"
+            Whole frames per chunk: ``"auto"`` as many as fit 16 MiB (the
+            rule of :meth:`as_dask_array`), an int that many, -1 all.
+        group : bool, default True
+            True: an OME-NGFF 0.5 image group, with the pixels in array
+            ``"0"`` (dimensions ``t, y, x``) and the time stamps (``t``,
+            ``datetime64`` for xarray) and frame counters (``framestamp``)
+            as coordinate arrays. False: the pixel array alone at the root,
+            for ``zarr.open_array(store)``.
+
+        Returns
+        -------
+        zarr.abc.store.Store
+            Read-only; it reads through this file, which must stay open
+            while the store is used.
+
+        Raises
+        ------
+        dcimg.MissingDependencyError
+            If zarr 3 is not installed.
+        ValueError
+            If the file is closed or ``chunks`` is invalid.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> import zarr
+        >>> import dcimg
+        >>> from dcimg.testing import write_example
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = write_example(f"{folder}/example.dcimg")
+        ...     with dcimg.DCIMGFile(path) as f:
+        ...         image = zarr.open_array(f.aszarr(), path="0", mode="r")
+        ...         print(image.shape, image.chunks, (image[3] == f[3]).all())
+        (20, 64, 80) (20, 64, 80) True
+        """
+        try:
+            from dcimg._zarr_store import open_store
+        except ImportError as exc:
+            if (exc.name or "").split(".")[0] != "zarr":
+                raise
+            raise MissingDependencyError(
+                'Zarr support needs zarr 3: pip install "dcimg[zarr]"', "zarr"
+            ) from exc
+        name = os.path.splitext(os.path.basename(self.file_path or "dcimg"))[0]
+        return open_store(self, chunks, group=group, name=name)

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
     import dask.array as da
     import xarray as xr
+    from zarr.abc.store import Store
 
 __all__ = ["DEFAULT_AXES", "DCIMGSeries", "SeriesMetadata"]
 
@@ -1971,3 +1972,43 @@ class DCIMGSeries:
             "first_4px_correction_enabled": str(self.first_4px_correction_enabled),
         }
         return xr.DataArray(data, dims=dims, coords=coords, name=name, attrs=attrs)
+
+    def aszarr(self, chunks: int | str = "auto", *, group: bool = True) -> Store:
+        """Return the series as a read-only Zarr v3 store, without converting.
+
+        As :meth:`dcimg.DCIMGFile.aszarr`, over the whole series: the pixel
+        array has dimensions ``(*axes, t, y, x)``, one chunk per file and
+        block of frames; the coordinate arrays ``timestamp`` and
+        ``framestamp`` span the grid axes and ``t``. See :doc:`/zarr`.
+
+        Parameters
+        ----------
+        chunks : int or "auto", default "auto"
+            Whole frames of one file per chunk: ``"auto"`` as many as fit
+            16 MiB, an int that many, -1 all of them.
+        group : bool, default True
+            True: an OME-NGFF 0.5 image group (pixels in array ``"0"``);
+            False: the pixel array alone at the root.
+
+        Returns
+        -------
+        zarr.abc.store.Store
+            Read-only; it reads through this series, which must stay open.
+
+        Raises
+        ------
+        dcimg.MissingDependencyError
+            If zarr 3 is not installed.
+        ValueError
+            If the series is closed or ``chunks`` is invalid.
+        """
+        try:
+            from dcimg._zarr_store import open_store
+        except ImportError as exc:
+            if (exc.name or "").split(".")[0] != "zarr":
+                raise
+            raise MissingDependencyError(
+                'Zarr support needs zarr 3: pip install "dcimg[zarr]"', "zarr"
+            ) from exc
+        name = os.path.splitext(os.path.basename(self._members.paths[0]))[0]
+        return open_store(self, chunks, group=group, name=name)
