@@ -52,6 +52,7 @@ if _TYPE_CHECKING:
 
     from dcimg._convert import convert
     from dcimg.core import StrOrBytesPath
+    from dcimg.references import write_references
 
     logger: logging.Logger
 
@@ -76,6 +77,7 @@ __all__ = [
     "convert",
     "imread",
     "logger",
+    "write_references",
 ]
 
 
@@ -247,6 +249,11 @@ def __getattr__(name: str) -> object:
         from dcimg._convert import convert
 
         return convert
+    if name == "write_references":
+        # Loads zarr and numcodecs (the codec): on first use only.
+        from dcimg.references import write_references
+
+        return write_references
     if name == "logger":
         # The package's logger, as the historical ``dcimg`` module named it:
         # silent unless the application configures logging.
