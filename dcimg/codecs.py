@@ -26,8 +26,8 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from numcodecs.abc import Codec as _NumcodecsCodec
-from numcodecs.compat import ndarray_copy
+from numcodecs.abc import Codec as _NumcodecsCodec  # type: ignore[import-untyped]
+from numcodecs.compat import ndarray_copy  # type: ignore[import-untyped]
 from zarr.abc.codec import ArrayBytesCodec
 
 from dcimg.errors import DCIMGFormatError
@@ -405,9 +405,8 @@ class DCIMGFramesCodec(ArrayBytesCodec):
                 f"and the frame size give chunks of {frames.shape}, but the "
                 f"array's chunks are {tuple(chunk_spec.shape)}",
             )
-        return chunk_spec.prototype.nd_buffer.from_ndarray_like(
-            frames.reshape(chunk_spec.shape)
-        )
+        shaped: Any = frames.reshape(chunk_spec.shape)
+        return chunk_spec.prototype.nd_buffer.from_ndarray_like(shaped)
 
     async def _decode_single(
         self, chunk_bytes: Buffer, chunk_spec: ArraySpec

@@ -30,14 +30,18 @@ from dcimg._zarr_store import (
     frames_per_chunk,
     group_attributes,
 )
-from dcimg.codecs import CODEC_NAME, FrameBlocks
+from dcimg.codecs import CODEC_NAME, Correction, FrameBlocks
 from dcimg.core import DCIMGFile
 from dcimg.errors import ConversionError, DCIMGFormatError, InputCollisionError
 
 __all__ = ["write_references"]
 
 #: The correction settings of :class:`dcimg.DCIMGFile` and the codec's names.
-_CORRECTIONS: dict[bool | None, str] = {True: "restore", False: "zero", None: "none"}
+_CORRECTIONS: dict[bool | None, Correction] = {
+    True: "restore",
+    False: "zero",
+    None: "none",
+}
 
 
 def frame_blocks(f: DCIMGFile, chunk_frames: int) -> tuple[FrameBlocks, int]:
@@ -280,8 +284,8 @@ def write_references(
     if target is None and holds_secret(os.fsdecode(os.fspath(source))):
         raise ConversionError(
             "the source URL holds credentials or a signed query; references "
-            "are meant to be shared, so pass target= with a URL without them "
-            "(readers give credentials in their storage options)"
+            "are meant to be shared, so pass target= (--target) with a URL "
+            "without them (readers give credentials in their storage options)"
         )
     out_path = pathlib.Path(out)
     source_path = local_path(source)

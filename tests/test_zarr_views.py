@@ -353,3 +353,25 @@ def test_errors(tmp_path):
     with pytest.raises(dcimg.DCIMGFormatError):
         dcimg.write_references(bad, tmp_path / "bad.json")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.dcimg", "example.dcimg"]
+
+
+def test_command_line(tmp_path, capsys):
+    from dcimg.cli import main
+
+    stack = example_stack(nframes=6, height=16, width=24)
+    path = write_dcimg(tmp_path / "a.dcimg", stack, version=0x7, stored_pixels_row=1)
+    out = tmp_path / "a.json"
+    assert main(["references", "--chunks", "4", str(path), str(out)]) == 0
+    assert str(out) in capsys.readouterr().out
+    assert_bitwise(open_references(out)["0"][...], stack)
+    assert main(["references", "--correction", "zero", str(path), str(out)]) == 0
+    zeroed = stack.copy()
+    zeroed[:, 1, :4] = 0
+    assert_bitwise(open_references(out)["0"][...], zeroed)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["references", str(path), str(path)])
+    assert exit_info.value.code == 2
+    assert main(["references", str(tmp_path / "none.dcimg"), str(out)]) == 1
+    assert "no such file" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["references", "--chunks", "many", str(path), str(out)])
