@@ -48,7 +48,9 @@ TIME_UNITS = "microseconds since 1970-01-01T00:00:00"
 _NAT = int(np.iinfo(np.int64).min)
 
 
-def frames_per_chunk(chunks: int | str, frame_bytes: int, frames: int) -> int:
+def frames_per_chunk(
+    chunks: int | str, frame_bytes: int, frames: int, auto_bytes: int = AUTO_CHUNK_BYTES
+) -> int:
     """How many whole frames one chunk holds.
 
     Parameters
@@ -61,6 +63,8 @@ def frames_per_chunk(chunks: int | str, frame_bytes: int, frames: int) -> int:
         Bytes of one frame.
     frames : int
         Frames along the frame axis.
+    auto_bytes : int, optional
+        The byte limit of ``"auto"``; default that of ``as_dask_array``.
 
     Returns
     -------
@@ -75,7 +79,7 @@ def frames_per_chunk(chunks: int | str, frame_bytes: int, frames: int) -> int:
     if isinstance(chunks, str):
         if chunks != "auto":
             raise ValueError(f'chunks must be "auto" or a frame count, got {chunks!r}')
-        return max(1, min(frames, AUTO_CHUNK_BYTES // max(frame_bytes, 1)))
+        return max(1, min(frames, auto_bytes // max(frame_bytes, 1)))
     if isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)):
         raise ValueError(f'chunks must be "auto" or a frame count, got {chunks!r}')
     if chunks == -1:

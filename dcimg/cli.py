@@ -667,7 +667,7 @@ def _add_references_command(commands: Any) -> None:
         default="auto",
         metavar="N",
         help="whole frames per chunk, one range request each (default: auto, "
-        "as many as fit 16 MiB; -1: all)",
+        "as many as fit 32 MiB; -1: all)",
     )
     references.add_argument(
         "--correction",

@@ -34,7 +34,14 @@ from dcimg.codecs import CODEC_NAME, Correction, FrameBlocks
 from dcimg.core import DCIMGFile
 from dcimg.errors import ConversionError, DCIMGFormatError, InputCollisionError
 
-__all__ = ["write_references"]
+__all__ = ["REFERENCE_CHUNK_BYTES", "write_references"]
+
+#: Bytes of frames per chunk that ``chunks="auto"`` aims for: twice the
+#: 16 MiB of ``as_dask_array``. Every chunk is one request, and a whole read
+#: through :meth:`dcimg.DCIMGFile.whole` asks for up to 64 MiB at a time, so
+#: 32 MiB chunks cost at most twice its requests (object stores bill per
+#: request), while a viewer's look-up of one frame still fetches only 32 MiB.
+REFERENCE_CHUNK_BYTES = 32 << 20
 
 #: The correction settings of :class:`dcimg.DCIMGFile` and the codec's names.
 _CORRECTIONS: dict[bool | None, Correction] = {
@@ -140,7 +147,9 @@ def references(
     source = target if target is not None else _target_of(f)
     layout = f.layout
     frame_bytes = layout.width * layout.height * layout.byte_depth
-    chunk_frames = frames_per_chunk(chunks, frame_bytes, layout.frames)
+    chunk_frames = frames_per_chunk(
+        chunks, frame_bytes, layout.frames, REFERENCE_CHUNK_BYTES
+    )
     blocks, origin = frame_blocks(f, chunk_frames)
     stack: Stack = f
     coordinates = coordinate_arrays(
@@ -180,9 +189,20 @@ def references(
     for key, (document, values) in coordinates.items():
         refs[f"{key}/zarr.json"] = _json(document)
         refs[f"{key}/c/0"] = _base64(values)
-    for index in range(blocks.chunks):
-        start, length = blocks.chunk_range(index)
-        refs[f"{IMAGE}/c/{index}/0/0"] = ["{{u}}", origin + start, length]
+    count = blocks.chunks
+    if count:
+        # What FrameBlocks.chunk_range gives, for every chunk at once.
+        starts = origin + np.arange(count, dtype=np.int64) * blocks.full_chunk_bytes
+        lengths = np.full(count, blocks.full_chunk_bytes, dtype=np.int64)
+        lengths[-1] = blocks.last_chunk_bytes
+        if blocks.restores_from_table:
+            lengths += np.arange(count, dtype=np.int64)
+        refs.update(
+            (f"{IMAGE}/c/{index}/0/0", ["{{u}}", start, length])
+            for index, start, length in zip(
+                range(count), starts.tolist(), lengths.tolist(), strict=True
+            )
+        )
     return {"version": 1, "templates": {"u": source}, "refs": refs}
 
 
@@ -237,9 +257,8 @@ def write_references(
         The JSON reference file to write (replaced if it exists; written to
         a temporary file first, so an error leaves nothing behind).
     chunks : int or "auto", default "auto"
-        Whole frames per chunk: ``"auto"`` as many as fit 16 MiB, as
-        :meth:`dcimg.DCIMGFile.as_dask_array` chooses, an int that many, -1
-        all. Each chunk is one range request.
+        Whole frames per chunk: ``"auto"`` as many as fit 32 MiB (at least
+        one), an int that many, -1 all. Each chunk is one range request.
     first_4px_correction_enabled : bool or None, default True
         What the codec does with the camera-overwritten pixels, as in
         :class:`dcimg.DCIMGFile`: restore the true values, set them to 0, or
