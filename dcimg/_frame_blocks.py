@@ -274,8 +274,9 @@ class FrameBlocks:
             count, self.height, self.bytes_per_row
         )
         pixels = rows[:, :, : self.width * self.byte_depth]
-        out = np.zeros((self.chunk_frames, self.height, self.width), dtype)
+        out = np.empty((self.chunk_frames, self.height, self.width), dtype)
         out[:count] = pixels.view(stored_dtype)
+        out[count:] = 0
         if not self.stored_bytes or self.correction == "none":
             return out
         row = self.stored_row

@@ -20,6 +20,7 @@ pixels (kept in its footer, away from the frames) reach the codec.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -102,7 +103,9 @@ class DCIMGFramesCodec(ArrayBytesCodec):
     async def _decode_single(
         self, chunk_bytes: Buffer, chunk_spec: ArraySpec
     ) -> NDBuffer:
-        return self._decode_sync(chunk_bytes, chunk_spec)
+        # Off the event loop: the copy releases the GIL, so chunks decode
+        # in parallel and while other chunks' bytes arrive.
+        return await asyncio.to_thread(self._decode_sync, chunk_bytes, chunk_spec)
 
     async def _encode_single(
         self, chunk_array: NDBuffer, chunk_spec: ArraySpec
