@@ -375,3 +375,21 @@ def test_command_line(tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["references", "--chunks", "many", str(path), str(out)])
+
+
+def test_ome_zarr_py_reads_the_references(tmp_path):
+    """ome-zarr-py's reader takes file-system stores only: the references,
+    through fsspec's reference file system, are one."""
+    fsspec = pytest.importorskip("fsspec")
+    io = pytest.importorskip("ome_zarr.io")
+    reader = pytest.importorskip("ome_zarr.reader")
+    path = write_example(tmp_path / "example.dcimg")
+    refs = dcimg.write_references(path, tmp_path / "e.json", chunks=4)
+    fs = fsspec.filesystem("reference", fo=str(refs), asynchronous=True)
+    store = zarr.storage.FsspecStore(fs, path="", read_only=True)
+    nodes = list(reader.Reader(io.ZarrLocation(store))())
+    pyramid = nodes[0].data
+    assert len(pyramid) == 1
+    assert_bitwise(pyramid[0].compute(), dcimg.imread(path))
+    axes = nodes[0].metadata["axes"]
+    assert [a["name"] for a in axes] == ["t", "y", "x"]
