@@ -21,6 +21,7 @@ __all__ = [
     "frames_per_chunk",
     "group_attributes",
     "little_endian_bytes",
+    "ngff_allows",
     "ngff_axes",
 ]
 
@@ -184,19 +185,52 @@ def coordinate_arrays(
     return found
 
 
+def ngff_allows(axes: list[dict[str, str]]) -> bool:
+    """Tell whether OME-NGFF 0.5 allows these axes, in this order.
+
+    NGFF wants 2 to 5 axes: at most one of type time, first; then at most
+    one channel (or untyped) axis; then 2 or 3 space axes, last.
+    """
+    kinds = [axis.get("type", "custom") for axis in axes]
+    if not 2 <= len(kinds) <= 5 or kinds.count("time") > 1:
+        return False
+    if "time" in kinds and kinds[0] != "time":
+        return False
+    rest = kinds[1:] if kinds and kinds[0] == "time" else kinds
+    others = [k for k in rest if k != "space"]
+    if len(others) > 1 or (others and rest[0] == "space"):
+        return False
+    return 2 <= rest.count("space") <= 3 and rest[-1] == "space"
+
+
 def group_attributes(
     axes: str, name: str, interval: float, ndim: int, extra: dict[str, Any]
 ) -> dict[str, Any]:
-    """Return the group's attributes: OME-NGFF 0.5 ``multiscales``, ``dcimg``."""
+    """Return the group's attributes: OME-NGFF 0.5 ``multiscales``, ``dcimg``.
+
+    ``ome`` is left out when NGFF does not allow the axes (a series whose
+    grid axes come before the frames' ``t``): the order of the data is
+    kept, and the ``dcimg`` attributes say why.
+    """
     scale = [1.0] * ndim
     scale[-3] = interval
+    described = ngff_axes(axes)
+    if not ngff_allows(described):
+        return {
+            "dcimg": {
+                **extra,
+                "ome": "no OME-NGFF metadata: NGFF 0.5 does not allow the axes "
+                + ", ".join(a["name"] for a in described)
+                + " in this order (time first, then channel, then space)",
+            }
+        }
     return {
         "ome": {
             "version": "0.5",
             "multiscales": [
                 {
                     "name": name,
-                    "axes": ngff_axes(axes),
+                    "axes": described,
                     "datasets": [
                         {
                             "path": IMAGE,

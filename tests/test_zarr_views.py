@@ -393,3 +393,28 @@ def test_ome_zarr_py_reads_the_references(tmp_path):
     assert_bitwise(pyramid[0].compute(), dcimg.imread(path))
     axes = nodes[0].metadata["axes"]
     assert [a["name"] for a in axes] == ["t", "y", "x"]
+
+
+def test_ngff_metadata_only_where_ngff_allows_the_axes(tmp_path):
+    from dcimg._zarr_metadata import ngff_allows, ngff_axes
+
+    assert ngff_allows(ngff_axes(""))
+    for axes in ("c", "z", "cz", "t", "p"):
+        assert not ngff_allows(ngff_axes(axes)), axes  # t is not first
+    for c in range(2):
+        for z in range(2):
+            stack = example_stack(nframes=3, height=8, width=12, seed=3 * c + z)
+            write_dcimg(tmp_path / f"a_c{c}_z{z:02d}.dcimg", stack)
+    pattern = r".*_c(\d+)_z(\d+)\.dcimg"
+    with dcimg.DCIMGSeries(tmp_path / "a_c*", pattern=pattern, axes="cz") as series:
+        group = zarr.open_group(series.aszarr(), mode="r")
+        assert "ome" not in group.attrs
+        assert "does not allow" in group.attrs["dcimg"]["ome"]
+        assert_bitwise(group["0"][...], series[...])
+    files = sorted(tmp_path.glob("a_c0_*.dcimg"))
+    with dcimg.DCIMGSeries(files, pattern=pattern, concat=True) as series:
+        assert series.shape == (6, 8, 12)
+        group = zarr.open_group(series.aszarr(4), mode="r")
+        assert group.attrs["ome"]["version"] == "0.5"
+        assert_bitwise(group["0"][...], series[...])
+        np.testing.assert_array_equal(group["t"][...], series.timestamps.view("i8"))
