@@ -418,3 +418,14 @@ def test_ngff_metadata_only_where_ngff_allows_the_axes(tmp_path):
         assert group.attrs["ome"]["version"] == "0.5"
         assert_bitwise(group["0"][...], series[...])
         np.testing.assert_array_equal(group["t"][...], series.timestamps.view("i8"))
+
+
+def test_store_of_a_file_that_shrank_raises(tmp_path):
+    stack = example_stack(nframes=6, height=16, width=24)
+    path = write_dcimg(tmp_path / "a.dcimg", stack)
+    with dcimg.DCIMGFile(path) as f:
+        image = zarr.open_group(f.aszarr(2), mode="r")["0"]
+        assert_bitwise(image[:2], stack[:2])
+        os.truncate(path, 2000)
+        with pytest.raises(dcimg.DCIMGChangedError):
+            image[4:]
