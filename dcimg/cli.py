@@ -681,6 +681,13 @@ def _add_references_command(commands: Any) -> None:
         metavar="URL",
         help="location readers will find the file at (written instead of PATH)",
     )
+    references.add_argument(
+        "--zarr-format",
+        type=int,
+        choices=(2, 3),
+        default=3,
+        help="Zarr v3 with OME-NGFF 0.5 (default), or Zarr v2 with OME-NGFF 0.4",
+    )
     references.set_defaults(run=_references, parser=references)
 
 
@@ -706,6 +713,7 @@ def _references(args: argparse.Namespace) -> int:
                 chunks=chunks,
                 first_4px_correction_enabled=_REFERENCE_CORRECTIONS[args.correction],
                 target=args.target,
+                zarr_format=args.zarr_format,
             )
     except InputCollisionError as error:
         raise _UsageError(str(error)) from None

@@ -138,7 +138,10 @@ def _json(document: dict[str, Any]) -> str:
 
 
 def references(
-    f: DCIMGFile, chunks: int | str = "auto", target: str | None = None
+    f: DCIMGFile,
+    chunks: int | str = "auto",
+    target: str | None = None,
+    zarr_format: int = 3,
 ) -> str:
     """Return the kerchunk references of ``f``, as JSON text.
 
@@ -161,34 +164,54 @@ def references(
     if "framestamp" in coordinates:
         image_attributes["coordinates"] = "framestamp"
     name = os.path.splitext(os.path.basename(f.file_path or "dcimg"))[0]
-    refs: dict[str, Any] = {
-        "zarr.json": _json(
-            {
-                "zarr_format": 3,
-                "node_type": "group",
-                "attributes": group_attributes(
-                    "",
-                    name,
-                    frame_interval(stack.timestamps),
-                    3,
-                    {"metadata": f.metadata.to_dict(), "token": f.token},
-                ),
-            }
-        ),
-        f"{IMAGE}/zarr.json": _json(
-            array_metadata(
-                f.shape,
-                f.dtype,
-                (chunk_frames, layout.height, layout.width),
-                ["t", "y", "x"],
-                [{"name": CODEC_NAME, "configuration": blocks.to_config()}],
-                image_attributes,
+    attributes = group_attributes(
+        "",
+        name,
+        frame_interval(stack.timestamps),
+        3,
+        {"metadata": f.metadata.to_dict(), "token": f.token},
+    )
+    image = array_metadata(
+        f.shape,
+        f.dtype,
+        (chunk_frames, layout.height, layout.width),
+        ["t", "y", "x"],
+        [{"name": CODEC_NAME, "configuration": blocks.to_config()}],
+        image_attributes,
+    )
+    if zarr_format == 3:
+        refs: dict[str, Any] = {
+            "zarr.json": _json(
+                {"zarr_format": 3, "node_type": "group", "attributes": attributes}
+            ),
+            f"{IMAGE}/zarr.json": _json(image),
+        }
+        for key, (document, values) in coordinates.items():
+            refs[f"{key}/zarr.json"] = _json(document)
+            refs[f"{key}/c/0"] = _base64(values)
+        chunk_key = f"{IMAGE}/c/{{}}/0/0"
+    elif zarr_format == 2:
+        refs = {
+            ".zgroup": _json({"zarr_format": 2}),
+            ".zattrs": _json(_v2_group_attributes(attributes)),
+        }
+        compressor = {
+            "id": CODEC_NAME,
+            "dtype": f.dtype.newbyteorder("<").str,
+            **blocks.to_config(),
+        }
+        arrays = {IMAGE: (image, None), **coordinates}
+        for key, (document, values) in arrays.items():
+            refs[f"{key}/.zarray"] = _json(_v2_array(document, compressor))
+            refs[f"{key}/.zattrs"] = _json(
+                {"_ARRAY_DIMENSIONS": document["dimension_names"]}
+                | document["attributes"]
             )
-        ),
-    }
-    for key, (document, values) in coordinates.items():
-        refs[f"{key}/zarr.json"] = _json(document)
-        refs[f"{key}/c/0"] = _base64(values)
+            if values is not None:
+                refs[f"{key}/0"] = _base64(values)
+        chunk_key = f"{IMAGE}/{{}}.0.0"
+    else:
+        raise ConversionError(f"zarr_format must be 2 or 3, got {zarr_format!r}")
     document = {"version": 1, "templates": {"u": source}, "refs": refs}
     text = json.dumps(document, separators=(",", ":"))
     count = blocks.chunks
@@ -203,7 +226,7 @@ def references(
     if blocks.restores_from_table:
         lengths += np.arange(count, dtype=np.int64)
     chunk_refs = ",".join(
-        f'"{IMAGE}/c/{index}/0/0":["{{{{u}}}}",{start},{length}]'
+        f'"{chunk_key.format(index)}":["{{{{u}}}}",{start},{length}]'
         for index, start, length in zip(
             range(count), starts.tolist(), lengths.tolist(), strict=True
         )
@@ -211,6 +234,33 @@ def references(
     # "refs" is the document's last member: close it after the chunks.
     assert text.endswith("}}")
     return f"{text[:-2]},{chunk_refs}}}}}"
+
+
+def _v2_array(document: dict[str, Any], compressor: dict[str, Any]) -> dict[str, Any]:
+    """Return the Zarr v2 ``.zarray`` of a v3 array document."""
+    dtype = np.dtype(document["data_type"]).newbyteorder("<")
+    raw = document["codecs"][0]["name"] == "bytes"
+    fill = document["fill_value"]
+    return {
+        "zarr_format": 2,
+        "shape": document["shape"],
+        "chunks": document["chunk_grid"]["configuration"]["chunk_shape"],
+        "dtype": dtype.str,
+        "compressor": None if raw else compressor,
+        "fill_value": fill,
+        "order": "C",
+        "filters": None,
+        "dimension_separator": ".",
+    }
+
+
+def _v2_group_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
+    """Return OME-NGFF 0.4 attributes (Zarr v2): ``multiscales`` at the top."""
+    ome = attributes.get("ome")
+    if ome is None:
+        return attributes
+    multiscales = [{**m, "version": "0.4"} for m in ome["multiscales"]]
+    return {"multiscales": multiscales, "dcimg": attributes["dcimg"]}
 
 
 def _target_of(f: DCIMGFile) -> str:
@@ -242,6 +292,7 @@ def write_references(
     first_4px_correction_enabled: bool | None = True,
     target: str | None = None,
     storage_options: dict[str, Any] | None = None,
+    zarr_format: int = 3,
 ) -> pathlib.Path:
     """Write a kerchunk reference file that reads a DCIMG file as Zarr v3.
 
@@ -275,6 +326,10 @@ def write_references(
         references instead of ``source`` (e.g. its URL after an upload).
     storage_options : dict, optional
         fsspec options to open a URL ``source`` (never written out).
+    zarr_format : {3, 2}, default 3
+        Zarr v3 (OME-NGFF 0.5), or Zarr v2 (OME-NGFF 0.4; the codec is the
+        numcodecs codec ``dcimg_frames``, as the array's compressor) for
+        tools that combine or read v2 references only, such as kerchunk's.
 
     Returns
     -------
@@ -307,6 +362,8 @@ def write_references(
     True
     >>> folder.cleanup()
     """
+    if zarr_format not in (2, 3):
+        raise ConversionError(f"zarr_format must be 2 or 3, got {zarr_format!r}")
     if target is None and holds_secret(os.fsdecode(os.fspath(source))):
         raise ConversionError(
             "the source URL holds credentials or a signed query; references "
@@ -323,7 +380,7 @@ def write_references(
         first_4px_correction_enabled=first_4px_correction_enabled,
         storage_options=storage_options,
     ) as f:
-        text = references(f, chunks, target)
+        text = references(f, chunks, target, zarr_format)
     folder = out_path.parent if str(out_path.parent) else pathlib.Path(".")
     handle, temporary = tempfile.mkstemp(
         prefix=f".{out_path.name}.", suffix=".tmp", dir=folder

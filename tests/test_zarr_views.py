@@ -41,9 +41,12 @@ MODES = [True, False, None]
 HTTP = {"remote_protocol": "http", "remote_options": {"asynchronous": True}}
 
 
-def open_references(refs: Path, **options) -> zarr.Group:
+def open_references(refs: Path, zarr_format: int = 3, **options) -> zarr.Group:
     return zarr.open_group(
-        "reference://", mode="r", storage_options={"fo": str(refs), **options}
+        "reference://",
+        mode="r",
+        storage_options={"fo": str(refs), **options},
+        zarr_format=zarr_format,
     )
 
 
@@ -90,14 +93,17 @@ def test_store_reads_every_variant_bit_for_bit(folder, data):
 def test_references_read_every_variant_bit_for_bit(folder, data):
     variant: Variant = data.draw(variants(folder))
     chunks = data.draw(chunk_counts(variant.truth.shape[0]))
+    zarr_format = data.draw(st.sampled_from([3, 3, 2]))
     for mode in MODES:
         refs = dcimg.write_references(
             variant.path,
             variant.path.with_suffix(f".{mode}.json"),
             chunks=chunks,
             first_4px_correction_enabled=mode,
+            zarr_format=zarr_format,
         )
-        check_group(open_references(refs), expected(variant, mode), data)
+        group = open_references(refs, zarr_format)
+        check_group(group, expected(variant, mode), data)
 
 
 @HTTP_SETTINGS
@@ -225,11 +231,13 @@ def test_codec_settings_are_checked():
 
 
 def test_codecs_register_in_a_fresh_process(tmp_path):
-    """Only zarr and fsspec imported by the script: the entry points find the
-    codecs (zarr v3 and numcodecs) in the installed package."""
+    """Only zarr, numcodecs and NumPy imported by the script: the entry
+    points find the codecs (zarr v3 and numcodecs) in the installed package,
+    for Zarr v3 and v2 references."""
     stack = example_stack(nframes=5, height=16, width=24)
     path = write_dcimg(tmp_path / "a.dcimg", stack, version=0x7, stored_pixels_row=2)
     refs = dcimg.write_references(path, tmp_path / "a.json", chunks=2)
+    refs2 = dcimg.write_references(path, tmp_path / "a2.json", zarr_format=2)
     np.save(tmp_path / "want.npy", stack)
     script = textwrap.dedent(
         f"""
@@ -244,6 +252,12 @@ def test_codecs_register_in_a_fresh_process(tmp_path):
         )
         got = group["0"][...]
         want = np.load({str(tmp_path / "want.npy")!r})
+        assert (got == want).all() and got.dtype == want.dtype
+        version2 = zarr.open_group(
+            "reference://", mode="r", zarr_format=2,
+            storage_options={{"fo": {str(refs2)!r}}},
+        )
+        got = version2["0"][...]
         assert (got == want).all() and got.dtype == want.dtype
         codec = numcodecs.get_codec(
             {{"id": "dcimg_frames", "dtype": "<u2", "byte_depth": 2, "height": 2,
@@ -368,6 +382,8 @@ def test_command_line(tmp_path, capsys):
     zeroed = stack.copy()
     zeroed[:, 1, :4] = 0
     assert_bitwise(open_references(out)["0"][...], zeroed)
+    assert main(["references", "--zarr-format", "2", str(path), str(out)]) == 0
+    assert_bitwise(open_references(out, 2)["0"][...], stack)
     with pytest.raises(SystemExit) as exit_info:
         main(["references", str(path), str(path)])
     assert exit_info.value.code == 2
