@@ -200,7 +200,10 @@ def references(
             "dtype": f.dtype.newbyteorder("<").str,
             **blocks.to_config(),
         }
-        arrays = {IMAGE: (image, None), **coordinates}
+        arrays: dict[str, tuple[dict[str, Any], np.ndarray | None]] = {
+            IMAGE: (image, None),
+            **coordinates,
+        }
         for key, (document, values) in arrays.items():
             refs[f"{key}/.zarray"] = _json(_v2_array(document, compressor))
             refs[f"{key}/.zattrs"] = _json(
