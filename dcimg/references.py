@@ -204,14 +204,14 @@ def references(
             IMAGE: (image, None),
             **coordinates,
         }
-        for key, (document, values) in arrays.items():
+        for key, (document, inline) in arrays.items():
             refs[f"{key}/.zarray"] = _json(_v2_array(document, compressor))
             refs[f"{key}/.zattrs"] = _json(
                 {"_ARRAY_DIMENSIONS": document["dimension_names"]}
                 | document["attributes"]
             )
-            if values is not None:
-                refs[f"{key}/0"] = _base64(values)
+            if inline is not None:
+                refs[f"{key}/0"] = _base64(inline)
         chunk_key = f"{IMAGE}/{{}}.0.0"
     else:
         raise ConversionError(f"zarr_format must be 2 or 3, got {zarr_format!r}")
