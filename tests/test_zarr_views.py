@@ -445,3 +445,21 @@ def test_store_of_a_file_that_shrank_raises(tmp_path):
         os.truncate(path, 2000)
         with pytest.raises(dcimg.DCIMGChangedError):
             image[4:]
+
+
+def test_kerchunk_combines_version_2_references(tmp_path):
+    """Files of one layout and length: kerchunk's MultiZarrToZarr stacks
+    their Zarr v2 references into one array along a new axis."""
+    combine = pytest.importorskip("kerchunk.combine")
+    stacks = [example_stack(nframes=5, height=16, width=24, seed=k) for k in range(3)]
+    refs = []
+    for k, stack in enumerate(stacks):
+        path = write_dcimg(tmp_path / f"a{k}.dcimg", stack, stored_pixels_row=2)
+        out = tmp_path / f"a{k}.json"
+        refs.append(str(dcimg.write_references(path, out, chunks=2, zarr_format=2)))
+    combined = combine.MultiZarrToZarr(
+        refs, concat_dims=["c"], coo_map={"c": "INDEX"}, identical_dims=["t"]
+    ).translate()
+    (tmp_path / "all.json").write_text(json.dumps(combined))
+    group = open_references(tmp_path / "all.json", 2)
+    assert_bitwise(group["0"][...], np.stack(stacks))
