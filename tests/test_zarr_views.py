@@ -463,3 +463,31 @@ def test_kerchunk_combines_version_2_references(tmp_path):
     (tmp_path / "all.json").write_text(json.dumps(combined))
     group = open_references(tmp_path / "all.json", 2)
     assert_bitwise(group["0"][...], np.stack(stacks))
+
+
+# The golden files (copies of the project's shared fixtures).
+GOLDEN = Path(__file__).parent / "data"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_golden_files(tmp_path, mode):
+    import warnings
+
+    paths = sorted(GOLDEN.glob("*.dcimg"))
+    assert len(paths) >= 8
+    for path in paths:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", dcimg.DCIMGWarning)
+            want = dcimg.imread(path, first_4px_correction_enabled=mode)
+            if mode:  # the true image, as the fixture records it
+                truth = np.load(path.with_suffix(".npz"))["data"]
+                np.testing.assert_array_equal(want, truth)
+            for chunks in ("auto", 1, 2):
+                refs = dcimg.write_references(
+                    path, tmp_path / "r.json", chunks=chunks,
+                    first_4px_correction_enabled=mode,
+                )  # fmt: skip
+                assert_bitwise(open_references(refs)["0"][...], want)
+                with dcimg.DCIMGFile(path, first_4px_correction_enabled=mode) as f:
+                    group = zarr.open_group(f.aszarr(chunks), mode="r")
+                    assert_bitwise(group["0"][...], want)
