@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from servers import http_server, serving_http  # noqa: F401
+from servers import http_server, s3_server, serving_http  # noqa: F401
 from test_properties import SETTINGS, Variant, expected, variants
 from test_properties import folder as folder  # noqa: PLC0414  (the fixture)
 
@@ -491,3 +491,25 @@ def test_golden_files(tmp_path, mode):
                 with dcimg.DCIMGFile(path, first_4px_correction_enabled=mode) as f:
                     group = zarr.open_group(f.aszarr(chunks), mode="r")
                     assert_bitwise(group["0"][...], want)
+
+
+@pytest.mark.parametrize("version", [0x7, 0x2000000])
+def test_s3_references_and_store(tmp_path, s3_server, version):  # noqa: F811
+    """An object in S3 (moto on 127.0.0.1): references written from its URL
+    (credentials stay in the storage options, never in the file) and read
+    through s3fs, and the store of the file opened by URL."""
+    stack = example_stack(nframes=7, height=16, width=24)
+    path = write_dcimg(tmp_path / "a.dcimg", stack, version=version,
+                       stored_pixels_row=4)  # fmt: skip
+    url = s3_server.put(f"a{version}.dcimg", path.read_bytes())
+    options = s3_server.storage_options
+    refs = dcimg.write_references(
+        url, tmp_path / "a.json", chunks=3, storage_options=options
+    )
+    text = refs.read_text()
+    assert url in text and options["secret"] not in text
+    remote = {**options, "asynchronous": True}
+    group = open_references(refs, remote_protocol="s3", remote_options=remote)
+    assert_bitwise(group["0"][...], stack)
+    with dcimg.DCIMGFile(url, storage_options=options) as f:
+        assert_bitwise(zarr.open_group(f.aszarr(2), mode="r")["0"][...], stack)
