@@ -96,10 +96,12 @@ class FrameBlocks:
     def __post_init__(self) -> None:
         for item in fields(self):
             value = getattr(self, item.name)
-            if item.type in ("int",) and (
+            if item.type == "int" and (
                 isinstance(value, bool) or not isinstance(value, int)
             ):
                 raise field_error(item.name, value, "must be an integer")
+            if item.type == "str" and not isinstance(value, str):
+                raise field_error(item.name, value, "must be a string")
         if self.byte_depth not in (1, 2):
             raise field_error("byte_depth", self.byte_depth, "must be 1 or 2")
         if min(self.height, self.width, self.chunk_frames) < 1 or self.frames < 0:

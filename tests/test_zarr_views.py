@@ -223,6 +223,7 @@ def test_codec_settings_are_checked():
         {"stored_bytes": 8, "correction": "restore"},  # no source of values
         {"stored_bytes": 8, "stored_frames": 3, "stored_table": "AAAA"},
         {"height": True},
+        {"stored_table": 12},
         {"surprise": 1},
     ]
     for change in bad:
