@@ -53,6 +53,7 @@ if _TYPE_CHECKING:
 
     from dcimg._convert import convert
     from dcimg.core import StrOrBytesPath
+    from dcimg.references import write_references
 
     logger: logging.Logger
 
@@ -77,6 +78,7 @@ __all__ = [
     "convert",
     "imread",
     "logger",
+    "write_references",
 ]
 
 
@@ -373,6 +375,11 @@ def __getattr__(name: str) -> object:
         from dcimg._convert import convert
 
         return convert
+    if name == "write_references":
+        # Loads zarr and numcodecs (the codec): on first use only.
+        from dcimg.references import write_references
+
+        return write_references
     if name == "logger":
         # The package's logger, as the historical ``dcimg`` module named it:
         # silent unless the application configures logging.

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     import dask.array as da
     import numpy.typing as npt
     import xarray as xr
+    from zarr.abc.store import Store
 
     from dcimg.core import DCIMGFile
 
@@ -947,3 +948,66 @@ class LazyViews:
             The corrected pixels (a copy).
         """
         return np.asarray(self.read(key, dtype=dtype, out=out, threads=threads))
+
+    # ------------------------------------------------------------------
+    # Zarr without converting (dcimg._zarr_store, beside this module)
+
+    def aszarr(
+        self: _Viewed, chunks: int | str = "auto", *, group: bool = True
+    ) -> Store:
+        """Return the pixels as a read-only Zarr v3 store, without converting.
+
+        The store makes every chunk on request from :meth:`read` (the same
+        correction, kernels and, for a URL, range reader), so Zarr-native
+        tools read the original files: ``zarr.open_group``,
+        ``xarray.open_zarr``, ``dask.array.from_zarr`` and OME-NGFF readers.
+        See :doc:`/zarr`.
+
+        Parameters
+        ----------
+        chunks : int or "auto", default "auto"
+            Whole frames (of one file, in a series) per chunk: ``"auto"`` as
+            many as fit 16 MiB (the rule of :meth:`as_dask_array` for a
+            file), an int that many, -1 all.
+        group : bool, default True
+            True: an OME-NGFF 0.5 image group, with the pixels in array
+            ``"0"`` (dimensions ``t, y, x``; a series' grid axes first) and
+            the time stamps (``t`` for a file, ``timestamp`` for a series:
+            ``datetime64`` for xarray) and frame counters (``framestamp``)
+            as coordinate arrays.  False: the pixel array alone at the root,
+            for ``zarr.open_array(store)``.
+
+        Returns
+        -------
+        zarr.abc.store.Store
+            Read-only; it reads through this file or series, which must stay
+            open while the store is used.
+
+        Raises
+        ------
+        dcimg.MissingDependencyError
+            If zarr 3 is not installed.
+        ValueError
+            If the stack is closed or ``chunks`` is invalid.
+
+        Examples
+        --------
+        >>> import zarr
+        >>> import dcimg
+        >>> from dcimg.testing import example_file
+        >>> with example_file() as path, dcimg.DCIMGFile(path) as f:
+        ...     image = zarr.open_array(f.aszarr(), path="0", mode="r")
+        ...     print(image.shape, image.chunks, (image[3] == f[3]).all())
+        (20, 64, 80) (20, 64, 80) True
+        """
+        try:
+            from dcimg._zarr_store import open_store
+        except ImportError as exc:
+            if (exc.name or "").split(".")[0] != "zarr":
+                raise
+            raise MissingDependencyError(
+                'Zarr support needs zarr 3: pip install "dcimg[zarr]"', "zarr"
+            ) from exc
+        path = self._xarray_parts()[0]
+        name = os.path.splitext(os.path.basename(path or "dcimg"))[0]
+        return open_store(self, chunks, group=group, name=name)

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
     import pandas as pd
     import xarray as xr
+    from zarr.abc.store import Store
 
     from dcimg.metadata import Metadata
     from dcimg.series import SeriesMetadata
@@ -112,6 +113,10 @@ class Stack(Protocol):
         self, chunks: Any = ..., dtype: npt.DTypeLike | None = ..., *, copy: bool = ...
     ) -> da.Array:
         """Return the stack as a lazy Dask array (:meth:`as_dask_array`, nd2's name)."""
+        ...
+
+    def aszarr(self, chunks: int | str = ..., *, group: bool = ...) -> Store:
+        """Return the stack as a read-only Zarr v3 store, without converting."""
         ...
 
     @overload

@@ -630,6 +630,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(
         convert, _convert, "convert the built-in synthetic acquisition instead of PATH"
     )
+    _add_references_command(commands)
     return parser
 
 
@@ -642,6 +643,85 @@ def _add_common(
     command.add_argument("--example", action="store_true", help=example_help)
     _add_series_axes(command)
     command.set_defaults(run=run, parser=command)
+
+
+_REFERENCE_CORRECTIONS = {"restore": True, "zero": False, "none": None}
+
+
+def _add_references_command(commands: Any) -> None:
+    references = commands.add_parser(
+        "references",
+        help="write a kerchunk reference file: the DCIMG file as Zarr, unconverted",
+        usage="dcimg references [options] PATH OUT",
+        description="Write OUT, a JSON reference file (kerchunk format, Zarr "
+        "v3, OME-NGFF 0.5) whose chunks are byte ranges of the DCIMG file "
+        "PATH (a path or URL). zarr, xarray or Dask then read the original "
+        "file through fsspec's reference:// file system, with no copy; the "
+        "dcimg_frames codec, installed with this package, corrects the "
+        "frames. See the documentation page 'Zarr without converting'.",
+    )
+    references.add_argument("paths", nargs=1, metavar="PATH", help="DCIMG file")
+    references.add_argument("out", metavar="OUT", help="reference file to write")
+    references.add_argument(
+        "--chunks",
+        default="auto",
+        metavar="N",
+        help="whole frames per chunk, one range request each (default: auto, "
+        "as many as fit 32 MiB; -1: all)",
+    )
+    references.add_argument(
+        "--correction",
+        choices=tuple(_REFERENCE_CORRECTIONS),
+        default="restore",
+        help="the camera-overwritten pixels: restore the true values "
+        "(default), set them to 0, or leave them as stored",
+    )
+    references.add_argument(
+        "--target",
+        metavar="URL",
+        help="location readers will find the file at (written instead of PATH)",
+    )
+    references.add_argument(
+        "--zarr-format",
+        type=int,
+        choices=(2, 3),
+        default=3,
+        help="Zarr v3 with OME-NGFF 0.5 (default), or Zarr v2 with OME-NGFF 0.4",
+    )
+    references.set_defaults(run=_references, parser=references)
+
+
+def _references(args: argparse.Namespace) -> int:
+    from dcimg.errors import InputCollisionError
+    from dcimg.references import write_references
+
+    source = args.paths[0]
+    chunks: int | str = args.chunks
+    if chunks != "auto":
+        try:
+            chunks = int(chunks)
+        except ValueError:
+            raise _UsageError(
+                f"--chunks must be auto or a frame count, not {chunks!r}"
+            ) from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DCIMGWarning)
+            out = write_references(
+                source,
+                args.out,
+                chunks=chunks,
+                first_4px_correction_enabled=_REFERENCE_CORRECTIONS[args.correction],
+                target=args.target,
+                zarr_format=args.zarr_format,
+            )
+    except InputCollisionError as error:
+        raise _UsageError(str(error)) from None
+    except (OSError, ValueError, ImportError) as error:
+        _say("references", f"{source}: {_reason(error, source)}")
+        return 1
+    print(f"{display_url(source)} -> {out} ({out.stat().st_size} bytes)")
+    return 0
 
 
 def _join_negative_frames(argv: Sequence[str] | None) -> list[str]:
