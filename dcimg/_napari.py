@@ -68,7 +68,7 @@ import numpy as np
 
 from dcimg._urls import display_url, is_url, url_path
 from dcimg.core import DCIMGFile
-from dcimg.series import DCIMGSeries
+from dcimg.series import DEFAULT_CACHE_SIZE, DCIMGSeries
 
 __all__ = [
     "CONTRAST_SAMPLE_BYTES",
@@ -106,6 +106,9 @@ CONTRAST_SAMPLE_FRAMES = 5
 #: (an in-memory layer has its pixels already): 8 MiB holds a whole
 #: 2048 x 2048 ``uint16`` frame; larger frames are sampled by bands of rows.
 CONTRAST_SAMPLE_BYTES = 8 << 20
+# Files of a series kept open at most while its layer is made (memory maps:
+# far below the kernel's default limit of 65,530 per process).
+_SERIES_CACHE_MAX = 4096
 # Bands of contiguous rows a large frame's sample is made of: each is one read
 # (one request at most, on a range source), spread evenly over the frame.
 _CONTRAST_BANDS = 8
@@ -324,9 +327,21 @@ def _open_series(paths: Sequence[str] | str) -> Any:
     be read, ...: any ``Exception``, as in :func:`_open_file`).  A folder is
     passed as it is, so that files in it that are not part of the series (a
     ``background.dcimg``) are skipped, as :class:`DCIMGSeries` does.
+
+    The series keeps up to :data:`_SERIES_CACHE_MAX` of its files open while
+    the layer is made: its metadata, time stamps and counters are gathered
+    in passes over every file, which would otherwise open each file once per
+    pass (twice the time for thousands of files).  An open file holds a map,
+    no descriptor, and the reader closes the series once the layer is made.
     """
+    files = paths if isinstance(paths, str) else list(paths)
     try:
-        return DCIMGSeries(paths if isinstance(paths, str) else list(paths))
+        series = DCIMGSeries(files)
+        places = math.prod(series.shape[:-3])
+        if places > DEFAULT_CACHE_SIZE:
+            series.close()
+            series = DCIMGSeries(files, cache_size=min(places, _SERIES_CACHE_MAX))
+        return series
     except Exception:
         return None
 

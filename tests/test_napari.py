@@ -539,3 +539,21 @@ def test_a_small_series_is_in_memory_and_sampled_over_its_files(tmp_path):
     np.testing.assert_array_equal(data, truth)
     # Five frames over the 15 of the series: files 0 to 4, not file 0 alone.
     assert kwargs["contrast_limits"] == [0.0, 40.0]
+
+
+def test_a_series_layer_opens_each_file_once(tmp_path, monkeypatch):
+    files = _napari.IN_MEMORY_MAX_FILES + 20  # more than a series keeps open
+    _many_files(tmp_path / "many", files)
+    folder = str(tmp_path / "many")
+    opened = []
+    original = dcimg.DCIMGFile.open
+
+    def counting_open(self, *args, **kwargs):
+        opened.append(self.file_path)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(dcimg.DCIMGFile, "open", counting_open)
+    ((data, kwargs, _),) = _napari.napari_get_reader(folder)(folder)
+    assert kwargs["metadata"]["timestamps"].shape == (files, 2)
+    # Metadata, time stamps, counters and the sampled frames: one open each.
+    assert len(opened) == len(set(opened)) == files
