@@ -21,7 +21,7 @@ fsspec, as :class:`dcimg.DCIMGFile` reads them), with the file system's
 options given as bioio's ``fs_kwargs`` or as ``storage_options``.
 
 :attr:`Reader.standard_metadata` is a :class:`DCIMGStandardMetadata`:
-bioio's :class:`~bioio_base.standard_metadata.StandardMetadata` with every
+bioio's ``StandardMetadata`` with every
 field DCIMG records filled, plus the pixel type, the camera and the sensor
 region.
 """
@@ -80,9 +80,8 @@ _SCENE = "Image:0"
 class DCIMGStandardMetadata(StandardMetadata):
     """bioio's standard metadata, with what DCIMG files add to it.
 
-    Every field of
-    :class:`~bioio_base.standard_metadata.StandardMetadata` that a DCIMG
-    file records is filled (see ``docs/bioio.rst`` for where each comes
+    Every field of bioio's ``StandardMetadata`` that a DCIMG file records
+    is filled (see ``docs/bioio.rst`` for where each comes
     from); the fields below are added, and :meth:`to_dict` lists them too.
     DCIMG files record no objective, experimenter, plate position or stage
     position: those fields stay ``None``.

@@ -211,13 +211,27 @@ def run(size: str, repeat: int, tmpdir: str | None) -> dict[str, Any]:
             "info",
         )
 
-        def metadata() -> Any:
-            series = DCIMGSeries(folder)
-            return _napari._layer_metadata(series)
+        def metadata(series_of: Callable[[], Any]) -> Callable[[], Any]:
+            def gather() -> Any:
+                series = series_of()
+                try:
+                    return _napari._layer_metadata(series)
+                finally:
+                    series.close()
+
+            return gather
 
         add(
-            "layer metadata: series metadata, time stamps, counters (every file)",
-            runs(metadata, repeat),
+            "layer metadata: series metadata, time stamps, counters (every file), "
+            "as the reader opens the series",
+            runs(metadata(lambda: _napari._open_series(folder)), repeat),
+            None,
+            "info",
+        )
+        add(
+            "the same with `DCIMGSeries(folder)` (its default cache of "
+            f"{dcimg.series.DEFAULT_CACHE_SIZE} open files)",
+            runs(metadata(lambda: DCIMGSeries(folder)), repeat),
             None,
             "info",
         )
