@@ -494,3 +494,22 @@ def test_a_remote_folder_is_one_image(tmp_path):
         assert type(image.reader) is dcimg.bioio.Reader
     finally:
         memory.rm(root, recursive=True)
+
+
+def test_ome_metadata_is_a_thin_call_with_the_pixel_sizes(described_file, monkeypatch):
+    """The wiring, whatever ome_metadata() builds: its arguments and result."""
+    ome_types = pytest.importorskip("ome_types")
+    calls = []
+
+    def ome_metadata(self, *, pixel_size=None, z_step=None):
+        calls.append((self.file_path, pixel_size, z_step))
+        return ome_types.OME(creator=f"test {self.shape}")
+
+    monkeypatch.setattr(dcimg.DCIMGFile, "ome_metadata", ome_metadata, raising=False)
+    image = BioImage(described_file, physical_pixel_sizes=(2.0, 0.325, 0.35))
+    ome = image.ome_metadata
+    assert ome.creator == "test (6, 32, 40)"
+    assert calls == [(str(described_file), (0.325, 0.35), 2.0)]
+    calls.clear()
+    _ = BioImage(described_file).ome_metadata
+    assert calls == [(str(described_file), None, None)]
