@@ -44,7 +44,7 @@ try:
     from bioio_base.reader import Reader as _BaseReader
     from bioio_base.reader_metadata import ReaderMetadata as _BaseReaderMetadata
     from bioio_base.standard_metadata import StandardMetadata
-    from bioio_base.types import PhysicalPixelSizes
+    from bioio_base.types import ImageLike, PhysicalPixelSizes
     from ome_types import OME
 except ImportError as exc:  # pragma: no cover - exercised without bioio
     from dcimg.errors import MissingDependencyError
@@ -166,8 +166,9 @@ class Reader(_BaseReader):
     Raises
     ------
     bioio_base.exceptions.UnsupportedFileFormatError
-        If the file is not DCIMG, or a series' axes do not map onto
-        distinct ``T``, ``C`` and ``Z``.
+        If the file is not DCIMG, ``image`` is not a path or URL (an
+        array), or a series' axes do not map onto distinct ``T``, ``C`` and
+        ``Z``.
     FileNotFoundError
         If the file or folder does not exist.
 
@@ -186,7 +187,7 @@ class Reader(_BaseReader):
     @classmethod
     def is_supported_image(
         cls,
-        image: Any,
+        image: ImageLike,
         fs_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> bool:
@@ -199,7 +200,7 @@ class Reader(_BaseReader):
         Parameters
         ----------
         image : str, os.PathLike or array
-            What bioio was asked to read.
+            What bioio was asked to read (bioio's ``ImageLike``).
         fs_kwargs : dict, optional
             Options of a URL's file system.
         **kwargs
@@ -208,8 +209,10 @@ class Reader(_BaseReader):
         Returns
         -------
         bool
-            Whether :class:`Reader` can read it.
+            Whether :class:`Reader` can read it (False for an array).
         """
+        if not isinstance(image, (str, os.PathLike)):
+            return False  # an array: not a DCIMG file
         if isinstance(image, str) and is_url(image) and not image.startswith("file:"):
             try:
                 with _open_stack(image, True, dict(fs_kwargs or {}) or None):
@@ -238,7 +241,7 @@ class Reader(_BaseReader):
 
     def __init__(
         self,
-        image: Any,
+        image: ImageLike,
         fs_kwargs: dict[str, Any] | None = None,
         *,
         storage_options: dict[str, Any] | None = None,
@@ -249,19 +252,25 @@ class Reader(_BaseReader):
         **kwargs: Any,
     ) -> None:
         options = {**(fs_kwargs or {}), **(storage_options or {})}
-        text = os.fspath(image) if isinstance(image, (str, os.PathLike)) else image
+        text = os.fspath(image) if isinstance(image, (str, os.PathLike)) else None
+        if not isinstance(text, str):
+            raise exceptions.UnsupportedFileFormatError(
+                self.__class__.__name__,
+                type(image).__name__,
+                "only the path or URL of a DCIMG file or folder can be read",
+            )
         source: str
-        if isinstance(text, str) and is_url(text) and not text.startswith("file:"):
+        if is_url(text) and not text.startswith("file:"):
             # The URL as given, read by dcimg's range reader; no request
             # here beyond those that open the file.
             source = text
             shown = display_url(text)
         else:
             try:
-                fs, path = pathlike_to_fs(image, enforce_exists=True, fs_kwargs=options)
+                fs, path = pathlike_to_fs(text, enforce_exists=True, fs_kwargs=options)
             except OSError as exc:
                 # bioio names the whole URL, with its password and query string.
-                message = redact(str(exc), secrets_of(str(image), options))
+                message = redact(str(exc), secrets_of(text, options))
                 raise (
                     type(exc)(exc.errno, message) if exc.errno else type(exc)(message)
                 ) from None

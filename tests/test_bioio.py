@@ -513,3 +513,9 @@ def test_ome_metadata_is_a_thin_call_with_the_pixel_sizes(described_file, monkey
     calls.clear()
     _ = BioImage(described_file).ome_metadata
     assert calls == [(str(described_file), None, None)]
+
+
+def test_an_array_is_not_for_this_reader():
+    with pytest.raises(bioio_base.exceptions.UnsupportedFileFormatError, match="path"):
+        dcimg.bioio.Reader(np.zeros((2, 3, 4), np.uint16))
+    assert dcimg.bioio.Reader.is_supported_image(np.zeros((2, 3, 4))) is False
