@@ -163,19 +163,38 @@ def test_the_recipes_run_as_written(workspace):
     assert not (folder / "napari-settings.yaml").exists()
 
 
-def test_without_the_preference_napari_cannot_choose(workspace):
-    """What the preference is for: napari's own reader claims the folder."""
+def test_why_the_preference_and_what_it_does_to_other_folders(workspace):
+    """Without it napari cannot choose; with "*/" other folders are refused.
+
+    Both in one interpreter: importing napari takes most of the time.
+    """
     folder, _, _ = workspace
+    (folder / "notes").mkdir()
+    (folder / "notes" / "a.txt").write_text("not an image")
     block = textwrap.dedent(
         """
         import json
-        from napari.errors import MultipleReaderError
+        from napari.errors import MultipleReaderError, ReaderPluginError
+        from napari.settings import get_settings
 
+        report = {}
         viewer = napari.Viewer()
         try:
             viewer.open("acq", plugin=None)
         except MultipleReaderError as error:
-            print(json.dumps({"readers": sorted(error.available_plugins)}))
+            report["readers"] = sorted(error.available_plugins)
+        get_settings().plugins.extension2reader["*/"] = "dcimg"
+        try:
+            viewer.open("notes", plugin=None)
+        except ReaderPluginError as error:
+            report["plugin"] = error.reader_plugin
+            report["cause"] = str(error.__cause__ or error)
+        print(json.dumps(report))
         """
     )
-    assert run_recipes(folder, [block], epilogue="") == {"readers": ["dcimg", "napari"]}
+    report = run_recipes(folder, [block], epilogue="")
+    # napari's own reader claims the folder too: napari asks which.
+    assert report["readers"] == ["dcimg", "napari"]
+    # With every folder sent to this reader, a folder of other files fails.
+    assert report["plugin"] == "dcimg"
+    assert "refused the file" in report["cause"]
