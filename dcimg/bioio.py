@@ -148,7 +148,8 @@ class Reader(_BaseReader):
         Options of a URL's file system (bioio's name for them).
     storage_options : dict, optional
         The same, under :class:`dcimg.DCIMGFile`'s name; merged over
-        ``fs_kwargs``.
+        ``fs_kwargs``.  bioio checks which reader to use with ``fs_kwargs``
+        alone: pass this with ``reader=`` named, or use ``fs_kwargs``.
     channel_name : str, optional
         Name of the single channel (``C`` coordinate); default
         :data:`DEFAULT_CHANNEL_NAME`. DCIMG files record no channel name.
