@@ -8,11 +8,15 @@ tuples ``(data, kwargs, "image")``.
 What a layer holds
 ------------------
 ``data``
-    The corrected pixels, shape ``(frames, height, width)``. A NumPy array
-    when the whole recording is at most :data:`IN_MEMORY_MAX_BYTES` and at
-    most :data:`IN_MEMORY_FRACTION` of the memory available right now;
-    otherwise a lazy Dask array that reads only the frames napari shows
-    (so a 100 GB file opens in well under a second).
+    The corrected pixels, shape ``(frames, height, width)`` (a series:
+    ``(*grid, frames, height, width)``). A NumPy array when the whole
+    recording is at most :data:`IN_MEMORY_MAX_BYTES`, at most
+    :data:`IN_MEMORY_FRACTION` of the memory available right now and (a
+    series) in at most :data:`IN_MEMORY_MAX_FILES` files; otherwise a lazy
+    Dask array that reads only the frames napari shows (so a 100 GB file, or
+    a series of thousands of files, opens in a second or two). The
+    environment variable ``DCIMG_NAPARI_LOAD`` (:data:`LOAD_ENV`) overrides
+    that choice: ``memory`` or ``lazy`` (``auto``, the default, as above).
 ``name``
     The file's stem (``run_01`` for ``run_01.dcimg``).
 ``metadata``
@@ -21,10 +25,11 @@ What a layer holds
     frame) and ``framestamps`` (the camera's frame counters).
 ``contrast_limits``
     Minimum and maximum of at most :data:`CONTRAST_SAMPLE_FRAMES` frames
-    spread over the recording, so napari never scans a whole file to guess
-    them.  A lazy layer reads at most about :data:`CONTRAST_SAMPLE_BYTES` of
-    each of those frames: the whole frame when it fits, else bands of rows
-    spread evenly over it (see :func:`_sample_windows`).
+    spread over the recording (over all its files, for a series), so napari
+    never scans a whole file to guess them.  A lazy layer reads at most
+    about :data:`CONTRAST_SAMPLE_BYTES` of each of those frames: the whole
+    frame when it fits, else bands of rows spread evenly over it (see
+    :func:`_sample_windows`).
 
 Declining
 ---------
@@ -35,6 +40,17 @@ other readers.
 
 Folders and lists of files (a series) are routed to :func:`_open_series`,
 which opens them as one layer with :class:`dcimg.DCIMGSeries`.
+
+Who reads a folder
+------------------
+The manifest says ``accepts_directories``, so npe2 offers this reader for
+every folder -- and napari's built-in reader too, which claims every folder.
+npe2 has no file-name patterns for folders, so neither napari nor npe2 can
+tell from a folder's path that it holds DCIMG files: ``viewer.open(folder,
+plugin="dcimg")`` and ``npe2.read([folder], stack=False,
+plugin_name="dcimg")`` name this reader, and a reader preference in napari's
+settings (``extension2reader``, a pattern of folder paths ending in ``/``)
+makes napari choose it for the folders it matches (``docs/napari.rst``).
 """
 
 from __future__ import annotations
@@ -52,13 +68,16 @@ import numpy as np
 
 from dcimg._urls import display_url, is_url, url_path
 from dcimg.core import DCIMGFile
-from dcimg.series import DCIMGSeries
+from dcimg.series import DEFAULT_CACHE_SIZE, DCIMGSeries
 
 __all__ = [
     "CONTRAST_SAMPLE_BYTES",
     "CONTRAST_SAMPLE_FRAMES",
     "IN_MEMORY_FRACTION",
     "IN_MEMORY_MAX_BYTES",
+    "IN_MEMORY_MAX_FILES",
+    "LOAD_ENV",
+    "LOAD_MODES",
     "example_data",
     "napari_get_reader",
 ]
@@ -69,6 +88,17 @@ IN_MEMORY_MAX_BYTES = 1 << 30
 #: Largest share of the currently available memory that an in-memory layer
 #: may take; the smaller of the two limits applies.
 IN_MEMORY_FRACTION = 0.25
+#: Largest series (number of files) read into memory: reading a file costs
+#: opening it, so a series of thousands of small files opens lazily, reading
+#: the files napari shows as it shows them.
+IN_MEMORY_MAX_FILES = 100
+#: Environment variable that chooses how a layer holds its pixels, read at
+#: every open: one of :data:`LOAD_MODES`.
+LOAD_ENV = "DCIMG_NAPARI_LOAD"
+#: ``"auto"``: in memory within the limits above, else lazy; ``"memory"``:
+#: in memory whenever the available memory holds it; ``"lazy"``: always a
+#: Dask array.
+LOAD_MODES = ("auto", "memory", "lazy")
 #: Frames read to estimate the contrast limits (evenly spread, first and last
 #: included).
 CONTRAST_SAMPLE_FRAMES = 5
@@ -76,6 +106,9 @@ CONTRAST_SAMPLE_FRAMES = 5
 #: (an in-memory layer has its pixels already): 8 MiB holds a whole
 #: 2048 x 2048 ``uint16`` frame; larger frames are sampled by bands of rows.
 CONTRAST_SAMPLE_BYTES = 8 << 20
+# Files of a series kept open at most while its layer is made (memory maps:
+# far below the kernel's default limit of 65,530 per process).
+_SERIES_CACHE_MAX = 4096
 # Bands of contiguous rows a large frame's sample is made of: each is one read
 # (one request at most, on a range source), spread evenly over the frame.
 _CONTRAST_BANDS = 8
@@ -99,16 +132,59 @@ def _available_memory() -> int | None:
         return None
 
 
-def _fits_in_memory(nbytes: int) -> bool:
-    """Whether a layer of ``nbytes`` is read into memory (see module doc)."""
-    if nbytes > IN_MEMORY_MAX_BYTES:
+def _load_mode() -> str:
+    """Return the mode :data:`LOAD_ENV` asks for.
+
+    ``"auto"`` when unset, and (with a warning) for anything that is not one
+    of :data:`LOAD_MODES`.
+    """
+    text = os.environ.get(LOAD_ENV, "").strip().lower()
+    if not text:
+        return "auto"
+    if text not in LOAD_MODES:
+        warnings.warn(
+            f"{LOAD_ENV}={os.environ[LOAD_ENV]!r} is not one of "
+            f"{', '.join(LOAD_MODES)}: using auto",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return "auto"
+    return text
+
+
+def _fits_in_memory(nbytes: int, files: int = 1) -> bool:
+    """Whether a layer of ``nbytes`` in ``files`` files is read into memory.
+
+    See the module's documentation: :data:`LOAD_ENV` decides, else the
+    limits.  ``"memory"`` still goes lazy (with a warning) when the memory
+    available now cannot hold the pixels, since a reader must not bring the
+    viewer down.
+    """
+    mode = _load_mode()
+    if mode == "lazy":
         return False
     available = _available_memory()
+    if mode == "memory":
+        if available is not None and nbytes > available:
+            warnings.warn(
+                f"{LOAD_ENV}=memory, but the layer's {nbytes} bytes exceed the "
+                f"{available} bytes of memory available: reading it lazily",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return False
+        return True
+    if nbytes > IN_MEMORY_MAX_BYTES or files > IN_MEMORY_MAX_FILES:
+        return False
     return available is None or nbytes <= IN_MEMORY_FRACTION * available
 
 
 def _sample_frames(nframes: int) -> list[int]:
-    """Return the indices of the frames read for the contrast limits."""
+    """Return the indices of the frames read for the contrast limits.
+
+    ``nframes`` counts every frame of the stack (of all files of a series,
+    whose frames are numbered in C order of its grid).
+    """
     count = min(nframes, CONTRAST_SAMPLE_FRAMES)
     if count <= 0:
         return []
@@ -154,21 +230,24 @@ def _contrast_limits(source: Any, in_memory: bool = False) -> list[float]:
     """Minimum and maximum over a few frames of ``source``.
 
     ``source`` has ``shape`` (grid axes, then frames, height, width) and
-    ``read(key)`` (or is an array); only the sampled frames of the first
-    grid position are read, never the whole recording, and of each frame at
-    most about :data:`CONTRAST_SAMPLE_BYTES` (:func:`_sample_windows`) unless
+    ``read(key)`` (or is an array); only the sampled frames are read, spread
+    over all the frames of all grid positions (first and last included),
+    never the whole recording, and of each frame at most about
+    :data:`CONTRAST_SAMPLE_BYTES` (:func:`_sample_windows`) unless
     ``in_memory`` says the pixels are in memory already.
     """
     shape = tuple(source.shape)
-    lead = (0,) * (len(shape) - 3)
+    planes = shape[:-2]
     if in_memory:
         windows: list[tuple[slice, ...]] = [()]
     else:
         itemsize = np.dtype(source.dtype).itemsize
         windows = list(_sample_windows(shape[-2], shape[-1], itemsize))
     low, high = None, None
-    for index, window in itertools.product(_sample_frames(shape[-3]), windows):
-        key = (*lead, index, *window)
+    samples = _sample_frames(math.prod(planes))
+    for flat, window in itertools.product(samples, windows):
+        index = tuple(int(i) for i in np.unravel_index(flat, planes))
+        key = (*index, *window)
         frame = np.asarray(source[key] if in_memory else source.read(key))
         if frame.size == 0:
             continue
@@ -200,7 +279,8 @@ def _layer_data(source: Any, name: str) -> LayerData:
     shape = tuple(int(n) for n in source.shape)
     nbytes = math.prod(shape) * np.dtype(source.dtype).itemsize
     kwargs: dict[str, Any] = {"name": name, "metadata": _layer_metadata(source)}
-    if _fits_in_memory(nbytes):
+    files = math.prod(shape[:-3])  # 1 for a file
+    if _fits_in_memory(nbytes, files):
         data = source.read(...)
         # The sampled frames whole: they are in memory already.
         kwargs["contrast_limits"] = _contrast_limits(data, in_memory=True)
@@ -247,9 +327,21 @@ def _open_series(paths: Sequence[str] | str) -> Any:
     be read, ...: any ``Exception``, as in :func:`_open_file`).  A folder is
     passed as it is, so that files in it that are not part of the series (a
     ``background.dcimg``) are skipped, as :class:`DCIMGSeries` does.
+
+    The series keeps up to :data:`_SERIES_CACHE_MAX` of its files open while
+    the layer is made: its metadata, time stamps and counters are gathered
+    in passes over every file, which would otherwise open each file once per
+    pass (twice the time for thousands of files).  An open file holds a map,
+    no descriptor, and the reader closes the series once the layer is made.
     """
+    files = paths if isinstance(paths, str) else list(paths)
     try:
-        return DCIMGSeries(paths if isinstance(paths, str) else list(paths))
+        series = DCIMGSeries(files)
+        places = math.prod(series.shape[:-3])
+        if places > DEFAULT_CACHE_SIZE:
+            series.close()
+            series = DCIMGSeries(files, cache_size=min(places, _SERIES_CACHE_MAX))
+        return series
     except Exception:
         return None
 

@@ -15,10 +15,20 @@ A folder of numbered files is one image too (:class:`dcimg.DCIMGSeries`):
 each grid axis of the series goes to the dimension of its letter (``T``,
 ``C`` or ``Z``), and the files' frames to ``frames_axis`` (``T`` unless
 told otherwise).
+
+Files and folders may also be URLs (``s3://``, ``https://``, ... through
+fsspec, as :class:`dcimg.DCIMGFile` reads them), with the file system's
+options given as bioio's ``fs_kwargs`` or as ``storage_options``.
+
+:attr:`Reader.standard_metadata` is a :class:`DCIMGStandardMetadata`:
+bioio's ``StandardMetadata`` with every
+field DCIMG records filled, plus the pixel type, the camera and the sensor
+region.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 from collections.abc import Sequence
@@ -33,7 +43,9 @@ try:
     from bioio_base.io import pathlike_to_fs
     from bioio_base.reader import Reader as _BaseReader
     from bioio_base.reader_metadata import ReaderMetadata as _BaseReaderMetadata
-    from bioio_base.types import PhysicalPixelSizes
+    from bioio_base.standard_metadata import StandardMetadata
+    from bioio_base.types import ImageLike, PhysicalPixelSizes
+    from ome_types import OME
 except ImportError as exc:  # pragma: no cover - exercised without bioio
     from dcimg.errors import MissingDependencyError
 
@@ -43,13 +55,18 @@ except ImportError as exc:  # pragma: no cover - exercised without bioio
     ) from exc
 
 from dcimg._stack import Stack
-from dcimg._urls import display_url, redact, secrets_of
+from dcimg._urls import display_url, is_glob, is_url, redact, secrets_of, url_path
 from dcimg.core import DCIMGFile
 from dcimg.errors import DCIMGError, DCIMGFormatError, DCIMGSeriesError
 from dcimg.metadata import Metadata
 from dcimg.series import DCIMGSeries, SeriesMetadata
 
-__all__ = ["DEFAULT_CHANNEL_NAME", "Reader", "ReaderMetadata"]
+__all__ = [
+    "DEFAULT_CHANNEL_NAME",
+    "DCIMGStandardMetadata",
+    "Reader",
+    "ReaderMetadata",
+]
 
 #: Name of the single channel unless ``channel_name=`` is given: bioio's own
 #: identifier of the first channel of the first image.
@@ -57,6 +74,55 @@ DEFAULT_CHANNEL_NAME = "Channel:0:0"
 
 _DIMS = "TCZYX"
 _SCENE = "Image:0"
+
+
+@dataclasses.dataclass
+class DCIMGStandardMetadata(StandardMetadata):
+    """bioio's standard metadata, with what DCIMG files add to it.
+
+    Every field of bioio's ``StandardMetadata`` that a DCIMG file records
+    is filled (see ``docs/bioio.rst`` for where each comes
+    from); the fields below are added, and :meth:`to_dict` lists them too.
+    DCIMG files record no objective, experimenter, plate position or stage
+    position: those fields stay ``None``.
+
+    Attributes
+    ----------
+    pixel_type : str or None
+        NumPy name of the pixel type, ``"uint8"`` or ``"uint16"``.
+    time_interval : datetime.timedelta or None
+        Median time between consecutive frames of a file (for a series, of
+        its first file), from the time stamps.
+    detector_model : str or None
+        The camera model the file records (``"C11440-22C"``), else None.
+    detector_serial_number : str or None
+        The camera's serial number, else None.
+    sensor_region : tuple of 4 int or None
+        ``(x0, y0, width, height)`` of the sensor region read out (the
+        sub-array), in sensor pixels before binning, when the file records
+        it. ``x0, y0`` is the offset on the sensor, not a stage position.
+    dropped_frames : int or None
+        Frames the camera dropped, from the jumps of its frame counter (a
+        series: summed over its files).
+    """
+
+    pixel_type: str | None = None
+    time_interval: datetime.timedelta | None = None
+    detector_model: str | None = None
+    detector_serial_number: str | None = None
+    sensor_region: tuple[int, int, int, int] | None = None
+    dropped_frames: int | None = None
+
+    # Not annotated: a class attribute, as in the base class, not a field.
+    FIELD_LABELS = {
+        **StandardMetadata.FIELD_LABELS,
+        "pixel_type": "Pixel Type",
+        "time_interval": "Time Interval",
+        "detector_model": "Detector Model",
+        "detector_serial_number": "Detector Serial Number",
+        "sensor_region": "Sensor Region",
+        "dropped_frames": "Dropped Frames",
+    }
 
 
 def _local_path(fs: Any, path: str) -> str | None:
@@ -74,10 +140,16 @@ class Reader(_BaseReader):
     Parameters
     ----------
     image : str or os.PathLike
-        A local ``.dcimg`` file, or a folder read as one
-        :class:`dcimg.DCIMGSeries`.
+        A ``.dcimg`` file, or a folder read as one
+        :class:`dcimg.DCIMGSeries`: a local path or an fsspec URL
+        (``s3://bucket/run.dcimg``, ``https://host/run.dcimg``,
+        ``s3://bucket/run3/`` for a folder).
     fs_kwargs : dict, optional
-        Passed to fsspec by bioio; only local files are supported.
+        Options of a URL's file system (bioio's name for them).
+    storage_options : dict, optional
+        The same, under :class:`dcimg.DCIMGFile`'s name; merged over
+        ``fs_kwargs``.  bioio checks which reader to use with ``fs_kwargs``
+        alone: pass this with ``reader=`` named, or use ``fs_kwargs``.
     channel_name : str, optional
         Name of the single channel (``C`` coordinate); default
         :data:`DEFAULT_CHANNEL_NAME`. DCIMG files record no channel name.
@@ -95,70 +167,132 @@ class Reader(_BaseReader):
     Raises
     ------
     bioio_base.exceptions.UnsupportedFileFormatError
-        If the file is not DCIMG or not on a local file system, or a
-        series' axes do not map onto distinct ``T``, ``C`` and ``Z``.
+        If the file is not DCIMG, ``image`` is not a path or URL (an
+        array), or a series' axes do not map onto distinct ``T``, ``C`` and
+        ``Z``.
+    FileNotFoundError
+        If the file or folder does not exist.
 
     Notes
     -----
     :attr:`metadata` is the typed :class:`dcimg.Metadata`;
     ``xarray_dask_data.attrs["unprocessed"]`` holds its ``to_dict()`` form.
-    :attr:`time_interval` is the median interval between the frames' time
-    stamps, None when the file has no time stamps (an interrupted packed
-    acquisition) or a single frame.
+    :attr:`time_interval` is the median interval between the time points
+    on ``T`` (the frames of a file), from the time stamps; None when the
+    file has no time stamps (an interrupted packed acquisition) or a single
+    time point.
     """
 
     NAME = "dcimg"
 
+    @classmethod
+    def is_supported_image(
+        cls,
+        image: ImageLike,
+        fs_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> bool:
+        """Tell whether ``image`` is a DCIMG file or a folder of them.
+
+        A URL is opened as :class:`dcimg.DCIMGFile` opens it (its header
+        only), instead of bioio's existence check, which downloads a whole
+        object from an HTTP server that honours no range in it.
+
+        Parameters
+        ----------
+        image : str, os.PathLike or array
+            What bioio was asked to read (bioio's ``ImageLike``).
+        fs_kwargs : dict, optional
+            Options of a URL's file system.
+        **kwargs
+            Passed on to bioio's own check for anything but a URL.
+
+        Returns
+        -------
+        bool
+            Whether :class:`Reader` can read it (False for an array).
+        """
+        if not isinstance(image, (str, os.PathLike)):
+            return False  # an array: not a DCIMG file
+        if isinstance(image, str) and is_url(image) and not image.startswith("file:"):
+            try:
+                with _open_stack(image, True, dict(fs_kwargs or {}) or None):
+                    return True
+            except (OSError, DCIMGError):
+                return False
+        return bool(
+            super().is_supported_image(image, fs_kwargs=fs_kwargs or {}, **kwargs)
+        )
+
     @staticmethod
     def _is_supported_image(fs: Any, path: str, **kwargs: Any) -> bool:
         local = _local_path(fs, path)
-        if local is None or not (os.path.isfile(local) or os.path.isdir(local)):
+        if local is None:
+            source = fs.unstrip_protocol(path)
+            options: dict[str, Any] | None = dict(fs.storage_options) or None
+        elif os.path.isfile(local) or os.path.isdir(local):
+            source, options = local, None
+        else:
             return False
         try:
-            with _open_stack(local, True):
+            with _open_stack(source, True, options):
                 return True
         except (OSError, DCIMGError):
             return False
 
     def __init__(
         self,
-        image: Any,
+        image: ImageLike,
         fs_kwargs: dict[str, Any] | None = None,
         *,
+        storage_options: dict[str, Any] | None = None,
         channel_name: str | None = None,
         physical_pixel_sizes: PhysicalPixelSizes | Sequence[float | None] | None = None,
         first_4px_correction_enabled: bool | None = True,
         frames_axis: str = "T",
         **kwargs: Any,
     ) -> None:
-        try:
-            fs, path = pathlike_to_fs(
-                image, enforce_exists=True, fs_kwargs=fs_kwargs or {}
-            )
-        except OSError as exc:
-            # bioio names the whole URL, with its password and query string.
-            shown = redact(str(exc), secrets_of(str(image), fs_kwargs))
-            raise (
-                type(exc)(exc.errno, shown) if exc.errno else type(exc)(shown)
-            ) from None
-        local = _local_path(fs, path)
-        if local is None:
+        options = {**(fs_kwargs or {}), **(storage_options or {})}
+        text = os.fspath(image) if isinstance(image, (str, os.PathLike)) else None
+        if not isinstance(text, str):
             raise exceptions.UnsupportedFileFormatError(
                 self.__class__.__name__,
-                display_url(path),
-                "only local DCIMG files can be read",
+                type(image).__name__,
+                "only the path or URL of a DCIMG file or folder can be read",
             )
+        source: str
+        if is_url(text) and not text.startswith("file:"):
+            # The URL as given, read by dcimg's range reader; no request
+            # here beyond those that open the file.
+            source = text
+            shown = display_url(text)
+        else:
+            try:
+                fs, path = pathlike_to_fs(text, enforce_exists=True, fs_kwargs=options)
+            except OSError as exc:
+                # bioio names the whole URL, with its password and query string.
+                message = redact(str(exc), secrets_of(text, options))
+                raise (
+                    type(exc)(exc.errno, message) if exc.errno else type(exc)(message)
+                ) from None
+            local = _local_path(fs, path)
+            source = local if local is not None else fs.unstrip_protocol(path)
+            shown = display_url(source)
+        self._storage_options = options or None
         try:
-            with _open_stack(local, first_4px_correction_enabled) as f:
+            with _open_stack(
+                source, first_4px_correction_enabled, self._storage_options
+            ) as f:
                 self._dcimg_metadata: Metadata | SeriesMetadata = f.metadata
                 self._timestamps_us = f.timestamps.astype(np.int64)
                 self._stack_dims = _dims_of(f.axes, frames_axis)
+                self._has_ome = callable(getattr(f, "ome_metadata", None))
+                self._source = _source_of(f, source)
         except (DCIMGFormatError, DCIMGSeriesError) as exc:
             raise exceptions.UnsupportedFileFormatError(
-                self.__class__.__name__, path, str(exc)
+                self.__class__.__name__, shown, str(exc)
             ) from exc
-        self._fs = fs
-        self._path = local
+        self._path = self._source
         self._correction = first_4px_correction_enabled
         self._channel_name = (
             DEFAULT_CHANNEL_NAME if channel_name is None else str(channel_name)
@@ -175,7 +309,7 @@ class Reader(_BaseReader):
         return (_SCENE,)
 
     def _open(self) -> Stack:
-        return _open_stack(self._path, self._correction)
+        return _open_stack(self._source, self._correction, self._storage_options)
 
     def _wrap(self, stack: Any) -> xr.DataArray:
         """Put a file's or series' pixels into the reader's ``TCZYX`` DataArray."""
@@ -215,19 +349,135 @@ class Reader(_BaseReader):
         """``(Z, Y, X)`` sizes given to the reader; ``None`` each otherwise."""
         return self._pixel_sizes
 
+    def _time_points_us(self) -> np.ndarray:
+        """Time stamp (µs) of each ``T`` index at ``C = Z = 0``, NaT dropped.
+
+        The time stamps have the stack's shape without ``(y, x)``; the axis
+        that went to ``T`` is kept, the others taken at 0. No ``T`` axis
+        (frames and grid on ``C``/``Z``): the single time point of the first
+        frame.
+        """
+        stamps = self._timestamps_us
+        dims = self._stack_dims[:-2]
+        if stamps.ndim != len(dims) or not stamps.size:
+            return np.empty(0, np.int64)
+        key = tuple(slice(None) if d == DimensionNames.Time else 0 for d in dims)
+        points: np.ndarray = np.asarray(stamps[key], dtype=np.int64).reshape(-1)
+        kept: np.ndarray = points[points != np.iinfo(np.int64).min]
+        return kept  # NaT: stamp lost
+
     @property
     def time_interval(self) -> datetime.timedelta | None:
-        """Median time between frames, from the time stamps, or None."""
+        """Median time between time points on ``T``, from the time stamps.
+
+        For a file (frames on ``T``), the median interval between its
+        frames; for a series, between the ``T`` indices at ``C = Z = 0``
+        (the files of a time-lapse, or the first file's frames). None when
+        there are fewer than two time points with time stamps.
+        """
         meta = self._dcimg_metadata
-        if isinstance(meta, SeriesMetadata):
-            # The files' frames are on T: their interval (the first file's).
-            if self._stack_dims[-3] != DimensionNames.Time:
-                return None
-            meta = meta.first
-        seconds = meta.frame_interval_s
-        if not seconds:
+        if isinstance(meta, Metadata):
+            seconds = meta.frame_interval_s
+            return datetime.timedelta(seconds=seconds) if seconds else None
+        points = self._time_points_us()
+        if points.size < 2:
             return None
-        return datetime.timedelta(seconds=seconds)
+        median = float(np.median(np.diff(points)))
+        return datetime.timedelta(microseconds=median) if median > 0 else None
+
+    @property
+    def ome_metadata(self) -> OME:
+        """The image as OME metadata.
+
+        Built by ``ome_metadata()`` of the file or series (the code the
+        converter uses), with this reader's physical pixel sizes
+        (``pixel_size=(Y, X)`` when both are given, ``z_step=Z``).
+
+        Raises
+        ------
+        NotImplementedError
+            If this version of dcimg cannot describe a file or series as OME
+            (bioio's convention for readers without OME metadata).
+        """
+        if not self._has_ome:
+            raise NotImplementedError(
+                "this version of dcimg gives no OME metadata for "
+                f"{display_url(self._source)}"
+            )
+        sizes = self._pixel_sizes
+        pixel_size: tuple[float, float] | None = None
+        if sizes.Y is not None and sizes.X is not None:
+            pixel_size = (sizes.Y, sizes.X)
+        with self._open() as f:
+            build = getattr(f, "ome_metadata")  # noqa: B009 - not on Stack yet
+            ome: OME = build(pixel_size=pixel_size, z_step=sizes.Z)
+        return ome
+
+    @property
+    def standard_metadata(self) -> DCIMGStandardMetadata:
+        """Return bioio's standard metadata, every field DCIMG records filled.
+
+        Returns
+        -------
+        DCIMGStandardMetadata
+            Dimensions and sizes, pixel type, time interval, time-lapse
+            interval and total duration, imaging date and time (the first
+            frame's time stamp, UTC), binning, camera model and serial
+            number, sensor region, dropped frames, and the physical pixel
+            sizes given to the reader.
+        """
+        dims = self.dims
+        meta = self._dcimg_metadata
+        first = meta.first if isinstance(meta, SeriesMetadata) else meta
+        size_t = getattr(dims, DimensionNames.Time, None)
+        points = self._time_points_us()
+        imaged = total = None
+        if self._timestamps_us.size:
+            stamps = self._timestamps_us.reshape(-1)
+            stamps = stamps[stamps != np.iinfo(np.int64).min]
+            if stamps.size:
+                imaged = datetime.datetime(
+                    1970, 1, 1, tzinfo=datetime.timezone.utc
+                ) + datetime.timedelta(microseconds=int(stamps.min()))
+        if points.size and size_t is not None and points.size == size_t:
+            total = datetime.timedelta(microseconds=int(points[-1] - points[0]))
+        interval = self.time_interval
+        frame_seconds = first.frame_interval_s
+        sub = first.sub_array
+        dropped: int | None
+        if isinstance(meta, Metadata):
+            # Without the counters, how many were dropped is unknown.
+            dropped = meta.dropped_frame_count if meta.frame_data_available else None
+        else:
+            dropped = meta.total_dropped_frames
+        return DCIMGStandardMetadata(
+            dimensions_present=dims.order,
+            image_size_c=getattr(dims, DimensionNames.Channel, None),
+            image_size_t=size_t,
+            image_size_x=getattr(dims, DimensionNames.SpatialX, None),
+            image_size_y=getattr(dims, DimensionNames.SpatialY, None),
+            image_size_z=getattr(dims, DimensionNames.SpatialZ, None),
+            timelapse=size_t is not None and size_t > 1,
+            timelapse_interval=interval,
+            total_time_duration=total,
+            imaging_datetime=imaged,
+            binning=None
+            if first.binning is None
+            else f"{first.binning}x{first.binning}",
+            pixel_size_x=self._pixel_sizes.X,
+            pixel_size_y=self._pixel_sizes.Y,
+            pixel_size_z=self._pixel_sizes.Z,
+            pixel_type=first.dtype,
+            time_interval=(
+                datetime.timedelta(seconds=frame_seconds) if frame_seconds else None
+            ),
+            detector_model=first.camera.model or None,
+            detector_serial_number=first.camera.serial or None,
+            sensor_region=None
+            if sub is None
+            else (sub.x0, sub.y0, sub.width, sub.height),
+            dropped_frames=dropped,
+        )
 
 
 class ReaderMetadata(_BaseReaderMetadata):
@@ -269,11 +519,43 @@ class ReaderMetadata(_BaseReaderMetadata):
         return Reader
 
 
-def _open_stack(local: str, correction: bool | None) -> Stack:
-    """Open a file, or a folder as a series."""
-    if os.path.isdir(local):
-        return DCIMGSeries(local, first_4px_correction_enabled=correction)
-    return DCIMGFile(local, first_4px_correction_enabled=correction)
+def _open_stack(
+    source: str, correction: bool | None, storage_options: dict[str, Any] | None = None
+) -> Stack:
+    """Open a file, or a folder (local, or a URL's prefix) as a series."""
+    if not is_url(source):
+        if os.path.isdir(source):
+            return DCIMGSeries(source, first_4px_correction_enabled=correction)
+        return DCIMGFile(source, first_4px_correction_enabled=correction)
+    name = url_path(source)
+    if not (name.endswith("/") or is_glob(source)):
+        try:
+            return DCIMGFile(
+                source,
+                first_4px_correction_enabled=correction,
+                storage_options=storage_options,
+            )
+        except (FileNotFoundError, IsADirectoryError):
+            if name.lower().endswith(".dcimg"):
+                raise
+            source += "/"  # an object store's prefix: a folder
+    return DCIMGSeries(
+        source,
+        first_4px_correction_enabled=correction,
+        storage_options=storage_options,
+    )
+
+
+def _source_of(stack: Stack, source: str) -> str:
+    """Return the source to reopen the stack from.
+
+    A URL prefix that opened as a series gets its ``/`` (see
+    :func:`_open_stack`).
+    """
+    if is_url(source) and isinstance(stack, DCIMGSeries):
+        if not (url_path(source).endswith("/") or is_glob(source)):
+            return source + "/"
+    return source
 
 
 def _dims_of(axes: str, frames_axis: str) -> tuple[str, ...]:

@@ -10,6 +10,7 @@ correction matters. Skipped when bioio is not installed
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import importlib.metadata
 import os
@@ -227,3 +228,294 @@ def test_a_time_lapse_of_z_stacks_puts_the_frames_on_z(tmp_path):
     image = BioImage(tmp_path / "run", frames_axis="C")
     assert image.shape == (2, 4, 3, 6, 7)
     np.testing.assert_array_equal(image.get_image_data("TZCYX"), truth)
+
+
+# ---------------------------------------------------------------------------
+# Standard metadata: every field DCIMG records, checked against the values
+# the writer was told to record
+
+T0_US = 1_700_000_000_000_000  # 2023-11-14 22:13:20 UTC
+
+
+@pytest.fixture
+def described_file(tmp_path):
+    """A file with a known camera, sub-array, binning, stamps and a drop."""
+    truth = example_stack(6, 32, 40, seed=8)
+    stamps = T0_US + np.array([0, 25, 50, 75, 100, 150]) * 1000
+    path = write_dcimg(
+        tmp_path / "described.dcimg",
+        truth,
+        camera_model="C15440-20UP",
+        camera_serial="700123",
+        sub_array=(128, 256, 80, 64),
+        binning=2,
+        timestamps_us=stamps,
+        framestamps=[10, 11, 12, 13, 15, 16],  # one frame dropped after 13
+    )
+    return path
+
+
+def test_standard_metadata_fills_every_field_dcimg_records(described_file):
+    image = BioImage(described_file, physical_pixel_sizes=(2.0, 0.325, 0.35))
+    meta = image.standard_metadata
+    assert isinstance(meta, dcimg.bioio.DCIMGStandardMetadata)
+    expected = {
+        "dimensions_present": "TCZYX",
+        "image_size_t": 6,
+        "image_size_c": 1,
+        "image_size_z": 1,
+        "image_size_y": 32,
+        "image_size_x": 40,
+        "pixel_type": "uint16",
+        "timelapse": True,
+        # Median of the intervals 25, 25, 25, 25, 50 ms.
+        "time_interval": datetime.timedelta(milliseconds=25),
+        "timelapse_interval": datetime.timedelta(milliseconds=25),
+        # First time point to the last one.
+        "total_time_duration": datetime.timedelta(milliseconds=150),
+        "imaging_datetime": datetime.datetime(
+            2023, 11, 14, 22, 13, 20, tzinfo=datetime.timezone.utc
+        ),
+        "binning": "2x2",
+        "detector_model": "C15440-20UP",
+        "detector_serial_number": "700123",
+        "sensor_region": (128, 256, 80, 64),
+        "dropped_frames": 1,
+        "pixel_size_z": 2.0,
+        "pixel_size_y": 0.325,
+        "pixel_size_x": 0.35,
+    }
+    assert {name: getattr(meta, name) for name in expected} == expected
+    # What DCIMG does not record stays unknown rather than made up.
+    for name in ("objective", "imaged_by", "row", "column", "stage_position_x"):
+        assert getattr(meta, name) is None, name
+    filled = [name for name, value in dataclasses.asdict(meta).items() if value]
+    assert len(filled) >= 8
+    # to_dict() lists the added fields under readable labels.
+    labels = meta.to_dict()
+    assert labels["Detector Model"] == "C15440-20UP"
+    assert labels["Pixel Type"] == "uint16"
+    assert labels["Image Size T"] == 6
+    # The reader's own property gives the same.
+    assert image.reader.standard_metadata == meta
+
+
+def test_standard_metadata_without_camera_stamps_or_sub_array(tmp_path):
+    truth = example_stack(5, 16, 24, seed=9)
+    path = write_dcimg(
+        tmp_path / "cut.dcimg",
+        truth,
+        version=0x7,
+        camera_model="",
+        camera_serial="",
+        block_table=False,
+    )
+    # A packed file cut inside its last frame loses its footer: no time
+    # stamps, no counters.
+    with dcimg.DCIMGFile(path) as f:
+        cut = f.metadata.file_size - 10
+    os.truncate(path, cut)
+    with pytest.warns(dcimg.DCIMGWarning):
+        image = BioImage(path)
+        meta = image.standard_metadata
+    assert meta.image_size_t == 5  # the pixels are whole, the footer is not
+    assert meta.detector_model is None and meta.detector_serial_number is None
+    assert meta.dropped_frames is None  # the counters are lost: unknown
+    assert meta.imaging_datetime is None
+    assert meta.time_interval is None and meta.timelapse_interval is None
+    assert meta.total_time_duration is None
+    assert meta.pixel_size_x is None
+    assert meta.pixel_type == "uint16"
+
+
+def test_standard_metadata_of_a_series_with_frames_on_t(tmp_path):
+    # 3 files (one counter: Z planes), each 4 frames taken 10 ms apart; a
+    # frame dropped in the second file.
+    truth = np.random.default_rng(6).integers(0, 4000, (3, 4, 8, 10), np.uint16)
+    folder = tmp_path / "stack"
+    folder.mkdir()
+    for z in range(3):
+        write_dcimg(
+            folder / f"cell_{z:03d}.dcimg",
+            truth[z],
+            timestamps_us=T0_US + z * 2_000_000 + np.arange(4) * 10_000,
+            framestamps=[0, 1, 3, 4] if z == 1 else None,
+            camera_model="C13440-20C",
+            camera_serial="100042",
+        )
+    meta = BioImage(folder).standard_metadata
+    assert (meta.image_size_t, meta.image_size_z, meta.image_size_c) == (4, 3, 1)
+    assert meta.time_interval == datetime.timedelta(milliseconds=10)
+    assert meta.timelapse_interval == datetime.timedelta(milliseconds=10)
+    # T points at Z = 0: the first file's frames.
+    assert meta.total_time_duration == datetime.timedelta(milliseconds=30)
+    assert meta.dropped_frames == 1
+    assert meta.detector_model == "C13440-20C"
+    assert meta.detector_serial_number == "100042"
+    assert meta.imaging_datetime == datetime.datetime(
+        2023, 11, 14, 22, 13, 20, tzinfo=datetime.timezone.utc
+    )
+
+
+def test_standard_metadata_of_a_time_lapse_of_z_stacks(tmp_path):
+    from dcimg.testing import write_series
+
+    # Two counters: T (2 time points) and Z (2 planes); each file 3 frames
+    # (channels here). Stamps: time points 5 s apart.
+    truth = np.random.default_rng(7).integers(0, 4000, (2, 2, 3, 6, 7), np.uint16)
+    folder = tmp_path / "run"
+    write_series(folder, truth, name="cell")
+    for path in sorted(folder.iterdir()):
+        t, z = (int(part) for part in path.stem.split("_")[1:])
+        write_dcimg(
+            path,
+            truth[t, z],
+            timestamps_us=T0_US + t * 5_000_000 + z * 100_000 + np.arange(3) * 1000,
+        )
+    meta = BioImage(folder, frames_axis="C").standard_metadata
+    assert (meta.image_size_t, meta.image_size_z, meta.image_size_c) == (2, 2, 3)
+    assert meta.timelapse is True
+    assert meta.timelapse_interval == datetime.timedelta(seconds=5)
+    assert meta.total_time_duration == datetime.timedelta(seconds=5)
+    assert meta.time_interval == datetime.timedelta(milliseconds=1)  # frames
+    assert meta.imaging_datetime == datetime.datetime(
+        2023, 11, 14, 22, 13, 20, tzinfo=datetime.timezone.utc
+    )
+
+
+# ---------------------------------------------------------------------------
+# OME metadata: from the file's or series' ome_metadata() when it exists
+
+
+def test_ome_metadata_says_not_implemented_until_dcimg_has_it(described_file):
+    if hasattr(dcimg.DCIMGFile, "ome_metadata"):
+        pytest.skip("DCIMGFile.ome_metadata exists: see the next test")
+    image = BioImage(described_file)
+    with pytest.raises(NotImplementedError, match="described.dcimg"):
+        _ = image.ome_metadata
+    # bioio's own standard metadata does not depend on it.
+    assert image.standard_metadata.detector_model == "C15440-20UP"
+
+
+def test_ome_metadata_comes_from_the_file(described_file):
+    if not hasattr(dcimg.DCIMGFile, "ome_metadata"):
+        pytest.skip("DCIMGFile.ome_metadata() is not in this version of dcimg")
+    ome_types = pytest.importorskip("ome_types")
+    image = BioImage(described_file, physical_pixel_sizes=(2.0, 0.325, 0.35))
+    ome = image.ome_metadata
+    assert isinstance(ome, ome_types.OME)
+    ome_types.from_xml(ome.to_xml())  # valid against the schema
+    pixels = ome.images[0].pixels
+    assert (pixels.size_t, pixels.size_y, pixels.size_x) == (6, 32, 40)
+    assert pixels.physical_size_x == pytest.approx(0.35)
+    assert pixels.physical_size_y == pytest.approx(0.325)
+    assert pixels.physical_size_z == pytest.approx(2.0)
+    with dcimg.DCIMGFile(described_file) as f:
+        direct = f.ome_metadata(pixel_size=(0.325, 0.35), z_step=2.0)
+    assert ome.to_xml() == direct.to_xml()
+
+
+# ---------------------------------------------------------------------------
+# URLs: read as DCIMGFile reads them
+
+
+def test_bioimage_reads_a_file_over_http(http_server, described_file):
+    http_server.files["/run/described.dcimg"] = described_file.read_bytes()
+    url = http_server.url("run/described.dcimg")
+    image = BioImage(url)  # bioio picks the reader by itself
+    assert type(image.reader) is dcimg.bioio.Reader
+    local = BioImage(described_file)
+    np.testing.assert_array_equal(image.get_image_data("TYX"), local.data[:, 0, 0])
+    np.testing.assert_array_equal(image.dask_data.compute(), local.data)
+    assert image.standard_metadata == local.standard_metadata
+    assert image.metadata.path == url
+    assert image.time_interval == local.time_interval
+
+
+def test_opening_a_url_reads_no_pixels(http_server, tmp_path):
+    truth = example_stack(6, 1024, 1024, seed=10)  # 2 MiB frames
+    path = write_dcimg(tmp_path / "big.dcimg", truth)
+    http_server.files["/big.dcimg"] = path.read_bytes()
+    image = BioImage(http_server.url("big.dcimg"))
+    lazy = image.dask_data
+    assert image.standard_metadata.image_size_t == 6
+    http_server.wait_idle()
+    gets = http_server.requests_for("big.dcimg")
+    # Bioio's choice of reader, headers and time stamps: no request for the
+    # whole object (bioio's own check of a URL asks for it), no frame's pixels.
+    assert all(r.range for r in gets), [r for r in gets if not r.range]
+    assert sum(r.sent for r in gets) < truth[0].nbytes / 4
+    np.testing.assert_array_equal(lazy[:, 0, 0].compute(), truth)
+
+
+def test_storage_options_reach_the_file_system(http_server, described_file, tmp_path):
+    http_server.files["/d.dcimg"] = described_file.read_bytes()
+    url = "simplecache::" + http_server.url("d.dcimg")
+    for name in ("storage_options", "fs_kwargs"):
+        cache = tmp_path / f"cache-{name}"
+        options = {"simplecache": {"cache_storage": str(cache)}}
+        image = BioImage(url, reader=dcimg.bioio.Reader, **{name: options})
+        np.testing.assert_array_equal(
+            image.get_image_data("TYX"), BioImage(described_file).data[:, 0, 0]
+        )
+        assert list(cache.iterdir()), name  # the cache the options named
+
+
+def test_a_missing_url_names_it_without_its_secrets(http_server):
+    url = (
+        http_server.base.replace("http://", "http://someone:hunter2@")
+        + "/none.dcimg?X-Amz-Signature=deadbeef"
+    )
+    with pytest.raises(FileNotFoundError) as info:
+        dcimg.bioio.Reader(url)
+    text = str(info.value)
+    assert "none.dcimg" in text
+    assert "hunter2" not in text and "deadbeef" not in text
+
+
+def test_a_remote_folder_is_one_image(tmp_path):
+    fsspec = pytest.importorskip("fsspec")
+    from dcimg.testing import write_series
+
+    truth = np.random.default_rng(11).integers(0, 4000, (3, 4, 8, 10), np.uint16)
+    write_series(tmp_path / "acq", truth, name="cell", stored_pixels_row=2)
+    memory = fsspec.filesystem("memory")
+    root = f"/viewers-{os.getpid()}-{time.monotonic_ns()}"
+    try:
+        for path in sorted((tmp_path / "acq").iterdir()):
+            memory.pipe(f"{root}/acq/{path.name}", path.read_bytes())
+        for url in (f"memory://{root}/acq/", f"memory://{root}/acq"):
+            image = BioImage(url, reader=dcimg.bioio.Reader)
+            assert image.shape == (4, 1, 3, 8, 10)
+            np.testing.assert_array_equal(image.get_image_data("ZTYX"), truth)
+            np.testing.assert_array_equal(image.dask_data.compute(), image.data)
+        # Without naming the reader: bioio asks the directory readers.
+        image = BioImage(f"memory://{root}/acq")
+        assert type(image.reader) is dcimg.bioio.Reader
+    finally:
+        memory.rm(root, recursive=True)
+
+
+def test_ome_metadata_is_a_thin_call_with_the_pixel_sizes(described_file, monkeypatch):
+    """The wiring, whatever ome_metadata() builds: its arguments and result."""
+    ome_types = pytest.importorskip("ome_types")
+    calls = []
+
+    def ome_metadata(self, *, pixel_size=None, z_step=None):
+        calls.append((self.file_path, pixel_size, z_step))
+        return ome_types.OME(creator=f"test {self.shape}")
+
+    monkeypatch.setattr(dcimg.DCIMGFile, "ome_metadata", ome_metadata, raising=False)
+    image = BioImage(described_file, physical_pixel_sizes=(2.0, 0.325, 0.35))
+    ome = image.ome_metadata
+    assert ome.creator == "test (6, 32, 40)"
+    assert calls == [(str(described_file), (0.325, 0.35), 2.0)]
+    calls.clear()
+    _ = BioImage(described_file).ome_metadata
+    assert calls == [(str(described_file), None, None)]
+
+
+def test_an_array_is_not_for_this_reader():
+    with pytest.raises(bioio_base.exceptions.UnsupportedFileFormatError, match="path"):
+        dcimg.bioio.Reader(np.zeros((2, 3, 4), np.uint16))
+    assert dcimg.bioio.Reader.is_supported_image(np.zeros((2, 3, 4))) is False

@@ -451,3 +451,109 @@ def test_a_folder_opens_as_one_layer_with_the_real_series(plugin_manager, tmp_pa
     viewer = ViewerModel()
     (layer,) = viewer.open(str(folder), plugin="dcimg")
     np.testing.assert_array_equal(np.asarray(layer.data), truth)
+
+
+# ---------------------------------------------------------------------------
+# In memory or lazy: DCIMG_NAPARI_LOAD, and the size of a series
+
+
+@pytest.mark.parametrize(
+    ("mode", "lazy"), [("lazy", True), ("memory", False), ("auto", False)]
+)
+def test_load_mode_chooses_memory_or_lazy(tmp_path, monkeypatch, mode, lazy):
+    truth = _truth()
+    path = str(write_dcimg(tmp_path / "m.dcimg", truth, stored_pixels_row=2))
+    # Over the size limit: "auto" alone would be lazy, "memory" is not.
+    monkeypatch.setattr(
+        _napari, "IN_MEMORY_MAX_BYTES", 100 if mode != "auto" else 1 << 30
+    )
+    monkeypatch.setenv(_napari.LOAD_ENV, mode.upper() if mode == "lazy" else mode)
+    ((data, kwargs, _),) = _napari.napari_get_reader(path)(path)
+    assert isinstance(data, da.Array) is lazy
+    assert isinstance(data, np.ndarray) is not lazy
+    np.testing.assert_array_equal(np.asarray(data), truth)
+    assert kwargs["contrast_limits"] == [float(truth.min()), float(truth.max())]
+
+
+def test_memory_mode_goes_lazy_when_memory_cannot_hold_it(tmp_path, monkeypatch):
+    truth = _truth()
+    path = str(write_dcimg(tmp_path / "m.dcimg", truth))
+    monkeypatch.setenv(_napari.LOAD_ENV, "memory")
+    monkeypatch.setattr(_napari, "_available_memory", lambda: truth.nbytes - 1)
+    with pytest.warns(RuntimeWarning, match="DCIMG_NAPARI_LOAD=memory"):
+        ((data, _, _),) = _napari.napari_get_reader(path)(path)
+    assert isinstance(data, da.Array)
+
+
+def test_an_unknown_load_mode_warns_and_means_auto(tmp_path, monkeypatch):
+    truth = _truth()
+    path = str(write_dcimg(tmp_path / "m.dcimg", truth))
+    monkeypatch.setenv(_napari.LOAD_ENV, "eager")
+    with pytest.warns(RuntimeWarning, match="'eager' is not one of auto, memory"):
+        ((data, _, _),) = _napari.napari_get_reader(path)(path)
+    assert isinstance(data, np.ndarray)  # auto: small enough
+
+
+def _many_files(folder, files, frames=2):
+    """A series of ``files`` numbered files whose pixels are their number."""
+    from dcimg.testing import write_series
+
+    truth = np.empty((files, frames, 6, 8), np.uint16)
+    truth[:] = np.arange(files, dtype=np.uint16)[:, None, None, None] * 10
+    write_series(folder, truth, name="cell", stored_pixels_row=None)
+    return truth
+
+
+def test_a_series_of_many_files_is_lazy_with_every_time_stamp(tmp_path, monkeypatch):
+    monkeypatch.delenv(_napari.LOAD_ENV, raising=False)
+    files = _napari.IN_MEMORY_MAX_FILES + 1
+    truth = _many_files(tmp_path / "many", files)
+    folder = str(tmp_path / "many")
+    reads = []
+    original = dcimg.DCIMGSeries.read
+
+    def counting_read(self, key=..., **kwargs):
+        reads.append(key)
+        return original(self, key, **kwargs)
+
+    monkeypatch.setattr(dcimg.DCIMGSeries, "read", counting_read)
+    ((data, kwargs, _),) = _napari.napari_get_reader(folder)(folder)
+    assert isinstance(data, da.Array)
+    # Only the sampled frames were read, one per read, spread over the files:
+    # the first file's and the last one's included.
+    assert len(reads) == _napari.CONTRAST_SAMPLE_FRAMES
+    assert reads[0][:2] == (0, 0) and reads[-1][:2] == (files - 1, 1)
+    assert kwargs["contrast_limits"] == [0.0, float(truth.max())]
+    stamps = kwargs["metadata"]["timestamps"]
+    assert stamps.shape == (files, 2) and stamps.dtype == "datetime64[us]"
+    assert kwargs["metadata"]["framestamps"].shape == (files, 2)
+    assert kwargs["axis_labels"] == ("Z", "t", "y", "x")
+    np.testing.assert_array_equal(data[::25].compute(), truth[::25])
+
+
+def test_a_small_series_is_in_memory_and_sampled_over_its_files(tmp_path):
+    truth = _many_files(tmp_path / "few", 5, frames=3)
+    folder = str(tmp_path / "few")
+    ((data, kwargs, _),) = _napari.napari_get_reader(folder)(folder)
+    assert isinstance(data, np.ndarray)
+    np.testing.assert_array_equal(data, truth)
+    # Five frames over the 15 of the series: files 0 to 4, not file 0 alone.
+    assert kwargs["contrast_limits"] == [0.0, 40.0]
+
+
+def test_a_series_layer_opens_each_file_once(tmp_path, monkeypatch):
+    files = _napari.IN_MEMORY_MAX_FILES + 20  # more than a series keeps open
+    _many_files(tmp_path / "many", files)
+    folder = str(tmp_path / "many")
+    opened = []
+    original = dcimg.DCIMGFile.open
+
+    def counting_open(self, *args, **kwargs):
+        opened.append(self.file_path)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(dcimg.DCIMGFile, "open", counting_open)
+    ((data, kwargs, _),) = _napari.napari_get_reader(folder)(folder)
+    assert kwargs["metadata"]["timestamps"].shape == (files, 2)
+    # Metadata, time stamps, counters and the sampled frames: one open each.
+    assert len(opened) == len(set(opened)) == files
