@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from dcimg._local import HOST
-from dcimg._stack import Stack
+from dcimg._stack import AUTO_CHUNK_BYTES, Stack
 from dcimg._urls import display_url, local_path
 from dcimg.errors import (
     DCIMGChangedError,
@@ -53,14 +53,6 @@ __all__ = ["ChunkReader", "FileReader", "LazyViews", "StackSource", "clear_cache
 #: out).  Each open file costs a memory mapping and a file header parse.
 CACHE_SIZE = 32
 
-#: Bytes per chunk that ``chunks="auto"`` aims for (whole frames, at least
-#: one).  Smaller than Dask's usual 128 MiB on purpose: every chunk is a
-#: fresh array, and an allocation this size is served from memory the
-#: allocator reuses, while a 128 MiB one is a new mapping whose pages the
-#: system must zero first.  On 2 cores, ``sum()`` of a 800 MiB stack took
-#: 1.4x the time of ``whole()`` with 16 MiB chunks and 2.1x with 128 MiB.
-#: It also keeps a viewer's one-frame look-ups from reading many frames.
-AUTO_CHUNK_BYTES = 16 << 20
 
 _CACHE: OrderedDict[tuple[Any, ...], DCIMGFile] = OrderedDict()
 _CACHE_LOCK = threading.Lock()

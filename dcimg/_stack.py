@@ -23,6 +23,16 @@ if TYPE_CHECKING:
 __all__ = ["Stack"]
 
 
+#: Bytes per chunk that ``chunks="auto"`` aims for (whole frames, at least
+#: one).  Smaller than Dask's usual 128 MiB on purpose: every chunk is a
+#: fresh array, and an allocation this size is served from memory the
+#: allocator reuses, while a 128 MiB one is a new mapping whose pages the
+#: system must zero first.  On 2 cores, ``sum()`` of a 800 MiB stack took
+#: 1.4x the time of ``whole()`` with 16 MiB chunks and 2.1x with 128 MiB.
+#: It also keeps a viewer's one-frame look-ups from reading many frames.
+AUTO_CHUNK_BYTES = 16 << 20
+
+
 @runtime_checkable
 class Stack(Protocol):
     """What :class:`dcimg.DCIMGFile` and :class:`dcimg.DCIMGSeries` share.

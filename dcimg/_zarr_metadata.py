@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from dcimg._dask import AUTO_CHUNK_BYTES
+from dcimg._stack import AUTO_CHUNK_BYTES
 
 __all__ = [
     "IMAGE",
@@ -43,7 +43,7 @@ def frames_per_chunk(
     Parameters
     ----------
     chunks : int or "auto"
-        ``"auto"``: as many frames as fit :data:`dcimg._dask.AUTO_CHUNK_BYTES`
+        ``"auto"``: as many frames as fit :data:`dcimg._stack.AUTO_CHUNK_BYTES`
         (16 MiB; at least one), the rule of ``as_dask_array(chunks="auto")``;
         a positive int: that many frames; -1: all frames in one chunk.
     frame_bytes : int

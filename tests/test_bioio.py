@@ -23,19 +23,21 @@ bioio = pytest.importorskip("bioio")
 bioio_base = pytest.importorskip("bioio_base")
 da = pytest.importorskip("dask.array")
 
+from helpers import file_kinds, write_with_stored_pixels  # noqa: E402
+
 import dcimg  # noqa: E402
 import dcimg.bioio  # noqa: E402
 from dcimg.testing import example_stack, write_dcimg, write_sparse_dcimg  # noqa: E402
 
 BioImage = bioio.BioImage
 
-FILE_KINDS = [
-    pytest.param((0x7, np.uint16), id="packed-16bit"),
-    pytest.param((0x7, np.uint8), id="packed-8bit"),
-    pytest.param((0x1000000, np.uint16), id="framed-16bit"),
-    pytest.param((0x1000000, np.uint8), id="framed-8bit"),
-    pytest.param((0x2000000, np.uint16), id="framed2-16bit"),
-]
+FILE_KINDS = file_kinds(
+    (0x7, np.uint16),
+    (0x7, np.uint8),
+    (0x1000000, np.uint16),
+    (0x1000000, np.uint8),
+    (0x2000000, np.uint16),
+)
 
 
 @pytest.fixture(params=FILE_KINDS)
@@ -43,12 +45,7 @@ def stored_file(request, tmp_path):
     """A file whose row 6 the camera overwrote, and its true pixels."""
     version, dtype = request.param
     truth = example_stack(9, 20, 32, dtype=dtype, seed=3)
-    path = write_dcimg(
-        tmp_path / "cells.dcimg", truth, version=version, stored_pixels_row=6
-    )
-    with dcimg.DCIMGFile(path, first_4px_correction_enabled=None) as f:
-        assert not np.array_equal(f.read(), truth)  # correction matters
-    return path, truth
+    return write_with_stored_pixels(tmp_path / "cells.dcimg", truth, version, 6)
 
 
 def test_entry_point_names_the_module():

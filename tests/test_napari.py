@@ -30,7 +30,11 @@ npe2 = pytest.importorskip("npe2")
 pytest.importorskip("napari")
 da = pytest.importorskip("dask.array")
 
-from helpers import skip_unless_sparse_files  # noqa: E402
+from helpers import (  # noqa: E402
+    file_kinds,
+    skip_unless_sparse_files,
+    write_with_stored_pixels,
+)
 
 import dcimg  # noqa: E402
 from dcimg import _napari  # noqa: E402
@@ -63,26 +67,18 @@ def _truth(dtype=np.uint16, nframes=7, height=24, width=40, seed=1):
     return example_stack(nframes, height, width, dtype=dtype, seed=seed)
 
 
-FILE_KINDS = [
-    pytest.param((0x7, np.uint16), id="packed-16bit"),
-    pytest.param((0x7, np.uint8), id="packed-8bit"),
-    pytest.param((0x1000000, np.uint16), id="framed-16bit"),
-    pytest.param((0x2000000, np.uint8), id="framed2-8bit"),
-]
+FILE_KINDS = file_kinds(
+    (0x7, np.uint16), (0x7, np.uint8), (0x1000000, np.uint16), (0x2000000, np.uint8)
+)
 
 
 @pytest.fixture(params=FILE_KINDS)
 def stored_file(request, tmp_path):
     """A file whose row 5 the camera overwrote, and its true pixels."""
     version, dtype = request.param
-    truth = _truth(dtype)
-    path = write_dcimg(
-        tmp_path / "run_07.dcimg", truth, version=version, stored_pixels_row=5
+    return write_with_stored_pixels(
+        tmp_path / "run_07.dcimg", _truth(dtype), version, 5
     )
-    with dcimg.DCIMGFile(path, first_4px_correction_enabled=None) as f:
-        # The file as stored differs from the truth: correction matters.
-        assert not np.array_equal(f.read(), truth)
-    return path, truth
 
 
 # ---------------------------------------------------------------------------

@@ -44,7 +44,6 @@ import mmap
 import os
 import platform
 import statistics
-import struct
 import sys
 import tempfile
 import time
@@ -60,6 +59,7 @@ from dcimg.testing import write_dcimg, write_sparse_dcimg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+from helpers import trailer_ranges  # noqa: E402
 from servers import RangeHTTPServer, S3Server  # noqa: E402
 
 SIZES: dict[str, dict[str, Any]] = {
@@ -115,19 +115,6 @@ def interleaved(
             ours.append(timed(candidate))
             theirs.append(timed(baseline))
     return ours, theirs
-
-
-def trailer_ranges(path: Path, length: int = 12) -> list[tuple[int, int]]:
-    """Counter and time stamp of every frame of a framed file, from its header."""
-    with open(path, "rb") as f:
-        head = f.read(4096)
-    (session,) = struct.unpack_from("<I", head, 0x28)
-    (nframes,) = struct.unpack_from("<I", head, session + 0x3C)
-    (bytes_per_image,) = struct.unpack_from("<I", head, session + 0x54)
-    (data_offset,) = struct.unpack_from("<Q", head, session + 0x60)
-    (stride,) = struct.unpack_from("<I", head, session + 0x74)
-    first = session + data_offset + bytes_per_image
-    return [(first + i * stride, first + i * stride + length) for i in range(nframes)]
 
 
 @contextlib.contextmanager
