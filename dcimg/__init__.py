@@ -232,85 +232,8 @@ def imread(
     >>> stack.shape, every_other.shape, every_other.dtype, lazy_mean.shape
     ((20, 64, 80), (10, 64, 80), dtype('float32'), (64, 80))
     """
-    if xarray:
-        return _imread_xarray(
-            path,
-            index,
-            dtype=dtype,
-            dask=dask,
-            chunks=chunks,
-            first_4px_correction_enabled=first_4px_correction_enabled,
-            mmap=mmap,
-            storage_options=storage_options,
-            pattern=pattern,
-            axes=axes,
-            concat=concat,
-            missing=missing,
-            fill_value=fill_value,
-        )
     if _names_series(path):
-        with DCIMGSeries(
-            path,
-            pattern=pattern,
-            axes=axes,
-            concat=concat,
-            first_4px_correction_enabled=first_4px_correction_enabled,
-            storage_options=storage_options,
-            missing=missing,
-            fill_value=fill_value,
-        ) as series:
-            if dask:
-                array: da.Array = series.as_dask_array(chunks=chunks, dtype=dtype)
-                return array if index is Ellipsis else array[index]
-            stack: npt.NDArray[Any] = series.read(index, dtype=dtype)
-            return stack
-    if pattern is not None or axes is not None or concat or missing != "raise":
-        raise ValueError(
-            "pattern, axes, concat and missing apply to a series of files, and "
-            f"{_redact(repr(path))} "
-            "is one file; give a folder, a glob pattern or a list of files"
-        )
-    f = DCIMGFile(
-        # names_series() is False only for one path or a file object.
-        _cast("StrOrBytesPath | BinaryIO", path),
-        first_4px_correction_enabled=first_4px_correction_enabled,
-        mmap=mmap,
-        storage_options=storage_options,
-    )
-    if dask and f.file_object is not None:
-        # The graph reads through this very file object: keep it open.
-        lazy_file: da.Array = f.as_dask_array(chunks=chunks, dtype=dtype)
-        return lazy_file if index is Ellipsis else lazy_file[index]
-    with f:
-        if dask:
-            lazy: da.Array = f.as_dask_array(chunks=chunks, dtype=dtype)
-            if index is not Ellipsis:
-                lazy = lazy[index]
-            return lazy
-        pixels: npt.NDArray[Any] = f.read(index, dtype=dtype)
-        return pixels
-
-
-def _imread_xarray(
-    path: StrOrBytesPath | BinaryIO | Sequence[StrOrBytesPath],
-    index: Any,
-    *,
-    dtype: npt.DTypeLike | None,
-    dask: bool,
-    chunks: Any,
-    first_4px_correction_enabled: bool | None,
-    mmap: bool,
-    storage_options: dict[str, Any] | None,
-    pattern: str | None,
-    axes: str | None,
-    concat: bool,
-    missing: Literal["raise", "fill"],
-    fill_value: int,
-) -> xr.DataArray:
-    """:func:`imread` with ``xarray=True``: the stack's ``to_xarray()``."""
-    stack: DCIMGFile | DCIMGSeries
-    if _names_series(path):
-        stack = DCIMGSeries(
+        stack: DCIMGFile | DCIMGSeries = DCIMGSeries(
             path,
             pattern=pattern,
             axes=axes,
@@ -328,6 +251,7 @@ def _imread_xarray(
                 "pattern or a list of files"
             )
         stack = DCIMGFile(
+            # names_series() is False only for one path or a file object.
             _cast("StrOrBytesPath | BinaryIO", path),
             first_4px_correction_enabled=first_4px_correction_enabled,
             mmap=mmap,
@@ -335,8 +259,22 @@ def _imread_xarray(
         )
     if dask and isinstance(stack, DCIMGFile) and stack.file_object is not None:
         # The graph reads through this very file object: keep it open.
-        return stack.to_xarray(dask=True, chunks=chunks, dtype=dtype)[index]
+        return _imread_from(stack, index, dtype, dask, chunks, xarray)
+    # The Dask graph holds paths, not the open stack: it may be closed.
     with stack:
+        return _imread_from(stack, index, dtype, dask, chunks, xarray)
+
+
+def _imread_from(
+    stack: Stack,
+    index: Any,
+    dtype: npt.DTypeLike | None,
+    dask: bool,
+    chunks: Any,
+    xarray: bool,
+) -> npt.NDArray[Any] | da.Array | xr.DataArray:
+    """Return what :func:`imread` returns, from the open file or series."""
+    if xarray:
         if dask:
             return stack.to_xarray(dask=True, chunks=chunks, dtype=dtype)[index]
         if index is Ellipsis:
@@ -350,6 +288,11 @@ def _imread_xarray(
             return stack.to_xarray(dask=False, dtype=dtype)[index]
         # A lazy array, sliced, then read: only the selection's pixels.
         return stack.to_xarray(dask=True, dtype=dtype)[index].compute()
+    if dask:
+        lazy: da.Array = stack.as_dask_array(chunks=chunks, dtype=dtype)
+        return lazy if index is Ellipsis else lazy[index]
+    pixels: npt.NDArray[Any] = stack.read(index, dtype=dtype)
+    return pixels
 
 
 def _register_imageio_plugin() -> None:
