@@ -41,7 +41,6 @@ import signal
 import sys
 import tempfile
 import threading
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +49,12 @@ from typing import Any
 
 import numpy as np
 
+from dcimg._ome import (
+    OME_PIXEL_TYPES,
+    OMEImage,
+    camera_annotations,
+    ome_xml,
+)
 from dcimg._urls import chain_parts, is_url
 from dcimg._version import __version__
 from dcimg.core import DCIMGFile
@@ -94,19 +99,6 @@ TIFF_COMPRESSIONS = ("none", "zlib", "zstd", "lzw")
 #: Lossless compressions of Zarr output; the default is ``"blosc-zstd"``.
 ZARR_COMPRESSIONS = ("none", "blosc-zstd", "zstd", "gzip")
 
-# OME-XML namespace of the 2016-06 schema (the current one).
-_OME_NS = "http://www.openmicroscopy.org/Schemas/OME/2016-06"
-_XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
-# Pixel types of OME-XML for each output dtype (OME has no 64-bit integers).
-_OME_PIXEL_TYPES = {
-    "uint8": "uint8",
-    "uint16": "uint16",
-    "int16": "int16",
-    "int32": "int32",
-    "uint32": "uint32",
-    "float32": "float",
-    "float64": "double",
-}
 # OME-NGFF 0.4 orders axes: time, channel, then space.
 _NGFF_ORDER = "TCZ"
 _NGFF_TYPES = {"T": "time", "C": "channel", "Z": "space"}
@@ -809,41 +801,40 @@ class _Plan:
 
     def annotations(self) -> dict[str, str]:
         """Camera metadata as key-value strings (an OME MapAnnotation)."""
-        meta = _file_metadata(self.source.metadata)
-        values = {
+        frames = self.file_frames
+        return {
             "source file": self.name,
             "converter": f"dcimg {__version__}",
-            "selected frames": f"{self.file_frames.start}:{self.file_frames.stop}:"
-            f"{self.file_frames.step}",
+            "selected frames": f"{frames.start}:{frames.stop}:{frames.step}",
             "axes": self.axes,
+            **camera_annotations(_file_metadata(self.source.metadata)),
         }
-        if meta is None:
-            return values
-        values.update(
-            {
-                "DCIMG format version": f"{meta.format_version:#x} ({meta.layout})",
-                "camera model": meta.camera.model or "unknown",
-                "camera serial": meta.camera.serial or "unknown",
-                "frames in source": str(meta.frames),
-                "first timestamp": meta.first_timestamp or "unknown",
-                "dropped frames (after index)": ", ".join(map(str, meta.dropped_frames))
-                or "none",
-            }
+
+    def ome_image(self) -> OMEImage:
+        """Describe the OME image the output holds (OME-XML, OME-NGFF)."""
+        meta = _file_metadata(self.source.metadata)
+        stamps = self.stamps_us()
+        return OMEImage(
+            name=Path(self.name).stem,
+            description=f"Converted by dcimg {__version__} from {self.name}; "
+            "pixels overwritten by the camera are restored.",
+            axes=self.axes,
+            lead_shape=self.lead_shape,
+            height=self.height,
+            width=self.width,
+            dtype=self.dtype,
+            pixel_size_y=self.options.pixel_size_y,
+            pixel_size_x=self.options.pixel_size_x,
+            z_step=self.options.z_step,
+            channel_name=self.channel_name(),
+            times_us=None if stamps is None else stamps[0],
+            times_valid=None if stamps is None else stamps[1],
+            acquisition_date=self.acquisition_date(),
+            camera_model=meta.camera.model if meta is not None else None,
+            camera_serial=meta.camera.serial if meta is not None else None,
+            binning=meta.binning if meta is not None else None,
+            annotations=self.annotations(),
         )
-        if meta.sub_array is not None:
-            sub = meta.sub_array
-            values["sensor sub-array"] = (
-                f"x0={sub.x0} y0={sub.y0} width={sub.width} height={sub.height}"
-            )
-        if meta.binning is not None:
-            values["binning"] = str(meta.binning)
-        if meta.stored_pixels is not None:
-            stored = meta.stored_pixels
-            values["overwritten pixels"] = (
-                f"{stored.count} at row {stored.row}, column {stored.column}; "
-                + ("restored" if stored.available else "values lost, as stored")
-            )
-        return values
 
 
 def _make_plan(source: Any, name: str, fmt: OutputFormat, options: _Options) -> _Plan:
@@ -889,10 +880,10 @@ def _make_plan(source: Any, name: str, fmt: OutputFormat, options: _Options) -> 
             "convert each position separately, or write plain TIFF or Zarr"
         )
     dtype = _check_dtype(np.dtype(source.dtype), options.dtype)
-    if fmt.container == "tiff" and fmt.ome and dtype.name not in _OME_PIXEL_TYPES:
+    if fmt.container == "tiff" and fmt.ome and dtype.name not in OME_PIXEL_TYPES:
         raise ConversionError(
             f"{fmt.name} cannot store {dtype.name} pixels; choose one of "
-            f"{', '.join(_OME_PIXEL_TYPES)}"
+            f"{', '.join(OME_PIXEL_TYPES)}"
         )
     nframes = shape[-3]
     indices = range(nframes)[options.frames or slice(None)]
@@ -1086,120 +1077,9 @@ def _levels_of(pixels: np.ndarray, count: int) -> list[np.ndarray]:
 # TIFF and OME-TIFF
 
 
-def _fmt_float(value: float) -> str:
-    # repr gives the shortest text that reads back as the same double.
-    return repr(float(value))
-
-
 def _ome_xml(plan: _Plan, pages: int) -> str:
     """Return the OME-XML (2016-06 schema) describing the TIFF pages."""
-    ET.register_namespace("", _OME_NS)
-    ET.register_namespace("xsi", _XSI_NS)
-
-    def q(tag: str) -> str:
-        return f"{{{_OME_NS}}}{tag}"
-
-    ome = ET.Element(
-        q("OME"),
-        {
-            "Creator": f"dcimg {__version__}",
-            f"{{{_XSI_NS}}}schemaLocation": f"{_OME_NS} {_OME_NS}/ome.xsd",
-        },
-    )
-    meta = _file_metadata(plan.source.metadata)
-    camera = getattr(meta, "camera", None)
-    instrument = ET.SubElement(ome, q("Instrument"), ID="Instrument:0")
-    detector = {"ID": "Detector:0:0", "Manufacturer": "Hamamatsu"}
-    if camera is not None and camera.model:
-        detector["Model"] = camera.model
-    if camera is not None and camera.serial:
-        detector["SerialNumber"] = camera.serial
-    detector["Type"] = "CMOS"
-    ET.SubElement(instrument, q("Detector"), detector)
-
-    image = ET.SubElement(ome, q("Image"), ID="Image:0", Name=Path(plan.name).stem)
-    date = plan.acquisition_date()
-    if date:
-        ET.SubElement(image, q("AcquisitionDate")).text = date
-    ET.SubElement(image, q("Description")).text = (
-        f"Converted by dcimg {__version__} from {plan.name}; pixels "
-        "overwritten by the camera are restored."
-    )
-    ET.SubElement(image, q("InstrumentRef"), ID="Instrument:0")
-
-    axes, lead = plan.axes, plan.lead_shape
-    sizes = {
-        letter: lead[axes.index(letter)] if letter in axes else 1 for letter in "ZCT"
-    }
-    # DimensionOrder lists the fastest-varying axis first; pages are in C
-    # order of the source's axes, so the last one varies fastest.
-    order = "XY" + axes[::-1] + "".join(a for a in "ZCT" if a not in axes)
-    pixels_attrs = {
-        "ID": "Pixels:0",
-        "DimensionOrder": order,
-        "Type": _OME_PIXEL_TYPES[plan.dtype.name],
-        "SizeX": str(plan.width),
-        "SizeY": str(plan.height),
-        "SizeZ": str(sizes["Z"]),
-        "SizeC": str(sizes["C"]),
-        "SizeT": str(sizes["T"]),
-        "BigEndian": "false",
-        "Interleaved": "false",
-        "SignificantBits": str(plan.dtype.itemsize * 8),
-    }
-    opts = plan.options
-    for axis, value in (
-        ("X", opts.pixel_size_x),
-        ("Y", opts.pixel_size_y),
-        ("Z", opts.z_step),
-    ):
-        if value is not None:
-            pixels_attrs[f"PhysicalSize{axis}"] = _fmt_float(value)
-            pixels_attrs[f"PhysicalSize{axis}Unit"] = "µm"
-    increment = plan.time_increment()
-    if increment is not None:
-        pixels_attrs["TimeIncrement"] = _fmt_float(increment)
-        pixels_attrs["TimeIncrementUnit"] = "s"
-    pixels = ET.SubElement(image, q("Pixels"), pixels_attrs)
-    channel_name = plan.channel_name()
-    binning = getattr(meta, "binning", None)
-    for c in range(sizes["C"]):
-        name = channel_name if sizes["C"] == 1 else f"{channel_name} {c}"
-        channel = ET.SubElement(
-            pixels, q("Channel"), ID=f"Channel:0:{c}", Name=name, SamplesPerPixel="1"
-        )
-        settings = {"ID": "Detector:0:0"}
-        if binning in (1, 2, 4, 8):
-            settings["Binning"] = f"{binning}x{binning}"
-        ET.SubElement(channel, q("DetectorSettings"), settings)
-    ET.SubElement(pixels, q("TiffData"), IFD="0", PlaneCount=str(pages))
-    stamps = plan.stamps_us()
-    for index in np.ndindex(*lead):
-        where = dict(zip(axes, index, strict=True))
-        attrs = {
-            "TheZ": str(where.get("Z", 0)),
-            "TheT": str(where.get("T", 0)),
-            "TheC": str(where.get("C", 0)),
-        }
-        if stamps is not None and stamps[1][index]:
-            attrs["DeltaT"] = _fmt_float(int(stamps[0][index]) / 1e6)
-            attrs["DeltaTUnit"] = "s"
-        ET.SubElement(pixels, q("Plane"), attrs)
-    ET.SubElement(image, q("AnnotationRef"), ID="Annotation:0")
-    annotations = ET.SubElement(ome, q("StructuredAnnotations"))
-    mapping = ET.SubElement(
-        annotations,
-        q("MapAnnotation"),
-        ID="Annotation:0",
-        Namespace="https://github.com/dcimg/dcimg/camera",
-    )
-    entries = ET.SubElement(mapping, q("Value"))
-    for key, text in plan.annotations().items():
-        ET.SubElement(entries, q("M"), K=key).text = text
-    # TIFF descriptions are 7-bit ASCII: other characters (the "µ" of the
-    # units, names) become XML character references.
-    encoded: bytes = ET.tostring(ome, encoding="us-ascii", xml_declaration=False)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + encoded.decode("ascii")
+    return ome_xml(plan.ome_image(), pages)
 
 
 def _tiff_compression(plan: _Plan) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from dcimg.metadata import Metadata
 
 if TYPE_CHECKING:
     import dask.array as da
+    import ome_types
     import xarray as xr
 
 __all__ = ["DCIMGFile"]
@@ -1215,6 +1216,57 @@ class DCIMGFile:
         from dcimg._dask import as_dask_array
 
         return as_dask_array(self, chunks=chunks, dtype=dtype, copy=copy)
+
+    def ome_metadata(
+        self,
+        *,
+        pixel_size: float | tuple[float, float] | None = None,
+        z_step: float | None = None,
+    ) -> ome_types.OME:
+        """Return the file's OME metadata, as the converter writes it.
+
+        The frames are the image's T axis; the same builder writes the
+        OME-XML of :func:`dcimg.convert`.
+
+        Parameters
+        ----------
+        pixel_size : float or (float, float), optional
+            Pixel size in µm in the sample: one value for X and Y, or
+            ``(y, x)``; ``PhysicalSizeX``/``Y`` are left out without it.
+        z_step : float, optional
+            Distance between Z planes in µm (``PhysicalSizeZ``).
+
+        Returns
+        -------
+        ome_types.OME
+            One image: its size and pixel type, one plane per frame with its
+            exact ``DeltaT`` (seconds from the first frame) where the camera
+            recorded a time stamp, the detector (camera model and serial),
+            the channel with the binning, and the camera metadata as a map
+            annotation. ``ome_types.to_xml()`` writes it as OME-XML.
+
+        Raises
+        ------
+        MissingDependencyError
+            When ome-types is not installed (``pip install 'dcimg[ome]'``).
+        ValueError
+            For a physical size that is not a finite number above 0.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> import dcimg
+        >>> from dcimg.testing import write_example
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     with dcimg.DCIMGFile(write_example(f"{folder}/a.dcimg")) as f:
+        ...         ome = f.ome_metadata(pixel_size=0.65)
+        >>> pixels = ome.images[0].pixels
+        >>> pixels.size_t, pixels.size_y, pixels.size_x, pixels.physical_size_x
+        (20, 64, 80, 0.65)
+        """
+        from dcimg._ome import ome_metadata
+
+        return ome_metadata(self, pixel_size=pixel_size, z_step=z_step)
 
     def to_xarray(
         self,

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
 
     import dask.array as da
+    import ome_types
     import xarray as xr
 
 __all__ = ["DEFAULT_AXES", "DCIMGSeries", "SeriesMetadata"]
@@ -1871,6 +1872,49 @@ class DCIMGSeries:
             inline_array=False,
         )
         return lazy
+
+    def ome_metadata(
+        self,
+        *,
+        pixel_size: float | tuple[float, float] | None = None,
+        z_step: float | None = None,
+    ) -> ome_types.OME:
+        """Return the series' OME metadata, as the converter writes it.
+
+        The grid's axes (``T``, ``C``, ``Z``) are the image's; each file's
+        frames are its T axis, or -- one frame per file -- take a letter the
+        grid leaves free.
+
+        Parameters
+        ----------
+        pixel_size : float or (float, float), optional
+            Pixel size in µm in the sample: one value for X and Y, or
+            ``(y, x)``; ``PhysicalSizeX``/``Y`` are left out without it.
+        z_step : float, optional
+            Distance between Z planes in µm (``PhysicalSizeZ``).
+
+        Returns
+        -------
+        ome_types.OME
+            One image: its size and pixel type, one plane per frame with its
+            exact ``DeltaT`` (seconds from the first frame) where the camera
+            recorded a time stamp, the detector (camera model and serial),
+            the channel with the binning, and the camera metadata as a map
+            annotation. ``ome_types.to_xml()`` writes it as OME-XML.
+
+        Raises
+        ------
+        MissingDependencyError
+            When ome-types is not installed (``pip install 'dcimg[ome]'``).
+        ConversionError
+            When the grid has an axis OME has no place for (not T, C or Z),
+            or a T axis while each file holds several frames.
+        ValueError
+            For a physical size that is not a finite number above 0.
+        """
+        from dcimg._ome import ome_metadata
+
+        return ome_metadata(self, pixel_size=pixel_size, z_step=z_step)
 
     def to_xarray(
         self,
