@@ -134,7 +134,7 @@ def test_convert_bigtiff_is_bigtiff(tmp_path, example):
 
 
 def test_convert_large_data_switches_tiff_to_bigtiff(tmp_path, example, monkeypatch):
-    monkeypatch.setattr(_convert, "_CLASSIC_TIFF_LIMIT", 1000)
+    monkeypatch.setattr(_convert.tiff, "_CLASSIC_TIFF_LIMIT", 1000)
     _convert.convert(example, tmp_path / "a.tif", progress=False)
     with tifffile.TiffFile(tmp_path / "a.tif") as tif:
         assert tif.is_bigtiff
@@ -143,8 +143,8 @@ def test_convert_large_data_switches_tiff_to_bigtiff(tmp_path, example, monkeypa
 def test_convert_streams_in_bounded_blocks(tmp_path, example, monkeypatch):
     """Every read is a block of at most BLOCK_BYTES; chunks hold whole frames."""
     frame_bytes = 64 * 80 * 2
-    monkeypatch.setattr(_convert, "BLOCK_BYTES", 3 * frame_bytes)
-    monkeypatch.setattr(_convert, "CHUNK_BYTES", 2 * frame_bytes)
+    monkeypatch.setattr(_convert.options, "BLOCK_BYTES", 3 * frame_bytes)
+    monkeypatch.setattr(_convert.zarr_output, "CHUNK_BYTES", 2 * frame_bytes)
     sizes = []
     original = dcimg.DCIMGFile.read
 
@@ -338,8 +338,8 @@ def failing_read(monkeypatch, error: BaseException, after: int = 1) -> None:
         return original(self, key, **kwargs)
 
     monkeypatch.setattr(dcimg.DCIMGFile, "read", read)
-    monkeypatch.setattr(_convert, "BLOCK_BYTES", 64 * 80 * 2 * 4)
-    monkeypatch.setattr(_convert, "CHUNK_BYTES", 64 * 80 * 2 * 2)
+    monkeypatch.setattr(_convert.options, "BLOCK_BYTES", 64 * 80 * 2 * 4)
+    monkeypatch.setattr(_convert.zarr_output, "CHUNK_BYTES", 64 * 80 * 2 * 2)
 
 
 @pytest.mark.parametrize("suffix", SUFFIXES)
@@ -371,7 +371,7 @@ def test_failing_writer_leaves_nothing(capsys, tmp_path, example, monkeypatch):
         target.write_bytes(b"half a file")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(_convert, "_write_tiff", broken)
+    monkeypatch.setattr(_convert.run, "_write_tiff", broken)
     status, _, err = run(capsys, "convert", example, tmp_path / "o.tif")
     assert_one_line_error(status, err)
     assert err.strip().endswith("o.tif: no space left on the device")
@@ -395,7 +395,8 @@ def test_interrupted_conversion_leaves_nothing(
 PAUSED_CONVERT = textwrap.dedent(
     """
     import itertools, signal, sys, time
-    import dcimg, dcimg._convert as convert
+    import dcimg
+    import dcimg._convert.options as options, dcimg._convert.zarr_output as zarr_output
     from dcimg.cli import main
 
     target = int(sys.argv.pop(1))
@@ -412,7 +413,7 @@ PAUSED_CONVERT = textwrap.dedent(
         return original(self, key, **kwargs)
 
     dcimg.DCIMGFile.read = paused_read
-    convert.BLOCK_BYTES = convert.CHUNK_BYTES = 64 * 80 * 2
+    options.BLOCK_BYTES = zarr_output.CHUNK_BYTES = 64 * 80 * 2
     sys.exit(main(sys.argv[1:]))
     """
 )
@@ -489,7 +490,7 @@ def test_full_disk_injected(capsys, tmp_path, example, monkeypatch, suffix, how)
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         # NumPy's tofile on a full disk (no errno); the disk has no room left.
         usage = SimpleNamespace(total=100, used=100, free=0)
-        monkeypatch.setattr(_convert.shutil, "disk_usage", lambda path: usage)
+        monkeypatch.setattr(_convert.staging.shutil, "disk_usage", lambda path: usage)
         raise OSError("262144 requested and 261504 written")
 
     real_open = open
@@ -505,8 +506,8 @@ def test_full_disk_injected(capsys, tmp_path, example, monkeypatch, suffix, how)
 
     if suffix.endswith("zarr"):
         # Ten chunks: the disk fills up at the second one.
-        monkeypatch.setattr(_convert, "CHUNK_BYTES", 64 * 80 * 2 * 2)
-        monkeypatch.setattr(_convert, "open", full_open, raising=False)
+        monkeypatch.setattr(_convert.zarr_output, "CHUNK_BYTES", 64 * 80 * 2 * 2)
+        monkeypatch.setattr(_convert.zarr_output, "open", full_open, raising=False)
     else:
         monkeypatch.setattr(tifffile.FileHandle, "write_array", fail)
     status, _, err = run(capsys, "convert", example, tmp_path / f"o{suffix}")
@@ -1230,8 +1231,8 @@ def test_memory_stays_bounded(tmp_path, monkeypatch, suffix, options):
         tmp_path / "big.dcimg", 100, 1024, 1024, stored_pixels_row=3
     )
     block = 8 << 20
-    monkeypatch.setattr(_convert, "BLOCK_BYTES", block)
-    monkeypatch.setattr(_convert, "CHUNK_BYTES", 4 << 20)
+    monkeypatch.setattr(_convert.options, "BLOCK_BYTES", block)
+    monkeypatch.setattr(_convert.zarr_output, "CHUNK_BYTES", 4 << 20)
     tracemalloc.start()
     try:
         out = dcimg.convert(path, tmp_path / f"o{suffix}", **options)
