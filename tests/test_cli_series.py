@@ -56,7 +56,8 @@ def test_convert_a_series_to_one_image(series, tmp_path, suffix):
     else:
         zarr = pytest.importorskip("zarr")
         group = zarr.open(str(out), mode="r")
-        axes = [a["name"] for a in group.attrs["multiscales"][0]["axes"]]
+        (multiscale,) = group.attrs["ome"]["multiscales"]  # NGFF 0.5
+        axes = [a["name"] for a in multiscale["axes"]]
         assert axes == ["t", "c", "z", "y", "x"]
         got = group["0"][:]
     np.testing.assert_array_equal(np.squeeze(got), np.squeeze(truth))
@@ -102,7 +103,8 @@ def test_convert_series_of_every_axis_letter(
     else:
         zarr = pytest.importorskip("zarr")
         group = zarr.open(str(out), mode="r")
-        axes = "".join(a["name"] for a in group.attrs["multiscales"][0]["axes"])
+        (multiscale,) = group.attrs["ome"]["multiscales"]  # NGFF 0.5
+        axes = "".join(a["name"] for a in multiscale["axes"])
         got = group["0"][:]
     # Compare without the axes of length 1 (tifffile drops them, NGFF
     # writes all five), in the series' order.

@@ -188,8 +188,7 @@ def test_ome_zarr_metadata(tmp_path, example):
         example, tmp_path / "m.ome.zarr", frames=slice(None, None, 2)
     )
     group = zarr.open_group(str(out), mode="r")
-    (multiscale,) = group.attrs["multiscales"]
-    assert multiscale["version"] == "0.4"
+    (multiscale,) = ngff_attrs(out)["multiscales"]
     assert [axis["name"] for axis in multiscale["axes"]] == ["t", "y", "x"]
     scale = multiscale["datasets"][0]["coordinateTransformations"][0]["scale"]
     assert scale[0] == pytest.approx(2 / 30, rel=1e-3)
@@ -303,7 +302,7 @@ def test_convert_into_missing_folder(capsys, tmp_path, example):
     assert "does not exist" in err
 
 
-@pytest.mark.parametrize("module", ["tifffile", "numcodecs"])
+@pytest.mark.parametrize("module", ["tifffile", "zarr"])
 def test_convert_without_optional_package(
     capsys, tmp_path, example, monkeypatch, module
 ):
@@ -340,6 +339,7 @@ def failing_read(monkeypatch, error: BaseException, after: int = 1) -> None:
     monkeypatch.setattr(dcimg.DCIMGFile, "read", read)
     monkeypatch.setattr(_convert.options, "BLOCK_BYTES", 64 * 80 * 2 * 4)
     monkeypatch.setattr(_convert.zarr_output, "CHUNK_BYTES", 64 * 80 * 2 * 2)
+    monkeypatch.setattr(_convert.zarr_output, "SHARD_BYTES", 64 * 80 * 2 * 4)
 
 
 @pytest.mark.parametrize("suffix", SUFFIXES)
@@ -413,7 +413,8 @@ PAUSED_CONVERT = textwrap.dedent(
         return original(self, key, **kwargs)
 
     dcimg.DCIMGFile.read = paused_read
-    options.BLOCK_BYTES = zarr_output.CHUNK_BYTES = 64 * 80 * 2
+    frame = 64 * 80 * 2
+    options.BLOCK_BYTES = zarr_output.CHUNK_BYTES = zarr_output.SHARD_BYTES = frame
     sys.exit(main(sys.argv[1:]))
     """
 )
@@ -493,21 +494,20 @@ def test_full_disk_injected(capsys, tmp_path, example, monkeypatch, suffix, how)
         monkeypatch.setattr(_convert.staging.shutil, "disk_usage", lambda path: usage)
         raise OSError("262144 requested and 261504 written")
 
-    real_open = open
-
-    def full_open(path: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
-        handle = real_open(path, mode, *args, **kwargs)
-        # The converter creates its files with "x" (never truncating one).
-        if ("w" in mode or "x" in mode) and len(written) >= 3:
-            handle.close()
-            fail()
-        written.append(path)
-        return handle
-
     if suffix.endswith("zarr"):
-        # Ten chunks: the disk fills up at the second one.
+        # Ten shards of one chunk: the disk fills up at the fourth object
+        # zarr-python writes (metadata included).
         monkeypatch.setattr(_convert.zarr_output, "CHUNK_BYTES", 64 * 80 * 2 * 2)
-        monkeypatch.setattr(_convert.zarr_output, "open", full_open, raising=False)
+        monkeypatch.setattr(_convert.zarr_output, "SHARD_BYTES", 64 * 80 * 2 * 2)
+        real_set = zarr.storage.LocalStore.set
+
+        async def full_set(self: Any, key: str, value: Any) -> None:
+            if len(written) >= 3:
+                fail()
+            written.append(key)
+            await real_set(self, key, value)
+
+        monkeypatch.setattr(zarr.storage.LocalStore, "set", full_set)
     else:
         monkeypatch.setattr(tifffile.FileHandle, "write_array", fail)
     status, _, err = run(capsys, "convert", example, tmp_path / f"o{suffix}")
@@ -716,7 +716,8 @@ def test_convert_cut_packed_file_without_time_stamps(capsys, tmp_path):
         np.testing.assert_array_equal(read_back(out), truth)
     group = zarr.open_group(str(tmp_path / "cut.ome.zarr"), mode="r")
     assert group.attrs["dcimg"]["timestamps_us"] is None
-    assert "unit" not in group.attrs["multiscales"][0]["axes"][0]
+    multiscales = ngff_attrs(tmp_path / "cut.ome.zarr")["multiscales"]
+    assert "unit" not in multiscales[0]["axes"][0]
 
 
 # --------------------------------------------------------------------------
@@ -737,11 +738,32 @@ def validate_ome_tiff(out: Path) -> Any:
     return ome_types.from_xml(xml)
 
 
+def ngff_attrs(out: Path) -> dict[str, Any]:
+    """The NGFF metadata of an OME-Zarr: in ``ome`` (0.5) or at the top (0.4)."""
+    attrs = dict(zarr.open_group(str(out), mode="r").attrs)
+    if "ome" in attrs:
+        assert attrs["ome"]["version"] == "0.5"
+        assert "version" not in attrs["ome"]["multiscales"][0]
+        return dict(attrs["ome"])
+    assert attrs["multiscales"][0]["version"] == "0.4"
+    return attrs
+
+
 def validate_ome_zarr(out: Path) -> Any:
-    """The group validates as NGFF 0.4 and opens with ome-zarr's reader."""
-    models = pytest.importorskip("ome_zarr_models.v04.image")
+    """The group validates as NGFF 0.5 (or 0.4) and opens with ome-zarr's reader.
+
+    Returns the validated metadata (the ``multiscales`` and ``omero``) and the
+    levels as ome-zarr reads them.
+    """
     group = zarr.open_group(str(out), mode="r")
-    image = models.Image.from_zarr(group)
+    if "ome" in group.attrs:
+        models = pytest.importorskip("ome_zarr_models.v05.image")
+        assert group.metadata.zarr_format == 3
+        image = models.Image.from_zarr(group).ome_attributes
+    else:
+        models = pytest.importorskip("ome_zarr_models.v04.image")
+        assert group.metadata.zarr_format == 2
+        image = models.Image.from_zarr(group).attributes
     reader = pytest.importorskip("ome_zarr.reader")
     io = pytest.importorskip("ome_zarr.io")
     with warnings.catch_warnings():
@@ -849,7 +871,7 @@ def test_ome_zarr_dimensions_and_scales(tmp_path, example):
         z_step=2,
     )  # fmt: skip
     image, (level,) = validate_ome_zarr(out)
-    (multiscale,) = image.attributes.multiscales
+    (multiscale,) = image.multiscales
     assert [(a.name, a.type, a.unit) for a in multiscale.axes] == [
         ("t", "time", "second"),
         ("z", "space", "micrometer"),
@@ -916,7 +938,7 @@ def test_instrument_channel_and_date(capsys, tmp_path, example):
     ngff = tmp_path / "i.ome.zarr"
     status, _, err = run(capsys, "convert", example, ngff, "--channel-name", "GFP")
     assert status == 0, err
-    omero = zarr.open_group(str(ngff), mode="r").attrs["omero"]
+    omero = ngff_attrs(ngff)["omero"]
     assert omero["channels"][0]["label"] == "GFP"
     window = omero["channels"][0]["window"]
     stack = example_stack()
@@ -978,7 +1000,10 @@ def test_tiff_compression_round_trips(tmp_path, example, compression):
 
 @pytest.mark.parametrize("compression", [None, "none", "blosc-zstd", "zstd", "gzip"])
 def test_zarr_compression_round_trips(tmp_path, example, compression):
-    out = dcimg.convert(example, tmp_path / "c.ome.zarr", compression=compression)
+    # NGFF 0.4 (Zarr format 2): the compressor in .zarray, as numcodecs names it.
+    out = dcimg.convert(
+        example, tmp_path / "c.ome.zarr", compression=compression, ngff="0.4"
+    )
     header = json.loads((out / "0" / ".zarray").read_text())
     codec = header["compressor"]
     if compression == "none":
@@ -987,9 +1012,31 @@ def test_zarr_compression_round_trips(tmp_path, example, compression):
         assert (codec["id"], codec["cname"]) == ("blosc", "zstd")
     else:
         assert codec["id"] == compression
+    assert header["dimension_separator"] == "/"
     np.testing.assert_array_equal(read_back(out), example_stack())
-    plain = dcimg.convert(example, tmp_path / "c.zarr", compression=compression)
-    np.testing.assert_array_equal(read_back(plain), example_stack())
+    # NGFF 0.5 (Zarr format 3): the compressor inside the sharding codec.
+    out = dcimg.convert(example, tmp_path / "c5.ome.zarr", compression=compression)
+    (sharding,) = json.loads((out / "0" / "zarr.json").read_text())["codecs"]
+    assert sharding["name"] == "sharding_indexed"
+    names = [codec["name"] for codec in sharding["configuration"]["codecs"]]
+    expected_names = {
+        "none": ["bytes"],
+        None: ["bytes", "blosc"],
+        "blosc-zstd": ["bytes", "blosc"],
+        "zstd": ["bytes", "zstd"],
+        "gzip": ["bytes", "gzip"],
+    }[compression]
+    assert names == expected_names
+    np.testing.assert_array_equal(read_back(out), example_stack())
+    for version in (3, 2):
+        plain = dcimg.convert(
+            example,
+            tmp_path / f"c{version}.zarr",
+            compression=compression,
+            zarr_format=version,
+        )
+        assert zarr.open(str(plain), mode="r").metadata.zarr_format == version
+        np.testing.assert_array_equal(read_back(plain), example_stack())
 
 
 @pytest.mark.parametrize(
@@ -1047,7 +1094,7 @@ def test_pyramid_levels(tmp_path, suffix):
             validate_ome_tiff(out)
     elif suffix == ".ome.zarr":
         image, levels = validate_ome_zarr(out)
-        (multiscale,) = image.attributes.multiscales
+        (multiscale,) = image.multiscales
         scales = [d.coordinateTransformations[0].scale for d in multiscale.datasets]
         # T keeps its scale (the frame interval); Y and X double per level.
         assert scales == [[scales[0][0], 0.5 * 2**k, 0.5 * 2**k] for k in range(4)]
@@ -1233,6 +1280,8 @@ def test_memory_stays_bounded(tmp_path, monkeypatch, suffix, options):
     block = 8 << 20
     monkeypatch.setattr(_convert.options, "BLOCK_BYTES", block)
     monkeypatch.setattr(_convert.zarr_output, "CHUNK_BYTES", 4 << 20)
+    # Zarr format 3 writes whole shards: memory holds one (with its levels).
+    monkeypatch.setattr(_convert.zarr_output, "SHARD_BYTES", 8 << 20)
     tracemalloc.start()
     try:
         out = dcimg.convert(path, tmp_path / f"o{suffix}", **options)

@@ -32,6 +32,10 @@ ZARR_COMPRESSIONS = ("none", "blosc-zstd", "zstd", "gzip")
 
 # OME-NGFF 0.4 orders axes: time, channel, then space.
 _NGFF_ORDER = "TCZ"
+#: OME-NGFF versions of OME-Zarr output; the default is ``"0.5"``.
+NGFF_VERSIONS = ("0.5", "0.4")
+# The Zarr format each NGFF version is stored in.
+_NGFF_ZARR = {"0.4": 2, "0.5": 3}
 _NGFF_TYPES = {"T": "time", "C": "channel", "Z": "space"}
 
 
@@ -248,6 +252,8 @@ class _Options:
     compression: str | None = None
     chunks: tuple[int, ...] | None = None
     pyramid: int = 0
+    ngff: str | None = None
+    zarr_format: int | None = None
 
     @classmethod
     def checked(cls, **values: Any) -> _Options:
@@ -320,7 +326,38 @@ class _Options:
             values["chunks"] = chunks
         if values.get("channel_name") is not None:
             values["channel_name"] = str(values["channel_name"])
+        ngff = values.get("ngff")
+        if ngff is not None:
+            ngff = str(ngff)
+            if ngff not in NGFF_VERSIONS:
+                raise ConversionError(
+                    f"ngff {ngff!r}: choose one of {', '.join(NGFF_VERSIONS)}"
+                )
+            values["ngff"] = ngff
+        version = values.get("zarr_format")
+        if version is not None:
+            if isinstance(version, bool) or version not in (2, 3, "2", "3"):
+                raise ConversionError(f"zarr_format {version!r}: choose 2 or 3")
+            values["zarr_format"] = int(version)
+        if (
+            values.get("ngff") is not None
+            and values.get("zarr_format") is not None
+            and _NGFF_ZARR[values["ngff"]] != values["zarr_format"]
+        ):
+            raise ConversionError(
+                f"ngff {values['ngff']} is stored in Zarr format "
+                f"{_NGFF_ZARR[values['ngff']]}, not zarr_format "
+                f"{values['zarr_format']}"
+            )
         return cls(**values)
+
+    def zarr_version(self, fmt: OutputFormat) -> int:
+        """Return the Zarr format of ``fmt``'s output: 3 unless 0.4 or asked."""
+        if self.zarr_format is not None:
+            return self.zarr_format
+        if fmt.ome and self.ngff is not None:
+            return _NGFF_ZARR[self.ngff]
+        return 3
 
     def for_format(self, fmt: OutputFormat) -> None:
         """Refuse options that the output format cannot honour."""
@@ -337,6 +374,17 @@ class _Options:
             raise ConversionError(
                 f"compression {compression!r} is for TIFF; {fmt.name} takes "
                 f"{', '.join(ZARR_COMPRESSIONS)}"
+            )
+        if fmt.container == "tiff" and (
+            self.ngff is not None or self.zarr_format is not None
+        ):
+            raise ConversionError(
+                f"ngff and zarr_format apply to Zarr output, not {fmt.name}"
+            )
+        if self.ngff is not None and not fmt.ome:
+            raise ConversionError(
+                f"ngff applies to OME-Zarr (.ome.zarr), not {fmt.name}; plain "
+                "Zarr takes zarr_format"
             )
         if self.pyramid and fmt.container != "tiff" and not fmt.ome:
             # A plain Zarr output is one array: no place for other levels.

@@ -25,6 +25,7 @@ from dcimg._ome import (
     OMEImage,
     camera_annotations,
 )
+from dcimg._stack import Stack
 from dcimg._version import __version__
 from dcimg.errors import (
     ConversionError,
@@ -97,14 +98,31 @@ class _Plan:
             sizes.append(((height + 1) // 2, (width + 1) // 2))
         return sizes
 
-    def read_run(self, cell: tuple[int, ...], start: int, count: int) -> np.ndarray:
-        """Read ``count`` selected frames of one grid cell from ``start``."""
+    def read_run(
+        self,
+        cell: tuple[int, ...],
+        start: int,
+        count: int,
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Read ``count`` selected frames of one grid cell from ``start``.
+
+        With ``out`` (C-contiguous, ``(count, height, width)``), the frames
+        are read into it.
+        """
         part = self.indices[start : start + count]
         stop = part.stop if part.stop >= 0 else None
         frames = slice(part.start, stop, part.step)
         key: Any = (*cell, frames) if cell else frames
+        if out is not None and isinstance(self.source, Stack):
+            self.source.read(key, dtype=self.dtype, out=out)
+            return out
         pixels = np.asarray(self.source.read(key, dtype=self.dtype))
-        return pixels.reshape(count, self.height, self.width)
+        pixels = pixels.reshape(count, self.height, self.width)
+        if out is not None:
+            out[...] = pixels
+            return out
+        return pixels
 
     def pages(
         self, progress: Callable[[int], Any], block_bytes: int | None = None

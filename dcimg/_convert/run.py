@@ -49,6 +49,8 @@ def convert(
     compression: str | None = None,
     chunks: Sequence[int] | str | None = None,
     pyramid: int = 0,
+    ngff: str | None = None,
+    zarr_format: int | None = None,
     overwrite: bool = False,
     progress: bool | None = None,
 ) -> Path:
@@ -57,11 +59,13 @@ def convert(
     The format follows the name of ``out``: ``.tif``/``.tiff`` (TIFF, switched
     to BigTIFF when larger than 4 GiB), ``.btf``/``.tf8`` (BigTIFF),
     ``.ome.tif``/``.ome.tiff`` (OME-TIFF; ``.ome.btf``: OME-BigTIFF), ``.zarr``
-    (one Zarr array) or ``.ome.zarr`` (OME-Zarr, NGFF 0.4). Frames are read
-    and written in blocks of at most 64 MiB, so any size converts in bounded
-    memory. Nothing is left behind if the conversion fails, fills the disk or
-    is interrupted: Ctrl-C (``SIGINT``) stops it at the next block, removes
-    the partial output and raises :class:`KeyboardInterrupt`.
+    (one Zarr array, format 3) or ``.ome.zarr`` (OME-Zarr: NGFF 0.5 on Zarr
+    format 3, sharded). Frames are read and written in blocks of at most
+    64 MiB (TIFF) or one shard of about 512 MiB (Zarr format 3), so any size
+    converts in bounded memory. Nothing is left behind if the conversion
+    fails, fills the disk or is interrupted: Ctrl-C (``SIGINT``) stops it at
+    the next block, removes the partial output and raises
+    :class:`KeyboardInterrupt`.
 
     Parameters
     ----------
@@ -111,6 +115,13 @@ def convert(
     pyramid : int, default 0
         Number of reduced-resolution levels (each the 2 x 2 mean in Y and X
         of the one before), as TIFF SubIFDs or OME-Zarr multiscales.
+    ngff : {"0.5", "0.4"}, optional
+        OME-NGFF version of ``.ome.zarr`` output: ``"0.5"`` (default; Zarr
+        format 3 with shards) or ``"0.4"`` (Zarr format 2, one object per
+        chunk, for tools that do not read 0.5 yet).
+    zarr_format : {3, 2}, optional
+        Zarr format of ``.zarr`` output (default 3, sharded); for
+        ``.ome.zarr`` it must agree with ``ngff`` (2 alone means 0.4).
     overwrite : bool, default False
         Replace ``out`` if it exists (only once the new output is complete).
         An input is never replaced, even so.
@@ -135,7 +146,7 @@ def convert(
         being read, with or without ``overwrite``; nothing is written. A
         ``ConversionError`` (and ``ValueError``) naming both paths.
     MissingDependencyError
-        When tifffile (TIFF), numcodecs (Zarr) or imagecodecs (``zstd``,
+        When tifffile (TIFF), zarr-python 3 (Zarr) or imagecodecs (``zstd``,
         ``lzw`` TIFF compression) is not installed.
     OSError
         When the output cannot be written (``errno.ENOSPC``, "no space left
@@ -171,6 +182,8 @@ def convert(
         compression=compression,
         chunks=chunks,
         pyramid=pyramid,
+        ngff=ngff,
+        zarr_format=zarr_format,
     )
     if progress is None:
         progress = sys.stderr is not None and sys.stderr.isatty()
