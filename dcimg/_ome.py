@@ -502,20 +502,17 @@ def frames_axis(grid_axes: str, frames: int) -> str:
     The frames are time points unless the grid already has a T axis; a
     single frame per file takes a letter the grid leaves free, or none.
 
-    Raises
-    ------
-    ConversionError
-        When each file holds several frames and the grid has a T axis too.
+    Several frames per file along a grid that has a T axis already are
+    more time points of it: the files along T are joined end to end (as
+    the converter does).
     """
     if "T" not in grid_axes:
         return "T"
     if frames == 1:
         free = [letter for letter in "CZT" if letter not in grid_axes]
         return free[0] if free else ""
-    raise ConversionError(
-        f"the series' axes {grid_axes!r} have a T axis and each file holds "
-        f"{frames} frames"
-    )
+    # Several time points per file along a T axis of files: joined.
+    return "T"
 
 
 def ome_metadata(
@@ -539,27 +536,33 @@ def ome_metadata(
     meta = file_metadata(stack.metadata)
     source = (files[0] if files else None) or (meta.path if meta else None) or "dcimg"
     name = PurePosixPath(str(source).replace("\\", "/")).name
-    try:
-        letter = frames_axis(grid_axes, shape[-3])
-    except ConversionError as error:
-        raise ConversionError(f"{name}: {error}", name) from None
+    letter = frames_axis(grid_axes, shape[-3])
     if set(grid_axes) - set(OME_AXES):
         extra = "".join(sorted(set(grid_axes) - set(OME_AXES)))
         raise ConversionError(
             f"{name}: an OME image has the axes T, C and Z only, not {extra!r}", name
         )
     lead = shape[:-2] if letter else shape[:-3]
+    axes = grid_axes + letter
     stamps = np.asarray(stack.timestamps)
     origin = first_stamp(stamps)
     # A file that lost its time stamps has none (an empty array).
     known = stamps.size == int(np.prod(lead, dtype=np.int64))
+    if letter == "T" and "T" in grid_axes:
+        # Each file's frames follow on along the grid's T: frame f of file
+        # t is time point t * frames + f.
+        join = grid_axes.index("T")
+        axes = grid_axes[:join] + grid_axes[join + 1 :] + "T"
+        lead = (*shape[:join], *shape[join + 1 : -3], shape[join] * shape[-3])
+        if known:
+            stamps = np.moveaxis(stamps, join, -2)
     times = plane_times(stamps.reshape(lead), origin) if known else None
     camera = meta.camera if meta is not None else None
     image = OMEImage(
         name=name.rsplit(".", 1)[0],
         description=f"Read by dcimg {__version__} from {name}; pixels "
         "overwritten by the camera are restored.",
-        axes=grid_axes + letter,
+        axes=axes,
         lead_shape=lead,
         height=shape[-2],
         width=shape[-1],

@@ -138,3 +138,19 @@ def test_without_ome_types(example, monkeypatch):
     with pytest.raises(ImportError, match=r"dcimg\[ome\]"):
         with dcimg.DCIMGFile(example) as f:
             f.ome_metadata()
+
+
+def test_series_of_multi_frame_files_over_t_and_z_joins_time(tmp_path):
+    """As the converter: each file's frames follow on along the grid's T."""
+    truth = example_stack(12, 8, 10).reshape(2, 3, 2, 8, 10)
+    write_series(tmp_path, truth, axes="TZ")
+    with dcimg.DCIMGSeries(tmp_path, axes="TZ") as series:
+        pixels = series.ome_metadata().images[0].pixels
+        stamps = series.timestamps
+    assert (pixels.size_t, pixels.size_z) == (4, 3)
+    assert pixels.dimension_order.value == "XYTZC"
+    expected = delta_t(np.moveaxis(stamps, 0, -2).reshape(3, 4))
+    assert [p.delta_t for p in pixels.planes] == expected
+    assert [(p.the_z, p.the_t) for p in pixels.planes] == [
+        (z, t) for z in range(3) for t in range(4)
+    ]

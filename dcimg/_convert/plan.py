@@ -42,6 +42,72 @@ def _file_metadata(meta: Any) -> Any:
     return getattr(meta, "first", None)
 
 
+@dataclass(frozen=True)
+class _Frames:
+    """The frames a conversion reads, and where each one is in the source.
+
+    Each file's frames ``selected``; when ``join`` names an axis of the
+    source's grid (the frames' letter is that axis' letter: files of several
+    time points along a ``T`` axis of files, say), the files along it are
+    joined end to end into one frame axis -- file ``g``'s frame ``i`` is
+    frame ``g * len(selected) + i`` -- and the grid loses that axis.
+    """
+
+    source: Any
+    selected: range
+    join: int | None = None
+
+    @property
+    def source_grid(self) -> tuple[int, ...]:
+        return tuple(int(n) for n in self.source.shape[:-3])
+
+    @property
+    def grid_shape(self) -> tuple[int, ...]:
+        """The grid of the frames: the source's, without the joined axis."""
+        grid = self.source_grid
+        if self.join is None:
+            return grid
+        return grid[: self.join] + grid[self.join + 1 :]
+
+    @property
+    def count(self) -> int:
+        """Frames per cell of :attr:`grid_shape`."""
+        files = 1 if self.join is None else self.source_grid[self.join]
+        return files * len(self.selected)
+
+    def runs(
+        self, cell: tuple[int, ...], start: int, count: int
+    ) -> Iterator[tuple[Any, int]]:
+        """Source keys of frames ``start`` to ``start + count`` of ``cell``.
+
+        Yields ``(key, frames)``: an integer per grid axis of the source
+        and a slice of one file's frames, with the number of frames.
+        """
+        per = len(self.selected)
+        at = start
+        while at < start + count:
+            file, first = divmod(at, per)
+            take = min(per - first, start + count - at)
+            part = self.selected[first : first + take]
+            stop = part.stop if part.stop >= 0 else None
+            frames = slice(part.start, stop, part.step)
+            where = (
+                cell
+                if self.join is None
+                else (cell[: self.join] + (file,) + cell[self.join :])
+            )
+            yield ((*where, frames) if where else frames), take
+            at += take
+
+    def arrange(self, values: np.ndarray) -> np.ndarray:
+        """Per-frame values of the source (``shape[:-2]``) in frame order."""
+        values = values[..., np.asarray(self.selected)]
+        if self.join is None:
+            return values
+        values = np.moveaxis(values, self.join, -2)
+        return values.reshape(*values.shape[:-2], -1)
+
+
 @dataclass
 class _Plan:
     """What to write: the source, the selected frames and their layout.
@@ -57,7 +123,7 @@ class _Plan:
     fmt: OutputFormat
     options: _Options
     dtype: np.dtype
-    indices: range
+    frames: _Frames
     grid_axes: str
     grid_shape: tuple[int, ...]
     split_shape: tuple[int, ...]
@@ -81,9 +147,7 @@ class _Plan:
     @property
     def file_frames(self) -> range:
         """The frames converted from each file (or of the one file)."""
-        if isinstance(self.source, _GridAxisAsFrames):
-            return range(self.source.frame, self.source.frame + 1)
-        return self.indices
+        return self.frames.selected
 
     @property
     def frame_bytes(self) -> int:
@@ -110,26 +174,30 @@ class _Plan:
         With ``out`` (C-contiguous, ``(count, height, width)``), the frames
         are read into it.
         """
-        part = self.indices[start : start + count]
-        stop = part.stop if part.stop >= 0 else None
-        frames = slice(part.start, stop, part.step)
-        key: Any = (*cell, frames) if cell else frames
-        if out is not None and isinstance(self.source, Stack):
-            self.source.read(key, dtype=self.dtype, out=out)
-            return out
-        pixels = np.asarray(self.source.read(key, dtype=self.dtype))
-        pixels = pixels.reshape(count, self.height, self.width)
-        if out is not None:
-            out[...] = pixels
-            return out
-        return pixels
+        runs = list(self.frames.runs(cell, start, count))
+        if out is None and len(runs) == 1:
+            ((key, _),) = runs
+            pixels = np.asarray(self.source.read(key, dtype=self.dtype))
+            return pixels.reshape(count, self.height, self.width)
+        if out is None:
+            out = np.empty((count, self.height, self.width), self.dtype)
+        at = 0
+        for key, frames in runs:
+            place = out[at : at + frames]
+            if isinstance(self.source, Stack):
+                self.source.read(key, dtype=self.dtype, out=place)
+            else:
+                pixels = np.asarray(self.source.read(key, dtype=self.dtype))
+                place[...] = pixels.reshape(place.shape)
+            at += frames
+        return out
 
     def pages(
         self, progress: Callable[[int], Any], block_bytes: int | None = None
     ) -> Iterator[np.ndarray]:
         """Every plane in order, read in blocks of at most ``block_bytes``."""
         block = max(1, (block_bytes or options.BLOCK_BYTES) // max(self.frame_bytes, 1))
-        frames = len(self.indices)
+        frames = self.frames.count
         for cell in np.ndindex(*self.grid_shape):
             for start in range(0, frames, block):
                 self.interrupt.check()
@@ -144,18 +212,14 @@ class _Plan:
         The frames not converted count too: times are relative to the start
         of the acquisition, whatever the selection.
         """
-        source = self.source
-        if isinstance(source, _GridAxisAsFrames):
-            source = source.series
-        stamps = np.asarray(source.timestamps).astype("datetime64[us]")
+        stamps = np.asarray(self.source.timestamps).astype("datetime64[us]")
         valid = stamps[~np.isnat(stamps)]
         return valid.min() if valid.size else None
 
     def stamps_us(self) -> tuple[np.ndarray, np.ndarray] | None:
         """Time stamps (µs, int64) of every plane in lead shape, and a mask."""
         stamps = np.asarray(self.source.timestamps)
-        full = self.grid_shape + (self.source.shape[-3],)
-        if stamps.size == 0 or stamps.shape != full:
+        if stamps.size == 0 or stamps.shape != tuple(self.source.shape[:-2]):
             return None
         stamps = stamps.astype("datetime64[us]")
         valid = ~np.isnat(stamps)
@@ -164,9 +228,8 @@ class _Plan:
             return None
         micro = stamps.view(np.int64)
         origin = int(first.astype(np.int64))
-        selected = np.asarray(self.indices)
-        micro = (micro[..., selected] - origin).reshape(self.lead_shape)
-        valid = valid[..., selected].reshape(self.lead_shape)
+        micro = (self.frames.arrange(micro) - origin).reshape(self.lead_shape)
+        valid = self.frames.arrange(valid).reshape(self.lead_shape)
         return micro, valid
 
     def acquisition_date(self) -> str | None:
@@ -210,11 +273,10 @@ class _Plan:
     def per_frame(self) -> dict[str, Any]:
         """Time stamps (µs since the epoch) and counters of every plane."""
         stamps = np.asarray(self.source.timestamps)
-        selected = np.asarray(self.indices)
         out: dict[str, Any] = {"timestamps_us": None, "framestamps": None}
-        full = self.grid_shape + (self.source.shape[-3],)
+        full = tuple(self.source.shape[:-2])
         if stamps.shape == full and stamps.size:
-            micro = stamps.astype("datetime64[us]")[..., selected]
+            micro = self.frames.arrange(stamps.astype("datetime64[us]"))
             values = micro.view(np.int64).reshape(-1)
             nat = np.isnat(micro).reshape(-1)
             out["timestamps_us"] = [
@@ -222,7 +284,7 @@ class _Plan:
             ]
         counters = np.asarray(getattr(self.source, "framestamps", np.empty(0)))
         if counters.shape == full and counters.size:
-            out["framestamps"] = counters[..., selected].reshape(-1).tolist()
+            out["framestamps"] = self.frames.arrange(counters).reshape(-1).tolist()
         return out
 
     def annotations(self) -> dict[str, str]:
@@ -279,17 +341,31 @@ def _make_plan(source: Any, name: str, fmt: OutputFormat, options: _Options) -> 
             f"names {len(grid_axes)} ({grid_axes!r}); give it an 'axes' attribute"
         )
     chosen = range(shape[-3])[options.frames or slice(None)]
+    if len(chosen) == 0:
+        raise ConversionError(
+            f"the frame selection selects none of the {shape[-3]} frames"
+        )
     free = [letter for letter in "CZT" if letter not in grid_axes]
-    if len(options.axes) == 1 and options.axes in grid_axes and len(chosen) == 1:
-        # One frame per file (a series of single images): its axis is of
-        # length 1, so give it any letter the grid does not use; when the
-        # grid uses them all, the grid's last axis becomes the frame axis.
-        if free:
+    join = None
+    if len(options.axes) == 1 and options.axes in grid_axes:
+        if len(chosen) == 1 and free:
+            # One frame per file (a series of single images): its axis is of
+            # length 1, so give it a letter the grid does not use.
             options = dataclasses.replace(options, axes=free[0])
+        elif len(chosen) == 1:
+            # ... and when the grid uses C, T and Z, its last axis is read
+            # as the frames (one from each file), in the grid's order.
+            join = len(grid_axes) - 1
+            options = dataclasses.replace(options, axes=grid_axes[-1])
         else:
-            source = _GridAxisAsFrames(source, chosen[0])
-            options = dataclasses.replace(options, axes=grid_axes[-1], frames=None)
-            shape, grid_shape, grid_axes = source.shape, grid_shape[:-1], source.axes
+            # The frames are more of what the grid's axis of that letter
+            # counts (time points of a T x Z run of multi-frame files): the
+            # files along it are joined end to end.
+            join = grid_axes.index(options.axes)
+    frames = _Frames(source, chosen, join)
+    if join is not None:
+        grid_axes = grid_axes[:join] + grid_axes[join + 1 :]
+    grid_shape = frames.grid_shape
     axes = grid_axes + options.axes
     if len(set(axes)) != len(axes):
         rename = f"name their axis with --axes {free[0]}, or " if free else ""
@@ -297,7 +373,8 @@ def _make_plan(source: Any, name: str, fmt: OutputFormat, options: _Options) -> 
             f"{name}: the source's axes {grid_axes!r} and the frames' axes "
             f"{options.axes!r} repeat a letter; {len(chosen)} of each file's "
             f"{shape[-3]} frames are selected: {rename}select one frame per "
-            "file with --frames (e.g. --frames 0)"
+            "file with --frames (e.g. --frames 0), or give the frames one "
+            "letter of the series' to join them along that axis (--axes T)"
         )
     if fmt.ome and set(axes) - set(_NGFF_ORDER):
         extra = "".join(sorted(set(axes) - set(_NGFF_ORDER)))
@@ -311,20 +388,14 @@ def _make_plan(source: Any, name: str, fmt: OutputFormat, options: _Options) -> 
             f"{fmt.name} cannot store {dtype.name} pixels; choose one of "
             f"{', '.join(OME_PIXEL_TYPES)}"
         )
-    nframes = shape[-3]
-    indices = range(nframes)[options.frames or slice(None)]
-    if len(indices) == 0:
-        raise ConversionError(
-            f"the frame selection selects none of the {nframes} frames"
-        )
-    split = _split_frames(len(indices), options)
+    split = _split_frames(frames.count, options)
     plan = _Plan(
         source=source,
         name=name,
         fmt=fmt,
         options=options,
         dtype=dtype,
-        indices=indices,
+        frames=frames,
         grid_axes=grid_axes,
         grid_shape=grid_shape,
         split_shape=split,
@@ -341,39 +412,6 @@ def _make_plan(source: Any, name: str, fmt: OutputFormat, options: _Options) -> 
             f"({_array_axes(plan)}YX)"
         )
     return plan
-
-
-class _GridAxisAsFrames:
-    """A series of single frames, seen with its last grid axis as the frames.
-
-    An OME image has only C, T and Z besides Y and X.  A grid of one-frame
-    files over all three (C x T x Z) leaves no letter for its frame axis, of
-    length 1; seen this way, the files along the grid's last axis are the
-    frames, and the writers need nothing new.
-    """
-
-    def __init__(self, series: Any, frame: int) -> None:
-        #: The series seen this way.
-        self.series = series
-        #: The frame taken from every file.
-        self.frame = frame
-        shape = tuple(int(n) for n in series.shape)
-        self.shape = (*shape[:-4], shape[-4], *shape[-2:])
-        self.axes = str(series.axes).upper()[:-1]
-        self.dtype = series.dtype
-        self.metadata = series.metadata
-
-    @property
-    def timestamps(self) -> np.ndarray:
-        return np.asarray(self.series.timestamps)[..., self.frame]
-
-    @property
-    def framestamps(self) -> np.ndarray:
-        return np.asarray(self.series.framestamps)[..., self.frame]
-
-    def read(self, key: Any, dtype: Any = None) -> np.ndarray:
-        *cell, files = key if isinstance(key, tuple) else (key,)
-        return np.asarray(self.series.read((*cell, files, self.frame), dtype=dtype))
 
 
 def _split_frames(count: int, options: _Options) -> tuple[int, ...]:

@@ -295,7 +295,7 @@ def _regions(
 ) -> Any:
     """Yield ``(start, pixels)`` of every region, in array axis order."""
     inner = len(plan.axes) - 1
-    frames_per_cell = len(plan.indices)
+    frames_per_cell = plan.frames.count
     split = plan.split_shape
     grid_ndim = len(plan.grid_shape)
     region_grid = [range(0, n, c) for n, c in zip(lead, step, strict=True)]
