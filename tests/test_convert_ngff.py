@@ -277,3 +277,41 @@ def test_uint8_and_floats_round_trip(tmp_path):
         out = dcimg.convert(path, tmp_path / f"u8-{dtype}.ome.zarr", dtype=dtype)
         got = zarr.open_group(str(out), mode="r")["0"][:]
         np.testing.assert_array_equal(got, stack.astype(dtype or np.uint8))
+
+
+def test_reading_overlaps_writing(tmp_path, example, monkeypatch):
+    """While zarr-python writes a shard, the next one is read."""
+    import threading
+
+    frame = 64 * 80 * 2
+    monkeypatch.setattr(_convert.zarr_output, "CHUNK_BYTES", 5 * frame)
+    monkeypatch.setattr(_convert.zarr_output, "SHARD_BYTES", 5 * frame)
+    writing = threading.Event()
+    read_while_writing = threading.Event()
+    original = dcimg.DCIMGFile.read
+    real_set = zarr.storage.LocalStore.set
+
+    reads = []
+
+    def read(self, key=Ellipsis, **kwargs):
+        reads.append(key)
+        # Every read but the first waits (2 s at most) for a shard's write.
+        if len(reads) > 1 and writing.wait(2):
+            read_while_writing.set()
+        return original(self, key, **kwargs)
+
+    async def set_(self: Any, key: str, value: Any) -> None:
+        if key.startswith("0/c/"):
+            writing.set()
+            # The next shard's read is under way: it sees the write.
+            await asyncio.get_running_loop().run_in_executor(
+                None, read_while_writing.wait, 2
+            )
+            writing.clear()
+        await real_set(self, key, value)
+
+    monkeypatch.setattr(dcimg.DCIMGFile, "read", read)
+    monkeypatch.setattr(zarr.storage.LocalStore, "set", set_)
+    out = dcimg.convert(example, tmp_path / "o.ome.zarr")
+    assert read_while_writing.is_set()
+    np.testing.assert_array_equal(zarr.open_group(str(out))["0"][:], example_stack())

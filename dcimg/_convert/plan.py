@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -40,6 +41,35 @@ def _file_metadata(meta: Any) -> Any:
     if hasattr(meta, "camera"):
         return meta
     return getattr(meta, "first", None)
+
+
+_Item = TypeVar("_Item")
+
+
+def read_ahead(items: Iterator[_Item]) -> Iterator[_Item]:
+    """Yield what ``items`` yields, making the next one while the caller works.
+
+    Reading (``items`` runs on one other thread) overlaps writing: the
+    caller compresses and writes block ``k`` while block ``k + 1`` is read,
+    and memory holds two blocks. Whatever stops the caller, the read under
+    way ends before this returns, and ``items`` is closed.
+    """
+    with ThreadPoolExecutor(1, thread_name_prefix="dcimg-convert-read") as pool:
+        try:
+            pending = pool.submit(next, items, None)
+            while True:
+                item = pending.result()
+                if item is None:
+                    return
+                pending = pool.submit(next, items, None)
+                yield item
+        finally:
+            # The pool's exit waits for the read under way; then nothing
+            # runs ``items`` and it can be closed here.
+            pool.shutdown(wait=True)
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
 
 
 @dataclass(frozen=True)
@@ -198,13 +228,17 @@ class _Plan:
         """Every plane in order, read in blocks of at most ``block_bytes``."""
         block = max(1, (block_bytes or options.BLOCK_BYTES) // max(self.frame_bytes, 1))
         frames = self.frames.count
-        for cell in np.ndindex(*self.grid_shape):
-            for start in range(0, frames, block):
-                self.interrupt.check()
-                count = min(block, frames - start)
-                pixels = self.read_run(tuple(cell), start, count)
-                yield from pixels
-                progress(count)
+
+        def blocks() -> Iterator[np.ndarray]:
+            for cell in np.ndindex(*self.grid_shape):
+                for start in range(0, frames, block):
+                    self.interrupt.check()
+                    count = min(block, frames - start)
+                    yield self.read_run(tuple(cell), start, count)
+
+        for pixels in read_ahead(blocks()):
+            yield from pixels
+            progress(len(pixels))
 
     def _first_stamp(self) -> np.datetime64 | None:
         """Return the earliest time stamp of all the source's frames (µs).

@@ -61,6 +61,10 @@ def _write_tiff(plan: _Plan, target: Path, progress: Callable[[int], Any]) -> No
     levels = plan.levels
     codec = _tiff_compression(plan)
     common: dict[str, Any] = {"photometric": "minisblack", "dtype": plan.dtype, **codec}
+    if codec:
+        # Every core compresses: tifffile splits each page's strips among
+        # them (by default it compresses a page of strips on one thread).
+        common["maxworkers"] = os.cpu_count() or 1
     if plan.fmt.ome:
         description = _ome_xml(plan, plan.planes)
         first: dict[str, Any] = {

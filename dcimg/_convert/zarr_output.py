@@ -35,7 +35,7 @@ import numpy as np
 
 from dcimg._convert import options
 from dcimg._convert.options import _NGFF_TYPES, _require
-from dcimg._convert.plan import _array_axes, _Plan
+from dcimg._convert.plan import _array_axes, _Plan, read_ahead
 from dcimg._convert.pyramid import _levels_of
 from dcimg._version import __version__
 from dcimg.errors import MissingDependencyError
@@ -248,7 +248,8 @@ def _write_zarr(plan: _Plan, target: Path, progress: Callable[[int], Any]) -> No
                 arrays.append(zarr.create_array(store, zarr_format=version, **options))
         low = np.full(_channel_count(plan), np.inf)
         high = np.full(_channel_count(plan), -np.inf)
-        for start, region in _regions(plan, order, lead, step, progress):
+        regions = _regions(plan, order, lead, step, progress)
+        for start, region in read_ahead(regions):
             _track_range(plan, region, array_axes, start, low, high)
             for array, pixels in zip(
                 arrays, _levels_of(region, len(levels) - 1), strict=True
