@@ -83,7 +83,7 @@ class _Frames:
     frame ``g * len(selected) + i`` -- and the grid loses that axis.
     """
 
-    source: Any
+    source: Stack
     selected: range
     join: int | None = None
 
@@ -148,7 +148,7 @@ class _Plan:
     the TIFF pages.
     """
 
-    source: Any
+    source: Stack
     name: str
     fmt: OutputFormat
     options: _Options
@@ -359,7 +359,7 @@ class _Plan:
         )
 
 
-def _make_plan(source: Any, name: str, fmt: OutputFormat, options: _Options) -> _Plan:
+def _make_plan(source: Stack, name: str, fmt: OutputFormat, options: _Options) -> _Plan:
     """Check the source against the options; say what will be written."""
     shape = tuple(int(n) for n in source.shape)
     if len(shape) < 3:

@@ -23,6 +23,7 @@ from dcimg._convert.staging import (
 )
 from dcimg._convert.tiff import _tiff_compression, _write_tiff
 from dcimg._convert.zarr_output import _write_zarr, _zarr_codec
+from dcimg._stack import Stack
 from dcimg.core import DCIMGFile
 from dcimg.errors import (
     ConversionError,
@@ -33,7 +34,7 @@ from dcimg.errors import (
 
 
 def convert(
-    source: Any,
+    source: Stack | str | os.PathLike[str],
     out: str | os.PathLike[str],
     *,
     frames: slice | None = None,
@@ -69,16 +70,15 @@ def convert(
 
     Parameters
     ----------
-    source : DCIMGFile or str or os.PathLike or array-like source
-        An open file, the path of one, or any object with ``shape``
-        (``(..., frames, height, width)``), ``dtype``,
-        ``read(key, dtype=...)`` (``key``: an integer per leading axis then a
-        slice of frames), ``timestamps`` (``datetime64``, shape
-        ``shape[:-2]``, ``NaT`` where unknown, or empty), ``metadata`` (with
-        ``to_dict()``, and ``camera`` etc. as in :class:`dcimg.Metadata` or
-        under ``first``) and, when it has axes before the frames, ``axes``
-        (one letter per such axis, e.g. ``"TZ"``); ``framestamps`` and
-        ``file_path`` are used when present.
+    source : dcimg.Stack or str or os.PathLike
+        An open :class:`dcimg.DCIMGFile` or :class:`dcimg.DCIMGSeries` (any
+        :class:`dcimg.Stack`), or the path of a file or series, which is
+        opened and closed. Only the :class:`~dcimg.Stack` surface is used:
+        ``shape`` (``(..., frames, height, width)``), ``dtype``, ``axes``
+        (one letter per axis before the frames, e.g. ``"TZ"``),
+        ``read(key, dtype=..., out=...)`` (``key``: an integer per leading
+        axis then a slice of frames), ``timestamps``, ``framestamps`` and
+        ``metadata``.
     out : str or os.PathLike
         Destination file (TIFF) or folder (Zarr).
     frames : slice, optional
@@ -193,7 +193,7 @@ def convert(
 
 
 def _convert_one(
-    source: Any,
+    source: Stack | str | os.PathLike[str],
     out: Path,
     options: _Options,
     overwrite: bool,

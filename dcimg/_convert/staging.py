@@ -20,6 +20,7 @@ from typing import Any
 from dcimg._convert import options
 from dcimg._convert.inputs import _Inputs, _refuse_inputs
 from dcimg._convert.options import _Options
+from dcimg._stack import Stack
 from dcimg.errors import (
     ConversionError,
 )
@@ -139,7 +140,7 @@ def _progress_bar(total: int, label: str, enabled: bool) -> Any:
     )
 
 
-def _planes_of(source: Any, options: _Options) -> int:
+def _planes_of(source: Stack, options: _Options) -> int:
     """How many planes a conversion of ``source`` writes (for progress)."""
     shape = tuple(int(n) for n in source.shape)
     frames = len(range(shape[-3])[options.frames or slice(None)])
