@@ -610,7 +610,7 @@ def test_one_progress_bar_for_a_batch(tmp_path, example):
 def test_convert_is_public():
     assert dcimg.convert is _convert.convert
     assert "convert" in dcimg.__all__
-    for word in ("shape", "dtype", "read(key, dtype=...)", "timestamps", "axes"):
+    for word in ("Stack", "shape", "dtype", "read(key", "timestamps", "axes"):
         assert word in dcimg.convert.__doc__
 
 
