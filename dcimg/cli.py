@@ -267,6 +267,9 @@ def _conversion_options(args: argparse.Namespace) -> Any:
             pyramid=args.pyramid,
             ngff=args.ngff,
             zarr_format=args.zarr_format,
+            shard_bytes=None
+            if args.shard_size is None
+            else round(args.shard_size * (1 << 20)),
         )
     except conversion.ConversionError as error:
         raise _UsageError(_option_names(str(error))) from None
@@ -288,6 +291,8 @@ def _option_names(message: str) -> str:
         "zarr_format",
     ):
         message = re.sub(rf"(?<![-\w]){name}\b", "--" + name.replace("_", "-"), message)
+    # The command line gives the shard size in MiB.
+    message = re.sub(r"(?<![-\w])shard_bytes\b", "--shard-size", message)
     return message.replace("--axes=", "--axes ").replace("frames=", "--frames ")
 
 
@@ -616,6 +621,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         choices=(3, 2),
         help="Zarr format of .zarr output: 3 (default, sharded) or 2",
+    )
+    storage.add_argument(
+        "--shard-size",
+        type=float,
+        metavar="MIB",
+        help="target size of a Zarr v3 shard, uncompressed (default 512 MiB; "
+        "memory holds about four)",
     )
     batch = convert.add_argument_group("several files")
     batch.add_argument(

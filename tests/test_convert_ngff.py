@@ -315,3 +315,30 @@ def test_reading_overlaps_writing(tmp_path, example, monkeypatch):
     out = dcimg.convert(example, tmp_path / "o.ome.zarr")
     assert read_while_writing.is_set()
     np.testing.assert_array_equal(zarr.open_group(str(out))["0"][:], example_stack())
+
+
+def test_shard_size_option(tmp_path, capsys):
+    """--shard-size (MiB) and shard_bytes: a shard is at least one chunk;
+    2 MiB shards of 1 MiB chunks hold 2."""
+    path = write_dcimg(tmp_path / "s.dcimg", example_stack(5, 512, 1024))
+    out = tmp_path / "s.ome.zarr"
+    status, _, err = run(capsys, "convert", path, out, "--shard-size", "2")
+    assert status == 0, err
+    array = zarr.open_group(str(out), mode="r")["0"]
+    assert (array.chunks, array.shards) == ((5, 512, 1024), (5, 512, 1024))
+    out = dcimg.convert(
+        path, tmp_path / "t.ome.zarr", shard_bytes=2 << 20, chunks=(1, 512, 1024)
+    )
+    array = zarr.open_group(str(out), mode="r")["0"]
+    assert (array.chunks, array.shards) == ((1, 512, 1024), (2, 512, 1024))
+    np.testing.assert_array_equal(array[:], example_stack(5, 512, 1024))
+    for argv, message in (
+        (["--shard-size", "0.5"], "--shard-size must be at least 1 MiB"),
+        (["--shard-size", "2", "--ngff", "0.4"], "Zarr format 3"),
+    ):
+        status, _, err = run(capsys, "convert", path, tmp_path / "x.ome.zarr", *argv)
+        assert status == 2 and message in err, err
+    status, _, err = run(
+        capsys, "convert", path, tmp_path / "x.tif", "--shard-size", "2"
+    )
+    assert status == 2 and "Zarr format 3" in err, err

@@ -254,6 +254,7 @@ class _Options:
     pyramid: int = 0
     ngff: str | None = None
     zarr_format: int | None = None
+    shard_bytes: int | None = None
 
     @classmethod
     def checked(cls, **values: Any) -> _Options:
@@ -339,6 +340,13 @@ class _Options:
             if isinstance(version, bool) or version not in (2, 3, "2", "3"):
                 raise ConversionError(f"zarr_format {version!r}: choose 2 or 3")
             values["zarr_format"] = int(version)
+        shard = values.get("shard_bytes")
+        if shard is not None:
+            if isinstance(shard, bool) or int(shard) != shard or shard < 1 << 20:
+                raise ConversionError(
+                    f"shard_bytes must be at least 1 MiB (1048576 bytes), not {shard}"
+                )
+            values["shard_bytes"] = int(shard)
         if (
             values.get("ngff") is not None
             and values.get("zarr_format") is not None
@@ -380,6 +388,13 @@ class _Options:
         ):
             raise ConversionError(
                 f"ngff and zarr_format apply to Zarr output, not {fmt.name}"
+            )
+        if self.shard_bytes is not None and (
+            fmt.container == "tiff" or self.zarr_version(fmt) != 3
+        ):
+            raise ConversionError(
+                f"shard_bytes applies to Zarr format 3 output, not {fmt.name}"
+                + ("" if fmt.container == "tiff" else " in Zarr format 2")
             )
         if self.ngff is not None and not fmt.ome:
             raise ConversionError(

@@ -52,6 +52,7 @@ def convert(
     pyramid: int = 0,
     ngff: str | None = None,
     zarr_format: int | None = None,
+    shard_bytes: int | None = None,
     overwrite: bool = False,
     progress: bool | None = None,
 ) -> Path:
@@ -122,6 +123,9 @@ def convert(
     zarr_format : {3, 2}, optional
         Zarr format of ``.zarr`` output (default 3, sharded); for
         ``.ome.zarr`` it must agree with ``ngff`` (2 alone means 0.4).
+    shard_bytes : int, optional
+        Target size (uncompressed) of a shard of Zarr format 3 output;
+        default 512 MiB. Memory holds about four shards while converting.
     overwrite : bool, default False
         Replace ``out`` if it exists (only once the new output is complete).
         An input is never replaced, even so.
@@ -184,6 +188,7 @@ def convert(
         pyramid=pyramid,
         ngff=ngff,
         zarr_format=zarr_format,
+        shard_bytes=shard_bytes,
     )
     if progress is None:
         progress = sys.stderr is not None and sys.stderr.isatty()

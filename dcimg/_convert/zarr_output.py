@@ -180,7 +180,8 @@ def _zarr_shards(
     height = math.ceil(plan.height / chunks[-2]) * chunks[-2]
     width = math.ceil(plan.width / chunks[-1]) * chunks[-1]
     shard = [*chunks[:-2], height, width]
-    budget = max(1, SHARD_BYTES // max(math.prod(shard) * plan.dtype.itemsize, 1))
+    target = plan.options.shard_bytes or SHARD_BYTES
+    budget = max(1, target // max(math.prod(shard) * plan.dtype.itemsize, 1))
     for axis in reversed(plan.axes):
         position = array_axes.index(axis)
         count = math.ceil(lead[position] / chunks[position])
