@@ -1,6 +1,6 @@
 """Lazy access to stacks (files and series) with Dask and xarray.
 
-:meth:`LazyViews.as_dask_array` turns a stack into a :class:`dask.array.Array` whose
+:meth:`StackViews.as_dask_array` turns a stack into a :class:`dask.array.Array` whose
 graph holds nothing but a :class:`StackSource`: the stack's shape, token and
 the :class:`ChunkReader` it hands over (a file's :class:`FileReader`, a
 series' record of its members), which pickles to paths, versions and
@@ -11,9 +11,9 @@ kernel.  The graph has exactly one task per chunk and Dask pushes basic
 slices of the array into the read: ``arr[5, 100:200].compute()`` reads 100
 rows of frame 5 only.
 
-:meth:`LazyViews.to_xarray` wraps the same array (or the pixels in memory) in an
+:meth:`StackViews.to_xarray` wraps the same array (or the pixels in memory) in an
 :class:`xarray.DataArray` with time stamps and the stack's metadata.
-Both are written once, in :class:`LazyViews`, which files and series mix
+Both are written once, in :class:`StackViews`, which files and series mix
 in; neither knows which it serves: each class says what only it knows (its
 chunk rule and reader, its name and attributes).
 """
@@ -42,12 +42,13 @@ from dcimg.metadata import physical_size
 if TYPE_CHECKING:
     import dask.array as da
     import numpy.typing as npt
+    import ome_types
     import xarray as xr
     from zarr.abc.store import Store
 
     from dcimg.core import DCIMGFile
 
-__all__ = ["ChunkReader", "FileReader", "LazyViews", "StackSource", "clear_cache"]
+__all__ = ["ChunkReader", "FileReader", "StackViews", "StackSource", "clear_cache"]
 
 #: Files kept open per process by the chunk tasks (least recently used first
 #: out).  Each open file costs a memory mapping and a file header parse.
@@ -632,7 +633,7 @@ def frame_coords(
 
 
 class _Viewed(Stack, Protocol):
-    """What :class:`LazyViews` needs of the class it is mixed into."""
+    """What :class:`StackViews` needs of the class it is mixed into."""
 
     _inline_graph: bool
 
@@ -645,8 +646,12 @@ class _Viewed(Stack, Protocol):
     def _xarray_parts(self) -> tuple[str | None, dict[str, Any], Sequence[Any]]: ...
 
 
-class LazyViews:
-    """``as_dask_array`` and ``to_xarray``, written once for files and series.
+class StackViews:
+    """Views of a stack, written once for files and series.
+
+    ``as_dask_array`` and ``to_xarray`` (with ``to_dask`` and ``asarray``,
+    their names in other libraries), ``aszarr`` (:mod:`dcimg._zarr_store`)
+    and ``ome_metadata`` (:mod:`dcimg._ome`).
 
     Mixed into :class:`dcimg.DCIMGFile` and :class:`dcimg.DCIMGSeries`, which
     say what only they know: what reads their chunks in another process
@@ -1003,3 +1008,60 @@ class LazyViews:
         path = self._xarray_parts()[0]
         name = os.path.splitext(os.path.basename(path or "dcimg"))[0]
         return open_store(self, chunks, group=group, name=name)
+
+    # ------------------------------------------------------------------
+    # OME metadata (dcimg._ome, the converter's own builder)
+
+    def ome_metadata(
+        self: _Viewed,
+        *,
+        pixel_size: float | tuple[float, float] | None = None,
+        z_step: float | None = None,
+    ) -> ome_types.OME:
+        """Return the OME metadata, as the converter writes it.
+
+        The frames of a file are the image's T axis; a series' grid axes
+        (``T``, ``C``, ``Z``) are the image's, and each file's frames are
+        its T axis or -- one frame per file -- take a letter the grid leaves
+        free.  The same builder writes the OME-XML of :func:`dcimg.convert`.
+
+        Parameters
+        ----------
+        pixel_size : float or (float, float), optional
+            Pixel size in µm in the sample: one value for X and Y, or
+            ``(y, x)``; ``PhysicalSizeX``/``Y`` are left out without it.
+        z_step : float, optional
+            Distance between Z planes in µm (``PhysicalSizeZ``).
+
+        Returns
+        -------
+        ome_types.OME
+            One image: its size and pixel type, one plane per frame with its
+            exact ``DeltaT`` (seconds from the first frame) where the camera
+            recorded a time stamp, the detector (camera model and serial),
+            the channel with the binning, and the camera metadata as a map
+            annotation.  ``ome_types.to_xml()`` writes it as OME-XML.
+
+        Raises
+        ------
+        dcimg.MissingDependencyError
+            When ome-types is not installed (``pip install "dcimg[ome]"``).
+        dcimg.ConversionError
+            For a series whose grid has an axis OME has no place for (not T,
+            C or Z), or a T axis while each file holds several frames.
+        ValueError
+            For a physical size that is not a finite number above 0.
+
+        Examples
+        --------
+        >>> import dcimg
+        >>> from dcimg.testing import example_file
+        >>> with example_file() as path, dcimg.DCIMGFile(path) as f:
+        ...     ome = f.ome_metadata(pixel_size=0.65)
+        >>> pixels = ome.images[0].pixels
+        >>> pixels.size_t, pixels.size_y, pixels.size_x, pixels.physical_size_x
+        (20, 64, 80, 0.65)
+        """
+        from dcimg._ome import ome_metadata
+
+        return ome_metadata(self, pixel_size=pixel_size, z_step=z_step)

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     import dask.array as da
     import numpy as np
     import numpy.typing as npt
+    import ome_types
     import pandas as pd
     import xarray as xr
     from zarr.abc.store import Store
@@ -127,6 +128,15 @@ class Stack(Protocol):
 
     def aszarr(self, chunks: int | str = ..., *, group: bool = ...) -> Store:
         """Return the stack as a read-only Zarr v3 store, without converting."""
+        ...
+
+    def ome_metadata(
+        self,
+        *,
+        pixel_size: float | tuple[float, float] | None = ...,
+        z_step: float | None = ...,
+    ) -> ome_types.OME:
+        """Return the OME metadata, as the converter writes it."""
         ...
 
     @overload

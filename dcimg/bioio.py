@@ -286,7 +286,6 @@ class Reader(_BaseReader):
                 self._dcimg_metadata: Metadata | SeriesMetadata = f.metadata
                 self._timestamps_us = f.timestamps.astype(np.int64)
                 self._stack_dims = _dims_of(f.axes, frames_axis)
-                self._has_ome = callable(getattr(f, "ome_metadata", None))
                 self._source = _source_of(f, source)
         except (DCIMGFormatError, DCIMGSeriesError) as exc:
             raise exceptions.UnsupportedFileFormatError(
@@ -395,22 +394,15 @@ class Reader(_BaseReader):
 
         Raises
         ------
-        NotImplementedError
-            If this version of dcimg cannot describe a file or series as OME
-            (bioio's convention for readers without OME metadata).
+        dcimg.MissingDependencyError
+            When ome-types is not installed (``pip install "dcimg[ome]"``).
         """
-        if not self._has_ome:
-            raise NotImplementedError(
-                "this version of dcimg gives no OME metadata for "
-                f"{display_url(self._source)}"
-            )
         sizes = self._pixel_sizes
         pixel_size: tuple[float, float] | None = None
         if sizes.Y is not None and sizes.X is not None:
             pixel_size = (sizes.Y, sizes.X)
         with self._open() as f:
-            build = getattr(f, "ome_metadata")  # noqa: B009 - not on Stack yet
-            ome: OME = build(pixel_size=pixel_size, z_step=sizes.Z)
+            ome: OME = f.ome_metadata(pixel_size=pixel_size, z_step=sizes.Z)
         return ome
 
     @property

@@ -264,6 +264,11 @@ def _conversion_options(args: argparse.Namespace) -> Any:
             compression=args.compression,
             chunks=args.chunks,
             pyramid=args.pyramid,
+            ngff=args.ngff,
+            zarr_format=args.zarr_format,
+            shard_bytes=None
+            if args.shard_size is None
+            else round(args.shard_size * (1 << 20)),
         )
     except conversion.ConversionError as error:
         raise _UsageError(_option_names(str(error))) from None
@@ -281,8 +286,12 @@ def _option_names(message: str) -> str:
         "pyramid",
         "chunks",
         "axes",
+        "ngff",
+        "zarr_format",
     ):
         message = re.sub(rf"(?<![-\w]){name}\b", "--" + name.replace("_", "-"), message)
+    # The command line gives the shard size in MiB.
+    message = re.sub(r"(?<![-\w])shard_bytes\b", "--shard-size", message)
     return message.replace("--axes=", "--axes ").replace("frames=", "--frames ")
 
 
@@ -593,6 +602,25 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="add N reduced levels (2x2 mean in Y and X each): TIFF SubIFDs, "
         "OME-Zarr multiscales",
+    )
+    storage.add_argument(
+        "--ngff",
+        choices=("0.5", "0.4"),
+        help="OME-NGFF version of .ome.zarr output: 0.5 (default; Zarr v3, "
+        "sharded) or 0.4 (Zarr v2, one file per chunk, for older tools)",
+    )
+    storage.add_argument(
+        "--zarr-format",
+        type=int,
+        choices=(3, 2),
+        help="Zarr format of .zarr output: 3 (default, sharded) or 2",
+    )
+    storage.add_argument(
+        "--shard-size",
+        type=float,
+        metavar="MIB",
+        help="target size of a Zarr v3 shard, uncompressed (default 512 MiB; "
+        "memory holds about four)",
     )
     batch = convert.add_argument_group("several files")
     batch.add_argument(

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dcimg import _format, _kernels
-from dcimg._dask import FileReader, LazyViews, flat_attributes, frame_blocks
+from dcimg._dask import FileReader, StackViews, flat_attributes, frame_blocks
 from dcimg._layout import Layout
 from dcimg._source import Source, open_source
 from dcimg._urls import display_url, is_url
@@ -248,7 +248,7 @@ class _LayoutField:
         raise AttributeError("this attribute of a DCIMG file cannot be set")
 
 
-class DCIMGFile(LazyViews):
+class DCIMGFile(StackViews):
     """A Hamamatsu DCIMG file, memory-mapped and read on demand.
 
     Pixels are read with NumPy basic indexing (integers, slices with any step,
@@ -1297,7 +1297,7 @@ class DCIMGFile(LazyViews):
         return self.read(..., dtype=dtype, copy=copy, out=out)
 
     # ------------------------------------------------------------------
-    # Dask and xarray: as_dask_array and to_xarray come from LazyViews,
+    # Dask and xarray: as_dask_array and to_xarray come from StackViews,
     # which asks the class what only it knows.
 
     def _chunk_reader(self) -> FileReader:

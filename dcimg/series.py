@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dcimg import _format, _names
-from dcimg._dask import LazyViews
+from dcimg._dask import StackViews
 from dcimg._local import HOST
 from dcimg._urls import display_url, is_glob, is_url, redact, url_path
 from dcimg.core import (
@@ -1394,7 +1394,7 @@ class SeriesMetadata:
 # The series
 
 
-class DCIMGSeries(LazyViews):
+class DCIMGSeries(StackViews):
     """Numbered DCIMG files read as one N-dimensional array.
 
     The files' names end in counters (``name_000_012.dcimg``); the counters
@@ -2141,7 +2141,7 @@ class DCIMGSeries(LazyViews):
         )
 
     # ------------------------------------------------------------------
-    # Dask and xarray: as_dask_array and to_xarray come from LazyViews,
+    # Dask and xarray: as_dask_array and to_xarray come from StackViews,
     # which asks the class what only it knows.
 
     _inline_graph = False  # every member's path: one key, not in every task

@@ -381,22 +381,10 @@ def test_standard_metadata_of_a_time_lapse_of_z_stacks(tmp_path):
 
 
 # ---------------------------------------------------------------------------
-# OME metadata: from the file's or series' ome_metadata() when it exists
-
-
-def test_ome_metadata_says_not_implemented_until_dcimg_has_it(described_file):
-    if hasattr(dcimg.DCIMGFile, "ome_metadata"):
-        pytest.skip("DCIMGFile.ome_metadata exists: see the next test")
-    image = BioImage(described_file)
-    with pytest.raises(NotImplementedError, match="described.dcimg"):
-        _ = image.ome_metadata
-    # bioio's own standard metadata does not depend on it.
-    assert image.standard_metadata.detector_model == "C15440-20UP"
+# OME metadata: from the file's or series' ome_metadata()
 
 
 def test_ome_metadata_comes_from_the_file(described_file):
-    if not hasattr(dcimg.DCIMGFile, "ome_metadata"):
-        pytest.skip("DCIMGFile.ome_metadata() is not in this version of dcimg")
     ome_types = pytest.importorskip("ome_types")
     image = BioImage(described_file, physical_pixel_sizes=(2.0, 0.325, 0.35))
     ome = image.ome_metadata

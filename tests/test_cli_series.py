@@ -56,7 +56,8 @@ def test_convert_a_series_to_one_image(series, tmp_path, suffix):
     else:
         zarr = pytest.importorskip("zarr")
         group = zarr.open(str(out), mode="r")
-        axes = [a["name"] for a in group.attrs["multiscales"][0]["axes"]]
+        (multiscale,) = group.attrs["ome"]["multiscales"]  # NGFF 0.5
+        axes = [a["name"] for a in multiscale["axes"]]
         assert axes == ["t", "c", "z", "y", "x"]
         got = group["0"][:]
     np.testing.assert_array_equal(np.squeeze(got), np.squeeze(truth))
@@ -102,7 +103,8 @@ def test_convert_series_of_every_axis_letter(
     else:
         zarr = pytest.importorskip("zarr")
         group = zarr.open(str(out), mode="r")
-        axes = "".join(a["name"] for a in group.attrs["multiscales"][0]["axes"])
+        (multiscale,) = group.attrs["ome"]["multiscales"]  # NGFF 0.5
+        axes = "".join(a["name"] for a in multiscale["axes"])
         got = group["0"][:]
     # Compare without the axes of length 1 (tifffile drops them, NGFF
     # writes all five), in the series' order.
@@ -131,13 +133,77 @@ def test_series_axes_on_the_command_line(tmp_path, capsys):
     assert not out.exists()
 
 
-def test_convert_series_says_which_letter_is_free(tmp_path, capsys):
+@pytest.mark.parametrize("suffix", [".ome.tif", ".ome.zarr"])
+def test_t_by_z_run_of_multi_frame_files_joins_time(tmp_path, capsys, suffix):
+    """The README's series example on a T x Z run of 2-frame files: each
+    file's frames are time points, joined along the grid's T."""
+    folder = tmp_path / "acq"
+    truth = np.arange(2 * 3 * 2 * 4 * 5, dtype=np.uint16).reshape(2, 3, 2, 4, 5)
+    stamps = 1_700_000_000_000_000 + np.arange(12).reshape(2, 3, 2) * 1000
+    folder.mkdir()
+    for t in range(2):
+        for z in range(3):
+            write_dcimg(
+                folder / f"acq_{t:03d}_{z:03d}.dcimg",
+                truth[t, z],
+                timestamps_us=stamps[t, z],
+            )
+    out = tmp_path / f"out{suffix}"
+    argv = ["convert", str(folder), str(out), "--pixel-size", "0.65", "--z-step", "2"]
+    assert main(argv) == 0, capsys.readouterr().err
+    # T = 2 files x 2 frames; frame f of file (t, z) is time point 2 t + f.
+    expected = truth.transpose(0, 2, 1, 3, 4).reshape(4, 3, 4, 5)
+    expected_stamps = stamps.transpose(0, 2, 1).reshape(4, 3)
+    if suffix == ".ome.tif":
+        tifffile = pytest.importorskip("tifffile")
+        ome_types = pytest.importorskip("ome_types")
+        with tifffile.TiffFile(out) as tif:
+            assert tif.series[0].axes == "ZTYX"
+            got = tif.series[0].asarray().transpose(1, 0, 2, 3)
+            ome = ome_types.from_xml(tif.ome_metadata)
+        pixels = ome.images[0].pixels
+        assert (pixels.size_t, pixels.size_z) == (4, 3)
+        deltas = {(p.the_t, p.the_z): p.delta_t for p in pixels.planes}
+        for t in range(4):
+            for z in range(3):
+                micro = expected_stamps[t, z] - stamps.min()
+                assert deltas[t, z] == micro / 1e6
+    else:
+        zarr = pytest.importorskip("zarr")
+        group = zarr.open_group(str(out), mode="r")
+        (multiscale,) = group.attrs["ome"]["multiscales"]
+        assert [a["name"] for a in multiscale["axes"]] == ["t", "z", "y", "x"]
+        got = group["0"][:]
+        stamps_us = np.array(group.attrs["dcimg"]["timestamps_us"]).reshape(3, 4)
+        np.testing.assert_array_equal(stamps_us.T, expected_stamps)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_frames_of_a_t_by_z_run_as_channels(tmp_path, capsys):
+    """--axes C still makes the frames channels; --frames 0 one per file."""
     folder = tmp_path / "run"
-    write_series(folder, np.zeros((2, 3, 2, 4, 5), np.uint16), axes="TZ")
-    assert main(["convert", "--quiet", str(folder), str(tmp_path / "o.ome.tif")]) == 1
+    truth = np.arange(2 * 3 * 2 * 4 * 5, dtype=np.uint16).reshape(2, 3, 2, 4, 5)
+    write_series(folder, truth, axes="TZ")
+    tifffile = pytest.importorskip("tifffile")
+    out = tmp_path / "c.ome.tif"
+    assert main(["convert", "-q", "--axes", "C", str(folder), str(out)]) == 0
+    with tifffile.TiffFile(out) as tif:
+        assert tif.series[0].axes == "TZCYX"
+        np.testing.assert_array_equal(tif.series[0].asarray(), truth)
+    one = tmp_path / "one.ome.tif"
+    assert main(["convert", "-q", "--frames", "0", str(folder), str(one)]) == 0
+    np.testing.assert_array_equal(tifffile.imread(one), truth[:, :, 0])
+
+
+def test_two_letter_frames_that_repeat_the_grid_say_what_to_do(tmp_path, capsys):
+    folder = tmp_path / "run"
+    write_series(folder, np.zeros((2, 3, 4, 4, 5), np.uint16), axes="TZ")
+    out = tmp_path / "o.ome.tif"
+    argv = ["convert", "--quiet", "--axes", "ZT", "--z-size", "2"]
+    assert main([*argv, str(folder), str(out)]) == 1
     err = capsys.readouterr().err
     assert "--axes C" in err and "--frames 0" in err
-    assert not (tmp_path / "o.ome.tif").exists()
+    assert not out.exists()
 
 
 def test_info_reads_a_url(tmp_path, capsys):

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import assert_one_line_error, copies, leftovers
 from test_cli import POSIX, bad_inputs, run  # shared with the CLI tests
 
 import dcimg
@@ -49,19 +50,6 @@ def expected(path: Path, frames: slice = slice(None)) -> np.ndarray:
         warnings.simplefilter("ignore", dcimg.DCIMGWarning)
         with dcimg.DCIMGFile(path) as f:
             return f[frames]
-
-
-def leftovers(folder: Path) -> list[str]:
-    """Names in ``folder`` other than the input files (outputs, temporaries)."""
-    return sorted(p.name for p in folder.iterdir() if p.suffix != ".dcimg")
-
-
-def assert_one_line_error(status: int, err: str) -> None:
-    assert status not in (0, None)
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("dcimg ")
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +122,7 @@ def test_convert_bigtiff_is_bigtiff(tmp_path, example):
 
 
 def test_convert_large_data_switches_tiff_to_bigtiff(tmp_path, example, monkeypatch):
-    monkeypatch.setattr(_convert, "_CLASSIC_TIFF_LIMIT", 1000)
+    monkeypatch.setattr(_convert.tiff, "_CLASSIC_TIFF_LIMIT", 1000)
     _convert.convert(example, tmp_path / "a.tif", progress=False)
     with tifffile.TiffFile(tmp_path / "a.tif") as tif:
         assert tif.is_bigtiff
@@ -143,8 +131,8 @@ def test_convert_large_data_switches_tiff_to_bigtiff(tmp_path, example, monkeypa
 def test_convert_streams_in_bounded_blocks(tmp_path, example, monkeypatch):
     """Every read is a block of at most BLOCK_BYTES; chunks hold whole frames."""
     frame_bytes = 64 * 80 * 2
-    monkeypatch.setattr(_convert, "BLOCK_BYTES", 3 * frame_bytes)
-    monkeypatch.setattr(_convert, "CHUNK_BYTES", 2 * frame_bytes)
+    monkeypatch.setattr(_convert.options, "BLOCK_BYTES", 3 * frame_bytes)
+    monkeypatch.setattr(_convert.zarr_output, "CHUNK_BYTES", 2 * frame_bytes)
     sizes = []
     original = dcimg.DCIMGFile.read
 
@@ -188,8 +176,7 @@ def test_ome_zarr_metadata(tmp_path, example):
         example, tmp_path / "m.ome.zarr", frames=slice(None, None, 2)
     )
     group = zarr.open_group(str(out), mode="r")
-    (multiscale,) = group.attrs["multiscales"]
-    assert multiscale["version"] == "0.4"
+    (multiscale,) = ngff_attrs(out)["multiscales"]
     assert [axis["name"] for axis in multiscale["axes"]] == ["t", "y", "x"]
     scale = multiscale["datasets"][0]["coordinateTransformations"][0]["scale"]
     assert scale[0] == pytest.approx(2 / 30, rel=1e-3)
@@ -303,7 +290,7 @@ def test_convert_into_missing_folder(capsys, tmp_path, example):
     assert "does not exist" in err
 
 
-@pytest.mark.parametrize("module", ["tifffile", "numcodecs"])
+@pytest.mark.parametrize("module", ["tifffile", "zarr"])
 def test_convert_without_optional_package(
     capsys, tmp_path, example, monkeypatch, module
 ):
@@ -338,8 +325,9 @@ def failing_read(monkeypatch, error: BaseException, after: int = 1) -> None:
         return original(self, key, **kwargs)
 
     monkeypatch.setattr(dcimg.DCIMGFile, "read", read)
-    monkeypatch.setattr(_convert, "BLOCK_BYTES", 64 * 80 * 2 * 4)
-    monkeypatch.setattr(_convert, "CHUNK_BYTES", 64 * 80 * 2 * 2)
+    monkeypatch.setattr(_convert.options, "BLOCK_BYTES", 64 * 80 * 2 * 4)
+    monkeypatch.setattr(_convert.zarr_output, "CHUNK_BYTES", 64 * 80 * 2 * 2)
+    monkeypatch.setattr(_convert.zarr_output, "SHARD_BYTES", 64 * 80 * 2 * 4)
 
 
 @pytest.mark.parametrize("suffix", SUFFIXES)
@@ -371,7 +359,7 @@ def test_failing_writer_leaves_nothing(capsys, tmp_path, example, monkeypatch):
         target.write_bytes(b"half a file")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(_convert, "_write_tiff", broken)
+    monkeypatch.setattr(_convert.run, "_write_tiff", broken)
     status, _, err = run(capsys, "convert", example, tmp_path / "o.tif")
     assert_one_line_error(status, err)
     assert err.strip().endswith("o.tif: no space left on the device")
@@ -395,7 +383,8 @@ def test_interrupted_conversion_leaves_nothing(
 PAUSED_CONVERT = textwrap.dedent(
     """
     import itertools, signal, sys, time
-    import dcimg, dcimg._convert as convert
+    import dcimg
+    import dcimg._convert.options as options, dcimg._convert.zarr_output as zarr_output
     from dcimg.cli import main
 
     target = int(sys.argv.pop(1))
@@ -412,7 +401,8 @@ PAUSED_CONVERT = textwrap.dedent(
         return original(self, key, **kwargs)
 
     dcimg.DCIMGFile.read = paused_read
-    convert.BLOCK_BYTES = convert.CHUNK_BYTES = 64 * 80 * 2
+    frame = 64 * 80 * 2
+    options.BLOCK_BYTES = zarr_output.CHUNK_BYTES = zarr_output.SHARD_BYTES = frame
     sys.exit(main(sys.argv[1:]))
     """
 )
@@ -456,9 +446,7 @@ def test_signals_at_any_moment_leave_nothing(tmp_path, example, suffix):
 
 @POSIX
 def test_signal_during_a_batch_keeps_finished_files(tmp_path, example):
-    inputs = [tmp_path / f"{name}.dcimg" for name in "ab"]
-    for path in inputs:
-        path.write_bytes(example.read_bytes())
+    inputs = copies(example, tmp_path, "ab")
     out_dir = tmp_path / "out"
     # Read 25 is the fifth of the second file's 20 one-frame blocks.
     proc = subprocess.Popen(
@@ -489,24 +477,23 @@ def test_full_disk_injected(capsys, tmp_path, example, monkeypatch, suffix, how)
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         # NumPy's tofile on a full disk (no errno); the disk has no room left.
         usage = SimpleNamespace(total=100, used=100, free=0)
-        monkeypatch.setattr(_convert.shutil, "disk_usage", lambda path: usage)
+        monkeypatch.setattr(_convert.staging.shutil, "disk_usage", lambda path: usage)
         raise OSError("262144 requested and 261504 written")
 
-    real_open = open
-
-    def full_open(path: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
-        handle = real_open(path, mode, *args, **kwargs)
-        # The converter creates its files with "x" (never truncating one).
-        if ("w" in mode or "x" in mode) and len(written) >= 3:
-            handle.close()
-            fail()
-        written.append(path)
-        return handle
-
     if suffix.endswith("zarr"):
-        # Ten chunks: the disk fills up at the second one.
-        monkeypatch.setattr(_convert, "CHUNK_BYTES", 64 * 80 * 2 * 2)
-        monkeypatch.setattr(_convert, "open", full_open, raising=False)
+        # Ten shards of one chunk: the disk fills up at the fourth object
+        # zarr-python writes (metadata included).
+        monkeypatch.setattr(_convert.zarr_output, "CHUNK_BYTES", 64 * 80 * 2 * 2)
+        monkeypatch.setattr(_convert.zarr_output, "SHARD_BYTES", 64 * 80 * 2 * 2)
+        real_set = zarr.storage.LocalStore.set
+
+        async def full_set(self: Any, key: str, value: Any) -> None:
+            if len(written) >= 3:
+                fail()
+            written.append(key)
+            await real_set(self, key, value)
+
+        monkeypatch.setattr(zarr.storage.LocalStore, "set", full_set)
     else:
         monkeypatch.setattr(tifffile.FileHandle, "write_array", fail)
     status, _, err = run(capsys, "convert", example, tmp_path / f"o{suffix}")
@@ -593,9 +580,7 @@ def test_progress_bar_on_a_terminal(tmp_path, example):
 
 @POSIX
 def test_one_progress_bar_for_a_batch(tmp_path, example):
-    inputs = [tmp_path / f"{name}.dcimg" for name in "ab"]
-    for path in inputs:
-        path.write_bytes(example.read_bytes())
+    inputs = copies(example, tmp_path, "ab")
     out_dir = tmp_path / "out"
     status, screen = run_in_pty(
         [sys.executable, "-m", "dcimg", "convert", *map(str, inputs), "--to",
@@ -609,7 +594,7 @@ def test_one_progress_bar_for_a_batch(tmp_path, example):
 def test_convert_is_public():
     assert dcimg.convert is _convert.convert
     assert "convert" in dcimg.__all__
-    for word in ("shape", "dtype", "read(key, dtype=...)", "timestamps", "axes"):
+    for word in ("Stack", "shape", "dtype", "read(key", "timestamps", "axes"):
         assert word in dcimg.convert.__doc__
 
 
@@ -715,7 +700,8 @@ def test_convert_cut_packed_file_without_time_stamps(capsys, tmp_path):
         np.testing.assert_array_equal(read_back(out), truth)
     group = zarr.open_group(str(tmp_path / "cut.ome.zarr"), mode="r")
     assert group.attrs["dcimg"]["timestamps_us"] is None
-    assert "unit" not in group.attrs["multiscales"][0]["axes"][0]
+    multiscales = ngff_attrs(tmp_path / "cut.ome.zarr")["multiscales"]
+    assert "unit" not in multiscales[0]["axes"][0]
 
 
 # --------------------------------------------------------------------------
@@ -736,11 +722,32 @@ def validate_ome_tiff(out: Path) -> Any:
     return ome_types.from_xml(xml)
 
 
+def ngff_attrs(out: Path) -> dict[str, Any]:
+    """The NGFF metadata of an OME-Zarr: in ``ome`` (0.5) or at the top (0.4)."""
+    attrs = dict(zarr.open_group(str(out), mode="r").attrs)
+    if "ome" in attrs:
+        assert attrs["ome"]["version"] == "0.5"
+        assert "version" not in attrs["ome"]["multiscales"][0]
+        return dict(attrs["ome"])
+    assert attrs["multiscales"][0]["version"] == "0.4"
+    return attrs
+
+
 def validate_ome_zarr(out: Path) -> Any:
-    """The group validates as NGFF 0.4 and opens with ome-zarr's reader."""
-    models = pytest.importorskip("ome_zarr_models.v04.image")
+    """The group validates as NGFF 0.5 (or 0.4) and opens with ome-zarr's reader.
+
+    Returns the validated metadata (the ``multiscales`` and ``omero``) and the
+    levels as ome-zarr reads them.
+    """
     group = zarr.open_group(str(out), mode="r")
-    image = models.Image.from_zarr(group)
+    if "ome" in group.attrs:
+        models = pytest.importorskip("ome_zarr_models.v05.image")
+        assert group.metadata.zarr_format == 3
+        image = models.Image.from_zarr(group).ome_attributes
+    else:
+        models = pytest.importorskip("ome_zarr_models.v04.image")
+        assert group.metadata.zarr_format == 2
+        image = models.Image.from_zarr(group).attributes
     reader = pytest.importorskip("ome_zarr.reader")
     io = pytest.importorskip("ome_zarr.io")
     with warnings.catch_warnings():
@@ -848,7 +855,7 @@ def test_ome_zarr_dimensions_and_scales(tmp_path, example):
         z_step=2,
     )  # fmt: skip
     image, (level,) = validate_ome_zarr(out)
-    (multiscale,) = image.attributes.multiscales
+    (multiscale,) = image.multiscales
     assert [(a.name, a.type, a.unit) for a in multiscale.axes] == [
         ("t", "time", "second"),
         ("z", "space", "micrometer"),
@@ -915,7 +922,7 @@ def test_instrument_channel_and_date(capsys, tmp_path, example):
     ngff = tmp_path / "i.ome.zarr"
     status, _, err = run(capsys, "convert", example, ngff, "--channel-name", "GFP")
     assert status == 0, err
-    omero = zarr.open_group(str(ngff), mode="r").attrs["omero"]
+    omero = ngff_attrs(ngff)["omero"]
     assert omero["channels"][0]["label"] == "GFP"
     window = omero["channels"][0]["window"]
     stack = example_stack()
@@ -977,7 +984,10 @@ def test_tiff_compression_round_trips(tmp_path, example, compression):
 
 @pytest.mark.parametrize("compression", [None, "none", "blosc-zstd", "zstd", "gzip"])
 def test_zarr_compression_round_trips(tmp_path, example, compression):
-    out = dcimg.convert(example, tmp_path / "c.ome.zarr", compression=compression)
+    # NGFF 0.4 (Zarr format 2): the compressor in .zarray, as numcodecs names it.
+    out = dcimg.convert(
+        example, tmp_path / "c.ome.zarr", compression=compression, ngff="0.4"
+    )
     header = json.loads((out / "0" / ".zarray").read_text())
     codec = header["compressor"]
     if compression == "none":
@@ -986,9 +996,31 @@ def test_zarr_compression_round_trips(tmp_path, example, compression):
         assert (codec["id"], codec["cname"]) == ("blosc", "zstd")
     else:
         assert codec["id"] == compression
+    assert header["dimension_separator"] == "/"
     np.testing.assert_array_equal(read_back(out), example_stack())
-    plain = dcimg.convert(example, tmp_path / "c.zarr", compression=compression)
-    np.testing.assert_array_equal(read_back(plain), example_stack())
+    # NGFF 0.5 (Zarr format 3): the compressor inside the sharding codec.
+    out = dcimg.convert(example, tmp_path / "c5.ome.zarr", compression=compression)
+    (sharding,) = json.loads((out / "0" / "zarr.json").read_text())["codecs"]
+    assert sharding["name"] == "sharding_indexed"
+    names = [codec["name"] for codec in sharding["configuration"]["codecs"]]
+    expected_names = {
+        "none": ["bytes"],
+        None: ["bytes", "blosc"],
+        "blosc-zstd": ["bytes", "blosc"],
+        "zstd": ["bytes", "zstd"],
+        "gzip": ["bytes", "gzip"],
+    }[compression]
+    assert names == expected_names
+    np.testing.assert_array_equal(read_back(out), example_stack())
+    for version in (3, 2):
+        plain = dcimg.convert(
+            example,
+            tmp_path / f"c{version}.zarr",
+            compression=compression,
+            zarr_format=version,
+        )
+        assert zarr.open(str(plain), mode="r").metadata.zarr_format == version
+        np.testing.assert_array_equal(read_back(plain), example_stack())
 
 
 @pytest.mark.parametrize(
@@ -1046,7 +1078,7 @@ def test_pyramid_levels(tmp_path, suffix):
             validate_ome_tiff(out)
     elif suffix == ".ome.zarr":
         image, levels = validate_ome_zarr(out)
-        (multiscale,) = image.attributes.multiscales
+        (multiscale,) = image.multiscales
         scales = [d.coordinateTransformations[0].scale for d in multiscale.datasets]
         # T keeps its scale (the frame interval); Y and X double per level.
         assert scales == [[scales[0][0], 0.5 * 2**k, 0.5 * 2**k] for k in range(4)]
@@ -1230,8 +1262,10 @@ def test_memory_stays_bounded(tmp_path, monkeypatch, suffix, options):
         tmp_path / "big.dcimg", 100, 1024, 1024, stored_pixels_row=3
     )
     block = 8 << 20
-    monkeypatch.setattr(_convert, "BLOCK_BYTES", block)
-    monkeypatch.setattr(_convert, "CHUNK_BYTES", 4 << 20)
+    monkeypatch.setattr(_convert.options, "BLOCK_BYTES", block)
+    monkeypatch.setattr(_convert.zarr_output, "CHUNK_BYTES", 4 << 20)
+    # Zarr format 3 writes whole shards: memory holds one (with its levels).
+    monkeypatch.setattr(_convert.zarr_output, "SHARD_BYTES", 8 << 20)
     tracemalloc.start()
     try:
         out = dcimg.convert(path, tmp_path / f"o{suffix}", **options)

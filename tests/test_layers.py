@@ -31,11 +31,17 @@ def declared_layers() -> dict[str, int]:
     section = readme.split("## Layout of the code", 1)[1].split("\n## ", 1)[0]
     layers: dict[str, int] = dict(GENERATED)
     for row in re.finditer(r"^\| (\d+)\. [^|]+\| ([^|]+) \|", section, re.M):
-        for name in re.findall(r"`dcimg/([\w]+)\.(?:py|pyx)`", row.group(2)):
-            module = "dcimg" if name == "__init__" else f"dcimg.{name}"
+        for name in re.findall(r"`dcimg/([\w/]+)\.(?:py|pyx)`", row.group(2)):
+            module = _module_name(name)
             assert module not in layers, f"{module} is in two layers"
             layers[module] = int(row.group(1))
     return layers
+
+
+def _module_name(relative: str) -> str:
+    """``_convert/plan`` -> ``dcimg._convert.plan``; a package by its name."""
+    parts = ["dcimg", *relative.split("/")]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def _is_type_checking(test: ast.expr) -> bool:
@@ -83,9 +89,12 @@ def _cython_imports(source: str) -> set[str]:
 
 def package_imports() -> dict[str, set[str]]:
     """Module name -> the package modules it imports."""
+    # Sub-packages too (the converter), not the start-up hook outside layers.
+    paths = [*PACKAGE.glob("*.py"), *PACKAGE.glob("*/*.py"), *PACKAGE.glob("*.pyx")]
     sources = {
-        ("dcimg" if path.stem == "__init__" else f"dcimg.{path.stem}"): path
-        for path in sorted(PACKAGE.glob("*.py")) + sorted(PACKAGE.glob("*.pyx"))
+        _module_name(path.relative_to(PACKAGE).with_suffix("").as_posix()): path
+        for path in sorted(paths)
+        if path.parent.name != "_imageio_hook"
     }
     modules = set(sources) | set(GENERATED)
     graph = {}

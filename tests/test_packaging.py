@@ -300,7 +300,8 @@ def test_wheel_contents(version):
             "dcimg/_names.pyi",
             "dcimg/_version.py",
             "dcimg/cli.py",
-            "dcimg/_convert.py",
+            "dcimg/_convert/__init__.py",
+            "dcimg/_convert/zarr_output.py",
         ):
             assert required in names, required
         for module in ("_format", "_kernels", "_names"):
