@@ -50,10 +50,25 @@ if _TYPE_CHECKING:
     import dask.array as da
     import numpy.typing as npt
     import xarray as xr
+    from typing_extensions import TypedDict, Unpack
 
     from dcimg._convert import convert
     from dcimg.core import StrOrBytesPath
     from dcimg.references import write_references
+
+    class _ReadOptions(TypedDict, total=False):
+        """The keyword arguments of :func:`imread` besides dask and xarray."""
+
+        dtype: npt.DTypeLike | None
+        chunks: Any
+        first_4px_correction_enabled: bool | None
+        mmap: bool
+        storage_options: dict[str, Any] | None
+        pattern: str | None
+        axes: str | None
+        concat: bool
+        missing: Literal["raise", "fill"]
+        fill_value: int
 
     logger: logging.Logger
 
@@ -82,82 +97,45 @@ __all__ = [
 ]
 
 
-# The return type follows ``dask``: a NumPy array in memory, or a lazy Dask
-# array; a plain ``bool`` gives the union.
+# The return type follows ``dask`` and ``xarray``: a NumPy array in memory, a
+# lazy Dask array (a plain ``bool`` gives the union), or a DataArray.  The
+# other keyword arguments are declared once, in _ReadOptions.
 @_overload
 def imread(
     path: StrOrBytesPath | BinaryIO | Sequence[StrOrBytesPath],
     index: Any = ...,
     *,
-    dtype: npt.DTypeLike | None = ...,
     dask: Literal[False] = ...,
-    chunks: Any = ...,
-    first_4px_correction_enabled: bool | None = ...,
-    mmap: bool = ...,
-    storage_options: dict[str, Any] | None = ...,
-    pattern: str | None = ...,
-    axes: str | None = ...,
-    concat: bool = ...,
-    missing: Literal["raise", "fill"] = ...,
-    fill_value: int = ...,
     xarray: Literal[False] = ...,
+    **options: Unpack[_ReadOptions],
 ) -> npt.NDArray[Any]: ...
 @_overload
 def imread(
     path: StrOrBytesPath | BinaryIO | Sequence[StrOrBytesPath],
     index: Any = ...,
     *,
-    dtype: npt.DTypeLike | None = ...,
     dask: Literal[True],
-    chunks: Any = ...,
-    first_4px_correction_enabled: bool | None = ...,
-    mmap: bool = ...,
-    storage_options: dict[str, Any] | None = ...,
-    pattern: str | None = ...,
-    axes: str | None = ...,
-    concat: bool = ...,
-    missing: Literal["raise", "fill"] = ...,
-    fill_value: int = ...,
     xarray: Literal[False] = ...,
+    **options: Unpack[_ReadOptions],
 ) -> da.Array: ...
 @_overload
 def imread(
     path: StrOrBytesPath | BinaryIO | Sequence[StrOrBytesPath],
     index: Any = ...,
     *,
-    dtype: npt.DTypeLike | None = ...,
     dask: bool,
-    chunks: Any = ...,
-    first_4px_correction_enabled: bool | None = ...,
-    mmap: bool = ...,
-    storage_options: dict[str, Any] | None = ...,
-    pattern: str | None = ...,
-    axes: str | None = ...,
-    concat: bool = ...,
-    missing: Literal["raise", "fill"] = ...,
-    fill_value: int = ...,
     xarray: Literal[False] = ...,
+    **options: Unpack[_ReadOptions],
 ) -> npt.NDArray[Any] | da.Array: ...
 @_overload
 def imread(
     path: StrOrBytesPath | BinaryIO | Sequence[StrOrBytesPath],
     index: Any = ...,
     *,
-    dtype: npt.DTypeLike | None = ...,
     dask: bool = ...,
-    chunks: Any = ...,
-    first_4px_correction_enabled: bool | None = ...,
-    mmap: bool = ...,
-    storage_options: dict[str, Any] | None = ...,
-    pattern: str | None = ...,
-    axes: str | None = ...,
-    concat: bool = ...,
-    missing: Literal["raise", "fill"] = ...,
-    fill_value: int = ...,
     xarray: Literal[True],
+    **options: Unpack[_ReadOptions],
 ) -> xr.DataArray: ...
-
-
 def imread(
     path: StrOrBytesPath | BinaryIO | Sequence[StrOrBytesPath],
     index: Any = Ellipsis,

@@ -16,10 +16,19 @@ if TYPE_CHECKING:
     import ome_types
     import pandas as pd
     import xarray as xr
+    from typing_extensions import TypedDict, Unpack
     from zarr.abc.store import Store
 
     from dcimg.metadata import Metadata
     from dcimg.series import SeriesMetadata
+
+    class ReadOptions(TypedDict, total=False):
+        """The keyword arguments of ``read`` besides ``out``, for every stack."""
+
+        dtype: npt.DTypeLike | None
+        copy: bool
+        threads: int | None
+
 
 __all__ = ["Stack"]
 
@@ -95,10 +104,8 @@ class Stack(Protocol):
         self,
         key: Any = ...,
         *,
-        dtype: npt.DTypeLike | None = ...,
         out: npt.NDArray[Any] | None = ...,
-        copy: bool = ...,
-        threads: int | None = ...,
+        **options: Unpack[ReadOptions],
     ) -> Any:
         """Read a basic-index selection (see :meth:`dcimg.DCIMGFile.read`)."""
         ...

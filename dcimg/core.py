@@ -35,6 +35,9 @@ from dcimg.metadata import Metadata
 
 if TYPE_CHECKING:
     import pandas as pd
+    from typing_extensions import Unpack
+
+    from dcimg._stack import ReadOptions
 
 __all__ = ["DCIMGFile"]
 
@@ -1010,23 +1013,15 @@ class DCIMGFile(StackViews):
     # the first that matches wins, as intended.)
     @overload
     def read(  # type: ignore[overload-overlap]
-        self,
-        key: _Pixel,
-        *,
-        dtype: npt.DTypeLike | None = ...,
-        out: None = ...,
-        copy: bool = ...,
-        threads: int | None = ...,
+        self, key: _Pixel, *, out: None = ..., **options: Unpack[ReadOptions]
     ) -> np.generic: ...
     @overload
     def read(
         self,
         key: _Key = ...,
         *,
-        dtype: npt.DTypeLike | None = ...,
         out: npt.NDArray[Any] | None = ...,
-        copy: bool = ...,
-        threads: int | None = ...,
+        **options: Unpack[ReadOptions],
     ) -> npt.NDArray[Any]: ...
     def read(
         self,

@@ -55,6 +55,9 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
 
     import pandas as pd
+    from typing_extensions import Unpack
+
+    from dcimg._stack import ReadOptions
 
 __all__ = ["DEFAULT_AXES", "DCIMGSeries", "SeriesMetadata"]
 
@@ -1908,20 +1911,16 @@ class DCIMGSeries(StackViews):
         self,
         key: tuple[SupportsIndex, ...],
         *,
-        dtype: npt.DTypeLike | None = ...,
         out: npt.NDArray[Any] | None = ...,
-        copy: bool = ...,
-        threads: int | None = ...,
+        **options: Unpack[ReadOptions],
     ) -> npt.NDArray[Any] | np.generic: ...
     @overload
     def read(
         self,
         key: _Key = ...,
         *,
-        dtype: npt.DTypeLike | None = ...,
         out: npt.NDArray[Any] | None = ...,
-        copy: bool = ...,
-        threads: int | None = ...,
+        **options: Unpack[ReadOptions],
     ) -> npt.NDArray[Any]: ...
     def read(
         self,
