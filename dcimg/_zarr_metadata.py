@@ -153,35 +153,31 @@ def coordinate_arrays(
     left out.
     """
     dims = [*axes, "t"]
+
+    def whole(
+        values: np.ndarray, dtype: str, **extra: Any
+    ) -> tuple[dict[str, Any], np.ndarray]:
+        # A coordinate array in one chunk, little-endian.
+        data = np.ascontiguousarray(values, dtype=dtype)
+        chunk = tuple(max(1, n) for n in data.shape)
+        bytes_codec = little_endian_bytes(data.dtype)
+        kind = data.dtype.newbyteorder("=")
+        return (
+            array_metadata(data.shape, kind, chunk, dims, bytes_codec, **extra),
+            data,
+        )
+
     found: dict[str, tuple[dict[str, Any], np.ndarray]] = {}
     if timestamps.shape == frame_shape:
-        values = timestamps.astype("datetime64[us]").view(np.int64)
         name = "t" if len(dims) == 1 else "timestamp"
-        attributes = {"units": TIME_UNITS, "calendar": "proleptic_gregorian"}
-        found[name] = (
-            array_metadata(
-                values.shape,
-                np.dtype(np.int64),
-                tuple(max(1, n) for n in values.shape),
-                dims,
-                little_endian_bytes(np.dtype(np.int64)),
-                attributes,
-                fill_value=_NAT,
-            ),
-            np.ascontiguousarray(values, dtype="<i8"),
+        found[name] = whole(
+            timestamps.astype("datetime64[us]").view(np.int64),
+            "<i8",
+            attributes={"units": TIME_UNITS, "calendar": "proleptic_gregorian"},
+            fill_value=_NAT,
         )
     if framestamps.shape == frame_shape:
-        counters = np.ascontiguousarray(framestamps, dtype="<u4")
-        found["framestamp"] = (
-            array_metadata(
-                counters.shape,
-                np.dtype(np.uint32),
-                tuple(max(1, n) for n in counters.shape),
-                dims,
-                little_endian_bytes(np.dtype(np.uint32)),
-            ),
-            counters,
-        )
+        found["framestamp"] = whole(framestamps, "<u4")
     return found
 
 

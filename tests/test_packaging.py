@@ -242,9 +242,10 @@ def test_extras_are_consistent(pyproject):
         any(name in item for item in extras["convert"])
         for name in ("tifffile", "zarr", "tqdm")
     )
-    # The documentation's examples (run as doctests) convert files and read
-    # through imageio, Dask and xarray: the docs need every optional feature.
-    assert "dcimg[all]" in extras["docs"]
+    # The documentation's examples (run as doctests) convert files, read
+    # through imageio, Dask, xarray and Zarr, and build OME metadata: the docs
+    # need every optional feature.
+    assert "dcimg[all,ome,zarr]" in extras["docs"]
     for feature in ("imageio", "dask", "xarray", "convert"):
         assert feature in extras["all"][0]
     for tool in ("sphinx", "numpydoc", "furo", "matplotlib"):
