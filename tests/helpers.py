@@ -12,9 +12,14 @@ import sys
 import tempfile
 import textwrap
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from hypothesis.strategies import SearchStrategy
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TOOLS = ROOT / "tools"
@@ -209,6 +214,71 @@ def write_with_stored_pixels(
     return path, truth
 
 
+STACK_KINDS = ["file", "grid series", "concat series"]
+
+
+def write_stack(folder: pathlib.Path, kind: str, seed: int = 0) -> tuple[Any, Any]:
+    """Write one kind of stack in ``folder``: what opens it, and its true pixels.
+
+    ``kind`` is one of :data:`STACK_KINDS`: one file of 6 frames, a grid
+    series (T 2 x Z 3 files of 4 frames), or two files of 3 and 5 frames
+    read as one series, whose counters jump from 2 to 10 between the files
+    (7 frames dropped). Every file has the camera's stored pixels on row 3.
+    Frames are 10 x 12 uint16 pixels drawn from ``seed``.
+    """
+    import numpy as np
+
+    from dcimg.testing import write_dcimg, write_series
+
+    rng = np.random.default_rng(seed)
+    if kind == "file":
+        truth = rng.integers(0, 4000, (6, 10, 12), dtype=np.uint16)
+        return write_dcimg(folder / "one.dcimg", truth, stored_pixels_row=3), truth
+    if kind == "grid series":
+        truth = rng.integers(0, 4000, (2, 3, 4, 10, 12), dtype=np.uint16)
+        write_series(folder / "grid", truth, name="cell", stored_pixels_row=3)
+        return folder / "grid", truth
+    parts = [rng.integers(0, 4000, (n, 10, 12), dtype=np.uint16) for n in (3, 5)]
+    paths = [
+        write_dcimg(
+            folder / f"part_{k}.dcimg",
+            part,
+            framestamps=np.arange(len(part)) + 10 * k,
+            stored_pixels_row=3,
+        )
+        for k, part in enumerate(parts)
+    ]
+    return paths, np.concatenate(parts)
+
+
+def open_stack(source: Any, kind: str) -> Any:
+    """Open what :func:`write_stack` wrote: a ``DCIMGFile`` or ``DCIMGSeries``."""
+    import dcimg
+
+    if kind == "file":
+        return dcimg.DCIMGFile(source)
+    return dcimg.DCIMGSeries(source, concat=kind == "concat series")
+
+
+@contextlib.contextmanager
+def opened_stacks(
+    folder: pathlib.Path, seed: int = 0
+) -> Iterator[dict[str, tuple[Any, Any, Any]]]:
+    """Every kind of :func:`write_stack`, open: ``{kind: (stack, truth, source)}``.
+
+    The stacks are closed on leaving the ``with`` block.
+    """
+    made = {}
+    try:
+        for kind in STACK_KINDS:
+            source, truth = write_stack(folder, kind, seed)
+            made[kind] = (open_stack(source, kind), truth, source)
+        yield made
+    finally:
+        for stack, _, _ in made.values():
+            stack.close()
+
+
 def copies(
     source: pathlib.Path, folder: pathlib.Path, names: str
 ) -> list[pathlib.Path]:
@@ -217,3 +287,75 @@ def copies(
     for path in paths:
         path.write_bytes(source.read_bytes())
     return paths
+
+
+def load_tool(name: str) -> ModuleType:
+    """Import ``tools/<name>.py`` as a module, to call its functions."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        f"_dcimg_tool_{name}", TOOLS / f"{name}.py"
+    )
+    assert spec is not None and spec.loader is not None
+    tool = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = tool
+    spec.loader.exec_module(tool)
+    return tool
+
+
+# --------------------------------------------------------------------------
+# Reads: what a test asks for, and what it sees
+
+
+def basic_indexing_keys(shape: tuple[int, ...]) -> SearchStrategy[tuple[Any, ...]]:
+    """Keys of NumPy basic indexing of an array of ``shape``.
+
+    One item per leading axis (any number of axes, from none to all): an
+    index in range (negative ones too) or a slice whose start and stop may
+    fall out of range and whose step is -3 to 3 (not 0).
+    """
+    from hypothesis import strategies as st
+
+    def axis(n: int) -> SearchStrategy[int | slice]:
+        return st.one_of(
+            st.integers(-n, n - 1),
+            st.builds(
+                slice,
+                st.none() | st.integers(-n - 2, n + 2),
+                st.none() | st.integers(-n - 2, n + 2),
+                st.none() | st.sampled_from([-3, -2, -1, 1, 2, 3]),
+            ),
+        )
+
+    return st.tuples(*(axis(n) for n in shape)).flatmap(
+        lambda items: st.integers(0, len(items)).map(lambda cut: items[:cut])
+    )
+
+
+@dataclass(frozen=True)
+class FileRead:
+    """One call of ``DCIMGFile.read``: its key and the array it returned."""
+
+    key: Any
+    ndim: int
+    nbytes: int
+
+
+def record_file_reads(monkeypatch: pytest.MonkeyPatch) -> list[FileRead]:
+    """Record every ``DCIMGFile.read`` from now to the end of the test.
+
+    Returns the list that each read appends its :class:`FileRead` to (only
+    the key and the result's size, so that no view of a file outlives it).
+    """
+    import dcimg
+
+    reads: list[FileRead] = []
+    original = dcimg.DCIMGFile.read
+
+    def read(self: dcimg.DCIMGFile, key: Any = Ellipsis, **kwargs: Any) -> Any:
+        result = original(self, key, **kwargs)
+        reads.append(FileRead(key, result.ndim, result.nbytes))
+        return result
+
+    monkeypatch.setattr(dcimg.DCIMGFile, "read", read)
+    return reads

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import STACK_KINDS, basic_indexing_keys, opened_stacks
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -26,42 +27,13 @@ from dcimg import series as series_module
 from dcimg.testing import write_dcimg, write_series
 
 EXAMPLES = int(os.environ.get("DCIMG_HYPOTHESIS_EXAMPLES", "100"))
-KINDS = ["file", "grid series", "concat series"]
-
-
-def _write(folder: Path, kind: str) -> tuple[object, np.ndarray]:
-    rng = np.random.default_rng(1)
-    if kind == "file":
-        truth = rng.integers(0, 4000, (6, 10, 12), dtype=np.uint16)
-        return write_dcimg(folder / "one.dcimg", truth, stored_pixels_row=3), truth
-    if kind == "grid series":
-        truth = rng.integers(0, 4000, (2, 3, 4, 10, 12), dtype=np.uint16)
-        write_series(folder / "grid", truth, name="cell", stored_pixels_row=3)
-        return folder / "grid", truth
-    parts = [rng.integers(0, 4000, (n, 10, 12), dtype=np.uint16) for n in (3, 5)]
-    paths = [
-        write_dcimg(folder / f"part_{k}.dcimg", part, framestamps=np.arange(n) + 10 * k)
-        for k, (part, n) in enumerate(zip(parts, (3, 5), strict=True))
-    ]
-    return paths, np.concatenate(parts)
-
-
-def _open(source: object, kind: str) -> dcimg.DCIMGFile | dcimg.DCIMGSeries:
-    if kind == "file":
-        return dcimg.DCIMGFile(source)
-    return dcimg.DCIMGSeries(source, concat=kind == "concat series")
+KINDS = STACK_KINDS
 
 
 @pytest.fixture(scope="module")
 def stacks(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("stacks")
-    made = {}
-    for kind in KINDS:
-        source, truth = _write(folder, kind)
-        made[kind] = (_open(source, kind), truth, source)
-    yield made
-    for stack, _, _ in made.values():
-        stack.close()
+    with opened_stacks(tmp_path_factory.mktemp("stacks"), seed=1) as made:
+        yield made
 
 
 # ----------------------------------------------------------------------
@@ -281,23 +253,6 @@ def _grid_with_gaps(folder: Path, truth: np.ndarray, missing) -> np.ndarray:
     return paths
 
 
-def _basic_key(shape):
-    def axis(n):
-        return st.one_of(
-            st.integers(-n, n - 1),
-            st.builds(
-                slice,
-                st.none() | st.integers(-n - 2, n + 2),
-                st.none() | st.integers(-n - 2, n + 2),
-                st.none() | st.sampled_from([-3, -2, -1, 1, 2, 3]),
-            ),
-        )
-
-    return st.tuples(*(axis(n) for n in shape)).flatmap(
-        lambda items: st.integers(0, len(items)).map(lambda cut: items[:cut])
-    )
-
-
 @st.composite
 def _filled_grids(draw):
     grid = tuple(draw(st.lists(st.integers(2, 3), min_size=1, max_size=2)))
@@ -346,7 +301,7 @@ def test_filled_grid_reads_equal_numpy_indexing_of_the_truth(tmp_path, case, dat
         want[place][kept:] = fill
     with dcimg.DCIMGSeries(folder, missing="fill", fill_value=fill) as s:
         assert s.shape == truth.shape
-        key = data.draw(_basic_key(truth.shape))
+        key = data.draw(basic_indexing_keys(truth.shape))
         np.testing.assert_array_equal(s[key], want[key])
         np.testing.assert_array_equal(s.read(key, threads=3), want[key])
         np.testing.assert_array_equal(s.read(key, copy=False), want[key])
@@ -493,14 +448,26 @@ def _copy(source: Path, folder: Path, names) -> None:
         shutil.copy(source / name, folder / name)
 
 
-def test_refresh_takes_in_new_time_points_and_filled_places(tmp_path):
+def _acquisition(tmp_path: Path, seed: int, shape: tuple[int, ...], written: int):
+    """A time lapse whose first ``written`` files have reached its folder so far.
+
+    The whole series (random pixels of ``shape`` from ``seed``) is written to
+    ``tmp_path / "all"``; ``_copy`` brings more of its ``names`` (sorted, in
+    the order a run writes them) into ``folder``. Returns ``truth, source,
+    folder, names``.
+    """
     source, folder = tmp_path / "all", tmp_path / "acq"
     folder.mkdir()
-    truth = np.random.default_rng(5).integers(0, 4000, (5, 3, 2, 4, 6), np.uint16)
+    truth = np.random.default_rng(seed).integers(0, 4000, shape, np.uint16)
     write_series(source, truth, name="tl")
     names = sorted(os.listdir(source))
+    _copy(source, folder, names[:written])
+    return truth, source, folder, names
+
+
+def test_refresh_takes_in_new_time_points_and_filled_places(tmp_path):
     # Time points 0 and 1 written, and the first file of time point 2.
-    _copy(source, folder, names[:7])
+    truth, source, folder, names = _acquisition(tmp_path, 5, (5, 3, 2, 4, 6), 7)
     with dcimg.DCIMGSeries(folder, missing="fill", fill_value=1) as s:
         assert s.shape == (3, 3, 2, 4, 6)
         before = s.to_dask()
@@ -550,12 +517,7 @@ def test_refresh_rereads_a_file_still_being_written(tmp_path):
 
 
 def test_refresh_with_missing_raise_refuses_a_gap_and_changes_nothing(tmp_path):
-    source, folder = tmp_path / "all", tmp_path / "acq"
-    folder.mkdir()
-    truth = np.random.default_rng(7).integers(0, 4000, (3, 2, 1, 4, 4), np.uint16)
-    write_series(source, truth, name="tl")
-    names = sorted(os.listdir(source))
-    _copy(source, folder, names[:4])
+    truth, source, folder, names = _acquisition(tmp_path, 7, (3, 2, 1, 4, 4), 4)
     with dcimg.DCIMGSeries(folder) as s:
         token = s.token
         _copy(source, folder, names[4:5])  # time point 2 half written
@@ -592,12 +554,7 @@ def test_refresh_refuses_changed_or_removed_files(tmp_path):
 
 def test_refresh_adds_the_axis_of_a_counter_that_starts_to_vary(tmp_path):
     """The first time point alone is a series of its Z files; T comes later."""
-    source, folder = tmp_path / "all", tmp_path / "acq"
-    folder.mkdir()
-    truth = np.random.default_rng(10).integers(0, 4000, (3, 2, 1, 3, 3), np.uint16)
-    write_series(source, truth, name="tl")
-    names = sorted(os.listdir(source))
-    _copy(source, folder, names[:2])
+    truth, source, folder, names = _acquisition(tmp_path, 10, (3, 2, 1, 3, 3), 2)
     with dcimg.DCIMGSeries(folder) as s, dcimg.DCIMGSeries(folder, axes="Z") as named:
         assert s.axes == "Z" and s.shape == (2, 1, 3, 3)
         before = s.to_dask()
@@ -624,12 +581,7 @@ def test_refresh_of_a_closed_series_raises(tmp_path):
 
 def test_reads_on_other_threads_stay_exact_while_refreshing(tmp_path):
     """Each read sees the grid before or after a refresh, never a mix."""
-    source, folder = tmp_path / "all", tmp_path / "acq"
-    folder.mkdir()
-    truth = np.random.default_rng(9).integers(0, 4000, (8, 2, 16, 16), np.uint16)
-    write_series(source, truth, name="tl")
-    names = sorted(os.listdir(source))
-    _copy(source, folder, names[:1])
+    truth, source, folder, names = _acquisition(tmp_path, 9, (8, 2, 16, 16), 1)
     errors: list[BaseException] = []
     stop = threading.Event()
     with dcimg.DCIMGSeries(folder, missing="fill") as s:

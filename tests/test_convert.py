@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import assert_one_line_error, copies, leftovers
+from helpers import assert_one_line_error, copies, leftovers, record_file_reads
 from test_cli import POSIX, bad_inputs, run  # shared with the CLI tests
 
 import dcimg
@@ -133,19 +133,11 @@ def test_convert_streams_in_bounded_blocks(tmp_path, example, monkeypatch):
     frame_bytes = 64 * 80 * 2
     monkeypatch.setattr(_convert.options, "BLOCK_BYTES", 3 * frame_bytes)
     monkeypatch.setattr(_convert.zarr_output, "CHUNK_BYTES", 2 * frame_bytes)
-    sizes = []
-    original = dcimg.DCIMGFile.read
-
-    def spy(self, key=Ellipsis, **kwargs):
-        result = original(self, key, **kwargs)
-        if result.ndim == 3:
-            sizes.append(result.nbytes)
-        return result
-
-    monkeypatch.setattr(dcimg.DCIMGFile, "read", spy)
+    reads = record_file_reads(monkeypatch)
     for name in ("s.ome.tif", "s.ome.zarr"):
-        sizes.clear()
+        reads.clear()
         _convert.convert(example, tmp_path / name, progress=False)
+        sizes = [read.nbytes for read in reads if read.ndim == 3]
         assert sum(sizes) == 20 * frame_bytes
         assert max(sizes) <= 3 * frame_bytes
     array = zarr.open(str(tmp_path / "s.ome.zarr"), mode="r")["0"]

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import record_file_reads
 from test_cli import run
 
 import dcimg
@@ -168,14 +169,7 @@ def test_shards_gather_chunks_along_the_frames(tmp_path, example, monkeypatch):
     frame = 64 * 80 * 2
     monkeypatch.setattr(_convert.zarr_output, "CHUNK_BYTES", 2 * frame)
     monkeypatch.setattr(_convert.zarr_output, "SHARD_BYTES", 6 * frame)
-    reads = []
-    original = dcimg.DCIMGFile.read
-
-    def spy(self, key=Ellipsis, **kwargs):
-        reads.append(key)
-        return original(self, key, **kwargs)
-
-    monkeypatch.setattr(dcimg.DCIMGFile, "read", spy)
+    reads = record_file_reads(monkeypatch)
     out = dcimg.convert(example, tmp_path / "s.ome.zarr")
     array = zarr.open_group(str(out), mode="r")["0"]
     assert (array.chunks, array.shards) == ((2, 64, 80), (6, 64, 80))

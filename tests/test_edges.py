@@ -22,12 +22,12 @@ import os
 import shutil
 import struct
 import tempfile
-import tracemalloc
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import load_tool
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import basic_indices
@@ -652,19 +652,13 @@ def test_golden_truncated_file_cut_trailer(fixtures, tmp_path):
 
 
 def test_per_frame_data_cost_at_most_24_bytes_a_frame(tmp_path):
+    # The measurement of tools/writer_memory.py --metadata-frames.
+    writer_memory = load_tool("writer_memory")
     frames = 200_000
-    one_row = np.lib.stride_tricks.as_strided(
-        np.arange(4, dtype=np.uint16), (frames, 1, 4), (0, 0, 2)
-    )
-    path = write_dcimg(tmp_path / "rows.dcimg", one_row, trailer_size=16)
+    path = writer_memory.write_one_row_frames(tmp_path / "rows.dcimg", frames)
     with DCIMGFile(path) as f:
-        tracemalloc.start()
-        try:
-            held = (f.metadata, f.timestamps, f.framestamps)
-            _, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
-        assert held[0].frames == frames
+        metadata, _, peak = writer_memory.traced_per_frame_data(f)
+        assert metadata.frames == frames
         assert peak / frames <= 24, f"{peak / frames:.1f} bytes per frame"
 
 

@@ -17,68 +17,26 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import (
+    STACK_KINDS,
+    basic_indexing_keys,
+    open_stack,
+    opened_stacks,
+    write_stack,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import dcimg
-from dcimg.testing import write_dcimg, write_series
 
 EXAMPLES = int(os.environ.get("DCIMG_HYPOTHESIS_EXAMPLES", "100"))
-KINDS = ["file", "grid series", "concat series"]
-
-
-def _write(folder: Path, kind: str, seed: int = 0) -> tuple[object, np.ndarray]:
-    """Write one kind of stack; return what opens it and its true pixels."""
-    rng = np.random.default_rng(seed)
-    if kind == "file":
-        truth = rng.integers(0, 4000, (6, 10, 12), dtype=np.uint16)
-        return write_dcimg(folder / "one.dcimg", truth, stored_pixels_row=3), truth
-    if kind == "grid series":
-        truth = rng.integers(0, 4000, (2, 3, 4, 10, 12), dtype=np.uint16)
-        write_series(folder / "grid", truth, name="cell", stored_pixels_row=3)
-        return folder / "grid", truth
-    parts = [rng.integers(0, 4000, (n, 10, 12), dtype=np.uint16) for n in (3, 5)]
-    paths = [
-        write_dcimg(folder / f"part_{k}.dcimg", part, stored_pixels_row=3)
-        for k, part in enumerate(parts)
-    ]
-    return paths, np.concatenate(parts)
-
-
-def _open(source: object, kind: str) -> dcimg.Stack:
-    if kind == "file":
-        return dcimg.DCIMGFile(source)
-    return dcimg.DCIMGSeries(source, concat=kind == "concat series")
+KINDS = STACK_KINDS
 
 
 @pytest.fixture(scope="module")
 def stacks():
-    with tempfile.TemporaryDirectory() as name:
-        folder = Path(name)
-        made = {}
-        for kind in KINDS:
-            source, truth = _write(folder, kind)
-            made[kind] = (_open(source, kind), truth, source)
+    with tempfile.TemporaryDirectory() as name, opened_stacks(Path(name)) as made:
         yield made
-        for stack, _, _ in made.values():
-            stack.close()
-
-
-def _basic_key(shape: tuple[int, ...]) -> st.SearchStrategy[tuple]:
-    def axis(n: int) -> st.SearchStrategy:
-        return st.one_of(
-            st.integers(-n, n - 1),
-            st.builds(
-                slice,
-                st.none() | st.integers(-n - 2, n + 2),
-                st.none() | st.integers(-n - 2, n + 2),
-                st.none() | st.sampled_from([-3, -2, -1, 1, 2, 3]),
-            ),
-        )
-
-    return st.tuples(*(axis(n) for n in shape)).flatmap(
-        lambda items: st.integers(0, len(items)).map(lambda cut: items[:cut])
-    )
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -105,7 +63,7 @@ def test_it_is_a_stack_with_the_protocols_names(stacks, kind):
 @given(data=st.data())
 def test_reads_equal_numpy_basic_indexing(stacks, kind, data):
     stack, truth, _ = stacks[kind]
-    key = data.draw(_basic_key(truth.shape))
+    key = data.draw(basic_indexing_keys(truth.shape))
     want = truth[key]
     got = stack.read(key)
     np.testing.assert_array_equal(got, want)
@@ -176,20 +134,20 @@ def test_dask_and_xarray_hold_the_same_pixels(stacks, kind):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_the_token_names_the_data(tmp_path, kind):
-    source, truth = _write(tmp_path, kind)
-    with _open(source, kind) as a:
+    source, truth = write_stack(tmp_path, kind)
+    with open_stack(source, kind) as a:
         first = a.token
-    with _open(source, kind) as b:
+    with open_stack(source, kind) as b:
         assert b.token == first  # the same data opened again
-    _write(tmp_path, kind, seed=1)  # other pixels under the same names
-    with _open(source, kind) as c:
+    write_stack(tmp_path, kind, seed=1)  # other pixels under the same names
+    with open_stack(source, kind) as c:
         assert c.token != first
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_closing_ends_reads(tmp_path, kind):
-    source, truth = _write(tmp_path, kind)
-    stack = _open(source, kind)
+    source, truth = write_stack(tmp_path, kind)
+    stack = open_stack(source, kind)
     np.testing.assert_array_equal(stack.read(), truth)
     stack.close()
     assert stack.closed
@@ -205,7 +163,7 @@ def test_napari_opens_either(tmp_path, kind):
     pytest.importorskip("npe2")
     from dcimg import _napari
 
-    source, truth = _write(tmp_path, kind)
+    source, truth = write_stack(tmp_path, kind)
     reader = _napari.napari_get_reader(str(source))
     assert reader is not None
     ((data, kwargs, kind_of_layer),) = reader(str(source))
@@ -217,7 +175,7 @@ def test_napari_opens_either(tmp_path, kind):
 @pytest.mark.parametrize("kind", ["file", "grid series"])
 def test_convert_takes_either(tmp_path, kind):
     tifffile = pytest.importorskip("tifffile")
-    source, truth = _write(tmp_path, kind)
+    source, truth = write_stack(tmp_path, kind)
     # A series' grid axes come first (here T and Z); its frames' axis is named.
     axes = "T" if kind == "file" else "C"
     out = dcimg.convert(source, tmp_path / "out.ome.tif", axes=axes)
@@ -226,7 +184,7 @@ def test_convert_takes_either(tmp_path, kind):
 
 @pytest.mark.parametrize("kind", ["file", "grid series"])
 def test_info_describes_either(tmp_path, kind):
-    source, truth = _write(tmp_path, kind)
+    source, truth = write_stack(tmp_path, kind)
     shown = subprocess.run(
         [sys.executable, "-m", "dcimg", "info", str(source)],
         capture_output=True,
@@ -244,7 +202,7 @@ def test_info_describes_either(tmp_path, kind):
 @pytest.mark.parametrize("kind", ["file", "grid series"])
 def test_imageio_reads_either(tmp_path, kind):
     iio = pytest.importorskip("imageio.v3")
-    source, truth = _write(tmp_path, kind)
+    source, truth = write_stack(tmp_path, kind)
     # imageio hands a folder only to the plugin it is told to use.
     options = {"plugin": "DCIMG"}
     np.testing.assert_array_equal(iio.imread(source, **options), truth)
@@ -282,7 +240,7 @@ def test_xarray_takes_physical_sizes_alike(stacks, kind):
 @pytest.mark.parametrize("kind", ["file", "grid series"])
 def test_bioio_reads_either(tmp_path, kind):
     bioio = pytest.importorskip("bioio")
-    source, truth = _write(tmp_path, kind)
+    source, truth = write_stack(tmp_path, kind)
     # The series' grid is T and Z: its files' frames go on C.
     options = {} if kind == "file" else {"frames_axis": "C"}
     image = bioio.BioImage(source, **options)

@@ -334,30 +334,30 @@ def test_default_counters_and_timestamps(tmp_path, version):
 
 
 @pytest.mark.parametrize("version", ALL_VERSIONS)
-def test_pattern_8bit(tmp_path, version):
-    data = _stack(3, 6, 16, np.uint8)
-    info = _round_trip(tmp_path, data, dict(version=version, stored_pixels_row=2))
-    in_file = info["stored_bytes_in_frame"]
-    assert in_file.tolist() == [[0, 255] * 4] * 3
-    assert info["stored_offset"] == 2 * 16
-
-
-@pytest.mark.parametrize("version", ALL_VERSIONS)
-def test_pattern_16bit_and_column(tmp_path, version):
-    data = _stack(2, 6, 16, np.uint16)
-    info = _round_trip(
-        tmp_path,
-        data,
-        dict(
-            version=version,
-            stored_pixels_row=4,
-            stored_pixels_column=12,
-            kind4_block=True,
+@pytest.mark.parametrize(
+    ("frames", "dtype", "pattern", "offset", "words"),
+    [
+        pytest.param(
+            3, np.uint8, dict(stored_pixels_row=2), 2 * 16, [0, 255] * 4, id="8bit"
         ),
-    )
-    assert info["stored_offset"] == 4 * 32 + 12 * 2
-    words = info["stored_bytes_in_frame"].copy().view("<u2")
-    assert words.tolist() == [[0, 65535, 0, 65535]] * 2
+        pytest.param(
+            2,
+            np.uint16,
+            dict(stored_pixels_row=4, stored_pixels_column=12, kind4_block=True),
+            4 * 32 + 12 * 2,
+            [0, 65535, 0, 65535],
+            id="16bit-and-column",
+        ),
+    ],
+)
+def test_pattern(tmp_path, version, frames, dtype, pattern, offset, words):
+    """The stored pixels' bytes in every frame, at their offset in the frame."""
+    data = _stack(frames, 6, 16, dtype)
+    info = _round_trip(tmp_path, data, dict(version=version, **pattern))
+    little_endian = np.dtype(dtype).newbyteorder("<")
+    stored = info["stored_bytes_in_frame"].copy().view(little_endian)
+    assert stored.tolist() == [words] * frames
+    assert info["stored_offset"] == offset
 
 
 @pytest.mark.parametrize("version", ALL_VERSIONS)

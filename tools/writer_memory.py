@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import resource
 import subprocess
 import sys
 import tempfile
@@ -60,6 +59,8 @@ FRAME_BYTES = HEIGHT * WIDTH * 2
 
 def _peak_rss() -> int:
     """Return the peak resident set size of this process so far, in bytes."""
+    import resource  # not on Windows, where the tests import this tool too
+
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024
 
@@ -176,6 +177,34 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def traced_per_frame_data(f: Any) -> tuple[Any, int, int]:
+    """Compute an open file's metadata, time stamps and frame counters, traced.
+
+    Parameters
+    ----------
+    f : dcimg.DCIMGFile
+        The file, whose per-frame data has not been computed yet.
+
+    Returns
+    -------
+    metadata : dcimg.DCIMGMetadata
+        ``f.metadata``.
+    held : int
+        Bytes that :mod:`tracemalloc` sees allocated while the three are held.
+    peak : int
+        The largest number of bytes allocated while they are computed.
+    """
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        held = (f.metadata, f.timestamps, f.framestamps)
+        now, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return held[0], now, peak
+
+
 def metadata_memory(path: pathlib.Path, sources: tuple[str, ...] = ("map",)) -> dict:
     """Bytes per frame of a file's metadata, time stamps and frame counters.
 
@@ -192,21 +221,13 @@ def metadata_memory(path: pathlib.Path, sources: tuple[str, ...] = ("map",)) -> 
     dict
         Per source: ``peak`` and ``held`` bytes per frame (tracemalloc).
     """
-    import tracemalloc
-
     from dcimg import DCIMGFile
 
     report: dict[str, Any] = {}
     for source in sources:
         with DCIMGFile(path, mmap=source == "map") as f:
             frames = f.nfrms
-            tracemalloc.start()
-            try:
-                held = (f.metadata, f.timestamps, f.framestamps)
-                now, peak = tracemalloc.get_traced_memory()
-            finally:
-                tracemalloc.stop()
-            del held
+            _, now, peak = traced_per_frame_data(f)
         report[source] = {
             "frames": frames,
             "peak_bytes_per_frame": round(peak / frames, 2),
