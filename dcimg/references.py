@@ -20,17 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from dcimg import _zarr_metadata as zarr_json
 from dcimg._frame_blocks import CODEC_NAME, Correction, FrameBlocks
 from dcimg._stack import Stack
 from dcimg._urls import holds_secret, is_url, local_path
-from dcimg._zarr_metadata import (
-    IMAGE,
-    array_metadata,
-    coordinate_arrays,
-    frame_interval,
-    frames_per_chunk,
-    group_attributes,
-)
 from dcimg.core import DCIMGFile
 from dcimg.errors import ConversionError, DCIMGFormatError, InputCollisionError
 
@@ -150,12 +143,12 @@ def references(
     source = target if target is not None else _target_of(f)
     layout = f.layout
     frame_bytes = layout.width * layout.height * layout.byte_depth
-    chunk_frames = frames_per_chunk(
+    chunk_frames = zarr_json.frames_per_chunk(
         chunks, frame_bytes, layout.frames, REFERENCE_CHUNK_BYTES
     )
     blocks, origin = frame_blocks(f, chunk_frames)
     stack: Stack = f
-    coordinates = coordinate_arrays(
+    coordinates = zarr_json.coordinate_arrays(
         "", stack.timestamps, stack.framestamps, (layout.frames,)
     )
     image_attributes: dict[str, Any] = {
@@ -164,14 +157,14 @@ def references(
     if "framestamp" in coordinates:
         image_attributes["coordinates"] = "framestamp"
     name = os.path.splitext(os.path.basename(f.file_path or "dcimg"))[0]
-    attributes = group_attributes(
+    attributes = zarr_json.group_attributes(
         "",
         name,
-        frame_interval(stack.timestamps),
+        zarr_json.frame_interval(stack.timestamps),
         3,
         {"metadata": f.metadata.to_dict(), "token": f.token},
     )
-    image = array_metadata(
+    image = zarr_json.array_metadata(
         f.shape,
         f.dtype,
         (chunk_frames, layout.height, layout.width),
@@ -184,12 +177,12 @@ def references(
             "zarr.json": _json(
                 {"zarr_format": 3, "node_type": "group", "attributes": attributes}
             ),
-            f"{IMAGE}/zarr.json": _json(image),
+            f"{zarr_json.IMAGE}/zarr.json": _json(image),
         }
         for key, (document, values) in coordinates.items():
             refs[f"{key}/zarr.json"] = _json(document)
             refs[f"{key}/c/0"] = _base64(values)
-        chunk_key = f"{IMAGE}/c/{{}}/0/0"
+        chunk_key = f"{zarr_json.IMAGE}/c/{{}}/0/0"
     elif zarr_format == 2:
         refs = {
             ".zgroup": _json({"zarr_format": 2}),
@@ -201,7 +194,7 @@ def references(
             **blocks.to_config(),
         }
         arrays: dict[str, tuple[dict[str, Any], np.ndarray | None]] = {
-            IMAGE: (image, None),
+            zarr_json.IMAGE: (image, None),
             **coordinates,
         }
         for key, (document, inline) in arrays.items():
@@ -212,7 +205,7 @@ def references(
             )
             if inline is not None:
                 refs[f"{key}/0"] = _base64(inline)
-        chunk_key = f"{IMAGE}/{{}}.0.0"
+        chunk_key = f"{zarr_json.IMAGE}/{{}}.0.0"
     else:
         raise ConversionError(f"zarr_format must be 2 or 3, got {zarr_format!r}")
     document = {"version": 1, "templates": {"u": source}, "refs": refs}
