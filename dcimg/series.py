@@ -506,6 +506,20 @@ class _Grid:
     missing: tuple[int, ...] = ()
 
 
+class _Counted(NamedTuple):
+    """Named files that do not fill their grid, as the grid rule saw them.
+
+    The files, their counter values, the axes that vary (index and
+    ``(values, place of each file)``), the name template and the pattern.
+    """
+
+    named: list[str]
+    values: np.ndarray
+    axes: list[tuple[int, tuple[np.ndarray, np.ndarray]]]
+    template: str
+    regex: re.Pattern[str] | None
+
+
 def _parse_alike(
     paths: list[str], first: _Name
 ) -> tuple[list[str], np.ndarray, list[str]] | None:
@@ -658,25 +672,19 @@ def _grid(
                 shape,
                 tuple(axis for _, (axis, _) in axes),
             )
+    counted = _Counted(named, values, axes, template, regex)
     if fill:
-        filled = _filled_grid(named, values, axes, template, regex, origin)
+        filled = _filled_grid(counted, origin)
         if filled is not None:
             return filled
     # Fewer files than places (names alone can make a grid of 10**20), or two
     # files in one place: the error is worked out from the files, never from
     # an array of the grid's size.
-    raise _grid_error(named, values, axes, template, regex)
+    raise _grid_error(counted)
 
 
-def _filled_grid(
-    named: list[str],
-    values: np.ndarray,
-    axes: list[tuple[int, tuple[np.ndarray, np.ndarray]]],
-    template: str,
-    regex: re.Pattern[str] | None,
-    origin: str | None,
-) -> _Grid | None:
-    """Name the empty places of ``named``'s grid; None if two files share one.
+def _filled_grid(counted: _Counted, origin: str | None) -> _Grid | None:
+    """Name the empty places of the files' grid; None if two files share one.
 
     Raises
     ------
@@ -685,6 +693,7 @@ def _filled_grid(
         apart (a stray file) would otherwise make a grid of millions of
         places to fill.
     """
+    named, values, axes, template, regex = counted
     shape = tuple(axis.size for _, (axis, _) in axes)
     total = math.prod(shape)
     if total > FILL_PLACES:
@@ -729,20 +738,15 @@ def _filled_grid(
     )
 
 
-def _grid_error(
-    named: list[str],
-    values: np.ndarray,
-    axes: list[tuple[int, tuple[np.ndarray, np.ndarray]]],
-    template: str,
-    regex: re.Pattern[str] | None,
-) -> DCIMGSeriesError:
+def _grid_error(counted: _Counted) -> DCIMGSeriesError:
     """Say why files do not fill their grid: two share counters, or gaps.
 
     Time and memory grow with the number of files and counters, not with
     the size of the grid: the missing files are found by walking the grid's
-    places in order, and at most ``len(named) + _LIST_AT_MOST + 1`` of them
+    places in order, and at most ``len(files) + _LIST_AT_MOST + 1`` of them
     are visited before the gaps listed are found.
     """
+    named, values, axes, template, regex = counted
     shape = tuple(axis.size for _, (axis, _) in axes)
     total = math.prod(shape)
     # Every file's place, one column per file (no axis: all in one place).
