@@ -158,9 +158,12 @@ class Reader(_BaseReader):
         ``None`` unless given here.
     first_4px_correction_enabled : bool or None, default True
         See :attr:`dcimg.DCIMGFile.first_4px_correction_enabled`.
-    frames_axis : {"T", "C", "Z"}, default "T"
+    frames_axis : {"T", "C", "Z"}, optional
         The dimension of each file's frames (a series' grid axes take the
-        dimensions of their letters).
+        dimensions of their letters).  Default ``T``; when a series' grid
+        has a ``T`` axis and each file holds one frame (the usual time-lapse
+        of Z-stacks saved a plane a file), the first of ``C`` and ``Z`` that
+        the grid leaves free.
     **kwargs
         Ignored (bioio passes its own options through).
 
@@ -249,7 +252,7 @@ class Reader(_BaseReader):
         channel_name: str | None = None,
         physical_pixel_sizes: PhysicalPixelSizes | Sequence[float | None] | None = None,
         first_4px_correction_enabled: bool | None = True,
-        frames_axis: str = "T",
+        frames_axis: str | None = None,
         **kwargs: Any,
     ) -> None:
         options = {**(fs_kwargs or {}), **(storage_options or {})}
@@ -285,7 +288,7 @@ class Reader(_BaseReader):
             ) as f:
                 self._dcimg_metadata: Metadata | SeriesMetadata = f.metadata
                 self._timestamps_us = f.timestamps.astype(np.int64)
-                self._stack_dims = _dims_of(f.axes, frames_axis)
+                self._stack_dims = _dims_of(f.axes, frames_axis, f.shape[-3])
                 self._source = _source_of(f, source)
         except (DCIMGFormatError, DCIMGSeriesError) as exc:
             raise exceptions.UnsupportedFileFormatError(
@@ -550,8 +553,12 @@ def _source_of(stack: Stack, source: str) -> str:
     return source
 
 
-def _dims_of(axes: str, frames_axis: str) -> tuple[str, ...]:
+def _dims_of(axes: str, frames_axis: str | None, per_file: int) -> tuple[str, ...]:
     """Bioio's dimension of each axis of a stack: its grid axes, then frames.
+
+    ``frames_axis`` None: ``T``, unless the grid has a ``T`` axis and each
+    file holds one frame (``per_file``): then a dimension the grid leaves
+    free.
 
     Raises
     ------
@@ -559,6 +566,10 @@ def _dims_of(axes: str, frames_axis: str) -> tuple[str, ...]:
         If a grid axis is not ``T``, ``C`` or ``Z``, or two axes would share
         a dimension.
     """
+    if frames_axis is None:
+        free = [letter for letter in "CZ" if letter not in axes.upper()]
+        single = per_file == 1 and "T" in axes.upper() and free
+        frames_axis = free[0] if single else "T"
     frames = frames_axis.upper()
     dims = (*axes.upper(), frames, "Y", "X")
     if frames not in "TCZ" or len(frames) != 1:

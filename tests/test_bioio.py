@@ -227,6 +227,22 @@ def test_a_time_lapse_of_z_stacks_puts_the_frames_on_z(tmp_path):
     np.testing.assert_array_equal(image.get_image_data("TZCYX"), truth)
 
 
+def test_a_time_lapse_of_single_planes_opens_as_is(tmp_path):
+    from dcimg.testing import write_series
+
+    # The usual T x Z run saved a plane a file: the one frame of each file
+    # takes the free C, with no option (it failed before).
+    truth = np.random.default_rng(6).integers(0, 4000, (2, 3, 1, 6, 7), np.uint16)
+    write_series(tmp_path / "run", truth, name="cell")
+    image = BioImage(tmp_path / "run")
+    assert image.shape == (2, 1, 3, 6, 7)
+    np.testing.assert_array_equal(image.get_image_data("TZYX"), truth[:, :, 0])
+    np.testing.assert_array_equal(image.dask_data.compute(), image.data)
+    assert image.time_interval is not None  # from the grid's T
+    # Named explicitly, the frames still go where they are told.
+    assert BioImage(tmp_path / "run", frames_axis="C").shape == (2, 1, 3, 6, 7)
+
+
 # ---------------------------------------------------------------------------
 # Standard metadata: every field DCIMG records, checked against the values
 # the writer was told to record
