@@ -162,7 +162,7 @@ def _info(args: argparse.Namespace) -> int:
                 with warnings.catch_warnings():
                     # Everything a warning says is in the report ("note" lines).
                     warnings.simplefilter("ignore", DCIMGWarning)
-                    with _open_any(path, args.series_axes) as f:
+                    with _open_any(path, args.series_axes, args.missing) as f:
                         meta = f.metadata
             except (OSError, ValueError, ImportError) as error:
                 _say("info", f"{path}: {_reason(error, path)}")
@@ -185,12 +185,21 @@ def _info(args: argparse.Namespace) -> int:
     return status
 
 
-def _open_any(source: str | Path, series_axes: str | None = None) -> Stack:
+def _open_any(
+    source: str | Path, series_axes: str | None = None, missing: str = "raise"
+) -> Stack:
     """Open a file (path or URL), or a series (folder or glob pattern)."""
     from dcimg.series import DCIMGSeries, names_series
 
     if names_series(source):
-        return DCIMGSeries(source, axes=series_axes)
+        return DCIMGSeries(
+            source, axes=series_axes, missing="fill" if missing == "fill" else "raise"
+        )
+    if missing != "raise":
+        raise DCIMGSeriesError(
+            f"--missing {missing} is for a series (a folder or glob pattern), "
+            "not for one file"
+        )
     if series_axes is not None:
         raise DCIMGSeriesError(
             f"--series-axes {series_axes} names the counters of a series (a "
@@ -229,14 +238,24 @@ def _describe_series(meta: SeriesMetadata) -> list[str]:
         lines.append(f"dropped frames {shown}{more}")
     else:
         lines.append("dropped frames none")
+    for label, names in (
+        ("missing files", meta.missing),
+        ("cut short", meta.incomplete),
+    ):
+        if names:
+            shown = ", ".join(Path(name).name for name in names[:10])
+            more = " ..." if len(names) > 10 else ""
+            lines.append(f"{label:<14} {len(names)}, read as 0: {shown}{more}")
     return lines
 
 
-def _open_input(source: str | Path, quiet: bool, series_axes: str | None) -> Stack:
+def _open_input(
+    source: str | Path, quiet: bool, series_axes: str | None, missing: str = "raise"
+) -> Stack:
     """Open one input, saying its warnings (truncation...) on standard error."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DCIMGWarning)
-        f = _open_any(source, series_axes)
+        f = _open_any(source, series_axes, missing)
     if not quiet:
         for warning in caught:
             _say("convert", f"warning: {source}: {warning.message}")
@@ -346,7 +365,9 @@ def _convert_single(args: argparse.Namespace, options: Any, interrupt: Any) -> i
     with contextlib.ExitStack() as stack:
         source = stack.enter_context(example_file()) if args.example else args.paths[0]
         try:
-            f = stack.enter_context(_open_input(source, args.quiet, args.series_axes))
+            f = stack.enter_context(
+                _open_input(source, args.quiet, args.series_axes, args.missing)
+            )
         except (OSError, ValueError) as error:
             _say("convert", f"{source}: {_reason(error, source)}")
             return 1
@@ -409,7 +430,7 @@ def _convert_batch(args: argparse.Namespace, options: Any, interrupt: Any) -> in
                 failures.append((path, f"same output name as {seen[out]}"))
                 continue
             try:
-                with _open_input(path, args.quiet, args.series_axes) as f:
+                with _open_input(path, args.quiet, args.series_axes, args.missing) as f:
                     planes = conversion._planes_of(f, options)
                     inputs.add(conversion._inputs_of(f))
             except (OSError, ValueError) as error:
@@ -440,7 +461,7 @@ def _convert_batch(args: argparse.Namespace, options: Any, interrupt: Any) -> in
         for path, out, _ in jobs:
             interrupt.check()
             try:
-                with _open_input(path, True, args.series_axes) as f:
+                with _open_input(path, True, args.series_axes, args.missing) as f:
                     conversion._convert_one(
                         f, out, options, args.overwrite, update, interrupt
                     )
@@ -779,6 +800,14 @@ def _add_series_axes(command: argparse.ArgumentParser) -> None:
         help="for a folder or glob (a series): one letter per varying counter, "
         "in file-name order, e.g. CZ (default: Z, TZ, CTZ, ...); T, Z and C "
         "become the OME axes",
+    )
+    command.add_argument(
+        "--missing",
+        choices=("raise", "fill"),
+        default="raise",
+        help="for a series that stopped early: refuse it (raise, the default) "
+        "or read the places of missing files, and the frames of files cut "
+        "short, as 0 (fill)",
     )
 
 

@@ -270,3 +270,31 @@ def test_info_refuses_names_that_describe_a_huge_grid_at_once(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "9999999900 of 10000000000 files" in err
     assert str(folder) in err and "'a_0_0_0_0_1.dcimg'" in err
+
+
+def test_a_run_that_stopped_early_with_missing_fill(tmp_path, capsys):
+    truth = np.arange(3 * 2 * 2 * 4 * 5, dtype=np.uint16).reshape(3, 2, 2, 4, 5)
+    paths = write_series(tmp_path / "gap", truth, name="cell")
+    paths[2, 1].unlink()  # the run stopped before its last file
+    folder = str(tmp_path / "gap")
+    # Refused by default, naming the missing file.
+    assert main(["info", folder]) == 1
+    assert "cell_002_001.dcimg" in capsys.readouterr().err
+    # Described with --missing fill, the missing file named.
+    assert main(["info", "--missing", "fill", folder]) == 0
+    out = capsys.readouterr().out
+    assert "missing files  1, read as 0: cell_002_001.dcimg" in out
+    # Converted: the missing place holds zeros, the rest the true pixels.
+    target = tmp_path / "gap.ome.tif"
+    assert main(["convert", "--missing", "fill", "-q", folder, str(target)]) == 0
+    expected = truth.copy()
+    expected[2, 1] = 0
+    with dcimg.DCIMGSeries(folder, missing="fill") as series:
+        np.testing.assert_array_equal(series[...], expected)
+    tifffile = pytest.importorskip("tifffile")
+    written = tifffile.imread(target)
+    assert written.size == expected.size
+    np.testing.assert_array_equal(np.sort(written.ravel()), np.sort(expected.ravel()))
+    # One file is not a series: the option is refused.
+    assert main(["info", "--missing", "fill", str(paths[0, 0])]) == 1
+    assert "--missing fill is for a series" in capsys.readouterr().err
