@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import gc
 import json
 import os
 import platform
@@ -44,6 +43,9 @@ from typing import Any
 
 import numpy as np
 
+# The timing helpers of the series benchmark, beside this script.
+from bench_series import fmt_time, timed  # noqa: E402
+
 import dcimg
 from dcimg import DCIMGSeries, _napari
 from dcimg.testing import write_dcimg
@@ -55,25 +57,10 @@ SIZES: dict[str, dict[str, int]] = {
 TARGET_OPEN_S = 2.0
 
 
-def timed(fn: Callable[[], Any]) -> float:
-    gc.collect()
-    start = time.perf_counter()
-    result = fn()
-    elapsed = time.perf_counter() - start
-    del result
-    return elapsed
-
-
 def runs(fn: Callable[[], Any], repeat: int) -> list[float]:
     """Time ``fn`` ``repeat`` times after one warm-up run."""
     fn()
     return [timed(fn) for _ in range(repeat)]
-
-
-def fmt_time(seconds: float) -> str:
-    if seconds >= 1:
-        return f"{seconds:.2f} s"
-    return f"{seconds * 1e3:.1f} ms"
 
 
 def write_folder(folder: str, files: int, frames: int, height: int, width: int) -> None:
