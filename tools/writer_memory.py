@@ -38,7 +38,8 @@ reaches ``--limit-bytes-per-frame`` (default 24)::
 The reader then checks the file's shape and last frame. The output (and
 the memory map's raw file) go to a temporary folder under
 ``--folder`` (default: the system's) and are deleted afterwards. Exit
-status 1 when the growth reaches ``--limit-mb`` (default 256).
+status 1 when the growth reaches ``--limit-mb`` (default 256), 2 when the
+write itself fails (its error is printed).
 """
 
 from __future__ import annotations
@@ -291,8 +292,10 @@ def main(argv: list[str] | None = None) -> int:
         command += ["--dask-chunk-frames", str(args.dask_chunk_frames)]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode:
+            # Not a measurement (the write itself failed: a full disk, say):
+            # status 2, so that it is never taken for "over the limit".
             sys.stderr.write(done.stderr)
-            return done.returncode
+            return 2
     report = json.loads(done.stdout)
     print(json.dumps(report, indent=2))
     return 0 if report["peak_rss_growth_mb"] < args.limit_mb else 1
