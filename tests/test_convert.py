@@ -145,6 +145,45 @@ def test_convert_streams_in_bounded_blocks(tmp_path, example, monkeypatch):
     np.testing.assert_array_equal(array[:], example_stack())
 
 
+def test_block_pool_reuses_only_what_nobody_holds():
+    """A block is read into again only once no view of it is left."""
+    from dcimg._convert.plan import _BlockPool
+
+    pool = _BlockPool(keep=2)
+    first = pool.take((3, 4), np.dtype(np.uint16))
+    second = pool.take((3, 4), np.dtype(np.uint16))
+    kept = memoryview(second)  # a buffer export holds its array too
+    assert not np.shares_memory(first, second)
+    third = pool.take((2, 4), np.dtype(np.uint16))  # both held: a new one
+    assert not np.shares_memory(third, first)
+    assert not np.shares_memory(third, second)
+    address = first.__array_interface__["data"][0]
+    del first
+    again = pool.take((2, 2), np.dtype(np.int32))  # the first one's memory
+    assert again.__array_interface__["data"][0] == address
+    assert again.shape == (2, 2)
+    assert again.dtype == np.int32
+    assert again.flags.c_contiguous
+    del second
+    assert not np.shares_memory(pool.take((3, 4), np.dtype(np.uint16)), kept.obj)
+
+
+@pytest.mark.parametrize("compression", ["none", "zstd"])
+def test_pages_kept_by_the_writer_are_not_overwritten(
+    tmp_path, example, monkeypatch, compression
+):
+    """tifffile holds strips of many pages to compress them together; with a
+    frame per block, the blocks it holds must not be read into again."""
+    tifffile = pytest.importorskip("tifffile")
+    if compression == "zstd":
+        pytest.importorskip("imagecodecs")
+    monkeypatch.setattr(_convert.options, "BLOCK_BYTES", 64 * 80 * 2)
+    out = _convert.convert(
+        example, tmp_path / "k.ome.tif", compression=compression, progress=False
+    )
+    np.testing.assert_array_equal(tifffile.imread(out), example_stack())
+
+
 # --------------------------------------------------------------------------
 # convert: metadata
 

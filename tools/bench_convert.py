@@ -10,7 +10,8 @@ several rounds:
 - ``cp`` of the DCIMG file (the disk's limit);
 - zarr-python 3 writing the same pixels from the ``.npy`` memory map with
   the chunks, shards and codec ``dcimg convert`` uses (uncompressed, and
-  Blosc-zstd);
+  Blosc-zstd), both as zarr-python comes (all-zero chunks left out) and
+  writing every chunk, as ``dcimg convert`` does;
 - ``tifffile.imwrite(..., ome=True)`` of the memory map, uncompressed and
   zstd;
 - ``dcimg.convert`` to every format (timed around the call), and the
@@ -53,6 +54,8 @@ CASES = {
     "cp": None,  # run directly with the cp command
     "zarr-python raw": "zarr_python(compress=False)",
     "zarr-python blosc-zstd": "zarr_python(compress=True)",
+    "zarr-python raw, all chunks": "zarr_python(compress=False, every=True)",
+    "zarr-python zstd, all chunks": "zarr_python(compress=True, every=True)",
     "tifffile ome": "tiff(compression=None)",
     "tifffile zstd": "tiff(compression='zstd')",
     "dcimg .ome.zarr raw": "convert('o.ome.zarr', compression='none')",
@@ -69,7 +72,7 @@ import numpy as np
 work, source, npy = sys.argv[1:4]
 os.chdir(work)
 
-def zarr_python(compress):
+def zarr_python(compress, every=False):
     import zarr
     from dcimg import _convert
     from dcimg._convert import zarr_output
@@ -83,7 +86,7 @@ def zarr_python(compress):
     array = zarr.create_array(
         "z.zarr", shape=pixels.shape, dtype=pixels.dtype, chunks=(chunk, height, width),
         shards=(shard, height, width), compressors=codec if compress else None,
-        fill_value=0,
+        fill_value=0, config={"write_empty_chunks": every},
     )
     for at in range(0, frames, shard):
         array[at : at + shard] = pixels[at : at + shard]
@@ -272,11 +275,32 @@ def main() -> None:
                 "tifffile zstd",
                 0.65,
             ),  # fmt: skip
+            # zarr-python as configured the same way (every chunk written,
+            # as dcimg writes them), and as it comes (all-zero chunks left
+            # out, which costs it a comparison of every chunk).
             (
                 "default OME-Zarr / zarr-python",
                 "dcimg .ome.zarr",
-                "zarr-python blosc-zstd",
+                "zarr-python zstd, all chunks",
                 1.0,
+            ),  # fmt: skip
+            (
+                "  ... / zarr-python as it comes",
+                "dcimg .ome.zarr",
+                "zarr-python blosc-zstd",
+                None,
+            ),  # fmt: skip
+            (
+                "uncompressed OME-Zarr / zarr-python",
+                "dcimg .ome.zarr raw",
+                "zarr-python raw, all chunks",
+                None,
+            ),  # fmt: skip
+            (
+                "zarr-python uncompressed / cp",
+                "zarr-python raw, all chunks",
+                "cp",
+                None,
             ),  # fmt: skip
             ("OME-Zarr via the CLI / cp", "dcimg CLI .ome.zarr", "cp", None),
             (

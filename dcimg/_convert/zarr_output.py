@@ -35,7 +35,7 @@ import numpy as np
 
 from dcimg._convert import options
 from dcimg._convert.options import _NGFF_TYPES, _require
-from dcimg._convert.plan import _array_axes, _Plan, read_ahead
+from dcimg._convert.plan import _array_axes, _BlockPool, _Plan, read_ahead
 from dcimg._convert.pyramid import _levels_of
 from dcimg._version import __version__
 from dcimg.errors import MissingDependencyError
@@ -228,8 +228,11 @@ def _write_zarr(plan: _Plan, target: Path, progress: Callable[[int], Any]) -> No
                 "dtype": plan.dtype,
                 "compressors": codec,
                 "fill_value": 0,
-                # All-zero chunks are left out: readers return the fill value.
-                "config": {"write_empty_chunks": False},
+                # Every chunk is written, all-zero ones too: leaving them out
+                # makes zarr-python compare each chunk with the fill value
+                # first, which took four fifths of an uncompressed write
+                # (5.3 s, not 1.0 s, for 1 GiB), and an archive is whole.
+                "config": {"write_empty_chunks": True},
             }
             if version == 3:
                 assert shards is not None
@@ -301,6 +304,7 @@ def _regions(
     split = plan.split_shape
     grid_ndim = len(plan.grid_shape)
     region_grid = [range(0, n, c) for n, c in zip(lead, step, strict=True)]
+    pool = _BlockPool()
     for start in itertools.product(*region_grid):
         plan.interrupt.check()
         stop = [min(s + c, n) for s, c, n in zip(start, step, lead, strict=True)]
@@ -314,7 +318,7 @@ def _regions(
         outer = [
             range(lo, hi) for lo, hi in zip(src_lo[:inner], src_hi[:inner], strict=True)
         ]
-        buffer = np.empty((*shape, plan.height, plan.width), plan.dtype)
+        buffer = pool.take((*shape, plan.height, plan.width), plan.dtype)
         # Blocks of at most BLOCK_BYTES per read, straight into the region;
         # a signal stops the conversion between them.
         block = max(1, options.BLOCK_BYTES // max(plan.frame_bytes, 1))
