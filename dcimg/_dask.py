@@ -365,7 +365,7 @@ class FileReader:
         if local_path(f.file_path) is None or options["storage_options"]:
             # A URL: reopen what was given (with its options), not the name
             # shown in messages (which has any credentials taken out).
-            path = f._origin if isinstance(f._origin, str) else path
+            path = f.location or path
         return cls(
             path,
             size,

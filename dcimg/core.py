@@ -667,6 +667,18 @@ class DCIMGFile(StackViews):
         return self._origin if _is_file_object(self._origin) else None
 
     @property
+    def location(self) -> str | None:
+        """What the file is opened from: an absolute path, or the URL as given.
+
+        :attr:`file_path` is the name as given, for people (a URL without
+        its secrets); this is what :meth:`refresh`, Dask workers and pickles
+        open again: a relative path made absolute when the file was opened
+        (the working folder may change since), and a URL with its query and
+        credentials, not to be shown.  None for a file object.
+        """
+        return self._origin if isinstance(self._origin, str) else None
+
+    @property
     def deep_copy_enabled(self) -> bool:
         """Whether ``f[...]`` always returns a copy (default True).
 

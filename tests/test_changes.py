@@ -810,6 +810,7 @@ def test_a_relative_path_means_the_file_it_named_when_opened(
     monkeypatch.chdir(tmp_path / "a")
     with DCIMGFile("x.dcimg", mmap=mmap) as f:
         assert f.file_path == "x.dcimg"  # shown as given
+        assert f.location == str(tmp_path / "a" / "x.dcimg")  # opened again
         monkeypatch.chdir(tmp_path / "b")
         f.refresh()
         np.testing.assert_array_equal(f[:], truth)

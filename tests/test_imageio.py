@@ -347,6 +347,7 @@ def test_bytes_and_file_objects_are_read_in_place(iio, example, tmp_path, monkey
     truth = iio.imread(example)
     with iio.imopen(example.read_bytes(), "r", plugin="DCIMG") as plugin:
         assert plugin.file.file_object is not None
+        assert plugin.file.location is None
         np.testing.assert_array_equal(plugin.read(), truth)
         assert list(private.iterdir()) == []
     with open(example, "rb") as handle:

@@ -88,6 +88,8 @@ def test_a_presigned_url_opens_everywhere_and_shows_no_secret(served, tmp_path, 
         np.testing.assert_array_equal(f[:], truth)
         assert_no_secret(repr(f), str(f), f.file_path, f.identity)
         assert f.file_path == display_url(url)
+        assert f.location == url  # what workers open again: secrets kept
+        assert f.file_object is None
         assert server.base in f.file_path and f.file_path.endswith("?***")
         assert_no_secret(json.dumps(f.metadata.to_dict()), repr(f.metadata))
         lazy = f.as_dask_array()

@@ -108,11 +108,10 @@ def _inputs_of(source: Any) -> _Inputs:
     members = getattr(getattr(source, "metadata", None), "files", None)
     # A file's own path as it opened it (a relative name was made absolute
     # then: the working folder may have changed since).
-    origin = getattr(source, "_origin", None)
-    own = origin if isinstance(origin, str) else getattr(source, "file_path", None)
+    own = getattr(source, "location", None) or getattr(source, "file_path", None)
     names = list(members) if members else [own]
     inputs = _Inputs()
-    opened = _descriptor_identity(origin)
+    opened = _descriptor_identity(getattr(source, "file_object", None))
     if opened is not None:
         # A file object (its name may be no path: os.fdopen gives an int):
         # the file it reads is protected by identity, and its folders by
