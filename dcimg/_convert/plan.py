@@ -289,10 +289,12 @@ class _Plan:
                     count = min(block, frames - start)
                     out = pool.take((count, *shape), self.dtype)
                     yield self.read_run(tuple(cell), start, count, out=out)
+                    del out  # not held while the next block's memory is taken
 
         for pixels in read_ahead(blocks()):
             yield from pixels
             progress(len(pixels))
+            del pixels  # the block after next may then reuse its memory
 
     def _first_stamp(self) -> np.datetime64 | None:
         """Return the earliest time stamp of all the source's frames (µs).

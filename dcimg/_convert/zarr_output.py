@@ -262,6 +262,9 @@ def _write_zarr(plan: _Plan, target: Path, progress: Callable[[int], Any]) -> No
                     slice(s, s + n) for s, n in zip(start, pixels.shape, strict=False)
                 )
                 array[where] = pixels
+            # Let go of the region before the next one is asked for: the
+            # read after it can then reuse its memory (see _BlockPool).
+            del region, pixels
             plan.interrupt.check()
         summary = plan.summary()
         summary.update(plan.per_frame())
@@ -336,6 +339,7 @@ def _regions(
                 )
                 progress(count)
         yield start, np.transpose(buffer, (*order, len(order), len(order) + 1))
+        del buffer  # not held while the next region's memory is taken
 
 
 def _channel_count(plan: _Plan) -> int:
