@@ -12,6 +12,8 @@ several rounds:
   the chunks, shards and codec ``dcimg convert`` uses (uncompressed, and
   Blosc-zstd), both as zarr-python comes (all-zero chunks left out) and
   writing every chunk, as ``dcimg convert`` does;
+- tensorstore writing the same uncompressed shards, where it is installed
+  (the one other library the converter could write Zarr through);
 - ``tifffile.imwrite(..., ome=True)`` of the memory map, uncompressed and
   zstd;
 - ``dcimg.convert`` to every format (timed around the call), and the
@@ -35,6 +37,7 @@ Run it on a quiet machine: write timings swing with page-cache writeback.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -57,6 +60,9 @@ CASES = {
     "zarr-python blosc-zstd": "zarr_python(compress=True)",
     "zarr-python raw all-chunks": "zarr_python(compress=False, every=True)",
     "zarr-python zstd all-chunks": "zarr_python(compress=True, every=True)",
+    # Only where tensorstore is installed (not a dependency of dcimg): the
+    # other library issue 26 allows, measured to be kept or left out.
+    "tensorstore raw": "tensorstore_raw()",
     "tifffile ome": "tiff(compression=None)",
     "tifffile zstd": "tiff(compression='zstd')",
     "dcimg .ome.zarr raw": "convert('o.ome.zarr', compression='none')",
@@ -91,6 +97,33 @@ def zarr_python(compress, every=False):
     )
     for at in range(0, frames, shard):
         array[at : at + shard] = pixels[at : at + shard]
+    return time.perf_counter() - start
+
+def tensorstore_raw():
+    import tensorstore as ts
+    from dcimg._convert import zarr_output
+    pixels = np.load(npy, mmap_mode="r")
+    frames, height, width = pixels.shape
+    frame = height * width * 2
+    chunk = max(1, zarr_output.CHUNK_BYTES // frame)
+    shard = chunk * max(1, zarr_output.SHARD_BYTES // (chunk * frame))
+    raw = [{"name": "bytes", "configuration": {"endian": "little"}}]
+    sharding = {"chunk_shape": [chunk, height, width], "codecs": raw,
+                "index_codecs": raw + [{"name": "crc32c"}]}
+    start = time.perf_counter()
+    array = ts.open({
+        "driver": "zarr3", "kvstore": {"driver": "file", "path": "t.zarr"},
+        "metadata": {
+            "shape": list(pixels.shape), "data_type": "uint16",
+            "chunk_grid": {"name": "regular",
+                           "configuration": {"chunk_shape": [shard, height, width]}},
+            "codecs": [{"name": "sharding_indexed", "configuration": sharding}],
+        },
+        "create": True,
+    }).result()
+    for at in range(0, frames, shard):
+        stop = min(at + shard, frames)  # tensorstore does not clip slices
+        array[at:stop].write(pixels[at:stop]).result()
     return time.perf_counter() - start
 
 def tiff(compression):
@@ -254,6 +287,12 @@ def main() -> None:
         unknown = sorted(set(names) - set(CASES))
         if unknown:
             raise SystemExit(f"unknown cases {unknown}; known: {list(CASES)}")
+        if (
+            importlib.util.find_spec("tensorstore") is None
+            and "tensorstore raw" in names
+        ):
+            names.remove("tensorstore raw")
+            print("tensorstore is not installed: its case is left out")
         times: dict[str, list[float]] = {name: [] for name in names}
         rss: dict[str, int] = {}
         objects: dict[str, int] = {}
@@ -311,6 +350,13 @@ def main() -> None:
                 "zarr-python uncompressed / cp",
                 "zarr-python raw all-chunks",
                 "cp",
+                None,
+            ),  # fmt: skip
+            ("tensorstore uncompressed / cp", "tensorstore raw", "cp", None),
+            (
+                "  zarr-python / tensorstore",
+                "zarr-python raw all-chunks",
+                "tensorstore raw",
                 None,
             ),  # fmt: skip
             ("OME-Zarr via the CLI / cp", "dcimg CLI .ome.zarr", "cp", None),
