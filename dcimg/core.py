@@ -670,7 +670,7 @@ class DCIMGFile(StackViews):
     def location(self) -> str | None:
         """What the file is opened from: an absolute path, or the URL as given.
 
-        :attr:`file_path` is the name as given, for people (a URL without
+        ``file_path`` is the name as given, for people (a URL without
         its secrets); this is what :meth:`refresh`, Dask workers and pickles
         open again: a relative path made absolute when the file was opened
         (the working folder may change since), and a URL with its query and
